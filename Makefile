@@ -1,0 +1,57 @@
+# The two set-up commands: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: demo test test-sqlite test-services lint bench venv clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+# Create the virtualenv, install, migrate, seed (once), and serve on HOST:PORT.
+demo: venv
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py seed_demo --if-empty
+	$(PY) manage.py ensure_demo_user
+	@echo ""
+	@echo "  Backtesting lab: http://$(HOST):$(PORT)/"
+	@echo "  Admin:           http://$(HOST):$(PORT)/admin/  (user 'admin', password from DEMO_ADMIN_PASSWORD, default 'admin')"
+	@echo ""
+	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) backtester.asgi:application
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(PY) manage.py makemigrations --check --dry-run
+	DEBUG=false SECRET_KEY=lint-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz \
+		$(PY) manage.py check --fail-level WARNING
+
+# Lint, then the whole suite on the embedded default (SQLite, local memory,
+# in-memory channel layer), then again on throwaway PostgreSQL and Redis servers
+# when their binaries are installed.
+test: lint test-sqlite test-services
+
+test-sqlite: venv
+	env -u DATABASE_URL -u REDIS_URL \
+		$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+
+test-services: venv
+	@if $(PY) -c "import sys; sys.path.insert(0, 'scripts'); import services; \
+		sys.exit(0 if services.postgres_bindir() and services.redis_binary() else 1)"; then \
+		BTLAB_REQUIRE_SERVICES=1 $(PY) scripts/services.py -- \
+			$(VENV)/bin/pytest -q $(PYTEST_ARGS); \
+	else \
+		echo "PostgreSQL or Redis server binaries not installed: skipping the pass on real servers"; \
+	fi
+
+bench: venv
+	$(PY) bench/engine.py
+
+clean:
+	rm -rf $(VENV) staticfiles static/vendor .pytest_cache

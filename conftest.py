@@ -1,0 +1,69 @@
+"""Shared pytest set-up: server markers, cache isolation, real-data location."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REAL_DATA_DIR = Path(
+    os.environ.get(
+        "BTLAB_REAL_DATA", Path(__file__).resolve().parent.parent / "shared" / "data"
+    )
+) / "ohlcv-1h"
+
+# Set by `make test` for the pass that runs against real servers: a test marked
+# postgres or redis must then run, never be skipped.
+REQUIRE_SERVICES = os.environ.get("BTLAB_REQUIRE_SERVICES") == "1"
+
+
+def _database_is_postgres() -> bool:
+    from django.conf import settings
+
+    return settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
+
+
+def _redis_configured() -> bool:
+    from django.conf import settings
+
+    return bool(getattr(settings, "REDIS_URL", ""))
+
+
+def pytest_collection_modifyitems(config, items):
+    missing = {
+        "postgres": None
+        if _database_is_postgres()
+        else "needs PostgreSQL: set DATABASE_URL (make test starts a server)",
+        "redis": None
+        if _redis_configured()
+        else "needs Redis: set REDIS_URL (make test starts a server)",
+    }
+    for item in items:
+        for mark, reason in missing.items():
+            if reason and mark in item.keywords:
+                if REQUIRE_SERVICES:
+                    raise pytest.UsageError(
+                        f"{item.nodeid}: {reason} but BTLAB_REQUIRE_SERVICES=1"
+                    )
+                item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    """Start every test with an empty cache (local memory or a test Redis)."""
+    from django.core.cache import cache
+
+    try:
+        cache.clear()
+    except Exception:  # a test may have stopped its own Redis server
+        pass
+    yield
+
+
+@pytest.fixture
+def real_data_dir() -> Path:
+    """Return the directory of real hourly candles, skipping if it is absent."""
+    if not REAL_DATA_DIR.is_dir():
+        pytest.skip(f"real data not found at {REAL_DATA_DIR}")
+    return REAL_DATA_DIR

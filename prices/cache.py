@@ -1,0 +1,126 @@
+"""The one module that owns cached price arrays: keys, the bytes codec, hit counts.
+
+Values are raw little-endian float64 bytes (time stored bit-for-bit as int64), so
+a hit is one MGET plus ``np.frombuffer`` - no JSON, no per-row objects. Keys carry
+the coin's ``data_version``; an import bumps it, so stale entries are never read
+again and simply expire. Any cache failure (Redis down, timeout) is logged and
+treated as a miss: the caller then reads the database and still gets correct data.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+import threading
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+from django.conf import settings
+from django.core.cache import caches
+
+from prices.types import PriceSeries
+
+logger = logging.getLogger(__name__)
+
+KEY_PREFIX = "prices"
+# Bump when the codec or key layout changes so old entries are ignored.
+SCHEMA_VERSION = 1
+_MAGIC = b"BTP1"
+_HEADER = struct.Struct("<4sQ")
+
+
+class _Stats:
+    """Process-wide hit/miss/error counters (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.hits = self.misses = self.errors = 0
+
+    def add(self, *, hits: int = 0, misses: int = 0, errors: int = 0) -> None:
+        with self._lock:
+            self.hits += hits
+            self.misses += misses
+            self.errors += errors
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return {"hits": self.hits, "misses": self.misses, "errors": self.errors}
+
+    def reset(self) -> None:
+        with self._lock:
+            self.hits = self.misses = self.errors = 0
+
+
+stats = _Stats()
+
+
+def _cache():
+    return caches[getattr(settings, "PRICE_CACHE_ALIAS", "default")]
+
+
+def _bound(value: int | None) -> str:
+    return "-" if value is None else str(int(value))
+
+
+def series_key(
+    coin_id: int, data_version: int, interval: str, start: int | None, end: int | None
+) -> str:
+    """Return the cache key of one coin's bars for an interval and [start, end)."""
+    return (
+        f"{KEY_PREFIX}:v{SCHEMA_VERSION}:{coin_id}:{data_version}:{interval}:"
+        f"{_bound(start)}:{_bound(end)}"
+    )
+
+
+def encode(series: PriceSeries) -> bytes:
+    """Pack a series into one header plus a (6, n) float64 block."""
+    n = len(series.time)
+    block = np.empty((6, n), dtype="<f8")
+    block[0] = np.asarray(series.time, dtype="<i8").view("<f8")
+    for row, column in enumerate(series[1:], start=1):
+        block[row] = column
+    return _HEADER.pack(_MAGIC, n) + block.tobytes()
+
+
+def decode(payload: bytes) -> PriceSeries:
+    """Unpack bytes made by :func:`encode` (read-only views, no copy)."""
+    magic, n = _HEADER.unpack_from(payload)
+    if magic != _MAGIC or len(payload) != _HEADER.size + 48 * n:
+        raise ValueError("price cache entry has an unknown layout")
+    block = np.frombuffer(payload, dtype="<f8", offset=_HEADER.size).reshape(6, n)
+    return PriceSeries(block[0].view("<i8"), *block[1:])
+
+
+def get_many(keys: Iterable[str]) -> dict[str, PriceSeries]:
+    """Return the cached series found for ``keys``; failures count as misses."""
+    keys = list(keys)
+    if not keys:
+        return {}
+    try:
+        found = _cache().get_many(keys)
+    except Exception as exc:  # noqa: BLE001 - any backend failure means "miss"
+        stats.add(misses=len(keys), errors=1)
+        logger.warning("price cache unavailable (%s); reading the database", exc)
+        return {}
+    result = {}
+    for key, payload in found.items():
+        try:
+            result[key] = decode(payload)
+        except (ValueError, TypeError, struct.error):
+            logger.warning("ignoring malformed price cache entry %s", key)
+    stats.add(hits=len(result), misses=len(keys) - len(result))
+    return result
+
+
+def set_many(items: Mapping[str, PriceSeries]) -> None:
+    """Store series under their keys for PRICE_CACHE_TTL seconds; never raise."""
+    if not items:
+        return
+    try:
+        _cache().set_many(
+            {key: encode(series) for key, series in items.items()},
+            timeout=settings.PRICE_CACHE_TTL,
+        )
+    except Exception as exc:  # noqa: BLE001
+        stats.add(errors=1)
+        logger.warning("price cache write failed (%s); continuing without it", exc)

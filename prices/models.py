@@ -1,0 +1,95 @@
+"""Coins and their OHLCV bars."""
+
+from django.db import models
+from django.db.models import F, Q
+
+
+class Interval(models.TextChoices):
+    HOUR = "1h", "1 hour"
+    DAY = "1d", "1 day"
+
+
+class Cryptocurrency(models.Model):
+    symbol = models.CharField(
+        max_length=20, unique=True, help_text="Ticker, e.g. BTC (quoted in USDT)."
+    )
+    name = models.CharField(max_length=100, blank=True)
+    is_active = models.BooleanField(
+        default=True, help_text="Inactive coins are left out of default runs."
+    )
+    # Bumped whenever bars of this coin change: cache keys carry it, so stale cache
+    # entries become unreachable at once without scanning keys.
+    data_version = models.PositiveIntegerField(default=0, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["symbol"]
+        verbose_name = "cryptocurrency"
+        verbose_name_plural = "cryptocurrencies"
+        indexes = [
+            # Partial: the default run asks for active coins only.
+            models.Index(
+                fields=["symbol"],
+                condition=Q(is_active=True),
+                name="crypto_active_symbol_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.symbol} ({self.name})" if self.name else self.symbol
+
+
+class PriceBar(models.Model):
+    crypto = models.ForeignKey(
+        Cryptocurrency, on_delete=models.CASCADE, related_name="bars"
+    )
+    interval = models.CharField(
+        max_length=3, choices=Interval.choices, default=Interval.HOUR
+    )
+    time = models.DateTimeField(help_text="Bar open time (UTC).")
+    open = models.FloatField()
+    high = models.FloatField()
+    low = models.FloatField()
+    close = models.FloatField()
+    volume = models.FloatField()
+
+    class Meta:
+        ordering = ["crypto", "interval", "time"]
+        constraints = [
+            # The composite key: one bar per coin, interval and open time.
+            models.UniqueConstraint(
+                fields=["crypto", "interval", "time"],
+                name="pricebar_crypto_interval_time_uniq",
+            ),
+            models.CheckConstraint(
+                condition=Q(high__gte=F("low")), name="pricebar_high_gte_low"
+            ),
+            models.CheckConstraint(
+                condition=Q(open__gt=0, high__gt=0, low__gt=0, close__gt=0),
+                name="pricebar_prices_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(volume__gte=0), name="pricebar_volume_non_negative"
+            ),
+        ]
+        indexes = [
+            # Covering and partial: the hourly loading query
+            # (crypto = ANY(...) AND time in range) is answered by an Index Only
+            # Scan on PostgreSQL. SQLite builds it without the INCLUDE columns.
+            models.Index(
+                fields=["crypto", "time"],
+                include=["open", "high", "low", "close", "volume"],
+                condition=Q(interval="1h"),
+                name="pricebar_1h_covering_idx",
+            ),
+            # Partial: daily bars are few and read by time range for all coins.
+            models.Index(
+                fields=["time"],
+                condition=Q(interval="1d"),
+                name="pricebar_1d_time_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.crypto_id} {self.interval} {self.time:%Y-%m-%d %H:%M}"

@@ -1,0 +1,232 @@
+"""Writes: bulk upserts of bars, derived daily bars, imports; all transactional.
+
+The bulk path bypasses model instances: PostgreSQL gets a binary COPY into a
+temporary staging table followed by one ``INSERT ... ON CONFLICT`` and SQLite an
+``executemany`` upsert. Every write bumps the coin's ``data_version`` in the same
+transaction, which makes every cached array of that coin unreachable at once.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+from django.db import connection, transaction
+from django.db.models import F
+
+from prices.importers import ParsedFile, parse_file
+from prices.models import Cryptocurrency, Interval, PriceBar
+from prices.selectors import bars_fetch
+from prices.types import PriceSeries
+
+logger = logging.getLogger(__name__)
+
+BATCH_ROWS = 50_000
+_PG_EPOCH_OFFSET_US = 946_684_800 * 1_000_000  # 2000-01-01 in Unix microseconds
+_TABLE = PriceBar._meta.db_table
+_VALUES = ("open", "high", "low", "close", "volume")
+_STAGE_ROW = np.dtype(
+    [("n", ">i2"), ("l_time", ">i4"), ("time", ">i8")]
+    + [(f, t) for name in _VALUES for f, t in ((f"l_{name}", ">i4"), (name, ">f8"))]
+)
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    symbol: str
+    interval: str
+    rows: int
+    new_rows: int
+    daily_rows: int
+    seconds: float
+
+
+def coin_get_or_create(symbol: str, *, name: str = "") -> Cryptocurrency:
+    """Return the coin with this symbol, creating it (active) if missing."""
+    coin, _ = Cryptocurrency.objects.get_or_create(
+        symbol=symbol.upper(), defaults={"name": name}
+    )
+    return coin
+
+
+def coin_cache_clear(coin_ids: list[int]) -> None:
+    """Make every cached array of these coins unreachable (bump data_version)."""
+    Cryptocurrency.objects.filter(pk__in=coin_ids).update(
+        data_version=F("data_version") + 1
+    )
+
+
+def _upsert_postgres(coin_id: int, interval: str, series: PriceSeries) -> None:
+    rows = np.empty(len(series.time), dtype=_STAGE_ROW)
+    rows["n"] = 6
+    rows["l_time"] = 8
+    rows["time"] = series.time.astype(np.int64) * 1_000_000 - _PG_EPOCH_OFFSET_US
+    for name, column in zip(_VALUES, series[1:], strict=True):
+        rows[f"l_{name}"] = 8
+        rows[name] = column
+    payload = (
+        b"PGCOPY\n\xff\r\n\x00"
+        + struct.pack(">ii", 0, 0)
+        + rows.tobytes()
+        + struct.pack(">h", -1)
+    )
+    columns = ", ".join(_VALUES)
+    excluded = ", ".join(f"EXCLUDED.{c}" for c in _VALUES)
+    current = ", ".join(f"{_TABLE}.{c}" for c in _VALUES)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS prices_stage (time timestamptz, "
+            "open float8, high float8, low float8, close float8, volume float8) "
+            "ON COMMIT DELETE ROWS"
+        )
+        cursor.execute("TRUNCATE prices_stage")
+        cursor.copy_expert(
+            f"COPY prices_stage (time, {columns}) FROM STDIN (FORMAT binary)",
+            io.BytesIO(payload),
+        )
+        cursor.execute(
+            f"INSERT INTO {_TABLE} (crypto_id, interval, time, {columns}) "
+            f"SELECT %s, %s, time, {columns} FROM prices_stage "
+            "ON CONFLICT (crypto_id, interval, time) DO UPDATE SET "
+            + ", ".join(f"{c} = EXCLUDED.{c}" for c in _VALUES)
+            + f" WHERE ({current}) IS DISTINCT FROM ({excluded})",
+            [coin_id, interval],
+        )
+
+
+def _upsert_generic(
+    coin_id: int, interval: str, series: PriceSeries, progress: Progress | None
+) -> None:
+    # Django stores aware datetimes in SQLite as naive UTC text in this format.
+    stamps = np.datetime_as_string(series.time.astype("datetime64[s]"), unit="s")
+    stamps = np.char.replace(stamps, "T", " ").tolist()
+    columns = ", ".join(_VALUES)
+    sql = (
+        f"INSERT INTO {_TABLE} (crypto_id, interval, time, {columns}) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
+        "ON CONFLICT (crypto_id, interval, time) DO UPDATE SET "
+        + ", ".join(f"{c} = excluded.{c}" for c in _VALUES)
+    )
+    values = [column.tolist() for column in series[1:]]
+    total = len(stamps)
+    with connection.cursor() as cursor:
+        for lo in range(0, total, BATCH_ROWS):
+            hi = min(lo + BATCH_ROWS, total)
+            cursor.executemany(
+                sql,
+                zip(
+                    [coin_id] * (hi - lo),
+                    [interval] * (hi - lo),
+                    stamps[lo:hi],
+                    *(v[lo:hi] for v in values),
+                    strict=True,
+                ),
+            )
+            if progress:
+                progress(hi, total)
+
+
+def bars_upsert(
+    coin: Cryptocurrency,
+    series: PriceSeries,
+    *,
+    interval: str = Interval.HOUR,
+    progress: Progress | None = None,
+) -> None:
+    """Insert or update bars of one coin (caller owns the transaction)."""
+    if not len(series.time):
+        return
+    if connection.vendor == "postgresql":
+        _upsert_postgres(coin.id, interval, series)
+        if progress:
+            progress(len(series.time), len(series.time))
+    else:
+        _upsert_generic(coin.id, interval, series, progress)
+
+
+def daily_from_hourly(hourly: PriceSeries) -> PriceSeries:
+    """Aggregate hourly bars into UTC days: first open, max high, min low, last
+    close, summed volume. Days with missing hours use the hours present."""
+    if not len(hourly.time):
+        return PriceSeries.empty()
+    day = hourly.time // 86_400
+    starts = np.flatnonzero(np.r_[True, day[1:] != day[:-1]])
+    ends = np.r_[starts[1:], len(day)] - 1
+    return PriceSeries(
+        day[starts] * 86_400,
+        hourly.open[starts],
+        np.maximum.reduceat(hourly.high, starts),
+        np.minimum.reduceat(hourly.low, starts),
+        hourly.close[ends],
+        np.add.reduceat(hourly.volume, starts),
+    )
+
+
+def daily_refresh(coin: Cryptocurrency, first: int, last: int) -> int:
+    """Re-derive the daily bars of the UTC days spanning epoch seconds first..last."""
+    day_start = first // 86_400 * 86_400
+    day_end = (last // 86_400 + 1) * 86_400
+    hourly = bars_fetch(
+        [coin.id],
+        start=datetime.fromtimestamp(day_start, UTC),
+        end=datetime.fromtimestamp(day_end, UTC),
+        interval=Interval.HOUR,
+    )[coin.id]
+    daily = daily_from_hourly(hourly)
+    bars_upsert(coin, daily, interval=Interval.DAY)
+    return len(daily.time)
+
+
+def bars_import(
+    *,
+    symbol: str,
+    series: PriceSeries,
+    interval: str = Interval.HOUR,
+    name: str = "",
+    progress: Progress | None = None,
+) -> ImportResult:
+    """Upsert one coin's bars atomically, derive its daily bars, bump its version."""
+    began = time.perf_counter()
+    with transaction.atomic():
+        coin = coin_get_or_create(symbol, name=name)
+        before = PriceBar.objects.filter(crypto=coin, interval=interval).count()
+        bars_upsert(coin, series, interval=interval, progress=progress)
+        after = PriceBar.objects.filter(crypto=coin, interval=interval).count()
+        daily = 0
+        if interval == Interval.HOUR and len(series.time):
+            daily = daily_refresh(coin, int(series.time[0]), int(series.time[-1]))
+        coin_cache_clear([coin.id])
+    return ImportResult(
+        symbol=coin.symbol,
+        interval=interval,
+        rows=len(series.time),
+        new_rows=after - before,
+        daily_rows=daily,
+        seconds=time.perf_counter() - began,
+    )
+
+
+def file_import(
+    path: str | Path,
+    *,
+    symbol: str | None = None,
+    interval: str | None = None,
+    progress: Progress | None = None,
+) -> ImportResult:
+    """Parse and import one file: all of it or, on any bad row, nothing."""
+    parsed: ParsedFile = parse_file(path, symbol=symbol, interval=interval)
+    return bars_import(
+        symbol=parsed.symbol,
+        series=parsed.series,
+        interval=parsed.interval,
+        progress=progress,
+    )
