@@ -109,6 +109,8 @@ if REDIS_URL:
             "LOCATION": REDIS_URL,
             "OPTIONS": {
                 "CLIENT_CLASS": "django_redis.client.DefaultClient",
+                # Price arrays are stored as raw bytes, everything else pickled.
+                "SERIALIZER": "prices.cache.PassthroughSerializer",
                 "SOCKET_CONNECT_TIMEOUT": 1,
                 "SOCKET_TIMEOUT": 2,
             },

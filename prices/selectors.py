@@ -23,6 +23,7 @@ _VALUE_COLUMNS = ("open", "high", "low", "close", "volume")
 # per field a length (int32) and the value; all big-endian, all fields fixed-width
 # here, so the whole body is one structured array.
 _COPY_HEADER = 19
+_PG_EPOCH_OFFSET_S = 946_684_800  # 2000-01-01T00:00:00Z in Unix seconds
 _COPY_ROW = np.dtype(
     [("n", ">i2"), ("l0", ">i4"), ("coin", ">i8"), ("l1", ">i4"), ("time", ">i8")]
     + [
@@ -100,17 +101,23 @@ def bars_queryset(
     start: datetime | None = None,
     end: datetime | None = None,
     interval: str = Interval.HOUR,
+    epoch: bool = True,
 ) -> QuerySet:
-    """Return the one batch query: coin, epoch time and OHLCV for [start, end)."""
+    """Return the one batch query: coin, time and OHLCV for [start, end).
+
+    With ``epoch`` the database converts time to epoch seconds; without it the
+    raw column is selected (PostgreSQL's binary COPY sends it as an integer).
+    """
     qs = PriceBar.objects.filter(interval=interval, crypto_id__in=list(coin_ids))
     if start is not None:
         qs = qs.filter(time__gte=start)
     if end is not None:
         qs = qs.filter(time__lt=end)
-    return (
-        qs.order_by("crypto_id", "time")
-        .annotate(epoch=EpochSeconds("time"))
-        .values_list("crypto_id", "epoch", *_VALUE_COLUMNS)
+    qs = qs.order_by("crypto_id", "time")
+    if not epoch:
+        return qs.values_list("crypto_id", "time", *_VALUE_COLUMNS)
+    return qs.annotate(epoch=EpochSeconds("time")).values_list(
+        "crypto_id", "epoch", *_VALUE_COLUMNS
     )
 
 
@@ -132,7 +139,9 @@ def _fetch_postgres(sql: str, params: Sequence) -> np.ndarray:
     rows = np.frombuffer(body, dtype=_COPY_ROW)
     out = np.empty((7, len(rows)), dtype=np.float64)
     out[0] = rows["coin"]
-    out[1] = rows["time"]
+    # timestamptz travels as microseconds since 2000-01-01; EXTRACT(EPOCH ...) in
+    # SQL would cost a third more server time than this conversion.
+    out[1] = rows["time"] // 1_000_000 + _PG_EPOCH_OFFSET_S
     for i, name in enumerate(_VALUE_COLUMNS, start=2):
         out[i] = rows[name]
     return out
@@ -179,10 +188,11 @@ def bars_fetch(
     """Read bars of many coins from the database in one query (no cache)."""
     if not coin_ids:
         return {}
+    postgres = connection.vendor == "postgresql"
     sql, params = bars_queryset(
-        coin_ids, start=start, end=end, interval=interval
+        coin_ids, start=start, end=end, interval=interval, epoch=not postgres
     ).query.sql_with_params()
-    fetch = _fetch_postgres if connection.vendor == "postgresql" else _fetch_generic
+    fetch = _fetch_postgres if postgres else _fetch_generic
     return _split_by_coin(fetch(sql, params), sorted(coin_ids))
 
 
