@@ -1,0 +1,45 @@
+"""The websocket message shapes, in one place (server -> client)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Channel-layer message types (runner -> consumer). Dots map to consumer methods.
+LAYER_RESULTS = "run.results"
+LAYER_COMPLETE = "run.complete"
+LAYER_FAILED = "run.failed"
+LAYER_CANCELLED = "run.cancelled"
+
+
+def start(run_id: int, total: int) -> dict[str, Any]:
+    return {"type": "start", "run_id": run_id, "total": total}
+
+
+def result(data: dict, completed: int, total: int) -> dict[str, Any]:
+    return {"type": "result", "data": data, "completed": completed, "total": total}
+
+
+def complete(summary: dict, elapsed_s: float, run_id: int) -> dict[str, Any]:
+    return {
+        "type": "complete",
+        "run_id": run_id,
+        "summary": summary,
+        "elapsed_s": round(elapsed_s, 4),
+    }
+
+
+def cancelled(run_id: int | None) -> dict[str, Any]:
+    return {"type": "cancelled", "run_id": run_id}
+
+
+def error(message: str, field: str | None = None, **extra: Any) -> dict[str, Any]:
+    event: dict[str, Any] = {"type": "error", "message": message}
+    if field:
+        event["field"] = field
+    event.update(extra)
+    return event
+
+
+def run_group(run_id: int) -> str:
+    """Return the channel-layer group a run publishes to."""
+    return f"backtest.run.{run_id}"

@@ -1,0 +1,209 @@
+from __future__ import annotations
+
+import itertools
+import sys
+import threading
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from backtester import events
+from backtester.models import BacktestRun
+from backtester.output import render_csv, render_json, render_table
+from backtester.runner import get_runner
+from backtester.selectors import run_data
+from backtester.services import run_coins, run_create, run_save
+from backtester.validation import RequestError, iso, run_spec
+from strategies.registry import STRATEGIES
+
+# Unsaved runs still need a unique id inside the runner.
+_unsaved_ids = itertools.count(-1, -1)
+
+
+class Command(BaseCommand):
+    help = (
+        "Backtest one strategy (or all) over coins and a date range; prints a table, "
+        "JSON or CSV to stdout and progress to stderr."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--strategy",
+            choices=list(STRATEGIES),
+            help="Strategy key (see --all-strategies to run every one).",
+        )
+        parser.add_argument(
+            "--param",
+            action="append",
+            default=[],
+            metavar="NAME=VALUE",
+            help="Strategy parameter, repeatable (e.g. --param fast=10).",
+        )
+        parser.add_argument(
+            "--all-strategies",
+            action="store_true",
+            help="Run all six strategies with their default parameters.",
+        )
+        parser.add_argument(
+            "--symbols",
+            help="Comma-separated coin symbols (default: every active coin).",
+        )
+        parser.add_argument("--start", help="First bar time, inclusive (YYYY-MM-DD).")
+        parser.add_argument("--end", help="Last bar time, exclusive (YYYY-MM-DD).")
+        parser.add_argument(
+            "--interval", default="1h", choices=["1h", "1d"], help="Bar interval."
+        )
+        parser.add_argument(
+            "--fee", type=float, default=0.001, help="Fee on traded notional (0.001)."
+        )
+        parser.add_argument(
+            "--slippage-bps",
+            type=float,
+            default=0.0,
+            help="Slippage in basis points against the trader (0).",
+        )
+        parser.add_argument(
+            "--format",
+            default="table",
+            choices=["table", "json", "csv"],
+            help="Output format.",
+        )
+        parser.add_argument(
+            "--no-save", action="store_true", help="Do not store the run."
+        )
+
+    def _params(self, pairs: list[str]) -> dict[str, str]:
+        params = {}
+        for pair in pairs:
+            name, sep, value = pair.partition("=")
+            if not sep or not name.strip() or not value.strip():
+                raise CommandError(f"--param: expected NAME=VALUE, got {pair!r}")
+            params[name.strip()] = value.strip()
+        return params
+
+    def handle(self, *args, **options) -> None:
+        if options["all_strategies"] and options["strategy"]:
+            raise CommandError("give --strategy or --all-strategies, not both")
+        if not options["all_strategies"] and not options["strategy"]:
+            raise CommandError("--strategy is required (or use --all-strategies)")
+        params = self._params(options["param"])
+        if options["all_strategies"] and params:
+            raise CommandError("--param cannot be combined with --all-strategies")
+        request = {
+            "strategies" if options["all_strategies"] else "strategy": "all"
+            if options["all_strategies"]
+            else options["strategy"],
+            "params": params,
+            "symbols": options["symbols"],
+            "start": options["start"],
+            "end": options["end"],
+            "interval": options["interval"],
+            "fee": options["fee"],
+            "slippage_bps": options["slippage_bps"],
+        }
+        try:
+            spec = run_spec(request)
+            coins = run_coins(spec)
+        except RequestError as exc:
+            raise CommandError(_cli_message(exc)) from None
+
+        save = not options["no_save"]
+        run = (
+            run_create(spec=spec, coins=coins, source=BacktestRun.Source.CLI)
+            if save
+            else None
+        )
+        run_id = run.pk if run else next(_unsaved_ids)
+        total = len(coins) * len(spec.jobs)
+        progress = _Progress(self.stderr, total, enabled=sys.stderr.isatty())
+        outcome: dict = {}
+
+        def publish(event: dict) -> None:
+            if event["type"] == events.LAYER_RESULTS:
+                progress.advance(len(event["results"]))
+            elif event["type"] == events.LAYER_FAILED:
+                outcome["error"] = event["message"]
+
+        if run:
+            from django.utils import timezone
+
+            BacktestRun.objects.filter(pk=run.pk).update(
+                status=BacktestRun.Status.RUNNING, started_at=timezone.now()
+            )
+        handle = get_runner().submit(
+            run_id=run_id,
+            spec=spec,
+            coins=coins,
+            publish=publish,
+            on_finish=run_save if save else None,
+        )
+        try:
+            handle.wait()
+        except KeyboardInterrupt:
+            handle.cancel()
+            handle.wait()
+            raise CommandError("interrupted; the run was cancelled") from None
+        progress.finish()
+        if handle.status != "complete":
+            raise CommandError(outcome.get("error") or f"the run {handle.status}")
+        results = [row.data for row in handle.rows]
+        if all(r["bars"] == 0 for r in results):
+            raise CommandError(
+                "no data in range for "
+                + ", ".join(c.symbol for c in coins)
+                + f" ({iso(spec.start) or 'start'} .. {iso(spec.end) or 'end'})"
+            )
+        if run:
+            run.refresh_from_db()
+            header = run_data(run)
+        else:
+            header = {"id": None, "status": handle.status, **spec.as_dict()}
+            header["symbols"] = [c.symbol for c in coins]
+            header["elapsed_s"] = handle.elapsed_s
+        fmt = options["format"]
+        if fmt == "json":
+            self.stdout.write(render_json(header, results, handle.summary))
+        elif fmt == "csv":
+            self.stdout.write(render_csv(results), ending="")
+        else:
+            self.stdout.write(render_table(results, handle.summary), ending="")
+            if run:
+                self.stdout.write(f"saved as run {run.pk}")
+
+
+def _cli_message(exc: RequestError) -> str:
+    """Name CLI flags instead of message fields."""
+    field = (exc.field or "").split(".")[0]
+    flag = {
+        "params": "--param",
+        "symbols": "--symbols",
+        "start": "--start",
+        "end": "--end",
+        "fee": "--fee",
+        "slippage_bps": "--slippage-bps",
+        "strategy": "--strategy",
+    }.get(field)
+    return f"{flag}: {exc.message}" if flag else exc.message
+
+
+class _Progress:
+    """A one-line progress bar on stderr, shown only on a terminal."""
+
+    def __init__(self, stream, total: int, *, enabled: bool) -> None:
+        self.stream, self.total, self.enabled = stream, max(total, 1), enabled
+        self.done = 0
+        self._lock = threading.Lock()
+
+    def advance(self, count: int) -> None:
+        with self._lock:
+            self.done += count
+            if self.enabled:
+                filled = int(30 * self.done / self.total)
+                self.stream.write(
+                    f"\r[{'#' * filled}{'.' * (30 - filled)}] {self.done}/{self.total}",
+                    ending="",
+                )
+                self.stream.flush()
+
+    def finish(self) -> None:
+        if self.enabled:
+            self.stream.write("")

@@ -1,0 +1,107 @@
+"""Backtest runs and their per-(coin, strategy) results."""
+
+from django.conf import settings
+from django.db import models
+
+
+class BacktestRun(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        COMPLETE = "complete"
+        CANCELLED = "cancelled"
+        FAILED = "failed"
+
+    class Source(models.TextChoices):
+        WEB = "web"
+        CLI = "cli"
+
+    # [{"strategy": key, "params": {...}}, ...] - one entry per strategy run.
+    strategies = models.JSONField()
+    # The coins actually run (resolved from "all active" at start).
+    symbols = models.JSONField(default=list)
+    interval = models.CharField(max_length=3, default="1h")
+    start = models.DateTimeField(null=True, blank=True)
+    end = models.DateTimeField(null=True, blank=True, help_text="Exclusive.")
+    fee = models.FloatField(default=0.001)
+    slippage_bps = models.FloatField(default=0.0)
+    status = models.CharField(
+        max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True
+    )
+    source = models.CharField(max_length=3, choices=Source.choices, default="web")
+    total = models.PositiveIntegerField(default=0)
+    completed = models.PositiveIntegerField(default=0)
+    summary = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    elapsed_s = models.FloatField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Run {self.pk} ({self.strategy_label}, {self.status})"
+
+    @property
+    def strategy_keys(self) -> list[str]:
+        return [item["strategy"] for item in self.strategies]
+
+    @property
+    def strategy_label(self) -> str:
+        keys = self.strategy_keys
+        return keys[0] if len(keys) == 1 else f"{len(keys)} strategies"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in {
+            self.Status.COMPLETE,
+            self.Status.CANCELLED,
+            self.Status.FAILED,
+        }
+
+
+class BacktestResult(models.Model):
+    run = models.ForeignKey(
+        BacktestRun, on_delete=models.CASCADE, related_name="results"
+    )
+    symbol = models.CharField(max_length=20)
+    strategy = models.CharField(max_length=40)
+    params = models.JSONField(default=dict)
+    first_bar = models.DateTimeField(null=True)
+    last_bar = models.DateTimeField(null=True)
+    bars = models.PositiveIntegerField(default=0)
+    # Headline metrics as real columns so runs can be sorted and queried in SQL;
+    # the full set is in ``metrics``.
+    total_return_pct = models.FloatField(null=True)
+    buy_hold_return_pct = models.FloatField(null=True)
+    sharpe = models.FloatField(null=True)
+    max_drawdown_pct = models.FloatField(null=True)
+    num_trades = models.PositiveIntegerField(default=0)
+    win_rate_pct = models.FloatField(null=True)
+    metrics = models.JSONField(default=dict)
+    # Trades as dicts and the equity curve down-sampled to at most a few hundred
+    # points ([epoch seconds, equity, buy & hold equity]) for the detail page.
+    trades = models.JSONField(default=list)
+    equity = models.JSONField(default=list)
+
+    class Meta:
+        ordering = ["run", "-total_return_pct", "symbol"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run", "symbol", "strategy"], name="result_run_symbol_uniq"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.symbol} {self.strategy} ({self.total_return_pct}%)"
+
+    @property
+    def excess_return_pct(self) -> float | None:
+        if self.total_return_pct is None or self.buy_hold_return_pct is None:
+            return None
+        return self.total_return_pct - self.buy_hold_return_pct

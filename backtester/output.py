@@ -1,0 +1,135 @@
+"""Render run results as an aligned table, JSON or CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+
+# (header, metric key, format) for the table and CSV.
+TABLE_COLUMNS = [
+    ("return %", "total_return_pct", "{:+.2f}"),
+    ("b&h %", "buy_hold_return_pct", "{:+.2f}"),
+    ("sharpe", "sharpe", "{:.2f}"),
+    ("max dd %", "max_drawdown_pct", "{:.2f}"),
+    ("trades", "num_trades", "{:d}"),
+    ("win %", "win_rate_pct", "{:.1f}"),
+]
+CSV_METRICS = [
+    "total_return_pct", "buy_hold_return_pct", "cagr_pct", "volatility_ann_pct",
+    "sharpe", "sortino", "calmar", "max_drawdown_pct", "max_drawdown_duration",
+    "num_trades", "win_rate_pct", "profit_factor", "expectancy_pct", "avg_trade_pct",
+    "best_trade_pct", "worst_trade_pct", "avg_trade_duration", "exposure_pct",
+    "final_equity",
+]  # fmt: skip
+
+
+def _sort_key(result: dict) -> float:
+    metrics = result.get("metrics") or {}
+    value = metrics.get("total_return_pct")
+    return float("-inf") if value is None else value
+
+
+def sorted_results(results: Sequence[dict]) -> list[dict]:
+    """Return results best return first (skipped coins last)."""
+    return sorted(results, key=_sort_key, reverse=True)
+
+
+def _cell(value, fmt: str) -> str:
+    if value is None:
+        return "-"
+    try:
+        return fmt.format(value)
+    except (ValueError, TypeError):
+        return str(value)
+
+
+def render_table(results: Sequence[dict], summary: dict) -> str:
+    """Return an aligned text table sorted by return, with a summary line."""
+    headers = ["symbol", "strategy"] + [h for h, _, _ in TABLE_COLUMNS]
+    rows = []
+    for r in sorted_results(results):
+        metrics = r.get("metrics") or {}
+        if not metrics:
+            rows.append([r["symbol"], r["strategy"], "no data in range"])
+            continue
+        rows.append(
+            [r["symbol"], r["strategy"]]
+            + [_cell(metrics.get(key), fmt) for _, key, fmt in TABLE_COLUMNS]
+        )
+    widths = [
+        max([len(headers[i])] + [len(row[i]) for row in rows if len(row) > i])
+        for i in range(len(headers))
+    ]
+    lines = []
+    for row in [headers, *rows]:
+        cells = []
+        for i, cell in enumerate(row):
+            # Text columns left-aligned, numbers right-aligned.
+            cells.append(cell.ljust(widths[i]) if i < 2 else cell.rjust(widths[i]))
+        lines.append("  ".join(cells).rstrip())
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines.append("")
+    lines.append(summary_line(summary))
+    return "\n".join(lines) + "\n"
+
+
+def summary_line(summary: dict) -> str:
+    """Return the one-line run summary."""
+    if not summary.get("results"):
+        return "no results"
+    scored = summary["results"] - summary.get("skipped", 0)
+    parts = [
+        f"{summary['results']} backtests",
+        f"{summary.get('beat_buy_hold', 0)}/{scored} beat buy & hold",
+    ]
+    if summary.get("median_return_pct") is not None:
+        parts.append(f"median return {summary['median_return_pct']:+.2f}%")
+        parts.append(f"mean {summary['mean_return_pct']:+.2f}%")
+    if summary.get("mean_sharpe") is not None:
+        parts.append(f"mean Sharpe {summary['mean_sharpe']:.2f}")
+    best, worst = summary.get("best"), summary.get("worst")
+    if best:
+        parts.append(
+            f"best {best['symbol']} {best['strategy']} {best['total_return_pct']:+.2f}%"
+        )
+    if worst:
+        parts.append(
+            f"worst {worst['symbol']} {worst['strategy']} "
+            f"{worst['total_return_pct']:+.2f}%"
+        )
+    if summary.get("elapsed_s") is not None:
+        parts.append(f"in {summary['elapsed_s']:.2f}s")
+    return "; ".join(parts)
+
+
+def render_json(run: dict, results: Sequence[dict], summary: dict) -> str:
+    """Return the documented ``{"run", "results", "summary"}`` JSON object."""
+    return json.dumps(
+        {"run": run, "results": sorted_results(results), "summary": summary},
+        allow_nan=False,
+    )
+
+
+def render_csv(results: Sequence[dict]) -> str:
+    """Return one CSV row per result with every metric as a column."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(
+        ["symbol", "strategy", "params", "first_bar", "last_bar", "bars", *CSV_METRICS]
+    )
+    for r in sorted_results(results):
+        metrics = r.get("metrics") or {}
+        writer.writerow(
+            [
+                r["symbol"],
+                r["strategy"],
+                json.dumps(r["params"], sort_keys=True),
+                r["first_bar"] or "",
+                r["last_bar"] or "",
+                r["bars"],
+                *("" if metrics.get(k) is None else metrics[k] for k in CSV_METRICS),
+            ]
+        )
+    return buffer.getvalue()

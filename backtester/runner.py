@@ -1,0 +1,356 @@
+"""The shared, bounded thread pool that computes backtests and streams results.
+
+One ``Runner`` per process. A run is driven by a control thread that loads prices
+in a few batches (each one query or one cache MGET) and submits one task per coin
+to the compute pool; each task runs every requested strategy on that coin (so its
+indicators are computed once) and publishes its results the moment they exist,
+in completion order. Cancelling stops queued tasks from running and finished
+tasks from publishing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+from django.conf import settings
+from django.db import close_old_connections, connections
+
+from backtester import events
+from backtester.validation import RunSpec
+from prices.models import Cryptocurrency
+from prices.selectors import bars_load
+from prices.types import PriceSeries
+from strategies.engine import run_many
+from strategies.types import BacktestResult, Bars
+
+logger = logging.getLogger(__name__)
+
+Publish = Callable[[dict], None]
+EQUITY_POINTS = 400
+
+
+class RunnerBusy(RuntimeError):
+    """Too many runs are active in this process; try again shortly."""
+
+
+@dataclass
+class ResultRow:
+    """One (coin, strategy) outcome: the public data plus what is stored."""
+
+    data: dict
+    trades: list[dict] = field(default_factory=list)
+    equity: list[list[float]] = field(default_factory=list)
+
+
+@dataclass
+class RunHandle:
+    run_id: int
+    total: int
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event = field(default_factory=threading.Event)
+    rows: list[ResultRow] = field(default_factory=list)
+    status: str = "running"
+    error: str = ""
+    summary: dict = field(default_factory=dict)
+    elapsed_s: float = 0.0
+    _futures: list[Future] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def cancel(self) -> None:
+        """Stop the run: queued coins never start, finished ones stay silent."""
+        self.cancelled.set()
+        with self._lock:
+            for future in self._futures:
+                future.cancel()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self.done.wait(timeout)
+
+
+def _iso(epoch: int) -> str:
+    return datetime.fromtimestamp(int(epoch), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _downsample(times: np.ndarray, *curves: np.ndarray) -> list[list[float]]:
+    n = len(times)
+    if n == 0:
+        return []
+    index = np.unique(np.linspace(0, n - 1, min(n, EQUITY_POINTS)).round().astype(int))
+    return [[int(times[i]), *(round(float(c[i]), 6) for c in curves)] for i in index]
+
+
+def result_row(symbol: str, series: PriceSeries, result: BacktestResult) -> ResultRow:
+    """Build the public data and stored extras of one backtest result."""
+    n = len(series.time)
+    data = {
+        "symbol": symbol,
+        "strategy": result.strategy,
+        "params": dict(result.params),
+        "first_bar": _iso(series.time[0]) if n else None,
+        "last_bar": _iso(series.time[-1]) if n else None,
+        "bars": n,
+        "metrics": result.metrics,
+    }
+    trades = [
+        {
+            "entry_time": _iso(t.entry_time),
+            "exit_time": _iso(t.exit_time),
+            "entry_price": float(t.entry_price),
+            "exit_price": float(t.exit_price),
+            "return_pct": float(t.return_pct),
+            "bars_held": int(t.bars_held),
+            "fees": float(t.fees),
+            "closed_at_end": bool(t.closed_at_end),
+        }
+        for t in result.trades
+    ]
+    equity = _downsample(series.time, result.equity, result.buy_hold_equity)
+    return ResultRow(data=data, trades=trades, equity=equity)
+
+
+def empty_row(symbol: str, strategy: str, params: dict) -> ResultRow:
+    """Return the row for a coin with no bars in the requested range."""
+    return ResultRow(
+        data={
+            "symbol": symbol,
+            "strategy": strategy,
+            "params": dict(params),
+            "first_bar": None,
+            "last_bar": None,
+            "bars": 0,
+            "metrics": None,
+            "skipped": "no data in range",
+        }
+    )
+
+
+def compute_coin(symbol: str, series: PriceSeries, spec: RunSpec) -> list[ResultRow]:
+    """Run every job of the spec on one coin's bars."""
+    if not len(series.time):
+        return [empty_row(symbol, key, params) for key, params in spec.jobs]
+    results = run_many(
+        Bars(*series),
+        list(spec.jobs),
+        fee=spec.fee,
+        slippage_bps=spec.slippage_bps,
+        interval=spec.interval,
+    )
+    return [result_row(symbol, series, r) for r in results]
+
+
+def _chunks(coins: Sequence, first: int, size: int) -> list[Sequence]:
+    """Split coins into a small first batch (fast first result) and larger ones."""
+    out = [coins[:first]] if coins[:first] else []
+    rest = coins[first:]
+    out += [rest[i : i + size] for i in range(0, len(rest), size)]
+    return out
+
+
+class Runner:
+    """Owns the compute pool and the control threads of active runs."""
+
+    def __init__(self, workers: int | None = None, max_runs: int = 8) -> None:
+        self.workers = workers or os.cpu_count() or 2
+        self.max_runs = max_runs
+        self._compute = ThreadPoolExecutor(self.workers, "backtest")
+        self._control = ThreadPoolExecutor(max_runs, "backtest-run")
+        self._active: dict[int, RunHandle] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def active_runs(self) -> int:
+        with self._lock:
+            return len(self._active)
+
+    def submit(
+        self,
+        *,
+        run_id: int,
+        spec: RunSpec,
+        coins: Sequence[Cryptocurrency],
+        publish: Publish,
+        on_finish: Callable[[RunHandle], None] | None = None,
+    ) -> RunHandle:
+        """Start a run in the background; raise RunnerBusy when the queue is full."""
+        handle = RunHandle(run_id=run_id, total=len(coins) * len(spec.jobs))
+        with self._lock:
+            if len(self._active) >= self.max_runs:
+                raise RunnerBusy(
+                    f"the server is busy with {len(self._active)} runs; "
+                    "try again in a moment"
+                )
+            self._active[run_id] = handle
+        self._control.submit(self._drive, handle, spec, list(coins), publish, on_finish)
+        return handle
+
+    def _drive(
+        self,
+        handle: RunHandle,
+        spec: RunSpec,
+        coins: list[Cryptocurrency],
+        publish: Publish,
+        on_finish: Callable[[RunHandle], None] | None,
+    ) -> None:
+        began = time.perf_counter()
+        close_old_connections()
+        try:
+            pending: list[Future] = []
+            first = getattr(settings, "BACKTEST_FIRST_CHUNK", 4)
+            size = getattr(settings, "BACKTEST_CHUNK", 16)
+            for chunk in _chunks(coins, first, size):
+                if handle.cancelled.is_set():
+                    break
+                series = bars_load(
+                    coins=chunk, start=spec.start, end=spec.end, interval=spec.interval
+                )
+                with handle._lock:
+                    for coin in chunk:
+                        future = self._compute.submit(
+                            self._coin_task,
+                            handle,
+                            coin.symbol,
+                            series[coin.symbol],
+                            spec,
+                            publish,
+                        )
+                        handle._futures.append(future)
+                        pending.append(future)
+            for future in pending:
+                if not future.cancelled():
+                    try:
+                        future.result()
+                    except Exception:
+                        if not future.cancelled():
+                            raise
+            if handle.cancelled.is_set():
+                handle.status = "cancelled"
+            else:
+                handle.status = "complete"
+                handle.summary = summarize([r.data for r in handle.rows])
+        except Exception as exc:  # the run fails, the server goes on
+            logger.exception("backtest run %s failed", handle.run_id)
+            handle.cancel()
+            handle.status = "failed"
+            handle.error = f"{type(exc).__name__}: {exc}"
+        handle.elapsed_s = time.perf_counter() - began
+        handle.summary["elapsed_s"] = round(handle.elapsed_s, 4)
+        try:
+            # Save before announcing the end, so a client that follows the
+            # ``complete`` event to the run page finds every result stored.
+            if on_finish:
+                on_finish(handle)
+        except Exception:
+            logger.exception("could not save run %s", handle.run_id)
+        try:
+            publish(self._final_event(handle))
+        except Exception:
+            logger.exception("could not announce the end of run %s", handle.run_id)
+        finally:
+            with self._lock:
+                self._active.pop(handle.run_id, None)
+            connections.close_all()
+            handle.done.set()
+
+    @staticmethod
+    def _final_event(handle: RunHandle) -> dict:
+        if handle.status == "complete":
+            return {
+                "type": events.LAYER_COMPLETE,
+                "run_id": handle.run_id,
+                "summary": handle.summary,
+                "elapsed_s": handle.elapsed_s,
+            }
+        if handle.status == "cancelled":
+            return {"type": events.LAYER_CANCELLED, "run_id": handle.run_id}
+        return {
+            "type": events.LAYER_FAILED,
+            "run_id": handle.run_id,
+            "message": f"the run failed: {handle.error}",
+        }
+
+    def _coin_task(
+        self,
+        handle: RunHandle,
+        symbol: str,
+        series: PriceSeries,
+        spec: RunSpec,
+        publish: Publish,
+    ) -> None:
+        if handle.cancelled.is_set():
+            return
+        rows = compute_coin(symbol, series, spec)
+        if handle.cancelled.is_set():
+            return
+        with handle._lock:
+            handle.rows.extend(rows)
+        publish(
+            {
+                "type": events.LAYER_RESULTS,
+                "run_id": handle.run_id,
+                "results": [row.data for row in rows],
+            }
+        )
+
+
+def summarize(results: Sequence[dict]) -> dict:
+    """Return the run summary: beats buy & hold, median/mean, best/worst, Sharpe."""
+    scored = [r for r in results if r.get("metrics")]
+    returns = np.array([r["metrics"]["total_return_pct"] for r in scored], float)
+    sharpes = [
+        r["metrics"]["sharpe"] for r in scored if r["metrics"].get("sharpe") is not None
+    ]
+    beat = [
+        r
+        for r in scored
+        if r["metrics"]["total_return_pct"] > r["metrics"]["buy_hold_return_pct"]
+    ]
+
+    def pick(index: int) -> dict:
+        r = scored[index]
+        return {
+            "symbol": r["symbol"],
+            "strategy": r["strategy"],
+            "total_return_pct": r["metrics"]["total_return_pct"],
+        }
+
+    summary: dict = {
+        "results": len(results),
+        "skipped": len(results) - len(scored),
+        "beat_buy_hold": len(beat),
+        "median_return_pct": float(np.median(returns)) if len(returns) else None,
+        "mean_return_pct": float(np.mean(returns)) if len(returns) else None,
+        "mean_sharpe": float(np.mean(sharpes)) if sharpes else None,
+        "best": pick(int(np.argmax(returns))) if len(returns) else None,
+        "worst": pick(int(np.argmin(returns))) if len(returns) else None,
+    }
+    strategies = list(dict.fromkeys(r["strategy"] for r in scored))
+    if len(strategies) > 1:
+        summary["by_strategy"] = {
+            key: summarize([r for r in scored if r["strategy"] == key])
+            for key in strategies
+        }
+    return summary
+
+
+_runner: Runner | None = None
+_runner_lock = threading.Lock()
+
+
+def get_runner() -> Runner:
+    """Return this process's runner, creating it on first use."""
+    global _runner
+    with _runner_lock:
+        if _runner is None:
+            _runner = Runner(
+                workers=settings.BACKTEST_WORKERS,
+                max_runs=settings.BACKTEST_MAX_QUEUED_RUNS,
+            )
+        return _runner

@@ -1,0 +1,64 @@
+"""Reads for runs and results."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from backtester.models import BacktestResult, BacktestRun
+from backtester.services import runs_mark_stale
+
+
+def runs_list() -> QuerySet[BacktestRun]:
+    """Return saved runs, newest first (stale ones marked failed first)."""
+    runs_mark_stale()
+    return BacktestRun.objects.select_related("created_by").order_by(
+        "-created_at", "-id"
+    )
+
+
+def run_get(run_id: int) -> BacktestRun:
+    """Return one run (DoesNotExist if missing)."""
+    runs_mark_stale()
+    return BacktestRun.objects.get(pk=run_id)
+
+
+def run_results(run: BacktestRun, *, full: bool = False) -> QuerySet[BacktestResult]:
+    """Return a run's results, best return first; ``full`` includes trades/equity."""
+    qs = BacktestResult.objects.filter(run=run).order_by(
+        "-total_return_pct", "symbol", "strategy"
+    )
+    return qs if full else qs.defer("trades", "equity")
+
+
+def result_data(result: BacktestResult) -> dict:
+    """Return a stored result in the public shape (as sent over the websocket)."""
+    return {
+        "symbol": result.symbol,
+        "strategy": result.strategy,
+        "params": result.params,
+        "first_bar": _iso(result.first_bar),
+        "last_bar": _iso(result.last_bar),
+        "bars": result.bars,
+        "metrics": result.metrics or None,
+    }
+
+
+def run_data(run: BacktestRun) -> dict:
+    """Return a run's header in the public shape (the CLI's JSON ``run`` object)."""
+    return {
+        "id": run.pk,
+        "status": run.status,
+        "strategies": run.strategies,
+        "symbols": run.symbols,
+        "interval": run.interval,
+        "start": _iso(run.start),
+        "end": _iso(run.end),
+        "fee": run.fee,
+        "slippage_bps": run.slippage_bps,
+        "created_at": _iso(run.created_at),
+        "elapsed_s": run.elapsed_s,
+    }
+
+
+def _iso(value) -> str | None:
+    return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%SZ")

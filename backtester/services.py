@@ -1,0 +1,140 @@
+"""Writes for runs: create, start through the runner, save results, mark stale."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from backtester.models import BacktestResult, BacktestRun
+from backtester.runner import Publish, RunHandle, get_runner
+from backtester.validation import RequestError, RunSpec
+from prices.models import Cryptocurrency
+from prices.selectors import UnknownSymbolError, coins_by_symbols
+
+
+def run_coins(spec: RunSpec) -> list[Cryptocurrency]:
+    """Return the coins a spec runs on, or raise RequestError naming 'symbols'."""
+    try:
+        coins = coins_by_symbols(spec.symbols)
+    except UnknownSymbolError as exc:
+        raise RequestError(str(exc), "symbols") from None
+    if not coins:
+        raise RequestError("symbols: there are no active coins to run", "symbols")
+    return coins
+
+
+def run_create(
+    *,
+    spec: RunSpec,
+    coins: Sequence[Cryptocurrency],
+    user=None,
+    source: str = BacktestRun.Source.WEB,
+) -> BacktestRun:
+    """Record a queued run for the spec and coins."""
+    return BacktestRun.objects.create(
+        strategies=[{"strategy": k, "params": p} for k, p in spec.jobs],
+        symbols=[c.symbol for c in coins],
+        interval=spec.interval,
+        start=spec.start,
+        end=spec.end,
+        fee=spec.fee,
+        slippage_bps=spec.slippage_bps,
+        status=BacktestRun.Status.QUEUED,
+        source=source,
+        total=len(coins) * len(spec.jobs),
+        created_by=user if getattr(user, "is_authenticated", False) else None,
+    )
+
+
+def _epoch_to_dt(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def run_save(handle: RunHandle, *, save_results: bool = True) -> None:
+    """Store a finished run's status, summary and results in one transaction."""
+    rows = list(handle.rows)
+    with transaction.atomic():
+        BacktestRun.objects.filter(pk=handle.run_id).update(
+            status=handle.status,
+            summary=handle.summary,
+            error=handle.error,
+            elapsed_s=handle.elapsed_s,
+            completed=len(rows),
+            finished_at=timezone.now(),
+        )
+        if save_results and rows:
+            BacktestResult.objects.bulk_create(
+                [
+                    BacktestResult(
+                        run_id=handle.run_id,
+                        symbol=row.data["symbol"],
+                        strategy=row.data["strategy"],
+                        params=row.data["params"],
+                        first_bar=_epoch_to_dt(row.data["first_bar"]),
+                        last_bar=_epoch_to_dt(row.data["last_bar"]),
+                        bars=row.data["bars"],
+                        total_return_pct=(row.data["metrics"] or {}).get(
+                            "total_return_pct"
+                        ),
+                        buy_hold_return_pct=(row.data["metrics"] or {}).get(
+                            "buy_hold_return_pct"
+                        ),
+                        sharpe=(row.data["metrics"] or {}).get("sharpe"),
+                        max_drawdown_pct=(row.data["metrics"] or {}).get(
+                            "max_drawdown_pct"
+                        ),
+                        num_trades=(row.data["metrics"] or {}).get("num_trades") or 0,
+                        win_rate_pct=(row.data["metrics"] or {}).get("win_rate_pct"),
+                        metrics=row.data["metrics"] or {},
+                        trades=row.trades,
+                        equity=row.equity,
+                    )
+                    for row in rows
+                ],
+                batch_size=200,
+            )
+
+
+def run_start(
+    *,
+    run: BacktestRun,
+    spec: RunSpec,
+    coins: Sequence[Cryptocurrency],
+    publish: Publish,
+) -> RunHandle:
+    """Mark the run running and hand it to the runner (RunnerBusy if full)."""
+    BacktestRun.objects.filter(pk=run.pk).update(
+        status=BacktestRun.Status.RUNNING, started_at=timezone.now()
+    )
+    try:
+        return get_runner().submit(
+            run_id=run.pk, spec=spec, coins=coins, publish=publish, on_finish=run_save
+        )
+    except Exception as exc:
+        BacktestRun.objects.filter(pk=run.pk).update(
+            status=BacktestRun.Status.FAILED,
+            error=str(exc),
+            finished_at=timezone.now(),
+        )
+        raise
+
+
+def runs_mark_stale() -> int:
+    """Mark runs left queued/running by a stopped process as failed."""
+    cutoff = timezone.now() - timedelta(
+        seconds=getattr(settings, "BACKTEST_STALE_AFTER", 900)
+    )
+    return BacktestRun.objects.filter(
+        status__in=[BacktestRun.Status.QUEUED, BacktestRun.Status.RUNNING],
+        created_at__lt=cutoff,
+    ).update(
+        status=BacktestRun.Status.FAILED,
+        error="interrupted: the server stopped before the run finished",
+        finished_at=timezone.now(),
+    )

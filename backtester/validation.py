@@ -1,0 +1,212 @@
+"""Turn a run request (websocket message or CLI flags) into a checked RunSpec.
+
+The strategy parameter schemas in ``strategies.registry`` are the single source of
+truth; every problem is reported as :class:`RequestError` naming its field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
+
+from strategies.registry import STRATEGIES, ParamError, validate_params
+
+INTERVALS = ("1h", "1d")
+MAX_FEE = 0.05
+MAX_SLIPPAGE_BPS = 500.0
+MAX_SYMBOLS = 500
+RUN_FIELDS = {
+    "type",
+    "strategy",
+    "strategies",
+    "params",
+    "symbols",
+    "start",
+    "end",
+    "interval",
+    "fee",
+    "slippage_bps",
+}
+
+
+class RequestError(ValueError):
+    """A bad request; ``field`` names the offending input when there is one."""
+
+    def __init__(
+        self,
+        message: str,
+        field: str | None = None,
+        errors: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.errors = list(errors) or ([(field, message)] if field else [])
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """A validated run: (strategy, params) jobs over coins and a date range."""
+
+    jobs: tuple[tuple[str, dict], ...]
+    symbols: tuple[str, ...] | None = None  # None: every active coin
+    start: datetime | None = None
+    end: datetime | None = None  # exclusive
+    interval: str = "1h"
+    fee: float = 0.001
+    slippage_bps: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {
+            "strategies": [{"strategy": k, "params": p} for k, p in self.jobs],
+            "symbols": list(self.symbols) if self.symbols is not None else None,
+            "start": iso(self.start),
+            "end": iso(self.end),
+            "interval": self.interval,
+            "fee": self.fee,
+            "slippage_bps": self.slippage_bps,
+        }
+
+
+def iso(value: datetime | None) -> str | None:
+    """Return an aware datetime as ISO-8601 UTC with a trailing Z."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_when(value: object, name: str) -> datetime | None:
+    """Parse an ISO date or datetime (naive means UTC); None or "" stays None."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise RequestError(f"{name}: expected an ISO-8601 date string", name)
+    text = value.strip()
+    try:
+        if len(text) == 10:
+            parsed = datetime.combine(date.fromisoformat(text), time(0))
+        else:
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise RequestError(
+            f"{name}: {value!r} is not a date (use YYYY-MM-DD or ISO-8601)", name
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def _number(value: object, name: str, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise RequestError(f"{name}: expected a number", name)
+    try:
+        number = float(value)
+    except ValueError:
+        raise RequestError(f"{name}: {value!r} is not a number", name) from None
+    if not low <= number <= high:
+        raise RequestError(f"{name}: must be between {low:g} and {high:g}", name)
+    return number
+
+
+def _jobs(data: Mapping) -> tuple[tuple[str, dict], ...]:
+    if "strategies" in data and "strategy" in data:
+        raise RequestError("give either strategy or strategies, not both", "strategy")
+    if "strategies" in data:
+        raw = data["strategies"]
+        if raw == "all":
+            raw = list(STRATEGIES)
+        if not isinstance(raw, list) or not raw:
+            raise RequestError(
+                "strategies: expected a non-empty list of strategy keys", "strategies"
+            )
+        items = raw
+        shared_params = data.get("params") if len(raw) == 1 else None
+    elif "strategy" in data:
+        items = [data["strategy"]]
+        shared_params = data.get("params")
+        if data["strategy"] == "all":
+            items, shared_params = list(STRATEGIES), None
+    else:
+        raise RequestError("strategy: required", "strategy")
+    jobs: list[tuple[str, dict]] = []
+    for item in items:
+        if isinstance(item, str):
+            key, params = item, shared_params or {}
+        elif isinstance(item, Mapping) and isinstance(item.get("strategy"), str):
+            key, params = item["strategy"], item.get("params") or {}
+        else:
+            raise RequestError(
+                "strategies: each item must be a key or {strategy, params}",
+                "strategies",
+            )
+        if key not in STRATEGIES:
+            choices = ", ".join(STRATEGIES)
+            raise RequestError(
+                f"strategy: unknown strategy {key!r}; choose one of {choices}",
+                "strategy",
+            )
+        if not isinstance(params, Mapping):
+            raise RequestError("params: expected an object", "params")
+        try:
+            jobs.append((key, validate_params(key, params)))
+        except ParamError as exc:
+            errors = [(f"params.{name}", message) for name, message in exc.errors]
+            raise RequestError(str(exc), errors[0][0], errors) from None
+    if len({(k, tuple(sorted(p.items()))) for k, p in jobs}) != len(jobs):
+        raise RequestError(
+            "strategies: the same strategy is listed twice", "strategies"
+        )
+    return tuple(jobs)
+
+
+def _symbols(value: object) -> tuple[str, ...] | None:
+    if value is None or value == "" or value == "all":
+        return None
+    if isinstance(value, str):
+        value = value.split(",")
+    if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
+        raise RequestError("symbols: expected a list of coin symbols", "symbols")
+    symbols = tuple(dict.fromkeys(s.strip().upper() for s in value if s.strip()))
+    if not symbols:
+        return None
+    if len(symbols) > MAX_SYMBOLS:
+        raise RequestError(f"symbols: at most {MAX_SYMBOLS} coins", "symbols")
+    bad = [s for s in symbols if not s.isalnum() or len(s) > 20]
+    if bad:
+        raise RequestError(f"symbols: invalid symbol {bad[0]!r}", "symbols")
+    return symbols
+
+
+def run_spec(data: Mapping, *, allow_unknown: bool = False) -> RunSpec:
+    """Return the RunSpec for a request mapping or raise RequestError."""
+    if not isinstance(data, Mapping):
+        raise RequestError("expected a JSON object")
+    if not allow_unknown:
+        unknown = sorted(set(data) - RUN_FIELDS)
+        if unknown:
+            raise RequestError(f"{unknown[0]}: unknown field", unknown[0])
+    jobs = _jobs(data)
+    interval = data.get("interval") or "1h"
+    if interval not in INTERVALS:
+        raise RequestError(
+            f"interval: must be one of {', '.join(INTERVALS)}", "interval"
+        )
+    start = parse_when(data.get("start"), "start")
+    end = parse_when(data.get("end"), "end")
+    if start is not None and end is not None and start >= end:
+        raise RequestError("end: must be after start", "end")
+    fee = data.get("fee")
+    slippage = data.get("slippage_bps")
+    return RunSpec(
+        jobs=jobs,
+        symbols=_symbols(data.get("symbols")),
+        start=start,
+        end=end,
+        interval=interval,
+        fee=0.001 if fee is None else _number(fee, "fee", 0.0, MAX_FEE),
+        slippage_bps=0.0
+        if slippage is None
+        else _number(slippage, "slippage_bps", 0.0, MAX_SLIPPAGE_BPS),
+    )
