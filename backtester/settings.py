@@ -153,6 +153,10 @@ BACKTEST_WORKERS = env.int("BACKTEST_WORKERS", default=0) or None
 # Backtest jobs allowed to wait in the pool before new runs are refused.
 BACKTEST_MAX_QUEUED_RUNS = env.int("BACKTEST_MAX_QUEUED_RUNS", default=8)
 BACKTESTS_REQUIRE_LOGIN = env.bool("BACKTESTS_REQUIRE_LOGIN", default=False)
+if BACKTESTS_REQUIRE_LOGIN:
+    # Every page needs a logged-in user except those marked login_not_required
+    # (the login page, /healthz); the websocket consumer checks the same setting.
+    MIDDLEWARE.append("django.contrib.auth.middleware.LoginRequiredMiddleware")
 
 # --- Auth ---------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -206,6 +210,8 @@ if SECURE_SSL:
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
+    # The container health check calls /healthz over plain HTTP from inside.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 
 # --- Logging ------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

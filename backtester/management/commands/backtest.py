@@ -28,8 +28,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--strategy",
-            choices=list(STRATEGIES),
-            help="Strategy key (see --all-strategies to run every one).",
+            help="Strategy key: " + ", ".join(STRATEGIES) + ".",
         )
         parser.add_argument(
             "--param",
@@ -50,22 +49,20 @@ class Command(BaseCommand):
         parser.add_argument("--start", help="First bar time, inclusive (YYYY-MM-DD).")
         parser.add_argument("--end", help="Last bar time, exclusive (YYYY-MM-DD).")
         parser.add_argument(
-            "--interval", default="1h", choices=["1h", "1d"], help="Bar interval."
+            "--interval", default="1h", help="Bar interval: 1h (default) or 1d."
         )
         parser.add_argument(
-            "--fee", type=float, default=0.001, help="Fee on traded notional (0.001)."
+            "--fee", default="0.001", help="Fee on traded notional (0.001)."
         )
         parser.add_argument(
             "--slippage-bps",
-            type=float,
-            default=0.0,
+            default="0",
             help="Slippage in basis points against the trader (0).",
         )
         parser.add_argument(
             "--format",
             default="table",
-            choices=["table", "json", "csv"],
-            help="Output format.",
+            help="Output format: table (default), json or csv.",
         )
         parser.add_argument(
             "--no-save", action="store_true", help="Do not store the run."
@@ -81,6 +78,16 @@ class Command(BaseCommand):
         return params
 
     def handle(self, *args, **options) -> None:
+        # Flags are validated here rather than by argparse choices/types so that
+        # a bad value ends with one line naming it, not a usage dump.
+        if options["format"] not in ("table", "json", "csv"):
+            raise CommandError(
+                f"--format: must be table, json or csv, not {options['format']!r}"
+            )
+        if options["interval"] not in ("1h", "1d"):
+            raise CommandError(
+                f"--interval: must be 1h or 1d, not {options['interval']!r}"
+            )
         if options["all_strategies"] and options["strategy"]:
             raise CommandError("give --strategy or --all-strategies, not both")
         if not options["all_strategies"] and not options["strategy"]:
@@ -181,6 +188,8 @@ def _cli_message(exc: RequestError) -> str:
         "fee": "--fee",
         "slippage_bps": "--slippage-bps",
         "strategy": "--strategy",
+        "strategies": "--strategy",
+        "interval": "--interval",
     }.get(field)
     return f"{flag}: {exc.message}" if flag else exc.message
 

@@ -1,0 +1,46 @@
+"""``/healthz``: is the database reachable, and Redis when it is configured."""
+
+from __future__ import annotations
+
+import time
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_not_required
+from django.db import connection
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.cache import never_cache
+
+
+def _check(probe) -> dict:
+    began = time.perf_counter()
+    try:
+        probe()
+    except Exception as exc:  # any failure is "down", reported with its reason
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+    return {"ok": True, "ms": round((time.perf_counter() - began) * 1000, 1)}
+
+
+def _database() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+
+
+def _redis() -> None:
+    from django_redis import get_redis_connection
+
+    get_redis_connection("default").ping()
+
+
+@login_not_required
+@never_cache
+def healthz(request: HttpRequest) -> JsonResponse:
+    """Return 200 when every backing service answers, else 503, with details."""
+    checks = {"database": _check(_database)}
+    if settings.REDIS_URL:
+        checks["redis"] = _check(_redis)
+    healthy = all(check["ok"] for check in checks.values())
+    return JsonResponse(
+        {"status": "ok" if healthy else "unavailable", "checks": checks},
+        status=200 if healthy else 503,
+    )

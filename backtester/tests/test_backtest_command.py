@@ -1,0 +1,128 @@
+"""`manage.py backtest`: the three output formats, saving, and error exits."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from backtester.models import BacktestResult, BacktestRun
+from backtester.tests.factories import make_coins
+from strategies.registry import STRATEGIES
+
+pytestmark = pytest.mark.django_db(transaction=True)
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def coins():
+    make_coins(["AAA", "BBB", "CCC"], bars=500)
+
+
+def run(*args: str) -> tuple[str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    call_command("backtest", *args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+def test_json_has_the_documented_shape(coins):
+    out, _ = run(
+        "--strategy", "sma_crossover", "--param", "fast=5", "--param", "slow=30",
+        "--symbols", "AAA,BBB", "--format", "json",
+    )  # fmt: skip
+    payload = json.loads(out)
+    assert set(payload) == {"run", "results", "summary"}
+    assert payload["run"]["symbols"] == ["AAA", "BBB"]
+    assert payload["run"]["strategies"] == [
+        {"strategy": "sma_crossover", "params": {"fast": 5, "slow": 30}}
+    ]
+    results = payload["results"]
+    assert len(results) == 2
+    for result in results:
+        assert set(result) >= {
+            "symbol", "strategy", "params", "first_bar", "last_bar", "bars", "metrics"
+        }  # fmt: skip
+        assert result["first_bar"] == "2024-01-01T00:00:00Z"
+        assert result["bars"] == 500
+    returns = [r["metrics"]["total_return_pct"] for r in results]
+    assert returns == sorted(returns, reverse=True)
+    assert payload["summary"]["results"] == 2
+    saved = BacktestRun.objects.get(pk=payload["run"]["id"])
+    assert saved.status == "complete" and saved.source == "cli"
+    assert BacktestResult.objects.filter(run=saved).count() == 2
+
+
+def test_all_strategies_and_date_range(coins):
+    out, _ = run(
+        "--all-strategies", "--start", "2024-01-05", "--end", "2024-01-15",
+        "--format", "json", "--no-save",
+    )  # fmt: skip
+    payload = json.loads(out)
+    assert len(payload["results"]) == 3 * len(STRATEGIES)
+    # 10 days of hourly bars, end exclusive.
+    assert {r["bars"] for r in payload["results"]} == {240}
+    assert {r["first_bar"] for r in payload["results"]} == {"2024-01-05T00:00:00Z"}
+    assert {r["last_bar"] for r in payload["results"]} == {"2024-01-14T23:00:00Z"}
+    assert BacktestRun.objects.count() == 0
+
+
+def test_csv_output(coins):
+    out, _ = run("--strategy", "rsi_reversion", "--format", "csv", "--no-save")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert len(rows) == 3
+    assert {"symbol", "strategy", "total_return_pct", "sharpe"} <= set(rows[0])
+    assert {r["strategy"] for r in rows} == {"rsi_reversion"}
+
+
+def test_table_output_is_sorted_with_a_summary(coins):
+    out, _ = run("--strategy", "ema_crossover", "--no-save")
+    lines = out.splitlines()
+    assert lines[0].split()[:3] == ["symbol", "strategy", "return"]
+    body = [line for line in lines[2:5]]
+    returns = [float(line.split()[2]) for line in body]
+    assert returns == sorted(returns, reverse=True)
+    assert "3 backtests" in out and "beat buy & hold" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--strategy", "moon"], "unknown strategy"),
+        (["--strategy", "sma_crossover", "--symbols", "ZZZ"], "ZZZ"),
+        (["--strategy", "sma_crossover", "--param", "fast"], "NAME=VALUE"),
+        (["--strategy", "sma_crossover", "--param", "fast=abc"], "fast"),
+        (["--strategy", "sma_crossover", "--param", "fast=100"], "fast"),
+        (["--strategy", "sma_crossover", "--start", "2030-01-01"], "no data"),
+        (["--strategy", "sma_crossover", "--start", "yesterday"], "--start"),
+        (["--strategy", "sma_crossover", "--format", "xml"], "--format"),
+        (["--strategy", "sma_crossover", "--fee", "lots"], "--fee"),
+        ([], "--strategy"),
+    ],
+)
+def test_bad_arguments_raise_command_error(coins, args, needle):
+    with pytest.raises(CommandError, match=needle):
+        run(*args, "--no-save")
+
+
+def test_bad_argument_exits_non_zero_with_one_line(tmp_path):
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}", "PATH": "/usr/bin"}
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True
+    )
+    done = subprocess.run(
+        [sys.executable, "manage.py", "backtest", "--strategy", "moon"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode != 0
+    assert done.stdout == ""
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert "unknown strategy" in done.stderr

@@ -1,0 +1,282 @@
+"""The websocket protocol end to end through the ASGI application."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+from channels.testing import WebsocketCommunicator
+
+from backtester import runner as runner_module
+from backtester.asgi import application
+from backtester.models import BacktestResult, BacktestRun
+from backtester.runner import get_runner
+from backtester.tests.factories import make_coins
+from strategies.registry import STRATEGIES
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
+
+HEADERS = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
+SYMBOLS = ["AAA", "BBB", "CCC", "DDD"]
+
+
+@pytest.fixture
+def coins():
+    make_coins(SYMBOLS, bars=300)
+    return SYMBOLS
+
+
+async def connect() -> WebsocketCommunicator:
+    communicator = WebsocketCommunicator(application, "/ws/backtests/", headers=HEADERS)
+    connected, _ = await communicator.connect()
+    assert connected
+    return communicator
+
+
+async def receive(communicator, timeout: float = 10) -> dict:
+    return await communicator.receive_json_from(timeout=timeout)
+
+
+async def collect_until_end(communicator, timeout: float = 20) -> list[dict]:
+    messages = []
+    while True:
+        message = await receive(communicator, timeout)
+        messages.append(message)
+        if message["type"] in ("complete", "cancelled", "error"):
+            return messages
+
+
+async def wait_done(run_id: int, timeout: float = 10) -> None:
+    """Wait until the runner has finished (and saved) the run."""
+    import asyncio
+
+    for _ in range(int(timeout / 0.02)):
+        if run_id not in get_runner()._active:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"run {run_id} did not finish")
+
+
+@pytest.fixture
+def gate(monkeypatch):
+    """Hold every coin after the first until the test opens the gate."""
+    opened = threading.Event()
+    original = runner_module.compute_coin
+    seen = []
+    lock = threading.Lock()
+
+    def gated(symbol, series, spec):
+        with lock:
+            seen.append(symbol)
+            first = len(seen) == 1
+        if not first:
+            assert opened.wait(20), "gate never opened"
+        return original(symbol, series, spec)
+
+    monkeypatch.setattr(runner_module, "compute_coin", gated)
+    yield opened
+    opened.set()
+
+
+async def test_full_run_streams_start_results_complete(coins):
+    communicator = await connect()
+    await communicator.send_json_to(
+        {"type": "run", "strategy": "sma_crossover", "params": {"fast": 5, "slow": 20}}
+    )
+    start = await receive(communicator)
+    assert start["type"] == "start"
+    assert start["total"] == len(coins)
+    messages = await collect_until_end(communicator)
+    results = [m for m in messages if m["type"] == "result"]
+    assert [m["type"] for m in messages[-1:]] == ["complete"]
+    assert sorted(r["data"]["symbol"] for r in results) == sorted(coins)
+    assert [r["completed"] for r in results] == list(range(1, len(coins) + 1))
+    assert all(r["total"] == len(coins) for r in results)
+    for r in results:
+        data = r["data"]
+        assert data["strategy"] == "sma_crossover"
+        assert data["params"] == {"fast": 5, "slow": 20}
+        assert data["bars"] == 300
+        assert data["first_bar"] == "2024-01-01T00:00:00Z"
+        assert set(data["metrics"]) >= {"total_return_pct", "sharpe", "final_equity"}
+    summary = messages[-1]["summary"]
+    assert summary["results"] == len(coins)
+    returns = sorted(r["data"]["metrics"]["total_return_pct"] for r in results)
+    assert summary["best"]["total_return_pct"] == returns[-1]
+    assert summary["worst"]["total_return_pct"] == returns[0]
+    await wait_done(start["run_id"])
+    run = await BacktestRun.objects.aget(pk=start["run_id"])
+    assert run.status == "complete"
+    assert await BacktestResult.objects.filter(run=run).acount() == len(coins)
+    await communicator.disconnect()
+
+
+async def test_results_arrive_before_the_run_completes(coins, gate):
+    communicator = await connect()
+    await communicator.send_json_to({"type": "run", "strategy": "rsi_reversion"})
+    start = await receive(communicator)
+    first = await receive(communicator)
+    # Every other coin is still held at the gate, so this result was streamed
+    # while the run was in progress, not batched at the end.
+    assert first["type"] == "result" and first["completed"] == 1
+    assert start["run_id"] in get_runner()._active
+    assert await communicator.receive_nothing(timeout=0.2)
+    gate.set()
+    rest = await collect_until_end(communicator)
+    assert rest[-1]["type"] == "complete"
+    assert len([m for m in rest if m["type"] == "result"]) == len(coins) - 1
+    await communicator.disconnect()
+
+
+async def test_several_strategies_at_once(coins):
+    communicator = await connect()
+    await communicator.send_json_to(
+        {"type": "run", "strategies": list(STRATEGIES), "symbols": ["AAA", "BBB"]}
+    )
+    start = await receive(communicator)
+    assert start["total"] == 2 * len(STRATEGIES)
+    messages = await collect_until_end(communicator)
+    pairs = {(m["data"]["symbol"], m["data"]["strategy"]) for m in messages[:-1]}
+    assert pairs == {(s, k) for s in ("AAA", "BBB") for k in STRATEGIES}
+    assert set(messages[-1]["summary"]["by_strategy"]) == set(STRATEGIES)
+    await communicator.disconnect()
+
+
+async def test_cancel_mid_run(coins, gate):
+    communicator = await connect()
+    await communicator.send_json_to({"type": "run", "strategy": "sma_crossover"})
+    start = await receive(communicator)
+    assert (await receive(communicator))["type"] == "result"
+    await communicator.send_json_to({"type": "cancel"})
+    assert await receive(communicator) == {
+        "type": "cancelled",
+        "run_id": start["run_id"],
+    }
+    gate.set()
+    await wait_done(start["run_id"])
+    assert await communicator.receive_nothing(timeout=0.3)
+    run = await BacktestRun.objects.aget(pk=start["run_id"])
+    assert run.status == "cancelled"
+    # The socket stays usable for the next run.
+    await communicator.send_json_to(
+        {"type": "run", "strategy": "sma_crossover", "symbols": ["AAA"]}
+    )
+    assert (await receive(communicator))["type"] == "start"
+    assert (await collect_until_end(communicator))[-1]["type"] == "complete"
+    await communicator.disconnect()
+
+
+async def test_disconnect_mid_run_cancels_it(coins, gate):
+    communicator = await connect()
+    await communicator.send_json_to({"type": "run", "strategy": "sma_crossover"})
+    start = await receive(communicator)
+    await receive(communicator)
+    await communicator.disconnect()
+    gate.set()
+    await wait_done(start["run_id"])
+    run = await BacktestRun.objects.aget(pk=start["run_id"])
+    assert run.status == "cancelled"
+    assert run.completed < len(coins)
+
+
+async def test_two_clients_see_only_their_own_results(coins):
+    one, two = await connect(), await connect()
+    await one.send_json_to(
+        {"type": "run", "strategy": "sma_crossover", "symbols": ["AAA", "BBB"]}
+    )
+    await two.send_json_to(
+        {"type": "run", "strategy": "ema_crossover", "symbols": ["CCC", "DDD"]}
+    )
+    start_one, start_two = await receive(one), await receive(two)
+    assert start_one["run_id"] != start_two["run_id"]
+    got_one = await collect_until_end(one)
+    got_two = await collect_until_end(two)
+    assert {m["data"]["symbol"] for m in got_one[:-1]} == {"AAA", "BBB"}
+    assert {m["data"]["symbol"] for m in got_two[:-1]} == {"CCC", "DDD"}
+    assert {m["data"]["strategy"] for m in got_two[:-1]} == {"ema_crossover"}
+    await one.disconnect()
+    await two.disconnect()
+
+
+async def test_second_run_on_the_same_socket_is_refused(coins, gate):
+    communicator = await connect()
+    await communicator.send_json_to({"type": "run", "strategy": "sma_crossover"})
+    await receive(communicator)
+    await communicator.send_json_to({"type": "run", "strategy": "sma_crossover"})
+    message = await receive(communicator)
+    while message["type"] == "result":
+        message = await receive(communicator)
+    assert message["type"] == "error"
+    assert "already active" in message["message"]
+    gate.set()
+    await communicator.disconnect()
+
+
+BAD_MESSAGES = [
+    ("{not json", None, "malformed JSON"),
+    ('["run"]', None, "JSON object"),
+    ('{"type": "fly"}', "type", "unknown message type"),
+    ('{"type": "run", "strategy": "moon"}', "strategy", "unknown strategy"),
+    ('{"type": "run"}', "strategy", "required"),
+    ('{"type": "run", "strategy": "sma_crossover", "symbols": ["ZZZ"]}', "symbols",
+     "ZZZ"),
+    ('{"type": "run", "strategy": "sma_crossover", "start": "2024-13-45"}', "start",
+     "not a date"),
+    ('{"type": "run", "strategy": "sma_crossover", "start": "2024-02-01", '
+     '"end": "2024-01-01"}', "end", "after start"),
+    ('{"type": "run", "strategy": "sma_crossover", "params": {"fast": 0}}',
+     "params.fast", "fast"),
+    ('{"type": "run", "strategy": "sma_crossover", "params": {"fast": 60, '
+     '"slow": 50}}', "params.fast", "slow"),
+    ('{"type": "run", "strategy": "sma_crossover", "params": {"speed": 3}}',
+     "params.speed", "speed"),
+    ('{"type": "run", "strategy": "sma_crossover", "interval": "5m"}', "interval",
+     "interval"),
+    ('{"type": "run", "strategy": "sma_crossover", "fee": -1}', "fee", "fee"),
+    ('{"type": "run", "strategy": "sma_crossover", "colour": "red"}', "colour",
+     "unknown field"),
+    ("{}", "type", "unknown message type"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "field", "needle"), BAD_MESSAGES)
+async def test_bad_input_gets_an_error_and_the_socket_stays_open(
+    coins, text, field, needle
+):
+    communicator = await connect()
+    await communicator.send_to(text_data=text)
+    message = await receive(communicator)
+    assert message["type"] == "error"
+    assert message.get("field") == field
+    assert needle in message["message"]
+    await communicator.send_json_to(
+        {"type": "run", "strategy": "sma_crossover", "symbols": ["AAA"]}
+    )
+    assert (await receive(communicator))["type"] == "start"
+    assert (await collect_until_end(communicator))[-1]["type"] == "complete"
+    await communicator.disconnect()
+
+
+async def test_oversized_and_binary_messages_are_refused(coins):
+    communicator = await connect()
+    await communicator.send_to(
+        text_data=json.dumps({"type": "run", "pad": "x" * 100_000})
+    )
+    message = await receive(communicator)
+    assert message["type"] == "error" and "too large" in message["message"]
+    await communicator.send_to(bytes_data=b"\x00\x01")
+    message = await receive(communicator)
+    assert message["type"] == "error" and "binary" in message["message"]
+    await communicator.send_json_to({"type": "cancel"})
+    message = await receive(communicator)
+    assert message["type"] == "error" and "no active run" in message["message"]
+    await communicator.disconnect()
+
+
+async def test_unknown_origin_is_rejected(coins):
+    communicator = WebsocketCommunicator(
+        application, "/ws/backtests/", headers=[(b"origin", b"http://evil.example")]
+    )
+    connected, _ = await communicator.connect()
+    assert not connected

@@ -1,0 +1,213 @@
+"""The production shape: deploy checks, /healthz, and nginx in front of daphne."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
+from services import _wait_for_port, free_port  # noqa: E402
+
+PROD_ENV = {
+    "DEBUG": "false",
+    "SECRET_KEY": "k8#Vq2!pZr7$Lm4^Tx9&Wn3*Hb6(Jd1)Fs5_Gc0+Ye8=Ua2-Ro7",
+    "ALLOWED_HOSTS": "lab.example.com",
+    "CSRF_TRUSTED_ORIGINS": "https://lab.example.com",
+    "SECURE_SSL": "true",
+    "BACKTESTS_REQUIRE_LOGIN": "true",
+}
+
+
+def manage(
+    *args: str, env: dict | None = None, **kwargs
+) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
+    for name in ("DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "SECURE_SSL"):
+        base.pop(name, None)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**base, **(env or {})},
+        capture_output=True,
+        text=True,
+        **kwargs,
+    )
+
+
+def test_check_deploy_is_clean_with_a_production_environment():
+    done = manage("check", "--deploy", "--fail-level", "WARNING", env=PROD_ENV)
+    assert done.returncode == 0, done.stderr + done.stdout
+
+
+def test_missing_secret_key_with_debug_off_fails_clearly():
+    env = {**PROD_ENV}
+    env.pop("SECRET_KEY")
+    done = manage("check", env=env)
+    assert done.returncode != 0
+    assert "SECRET_KEY must be set" in done.stderr
+
+
+@pytest.mark.django_db
+def test_healthz_reports_services(client, monkeypatch, settings):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok" and body["checks"]["database"]["ok"] is True
+    assert ("redis" in body["checks"]) == bool(settings.REDIS_URL)
+
+    from backtester import health
+
+    def broken() -> None:
+        raise OSError("connection refused")
+
+    monkeypatch.setattr(health, "_database", broken)
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert "connection refused" in response.json()["checks"]["database"]["error"]
+
+
+@pytest.mark.django_db
+def test_login_required_when_configured(client, settings):
+    from django.contrib.auth.models import User
+
+    settings.MIDDLEWARE = [
+        *settings.MIDDLEWARE,
+        "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    ]
+    response = client.get("/")
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/accounts/login/").status_code == 200
+    User.objects.create_user("trader", password="pw-123456789")
+    client.login(username="trader", password="pw-123456789")
+    assert client.get("/").status_code == 200
+
+
+def test_docker_compose_file_is_valid():
+    docker = shutil.which("docker")
+    if (
+        not docker
+        or subprocess.run(
+            [docker, "compose", "version"], capture_output=True
+        ).returncode
+    ):
+        pytest.skip("the docker compose plugin is not installed")
+    done = subprocess.run(
+        [docker, "compose", "config", "-q"],
+        cwd=ROOT,
+        env={**os.environ, "SECRET_KEY": "x" * 50},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def _nginx_binary() -> str | None:
+    return shutil.which("nginx") or (
+        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
+    )
+
+
+@pytest.mark.skipif(_nginx_binary() is None, reason="nginx is not installed")
+def test_websocket_backtest_and_static_file_through_nginx():
+    from websockets.sync.client import connect
+
+    from backtester.tests.factories import random_walk
+
+    work = Path(tempfile.mkdtemp(prefix="btlab-nginx-"))
+    os.chmod(work, 0o755)
+    procs: list[subprocess.Popen] = []
+    try:
+        env = {
+            "DATABASE_URL": f"sqlite:///{work / 'db.sqlite3'}",
+            "STATIC_ROOT": str(work / "static"),
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        }
+        assert manage("migrate", "-v0", env=env).returncode == 0
+        series = random_walk(300, seed=7)
+        lines = ["timestamp,open,high,low,close,volume"]
+        for t, o, h, lo, c, v in zip(*series, strict=True):
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(t)))
+            lines.append(f"{stamp},{o!r},{h!r},{lo!r},{c!r},{v!r}")
+        (work / "XYZUSDT.csv").write_text("\n".join(lines) + "\n")
+        done = manage("import_prices", str(work / "XYZUSDT.csv"), env=env)
+        assert done.returncode == 0, done.stderr
+        assert manage("collectstatic", "--noinput", "-v0", env=env).returncode == 0
+
+        app_port, proxy_port = free_port(), free_port()
+        base = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+        procs.append(
+            subprocess.Popen(
+                [str(Path(sys.executable).parent / "daphne"), "-b", "127.0.0.1",
+                 "-p", str(app_port), "backtester.asgi:application"],
+                cwd=ROOT, env={**base, **env},
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+        )  # fmt: skip
+        conf = (ROOT / "deploy" / "nginx.conf").read_text()
+        conf = (
+            conf.replace("server web:8000;", f"server 127.0.0.1:{app_port};")
+            .replace("listen 80;", f"listen 127.0.0.1:{proxy_port};")
+            .replace("alias /app/staticfiles/;", f"alias {work / 'static'}/;")
+        )
+        user = "user root;\n" if os.geteuid() == 0 else ""
+        (work / "nginx.conf").write_text(
+            f"{user}worker_processes 1;\npid {work}/nginx.pid;\n"
+            f"error_log {work}/error.log;\nevents {{}}\nhttp {{\n"
+            f"access_log off;\nclient_body_temp_path {work}/body;\n"
+            f"proxy_temp_path {work}/proxy;\nfastcgi_temp_path {work}/fcgi;\n"
+            f"uwsgi_temp_path {work}/uwsgi;\nscgi_temp_path {work}/scgi;\n"
+            f"{conf}\n}}\n"
+        )
+        procs.append(
+            subprocess.Popen(
+                [_nginx_binary(), "-p", str(work), "-c", str(work / "nginx.conf"),
+                 "-g", "daemon off;"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            )
+        )  # fmt: skip
+        _wait_for_port(app_port)
+        _wait_for_port(proxy_port)
+
+        base_url = f"http://127.0.0.1:{proxy_port}"
+        with urllib.request.urlopen(
+            f"{base_url}/static/vendor/plotly/plotly.min.js", timeout=10
+        ) as response:
+            assert response.status == 200
+            assert len(response.read()) > 1_000_000
+        with urllib.request.urlopen(f"{base_url}/healthz", timeout=10) as response:
+            assert json.load(response)["status"] == "ok"
+
+        with connect(
+            f"ws://127.0.0.1:{proxy_port}/ws/backtests/",
+            origin=f"http://127.0.0.1:{proxy_port}",
+            open_timeout=10,
+        ) as ws:
+            ws.send(json.dumps({"type": "run", "strategies": "all"}))
+            received = []
+            while True:
+                message = json.loads(ws.recv(timeout=30))
+                received.append(message)
+                if message["type"] in ("complete", "error", "cancelled"):
+                    break
+        assert received[0]["type"] == "start"
+        assert received[-1]["type"] == "complete", received[-1]
+        assert len([m for m in received if m["type"] == "result"]) == 6
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        shutil.rmtree(work, ignore_errors=True)
