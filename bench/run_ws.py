@@ -1,0 +1,187 @@
+"""End-to-end benchmark: all six strategies x every coin through the websocket.
+
+Starts throwaway PostgreSQL and Redis servers, seeds 48 coins x 5 years of hourly
+bars (or uses DATABASE_URL/REDIS_URL if both are set and already hold data),
+serves the app with daphne on a free loopback port and measures, for a cold cache
+(emptied Redis: prices come from PostgreSQL) and a warm one, the time from
+sending ``run`` to the first ``result`` and to ``complete``. Then the same
+workload through ``manage.py backtest --all-strategies --format json``.
+
+    .venv/bin/python bench/run_ws.py [--symbols 48] [--years 5] [--repeat 3]
+
+Prints figures; asserts nothing about time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+from services import (  # noqa: E402
+    _wait_for_port,
+    free_port,
+    postgres_server,
+    redis_server,
+)
+
+PY = sys.executable
+
+
+def manage(*args: str, env: dict, capture: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [PY, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=capture,
+        text=True,
+    )
+
+
+def flush_redis(url: str) -> None:
+    import redis
+
+    redis.Redis.from_url(url).flushdb()
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def one_run(port: int) -> dict:
+    from websockets.sync.client import connect
+
+    with connect(
+        f"ws://127.0.0.1:{port}/ws/backtests/",
+        origin=f"http://127.0.0.1:{port}",
+        max_size=None,
+    ) as ws:
+        began = time.perf_counter()
+        ws.send(json.dumps({"type": "run", "strategies": "all"}))
+        first = None
+        results = 0
+        while True:
+            message = json.loads(ws.recv(timeout=120))
+            if message["type"] == "result":
+                results += 1
+                if first is None:
+                    first = time.perf_counter() - began
+            elif message["type"] == "start":
+                total = message["total"]
+            elif message["type"] in ("complete", "error", "cancelled"):
+                done = time.perf_counter() - began
+                if message["type"] != "complete":
+                    raise RuntimeError(f"run ended with {message}")
+                return {
+                    "first_ms": first * 1000,
+                    "all_ms": done * 1000,
+                    "results": results,
+                    "total": total,
+                    "server_s": message["elapsed_s"],
+                }
+
+
+def report(label: str, runs: list[dict]) -> None:
+    first = [r["first_ms"] for r in runs]
+    every = [r["all_ms"] for r in runs]
+    median_first = statistics.median(first)
+    print(
+        f"{label:<22} first result {min(first):7.1f} ms (median {median_first:7.1f})"
+        f"   all {runs[0]['results']}/{runs[0]['total']} {min(every):7.1f} ms"
+        f" (median {statistics.median(every):7.1f})"
+    )
+
+
+def bench(env: dict, args: argparse.Namespace) -> None:
+    port = free_port()
+    server = subprocess.Popen(
+        [str(Path(PY).parent / "daphne"), "-b", "127.0.0.1", "-p", str(port),
+         "backtester.asgi:application"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        _wait_for_port(port, timeout=30)
+        one_run(port)  # imports, thread pool, DB connections: not part of the figure
+        cold, warm = [], []
+        for _ in range(args.repeat):
+            flush_redis(env["REDIS_URL"])
+            cold.append(one_run(port))
+            warm.append(one_run(port))
+        print(f"websocket, daphne on PostgreSQL + Redis ({args.repeat} runs each):")
+        report("  cold (empty cache)", cold)
+        report("  warm (Redis cache)", warm)
+        print(f"  daphne peak RSS      {peak_rss_mb(server.pid):.0f} MB")
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+    for label, flush in (("cold", True), ("warm", False)):
+        if flush:
+            flush_redis(env["REDIS_URL"])
+        began = time.perf_counter()
+        done = subprocess.run(
+            ["/usr/bin/time", "-f", "%M", PY, "manage.py", "backtest",
+             "--all-strategies", "--format", "json", "--no-save"],
+            cwd=ROOT, env=env, capture_output=True, text=True, check=True,
+        ) if Path("/usr/bin/time").exists() else subprocess.run(
+            [PY, "manage.py", "backtest", "--all-strategies", "--format", "json",
+             "--no-save"],
+            cwd=ROOT, env=env, capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        wall = time.perf_counter() - began
+        payload = json.loads(done.stdout)
+        rss = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ""
+        rss_mb = f"{int(rss) / 1024:.0f} MB" if rss.isdigit() else "n/a"
+        print(
+            f"manage.py backtest --all-strategies ({label} cache): "
+            f"{len(payload['results'])} results, {wall:.2f} s wall incl. start-up, "
+            f"run {payload['summary']['elapsed_s']:.3f} s, peak RSS {rss_mb}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--symbols", type=int, default=48)
+    parser.add_argument("--years", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    base = {k: v for k, v in os.environ.items() if k not in ("DEBUG",)}
+    base["DEBUG"] = "true"
+    base["LOG_LEVEL"] = "WARNING"
+    with contextlib.ExitStack() as stack:
+        if os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL"):
+            env = base
+        else:
+            database_url = stack.enter_context(postgres_server())
+            redis = stack.enter_context(redis_server())
+            env = {**base, "DATABASE_URL": database_url, "REDIS_URL": redis.url}
+        manage("migrate", "-v0", env=env)
+        began = time.perf_counter()
+        manage(
+            "seed_demo", "--symbols", str(args.symbols), "--years", str(args.years),
+            "--if-empty", env=env,
+        )  # fmt: skip
+        print(f"seeded in {time.perf_counter() - began:.1f} s")
+        with contextlib.suppress(Exception):
+            import psycopg2
+
+            with psycopg2.connect(env["DATABASE_URL"]) as conn:
+                conn.autocommit = True
+                conn.cursor().execute("VACUUM ANALYZE prices_pricebar")
+        bench(env, args)
+
+
+if __name__ == "__main__":
+    main()
