@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
 import pytest
 
-REAL_DATA_DIR = Path(
-    os.environ.get(
-        "BTLAB_REAL_DATA", Path(__file__).resolve().parent.parent / "shared" / "data"
+REAL_DATA_DIR = (
+    Path(
+        os.environ.get(
+            "BTLAB_REAL_DATA",
+            Path(__file__).resolve().parent.parent / "shared" / "data",
+        )
     )
-) / "ohlcv-1h"
+    / "ohlcv-1h"
+)
 
 # Set by `make test` for the pass that runs against real servers: a test marked
 # postgres or redis must then run, never be skipped.
@@ -54,10 +59,9 @@ def _clear_cache():
     """Start every test with an empty cache (local memory or a test Redis)."""
     from django.core.cache import cache
 
-    try:
+    # A test may have stopped its own Redis server: then there is nothing to clear.
+    with contextlib.suppress(Exception):
         cache.clear()
-    except Exception:  # a test may have stopped its own Redis server
-        pass
     yield
 
 
