@@ -1,0 +1,146 @@
+"""The six strategies: keys, names, descriptions and parameter schemas."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from strategies import signals
+from strategies.params import (
+    Check,
+    ParamError,
+    ParamSpec,
+    fast_below_slow,
+    ordered,
+    validate,
+)
+
+__all__ = [
+    "STRATEGIES",
+    "ParamError",
+    "ParamSpec",
+    "StrategySpec",
+    "get_strategy",
+    "schema",
+    "validate_params",
+]
+
+
+@dataclass(frozen=True)
+class StrategySpec:
+    key: str
+    name: str
+    description: str
+    params: tuple[ParamSpec, ...]
+    signal: Callable
+    checks: tuple[Check, ...] = ()
+
+    def as_dict(self) -> dict:
+        return {
+            "key": self.key,
+            "name": self.name,
+            "description": self.description,
+            "params": [p.as_dict() for p in self.params],
+        }
+
+
+def _window(name: str, default: int, help: str, low: int = 2, high: int = 500):
+    return ParamSpec(name, int, default, low, high, help)
+
+
+STRATEGIES: dict[str, StrategySpec] = {
+    spec.key: spec
+    for spec in (
+        StrategySpec(
+            "sma_crossover",
+            "SMA crossover",
+            "Long while the fast simple moving average is above the slow one.",
+            (
+                _window("fast", 20, "Fast SMA length in bars."),
+                _window("slow", 50, "Slow SMA length in bars.", high=1000),
+            ),
+            signals.sma_crossover,
+            (fast_below_slow(),),
+        ),
+        StrategySpec(
+            "ema_crossover",
+            "EMA crossover",
+            "Long while the fast exponential moving average is above the slow one.",
+            (
+                _window("fast", 12, "Fast EMA length in bars."),
+                _window("slow", 26, "Slow EMA length in bars.", high=1000),
+            ),
+            signals.ema_crossover,
+            (fast_below_slow(),),
+        ),
+        StrategySpec(
+            "rsi_reversion",
+            "RSI mean reversion",
+            "Buy when Wilder's RSI falls below the lower level, sell above the upper.",
+            (
+                _window("period", 14, "RSI length in bars."),
+                ParamSpec("lower", float, 30.0, 1.0, 99.0, "Enter below this RSI."),
+                ParamSpec("upper", float, 70.0, 1.0, 99.0, "Exit above this RSI."),
+            ),
+            signals.rsi_reversion,
+            (ordered("lower", "upper"),),
+        ),
+        StrategySpec(
+            "bollinger_reversion",
+            "Bollinger mean reversion",
+            "Buy when the close falls below the lower band, sell above the middle.",
+            (
+                _window("period", 20, "Band length in bars."),
+                ParamSpec(
+                    "std", float, 2.0, 0.1, 10.0, "Band width in standard deviations."
+                ),
+            ),
+            signals.bollinger_reversion,
+        ),
+        StrategySpec(
+            "macd_crossover",
+            "MACD crossover",
+            "Long while the MACD line is above its signal line.",
+            (
+                _window("fast", 12, "Fast EMA length in bars."),
+                _window("slow", 26, "Slow EMA length in bars.", high=1000),
+                _window("signal", 9, "Signal EMA length in bars.", low=1),
+            ),
+            signals.macd_crossover,
+            (fast_below_slow(),),
+        ),
+        StrategySpec(
+            "donchian_breakout",
+            "Donchian breakout",
+            "Buy above the highest high of the previous bars, sell below the lowest "
+            "low.",
+            (
+                _window("entry", 20, "Breakout window in bars.", low=1),
+                _window("exit", 10, "Exit window in bars.", low=1),
+            ),
+            signals.donchian_breakout,
+        ),
+    )
+}
+
+
+def get_strategy(key: str) -> StrategySpec:
+    """Return the strategy for ``key`` or raise ParamError naming the choices."""
+    try:
+        return STRATEGIES[key]
+    except (KeyError, TypeError):
+        choices = ", ".join(STRATEGIES)
+        raise ParamError(
+            [("strategy", f"unknown strategy {key!r}; choose one of {choices}")]
+        ) from None
+
+
+def validate_params(key: str, params: Mapping[str, object] | None = None) -> dict:
+    """Return the strategy's complete parameters or raise ParamError (all problems)."""
+    spec = get_strategy(key)
+    return validate(spec.params, params or {}, spec.checks)
+
+
+def schema() -> list[dict]:
+    """Return every strategy with its parameter schema, JSON-serialisable."""
+    return [spec.as_dict() for spec in STRATEGIES.values()]
