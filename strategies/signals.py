@@ -22,7 +22,14 @@ class IndicatorCache:
     def get(self, name: str, *args: object):
         key = (name, *args)
         if key not in self._memo:
-            self._memo[key] = _COMPUTE[name](self.bars, *args)
+            if name == "macd":
+                # Reuse the EMAs the EMA crossover may already have computed.
+                fast, slow, signal = args
+                line = self.get("ema", fast) - self.get("ema", slow)
+                signal_line = ind.ema(line, signal)
+                self._memo[key] = ind.MACD(line, signal_line, line - signal_line)
+            else:
+                self._memo[key] = _COMPUTE[name](self.bars, *args)
         return self._memo[key]
 
 
@@ -31,10 +38,21 @@ _COMPUTE = {
     "ema": lambda b, n: ind.ema(b.close, n),
     "rsi": lambda b, n: ind.rsi(b.close, n),
     "bbands": lambda b, n, k: ind.bbands(b.close, n, k),
-    "macd": lambda b, f, s, g: ind.macd(b.close, f, s, g),
     "dhigh": lambda b, n: ind.donchian_high(b.high, n),
     "dlow": lambda b, n: ind.donchian_low(b.low, n),
 }
+
+
+# "A > B" must hold by more than this fraction of the price: on flat prices two
+# averages that are equal in exact arithmetic can differ in the last bits, and
+# that noise must not open positions.
+TIE_TOLERANCE = 1e-12
+
+
+def above(a: np.ndarray, b: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Return a > b by more than TIE_TOLERANCE * scale (False where NaN)."""
+    with np.errstate(invalid="ignore"):
+        return (a - b) > TIE_TOLERANCE * np.abs(scale)
 
 
 def hold_while(condition: np.ndarray) -> np.ndarray:
@@ -58,11 +76,13 @@ def enter_exit(entry: np.ndarray, exit_: np.ndarray) -> np.ndarray:
 
 
 def sma_crossover(cache: IndicatorCache, fast: int, slow: int) -> np.ndarray:
-    return hold_while(cache.get("sma", fast) > cache.get("sma", slow))
+    close = cache.bars.close
+    return hold_while(above(cache.get("sma", fast), cache.get("sma", slow), close))
 
 
 def ema_crossover(cache: IndicatorCache, fast: int, slow: int) -> np.ndarray:
-    return hold_while(cache.get("ema", fast) > cache.get("ema", slow))
+    close = cache.bars.close
+    return hold_while(above(cache.get("ema", fast), cache.get("ema", slow), close))
 
 
 def rsi_reversion(
@@ -82,7 +102,7 @@ def macd_crossover(
     cache: IndicatorCache, fast: int, slow: int, signal: int
 ) -> np.ndarray:
     value = cache.get("macd", fast, slow, signal)
-    return hold_while(value.macd > value.signal)
+    return hold_while(above(value.macd, value.signal, cache.bars.close))
 
 
 def donchian_breakout(cache: IndicatorCache, entry: int, exit: int) -> np.ndarray:
