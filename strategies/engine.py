@@ -62,8 +62,9 @@ def simulate(
     position = np.zeros(n, dtype=np.int8)
     position[1:] = target[:-1]
     change = np.diff(position, prepend=np.int8(0))
-    entries = np.flatnonzero(change == 1)
-    exits = np.flatnonzero(change == -1)
+    moves = np.flatnonzero(change)
+    # Positions alternate 0 -> 1 -> 0, so moves alternate entry, exit, entry...
+    entries, exits = moves[0::2], moves[1::2]
     open_at_end = len(exits) < len(entries)
 
     entry_price = bars.open[entries] * (1.0 + slip)
@@ -79,18 +80,19 @@ def simulate(
     units = cash_before / (entry_price * (1.0 + fee))
     cash_after = units * exit_price * (1.0 - fee)
 
-    # Trade number owning each bar (-1 before the first entry).
-    trade_of_bar = np.cumsum(change == 1) - 1
-    equity = np.full(n, initial_equity)
-    has_trade = trade_of_bar >= 0
-    k = trade_of_bar[has_trade]
-    held = position[has_trade] == 1
-    values = np.where(
-        held,
-        units[k] * bars.close[has_trade],
-        cash_after[k] if len(cash_after) else 0.0,
-    )
-    equity[has_trade] = values
+    # Bars split into alternating segments: flat [0, e0), held [e0, x0), flat
+    # [x0, e1), ... Held bars are worth units * close, flat bars the cash after
+    # the previous trade; np.repeat lays the per-segment values out per bar.
+    edges = np.empty(len(entries) + len(exits), dtype=np.int64)
+    edges[0::2] = entries
+    edges[1::2] = exits
+    lengths = np.diff(edges, prepend=0, append=n)
+    factor = np.zeros(len(lengths))
+    factor[1::2] = units
+    cash = np.zeros(len(lengths))
+    cash[0] = initial_equity
+    cash[2::2] = cash_after[: len(exits)]
+    equity = np.repeat(factor, lengths) * bars.close + np.repeat(cash, lengths)
     if open_at_end:
         equity[-1] = cash_after[-1]
 

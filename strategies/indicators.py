@@ -142,13 +142,13 @@ def _recursive_average(values: np.ndarray, n: int, alpha: float) -> np.ndarray:
     has no meaningful average until it is repaired.
     """
     out = np.full(values.shape, np.nan)
-    valid = np.flatnonzero(~np.isnan(values))
-    if len(valid) < n:
-        return out
-    seed_at = valid[n - 1]
-    if seed_at != valid[0] + n - 1:
-        return out  # a hole inside the seed window
-    out[seed_at:] = _linear_recursion(values[seed_at:], alpha, values[valid[:n]].mean())
+    missing = np.isnan(values)
+    first = int(missing.argmin()) if len(values) else 0
+    seed_at = first + n - 1
+    if seed_at >= len(values) or missing[first] or missing[first : seed_at + 1].any():
+        return out  # too short, all NaN, or a hole inside the seed window
+    seed = values[first : seed_at + 1].mean()
+    out[seed_at:] = _linear_recursion(values[seed_at:], alpha, seed)
     return out
 
 

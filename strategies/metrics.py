@@ -47,18 +47,23 @@ def cagr_pct(equity: np.ndarray, periods_per_year: int) -> float | None:
     return _num(value)
 
 
-def volatility_ann_pct(returns: np.ndarray, periods_per_year: int) -> float | None:
+def volatility_ann_pct(
+    returns: np.ndarray, periods_per_year: int, std: float | None = None
+) -> float | None:
     """Return the annualized sample standard deviation (ddof=1) of bar returns."""
     if len(returns) < 2:
         return None
-    return _num(returns.std(ddof=1) * math.sqrt(periods_per_year) * 100.0)
+    std = returns.std(ddof=1) if std is None else std
+    return _num(std * math.sqrt(periods_per_year) * 100.0)
 
 
-def sharpe(returns: np.ndarray, periods_per_year: int) -> float | None:
+def sharpe(
+    returns: np.ndarray, periods_per_year: int, std: float | None = None
+) -> float | None:
     """Return mean/std (ddof=1) of bar returns times sqrt(periods); risk-free 0."""
     if len(returns) < 2:
         return None
-    std = returns.std(ddof=1)
+    std = returns.std(ddof=1) if std is None else std
     if not std > 1e-15:
         return None
     return _num(returns.mean() / std * math.sqrt(periods_per_year))
@@ -74,19 +79,21 @@ def sortino(returns: np.ndarray, periods_per_year: int) -> float | None:
     return _num(returns.mean() / downside * math.sqrt(periods_per_year))
 
 
-def drawdown(equity: np.ndarray) -> np.ndarray:
+def drawdown(equity: np.ndarray, peak: np.ndarray | None = None) -> np.ndarray:
     """Return the fractional drawdown from the running peak at each bar (>= 0)."""
-    return 1.0 - equity / np.maximum.accumulate(equity)
+    peak = np.maximum.accumulate(equity) if peak is None else peak
+    return 1.0 - equity / peak
 
 
-def max_drawdown_pct(equity: np.ndarray) -> float:
+def max_drawdown_pct(equity: np.ndarray, peak: np.ndarray | None = None) -> float:
     """Return the deepest drawdown as a positive percentage (23.5 means -23.5%)."""
-    return float(drawdown(equity).max() * 100.0)
+    return float(drawdown(equity, peak).max() * 100.0)
 
 
-def max_drawdown_duration(equity: np.ndarray) -> int:
+def max_drawdown_duration(equity: np.ndarray, peak: np.ndarray | None = None) -> int:
     """Return the longest run of consecutive bars spent below a previous peak."""
-    under = equity < np.maximum.accumulate(equity)
+    peak = np.maximum.accumulate(equity) if peak is None else peak
+    under = equity < peak
     if not under.any():
         return 0
     # Lengths of runs of True: positions where runs start and end.
@@ -152,18 +159,20 @@ def compute_metrics(
     """Return every metric of one backtest, keyed as documented."""
     periods = PERIODS_PER_YEAR[interval]
     returns = bar_returns(equity)
+    std = returns.std(ddof=1) if len(returns) >= 2 else None
+    peak = np.maximum.accumulate(equity)
     cagr = cagr_pct(equity, periods)
-    max_dd = max_drawdown_pct(equity)
+    max_dd = max_drawdown_pct(equity, peak)
     metrics = {
         "total_return_pct": total_return_pct(equity),
         "buy_hold_return_pct": buy_hold_return_pct(close),
         "cagr_pct": cagr,
-        "volatility_ann_pct": volatility_ann_pct(returns, periods),
-        "sharpe": sharpe(returns, periods),
+        "volatility_ann_pct": volatility_ann_pct(returns, periods, std),
+        "sharpe": sharpe(returns, periods, std),
         "sortino": sortino(returns, periods),
         "calmar": calmar(cagr, max_dd),
         "max_drawdown_pct": max_dd,
-        "max_drawdown_duration": max_drawdown_duration(equity),
+        "max_drawdown_duration": max_drawdown_duration(equity, peak),
         "num_trades": len(trades["return_pct"]),
         **trade_stats(trades),
         "exposure_pct": exposure_pct(position),
