@@ -27,6 +27,21 @@ def coins():
     return SYMBOLS
 
 
+@pytest.fixture(autouse=True)
+def _drain_runs():
+    """Let runs a test left behind finish before the database is torn down."""
+    yield
+    drain_runs()
+
+
+def drain_runs(timeout: float = 20) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while get_runner().active_runs and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 async def connect() -> WebsocketCommunicator:
     communicator = WebsocketCommunicator(application, "/ws/backtests/", headers=HEADERS)
     connected, _ = await communicator.connect()
@@ -210,6 +225,7 @@ async def test_second_run_on_the_same_socket_is_refused(coins, gate):
     assert message["type"] == "error"
     assert "already active" in message["message"]
     gate.set()
+    assert (await collect_until_end(communicator))[-1]["type"] == "complete"
     await communicator.disconnect()
 
 

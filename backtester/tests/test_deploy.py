@@ -136,7 +136,7 @@ def test_websocket_backtest_and_static_file_through_nginx():
         assert manage("migrate", "-v0", env=env).returncode == 0
         series = random_walk(300, seed=7)
         lines = ["timestamp,open,high,low,close,volume"]
-        for t, o, h, lo, c, v in zip(*series, strict=True):
+        for t, o, h, lo, c, v in zip(*(col.tolist() for col in series), strict=True):
             stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(t)))
             lines.append(f"{stamp},{o!r},{h!r},{lo!r},{c!r},{v!r}")
         (work / "XYZUSDT.csv").write_text("\n".join(lines) + "\n")

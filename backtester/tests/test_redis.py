@@ -6,11 +6,17 @@ import sys
 from pathlib import Path
 
 import pytest
+from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.test import override_settings
 
 from backtester.tests.factories import make_coins
-from backtester.tests.test_consumer import collect_until_end, connect, receive
+from backtester.tests.test_consumer import (  # noqa: F401 - fixture
+    _drain_runs,
+    collect_until_end,
+    connect,
+    receive,
+)
 from prices import cache as price_cache
 from strategies.registry import STRATEGIES
 
@@ -27,7 +33,7 @@ SYMBOLS = [f"C{i:02d}" for i in range(48)]
 async def test_all_288_results_arrive_through_the_redis_layer(settings, capacity):
     """6 strategies x 48 coins: no event lost, even at channels-redis' default
     capacity of 100 messages per channel."""
-    make_coins(SYMBOLS, bars=200)
+    await sync_to_async(make_coins)(SYMBOLS, bars=200)
     layers = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
@@ -57,7 +63,7 @@ async def test_all_288_results_arrive_through_the_redis_layer(settings, capacity
 
 @pytest.mark.skipif(redis_binary() is None, reason="redis-server is not installed")
 async def test_run_completes_when_the_redis_cache_goes_down():
-    make_coins(["AAA", "BBB"], bars=300)
+    await sync_to_async(make_coins)(["AAA", "BBB"], bars=300)
     server = RedisServer().start()
     caches = {
         "default": {
