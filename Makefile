@@ -44,7 +44,7 @@ test-sqlite: venv
 test-services: venv
 	@if $(PY) -c "import sys; sys.path.insert(0, 'scripts'); import services; \
 		sys.exit(0 if services.postgres_bindir() and services.redis_binary() else 1)"; then \
-		BTLAB_REQUIRE_SERVICES=1 $(PY) scripts/services.py -- \
+		BTLAB_REQUIRE_SERVICES=1 CONN_MAX_AGE=0 $(PY) scripts/services.py -- \
 			$(VENV)/bin/pytest -q $(PYTEST_ARGS); \
 	else \
 		echo "PostgreSQL or Redis server binaries not installed: skipping the pass on real servers"; \
