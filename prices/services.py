@@ -230,3 +230,42 @@ def file_import(
         interval=parsed.interval,
         progress=progress,
     )
+
+
+def demo_seed(
+    *,
+    symbols: int = 48,
+    years: int = 5,
+    seed: int = 42,
+    progress: Callable[[str, int], None] | None = None,
+) -> int:
+    """Replace the demo coins' bars with fresh synthetic data; return hourly rows.
+
+    Deterministic for a given seed. One transaction: a failure leaves the old
+    data in place.
+    """
+    from prices.demo import DEMO_COINS, HOURS_PER_YEAR, coin_series
+
+    if not 1 <= symbols <= len(DEMO_COINS):
+        raise ValueError(f"symbols: must be between 1 and {len(DEMO_COINS)}")
+    if not 1 <= years <= 10:
+        raise ValueError("years: must be between 1 and 10")
+    bars = years * HOURS_PER_YEAR
+    total = 0
+    with transaction.atomic():
+        coins = []
+        for symbol, name, _ in DEMO_COINS[:symbols]:
+            coin, _ = Cryptocurrency.objects.update_or_create(
+                symbol=symbol, defaults={"name": name, "is_active": True}
+            )
+            coins.append(coin)
+        PriceBar.objects.filter(crypto__in=coins).delete()
+        for index, coin in enumerate(coins):
+            series = coin_series(index, bars, seed)
+            bars_upsert(coin, series, interval=Interval.HOUR)
+            bars_upsert(coin, daily_from_hourly(series), interval=Interval.DAY)
+            total += len(series.time)
+            if progress:
+                progress(coin.symbol, total)
+        coin_cache_clear([c.id for c in coins])
+    return total
