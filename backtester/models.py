@@ -84,9 +84,11 @@ class BacktestResult(models.Model):
     num_trades = models.PositiveIntegerField(default=0)
     win_rate_pct = models.FloatField(null=True)
     metrics = models.JSONField(default=dict)
-    # Trades as dicts and the equity curve down-sampled to at most a few hundred
-    # points ([epoch seconds, equity, buy & hold equity]) for the detail page.
-    trades = models.JSONField(default=list)
+    # The most recent trades column-wise ({"count", "entry_time": [epoch...],
+    # "exit_time", "entry_price", "exit_price", "return_pct", "bars_held", "fees",
+    # "closed_at_end"}) and the equity curve down-sampled to a few hundred points
+    # ([epoch seconds, equity, buy & hold equity]) for the detail page.
+    trades = models.JSONField(default=dict)
     equity = models.JSONField(default=list)
 
     class Meta:

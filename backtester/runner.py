@@ -15,7 +15,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -34,7 +34,9 @@ from strategies.types import BacktestResult, Bars
 logger = logging.getLogger(__name__)
 
 Publish = Callable[[dict], None]
-EQUITY_POINTS = 400
+EQUITY_POINTS = 200
+# Trades stored per result for the detail page (metrics always use all of them).
+MAX_STORED_TRADES = 100
 
 
 class RunnerBusy(RuntimeError):
@@ -46,7 +48,7 @@ class ResultRow:
     """One (coin, strategy) outcome: the public data plus what is stored."""
 
     data: dict
-    trades: list[dict] = field(default_factory=list)
+    trades: dict = field(default_factory=dict)
     equity: list[list[float]] = field(default_factory=list)
 
 
@@ -80,11 +82,30 @@ def _iso(epoch: int) -> str:
 
 
 def _downsample(times: np.ndarray, *curves: np.ndarray) -> list[list[float]]:
+    """Return at most EQUITY_POINTS rows of [epoch, curve values...]."""
     n = len(times)
     if n == 0:
         return []
     index = np.unique(np.linspace(0, n - 1, min(n, EQUITY_POINTS)).round().astype(int))
-    return [[int(times[i]), *(round(float(c[i]), 6) for c in curves)] for i in index]
+    columns = [times[index].astype(float)] + [np.round(c[index], 4) for c in curves]
+    return np.column_stack(columns).tolist()
+
+
+def trade_columns(table: dict[str, np.ndarray], limit: int = MAX_STORED_TRADES) -> dict:
+    """Return the most recent ``limit`` trades column-wise, JSON-ready.
+
+    Column lists (not one dict per trade) keep a run with a quarter of a million
+    trades cheap to build, send and store; ``count`` is the full number.
+    """
+    count = len(table["return_pct"])
+    keep = slice(max(0, count - limit), count)
+    out: dict = {"count": count}
+    for name in (
+        "entry_time", "exit_time", "entry_price", "exit_price", "return_pct",
+        "bars_held", "fees", "closed_at_end",
+    ):  # fmt: skip
+        out[name] = table[name][keep].tolist()
+    return out
 
 
 def result_row(symbol: str, series: PriceSeries, result: BacktestResult) -> ResultRow:
@@ -99,21 +120,11 @@ def result_row(symbol: str, series: PriceSeries, result: BacktestResult) -> Resu
         "bars": n,
         "metrics": result.metrics,
     }
-    trades = [
-        {
-            "entry_time": _iso(t.entry_time),
-            "exit_time": _iso(t.exit_time),
-            "entry_price": float(t.entry_price),
-            "exit_price": float(t.exit_price),
-            "return_pct": float(t.return_pct),
-            "bars_held": int(t.bars_held),
-            "fees": float(t.fees),
-            "closed_at_end": bool(t.closed_at_end),
-        }
-        for t in result.trades
-    ]
-    equity = _downsample(series.time, result.equity, result.buy_hold_equity)
-    return ResultRow(data=data, trades=trades, equity=equity)
+    return ResultRow(
+        data=data,
+        trades=trade_columns(result.trade_table),
+        equity=_downsample(series.time, result.equity, result.buy_hold_equity),
+    )
 
 
 def empty_row(symbol: str, strategy: str, params: dict) -> ResultRow:
@@ -177,9 +188,15 @@ class Runner:
         spec: RunSpec,
         coins: Sequence[Cryptocurrency],
         publish: Publish,
+        on_rows: Callable[[RunHandle, list[ResultRow]], None] | None = None,
         on_finish: Callable[[RunHandle], None] | None = None,
     ) -> RunHandle:
-        """Start a run in the background; raise RunnerBusy when the queue is full."""
+        """Start a run in the background; raise RunnerBusy when the queue is full.
+
+        ``on_rows`` is called in the run's control thread with each coin's rows as
+        they complete (to store them while other coins compute), ``on_finish``
+        once at the end, before the final event is published.
+        """
         handle = RunHandle(run_id=run_id, total=len(coins) * len(spec.jobs))
         with self._lock:
             if len(self._active) >= self.max_runs:
@@ -188,7 +205,9 @@ class Runner:
                     "try again in a moment"
                 )
             self._active[run_id] = handle
-        self._control.submit(self._drive, handle, spec, list(coins), publish, on_finish)
+        self._control.submit(
+            self._drive, handle, spec, list(coins), publish, on_rows, on_finish
+        )
         return handle
 
     def _drive(
@@ -197,6 +216,7 @@ class Runner:
         spec: RunSpec,
         coins: list[Cryptocurrency],
         publish: Publish,
+        on_rows: Callable[[RunHandle, list[ResultRow]], None] | None,
         on_finish: Callable[[RunHandle], None] | None,
     ) -> None:
         began = time.perf_counter()
@@ -223,13 +243,12 @@ class Runner:
                         )
                         handle._futures.append(future)
                         pending.append(future)
-            for future in pending:
-                if not future.cancelled():
-                    try:
-                        future.result()
-                    except Exception:
-                        if not future.cancelled():
-                            raise
+            for future in as_completed(pending):
+                if future.cancelled():
+                    continue
+                rows = future.result()
+                if rows and on_rows and not handle.cancelled.is_set():
+                    on_rows(handle, rows)
             if handle.cancelled.is_set():
                 handle.status = "cancelled"
             else:
@@ -249,6 +268,14 @@ class Runner:
                 on_finish(handle)
         except Exception:
             logger.exception("could not save run %s", handle.run_id)
+        logger.info(
+            "run %s %s: %d results computed in %.3fs, saved in %.3fs",
+            handle.run_id,
+            handle.status,
+            len(handle.rows),
+            handle.elapsed_s,
+            time.perf_counter() - began - handle.elapsed_s,
+        )
         try:
             publish(self._final_event(handle))
         except Exception:
@@ -283,12 +310,12 @@ class Runner:
         series: PriceSeries,
         spec: RunSpec,
         publish: Publish,
-    ) -> None:
+    ) -> list[ResultRow]:
         if handle.cancelled.is_set():
-            return
+            return []
         rows = compute_coin(symbol, series, spec)
         if handle.cancelled.is_set():
-            return
+            return []
         with handle._lock:
             handle.rows.extend(rows)
         publish(
@@ -298,6 +325,7 @@ class Runner:
                 "results": [row.data for row in rows],
             }
         )
+        return rows
 
 
 def summarize(results: Sequence[dict]) -> dict:

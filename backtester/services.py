@@ -6,11 +6,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
 from backtester.models import BacktestResult, BacktestRun
-from backtester.runner import Publish, RunHandle, get_runner
+from backtester.runner import Publish, ResultRow, RunHandle, get_runner
 from backtester.validation import RequestError, RunSpec
 from prices.models import Cryptocurrency
 from prices.selectors import UnknownSymbolError, coins_by_symbols
@@ -56,49 +55,43 @@ def _epoch_to_dt(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
 
 
-def run_save(handle: RunHandle, *, save_results: bool = True) -> None:
-    """Store a finished run's status, summary and results in one transaction."""
-    rows = list(handle.rows)
-    with transaction.atomic():
-        BacktestRun.objects.filter(pk=handle.run_id).update(
-            status=handle.status,
-            summary=handle.summary,
-            error=handle.error,
-            elapsed_s=handle.elapsed_s,
-            completed=len(rows),
-            finished_at=timezone.now(),
-        )
-        if save_results and rows:
-            BacktestResult.objects.bulk_create(
-                [
-                    BacktestResult(
-                        run_id=handle.run_id,
-                        symbol=row.data["symbol"],
-                        strategy=row.data["strategy"],
-                        params=row.data["params"],
-                        first_bar=_epoch_to_dt(row.data["first_bar"]),
-                        last_bar=_epoch_to_dt(row.data["last_bar"]),
-                        bars=row.data["bars"],
-                        total_return_pct=(row.data["metrics"] or {}).get(
-                            "total_return_pct"
-                        ),
-                        buy_hold_return_pct=(row.data["metrics"] or {}).get(
-                            "buy_hold_return_pct"
-                        ),
-                        sharpe=(row.data["metrics"] or {}).get("sharpe"),
-                        max_drawdown_pct=(row.data["metrics"] or {}).get(
-                            "max_drawdown_pct"
-                        ),
-                        num_trades=(row.data["metrics"] or {}).get("num_trades") or 0,
-                        win_rate_pct=(row.data["metrics"] or {}).get("win_rate_pct"),
-                        metrics=row.data["metrics"] or {},
-                        trades=row.trades,
-                        equity=row.equity,
-                    )
-                    for row in rows
-                ],
-                batch_size=200,
-            )
+def results_save(handle: RunHandle, rows: list[ResultRow]) -> None:
+    """Store result rows of a run (called as each coin completes)."""
+    BacktestResult.objects.bulk_create([_result(handle.run_id, row) for row in rows])
+
+
+def _result(run_id: int, row: ResultRow) -> BacktestResult:
+    metrics = row.data["metrics"] or {}
+    return BacktestResult(
+        run_id=run_id,
+        symbol=row.data["symbol"],
+        strategy=row.data["strategy"],
+        params=row.data["params"],
+        first_bar=_epoch_to_dt(row.data["first_bar"]),
+        last_bar=_epoch_to_dt(row.data["last_bar"]),
+        bars=row.data["bars"],
+        total_return_pct=metrics.get("total_return_pct"),
+        buy_hold_return_pct=metrics.get("buy_hold_return_pct"),
+        sharpe=metrics.get("sharpe"),
+        max_drawdown_pct=metrics.get("max_drawdown_pct"),
+        num_trades=metrics.get("num_trades") or 0,
+        win_rate_pct=metrics.get("win_rate_pct"),
+        metrics=metrics,
+        trades=row.trades,
+        equity=row.equity,
+    )
+
+
+def run_save(handle: RunHandle) -> None:
+    """Store a finished run's status, summary and counts."""
+    BacktestRun.objects.filter(pk=handle.run_id).update(
+        status=handle.status,
+        summary=handle.summary,
+        error=handle.error,
+        elapsed_s=handle.elapsed_s,
+        completed=len(handle.rows),
+        finished_at=timezone.now(),
+    )
 
 
 def run_start(
@@ -114,7 +107,12 @@ def run_start(
     )
     try:
         return get_runner().submit(
-            run_id=run.pk, spec=spec, coins=coins, publish=publish, on_finish=run_save
+            run_id=run.pk,
+            spec=spec,
+            coins=coins,
+            publish=publish,
+            on_rows=results_save,
+            on_finish=run_save,
         )
     except Exception as exc:
         BacktestRun.objects.filter(pk=run.pk).update(

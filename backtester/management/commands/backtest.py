@@ -11,7 +11,7 @@ from backtester.models import BacktestRun
 from backtester.output import render_csv, render_json, render_table
 from backtester.runner import get_runner
 from backtester.selectors import run_data
-from backtester.services import run_coins, run_create, run_save
+from backtester.services import results_save, run_coins, run_create, run_save
 from backtester.validation import RequestError, iso, run_spec
 from strategies.registry import STRATEGIES
 
@@ -141,6 +141,7 @@ class Command(BaseCommand):
             spec=spec,
             coins=coins,
             publish=publish,
+            on_rows=results_save if save else None,
             on_finish=run_save if save else None,
         )
         try:
