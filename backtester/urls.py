@@ -1,9 +1,18 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from backtester import views
 from backtester.health import healthz
 
 urlpatterns = [
+    path("", views.home, name="home"),
+    path("runs/", views.run_list, name="run_list"),
+    path("runs/<int:run_id>/", views.run_detail, name="run_detail"),
+    path("runs/<int:run_id>/chart/", views.run_chart, name="run_chart"),
+    path(
+        "runs/<int:run_id>/export.json", views.run_export_json, name="run_export_json"
+    ),
+    path("runs/<int:run_id>/export.csv", views.run_export_csv, name="run_export_csv"),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("healthz", healthz, name="healthz"),
