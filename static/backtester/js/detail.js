@@ -22,9 +22,9 @@ async function load() {
   Plotly.newPlot("price-chart", [
     { x: time, y: data.close, name: `${data.symbol} close`, type: "scatter", mode: "lines", line: { color: "#334155", width: 1 } },
     { x: data.entries.time.map((t) => new Date(t)), y: data.entries.price, name: "Entry", type: "scatter", mode: "markers",
-      marker: { symbol: "triangle-up", color: "#16a34a", size: 8 } },
+      marker: { symbol: "triangle-up", color: "#16a34a", size: 7, opacity: 0.8 } },
     { x: data.exits.time.map((t) => new Date(t)), y: data.exits.price, name: "Exit", type: "scatter", mode: "markers",
-      marker: { symbol: "triangle-down", color: "#dc2626", size: 8 } },
+      marker: { symbol: "triangle-down", color: "#dc2626", size: 7, opacity: 0.8 } },
   ], layout("Price, entries ▲ and exits ▼", { yaxis: { type: "log" } }), config);
   Plotly.newPlot("equity-chart", [
     { x: time, y: data.equity, name: "Strategy", type: "scatter", mode: "lines", line: { color: "#2553c7" } },
