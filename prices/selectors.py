@@ -128,13 +128,8 @@ def _fetch_postgres(sql: str, params: Sequence) -> np.ndarray:
         copy_sql = (
             f"COPY ({cursor.mogrify(sql, params).decode()}) TO STDOUT (FORMAT binary)"
         )
-        # Record the statement like any other query (debug toolbar, query counts).
-        debug = getattr(cursor, "debug_sql", None)
-        if debug is not None:
-            with debug(copy_sql):
-                cursor.copy_expert(copy_sql, buffer)
-        else:
-            cursor.copy_expert(copy_sql, buffer)
+        # Django's cursor wrapper records copy_expert like any other query.
+        cursor.copy_expert(copy_sql, buffer)
     body = buffer.getbuffer()[_COPY_HEADER:-2]
     rows = np.frombuffer(body, dtype=_COPY_ROW)
     out = np.empty((7, len(rows)), dtype=np.float64)
@@ -238,3 +233,21 @@ def bars_load(
         c.symbol: cached[keys[c.id]] if c.id not in fetched else fetched[c.id]
         for c in coins
     }
+
+
+def coins_with_range(*, active_only: bool = True) -> QuerySet[Cryptocurrency]:
+    """Return coins annotated with their first and last hourly bar time.
+
+    Each bound is a correlated subquery that the (crypto, time) index answers
+    with one probe per coin, so this stays fast on millions of bars (no COUNT).
+    """
+    from django.db.models import OuterRef, Subquery
+
+    hourly = PriceBar.objects.filter(crypto=OuterRef("pk"), interval=Interval.HOUR)
+    qs = Cryptocurrency.objects.all()
+    if active_only:
+        qs = qs.filter(is_active=True)
+    return qs.annotate(
+        first_bar=Subquery(hourly.order_by("time").values("time")[:1]),
+        last_bar=Subquery(hourly.order_by("-time").values("time")[:1]),
+    ).order_by("symbol")

@@ -106,3 +106,11 @@ def test_exports(client, run):
     assert response["Content-Type"] == "text/csv"
     rows = list(csv.DictReader(io.StringIO(response.content.decode())))
     assert len(rows) == 2 * len(STRATEGIES) and "sharpe" in rows[0]
+
+
+def test_admin_shows_runs_read_only(admin_client, run):
+    assert admin_client.get("/admin/backtester/backtestrun/").status_code == 200
+    page = admin_client.get(f"/admin/backtester/backtestrun/{run.pk}/change/")
+    assert page.status_code == 200 and "sma_crossover" in page.content.decode()
+    assert admin_client.get("/admin/backtester/backtestrun/add/").status_code == 403
+    assert admin_client.get("/admin/backtester/backtestresult/").status_code == 200

@@ -1,0 +1,80 @@
+"""seed_demo and the prices admin."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from django.core.management import CommandError, call_command
+
+from prices.demo import coin_series
+from prices.models import Cryptocurrency, PriceBar
+from prices.selectors import bars_load
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def seed(*args: str) -> str:
+    out = io.StringIO()
+    call_command("seed_demo", *args, stdout=out, stderr=io.StringIO())
+    return out.getvalue()
+
+
+def test_seed_is_deterministic_valid_and_replaces():
+    seed("--symbols", "3", "--years", "1")
+    assert list(Cryptocurrency.objects.values_list("symbol", flat=True)) == [
+        "BNB", "BTC", "ETH"
+    ]  # fmt: skip
+    assert PriceBar.objects.filter(interval="1h").count() == 3 * 8760
+    assert PriceBar.objects.filter(interval="1d").count() == 3 * 365
+    first = bars_load(["BTC"])["BTC"]
+    assert first.time[-1] == 1_767_222_000  # 2025-12-31T23:00Z
+    assert np.all(first.high >= np.maximum(first.open, first.close))
+    assert np.all(first.low <= np.minimum(first.open, first.close))
+    assert np.all(first.low > 0) and np.all(first.volume >= 0)
+    seed("--symbols", "3", "--years", "1")  # re-run: same rows, no duplicates
+    assert PriceBar.objects.filter(interval="1h").count() == 3 * 8760
+    again = bars_load(["BTC"])["BTC"]
+    np.testing.assert_array_equal(first.close, again.close)
+    other = coin_series(0, 100, seed=7)
+    assert not np.array_equal(other.close, coin_series(0, 100, seed=42).close)
+    np.testing.assert_array_equal(other.close, coin_series(0, 100, seed=7).close)
+
+
+def test_if_empty_and_bad_arguments():
+    seed("--symbols", "1", "--years", "1")
+    assert "not seeding" in seed("--if-empty")
+    for args, needle in [
+        (["--symbols", "0"], "symbols"),
+        (["--symbols", "99"], "symbols"),
+        (["--years", "x"], "--years"),
+        (["--years", "11"], "years"),
+    ]:
+        with pytest.raises(CommandError, match=needle):
+            seed(*args)
+
+
+def test_admin_pages_and_actions(admin_client, django_assert_max_num_queries):
+    seed("--symbols", "3", "--years", "1")
+    response = admin_client.get("/admin/prices/cryptocurrency/")
+    assert response.status_code == 200
+    assert "8760" in response.content.decode().replace(",", "")
+    # The changelist's query count does not grow with the number of coins.
+    with django_assert_max_num_queries(12):
+        admin_client.get("/admin/prices/cryptocurrency/")
+    assert admin_client.get("/admin/prices/pricebar/").status_code == 200
+    assert admin_client.get("/admin/prices/pricebar/?interval=1d").status_code == 200
+    btc = Cryptocurrency.objects.get(symbol="BTC")
+    version = btc.data_version
+    admin_client.post(
+        "/admin/prices/cryptocurrency/",
+        {"action": "clear_cached_prices", "_selected_action": [btc.pk]},
+    )
+    assert Cryptocurrency.objects.get(pk=btc.pk).data_version == version + 1
+    admin_client.post(
+        "/admin/prices/cryptocurrency/",
+        {"action": "deactivate", "_selected_action": [btc.pk]},
+    )
+    assert not Cryptocurrency.objects.get(pk=btc.pk).is_active
+    assert admin_client.get("/admin/prices/pricebar/add/").status_code == 403

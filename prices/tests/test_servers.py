@@ -1,0 +1,138 @@
+"""Behaviour on the real servers: PostgreSQL plans and constraints, Redis cache."""
+
+from __future__ import annotations
+
+import io
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+from django.core.management import call_command
+from django.db import IntegrityError, connection, transaction
+from django.test import override_settings
+
+from prices import cache
+from prices.models import Cryptocurrency, PriceBar
+from prices.selectors import bars_load, bars_queryset
+from prices.services import bars_import
+from prices.types import PriceSeries
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+from services import RedisServer, redis_binary  # noqa: E402
+
+
+def series(n: int, price: float = 100.0) -> PriceSeries:
+    t = 1_704_067_200 + 3600 * np.arange(n, dtype=np.int64)
+    close = price + np.arange(n, dtype=float)
+    return PriceSeries(t, close, close + 1, close - 1, close, np.ones(n))
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_real_data_import_twice_gives_identical_counts(real_data_dir):
+    files = sorted(real_data_dir.glob("*.csv.gz"))
+    counts = []
+    for attempt in range(2):
+        out = io.StringIO()
+        began = time.perf_counter()
+        call_command(
+            "import_prices", *map(str, files), stdout=out, stderr=io.StringIO()
+        )
+        elapsed = time.perf_counter() - began
+        hourly = PriceBar.objects.filter(interval="1h").count()
+        daily = PriceBar.objects.filter(interval="1d").count()
+        counts.append((hourly, daily))
+        print(f"import pass {attempt + 1}: {hourly:,} rows in {elapsed:.1f}s "
+              f"({hourly / elapsed:,.0f} rows/s)")  # fmt: skip
+    # The data set's README: 48 files, 1,708,253 rows.
+    assert counts[0] == counts[1]
+    assert counts[0][0] == 1_708_253
+    assert Cryptocurrency.objects.count() == 48
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_loading_query_is_an_index_only_scan_on_the_covering_index():
+    for i in range(5):
+        bars_import(symbol=f"C{i}", series=series(20_000, price=10 + i))
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE prices_pricebar")
+    coin = Cryptocurrency.objects.get(symbol="C1")
+    qs = bars_queryset(
+        [coin.id],
+        start=datetime(2024, 2, 1, tzinfo=UTC),
+        end=datetime(2024, 3, 1, tzinfo=UTC),
+        epoch=False,
+    )
+    sql, params = qs.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "Index Only Scan using pricebar_1h_covering_idx" in plan, plan
+    assert "Heap Fetches: 0" in plan, plan
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("values", "constraint"),
+    [
+        ({"open": 10, "high": 9, "low": 11, "close": 10, "volume": 1}, "high_gte_low"),
+        ({"open": -1, "high": 9, "low": 1, "close": 5, "volume": 1}, "prices_positive"),
+        ({"open": 5, "high": 9, "low": 1, "close": 5, "volume": -1}, "volume_non_neg"),
+    ],
+)
+def test_check_constraints_reject_bad_bars(values, constraint):
+    coin = Cryptocurrency.objects.create(symbol="BAD")
+    with pytest.raises(IntegrityError, match=constraint), transaction.atomic():
+        PriceBar.objects.create(
+            crypto=coin, interval="1h", time=datetime(2024, 1, 1, tzinfo=UTC), **values
+        )
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_cache_lives_in_redis():
+    from django_redis import get_redis_connection
+
+    bars_import(symbol="AAA", series=series(20))
+    bars_load(["AAA"])
+    keys = get_redis_connection("default").keys("*prices:v*")
+    assert len(keys) == 1
+    raw = get_redis_connection("default").get(keys[0])
+    assert raw[:4] == b"BTP1"  # raw array bytes, not JSON or pickle
+
+
+@pytest.mark.skipif(redis_binary() is None, reason="redis-server is not installed")
+@pytest.mark.django_db(transaction=True)
+def test_loader_falls_back_to_the_database_when_redis_stops():
+    bars_import(symbol="AAA", series=series(50))
+    server = RedisServer().start()
+    caches = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": server.url,
+            "OPTIONS": {
+                "SERIALIZER": "prices.cache.PassthroughSerializer",
+                "SOCKET_CONNECT_TIMEOUT": 0.5,
+                "SOCKET_TIMEOUT": 0.5,
+            },
+        }
+    }
+    try:
+        with override_settings(CACHES=caches):
+            cache.stats.reset()
+            first = bars_load(["AAA"])["AAA"]
+            second = bars_load(["AAA"])["AAA"]
+            assert cache.stats.snapshot() == {"hits": 1, "misses": 1, "errors": 0}
+            server.stop()
+            third = bars_load(["AAA"])["AAA"]
+            assert cache.stats.snapshot()["errors"] >= 1
+            for a, b, c in zip(first, second, third, strict=True):
+                np.testing.assert_array_equal(a, b)
+                np.testing.assert_array_equal(a, c)
+    finally:
+        server.close()

@@ -1,0 +1,172 @@
+"""Imports (command and service), derived daily bars, loading and its cache."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+from django.core.management import CommandError, call_command
+
+from prices import cache
+from prices.models import Cryptocurrency, PriceBar
+from prices.selectors import UnknownSymbolError, bars_load
+from prices.services import bars_import, daily_from_hourly
+from prices.types import PriceSeries
+
+pytestmark = pytest.mark.django_db(transaction=True)
+HEADER = "timestamp,open,high,low,close,volume\n"
+
+
+def csv_rows(start_hour: int, count: int, day: str = "2024-01-01", base: float = 10):
+    rows = []
+    for h in range(start_hour, start_hour + count):
+        price = base + h
+        rows.append(
+            f"{day}T{h:02d}:00:00Z,{price},{price + 2},{price - 1},{price + 1},{h}\n"
+        )
+    return "".join(rows)
+
+
+def importing(*paths: Path, **options) -> str:
+    out = io.StringIO()
+    call_command("import_prices", *map(str, paths), stdout=out, stderr=io.StringIO(),
+                 **options)  # fmt: skip
+    return out.getvalue()
+
+
+def test_import_is_idempotent(tmp_path):
+    path = tmp_path / "ABCUSDT.csv"
+    path.write_text(HEADER + csv_rows(0, 24))
+    importing(path)
+    first = list(PriceBar.objects.order_by("interval", "time").values_list())
+    importing(path)
+    assert list(PriceBar.objects.order_by("interval", "time").values_list()) == first
+    assert PriceBar.objects.filter(interval="1h").count() == 24
+    assert Cryptocurrency.objects.get().symbol == "ABC"
+
+
+def test_bad_file_writes_nothing_and_good_files_still_import(tmp_path):
+    good = tmp_path / "GOODUSDT.csv"
+    good.write_text(HEADER + csv_rows(0, 5))
+    bad = tmp_path / "BADUSDT.csv"
+    bad.write_text(HEADER + csv_rows(0, 5) + "2024-01-01T05:00:00Z,10,9,11,10,1\n")
+    with pytest.raises(CommandError, match="1 file"):
+        importing(bad, good)
+    assert not Cryptocurrency.objects.filter(symbol="BAD").exists()
+    assert PriceBar.objects.filter(crypto__symbol="GOOD", interval="1h").count() == 5
+
+
+def test_daily_bars_by_hand_with_missing_hours(tmp_path):
+    # Day 1: hours 0..23 but 5 and 6 missing; day 2: hours 0..2 only.
+    text = HEADER + csv_rows(0, 5) + csv_rows(7, 17) + csv_rows(0, 3, "2024-01-02", 100)
+    path = tmp_path / "DDDUSDT.csv"
+    path.write_text(text)
+    importing(path)
+    days = list(PriceBar.objects.filter(interval="1d").order_by("time"))
+    assert [d.time for d in days] == [
+        datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 1, 2, tzinfo=UTC)
+    ]  # fmt: skip
+    # Day 1: first open 10 (hour 0), max high 23+10+2=35, min low 9, last close
+    # 34 (hour 23), volume sum of hours present = 0+..+23 - 5 - 6 = 265.
+    d1 = days[0]
+    assert (d1.open, d1.high, d1.low, d1.close, d1.volume) == (10, 35, 9, 34, 265)
+    d2 = days[1]
+    assert (d2.open, d2.high, d2.low, d2.close, d2.volume) == (100, 104, 99, 103, 3)
+
+    # Hours 5 and 6 arrive later: the day is re-derived.
+    late = tmp_path / "DDDUSDT-late.csv"
+    late.write_text(HEADER + "2024-01-01T05:00:00Z,15,50,1,16,100\n"
+                    "2024-01-01T06:00:00Z,16,17,15,16,200\n")  # fmt: skip
+    importing(late, symbol="DDD")
+    d1 = PriceBar.objects.get(interval="1d", time=datetime(2024, 1, 1, tzinfo=UTC))
+    assert (d1.open, d1.high, d1.low, d1.close, d1.volume) == (10, 50, 1, 34, 565)
+
+
+def test_daily_from_hourly_arrays():
+    t = np.array([0, 3600, 86_400 + 7200], dtype=np.int64)
+    hourly = PriceSeries(t, np.array([1.0, 2, 3]), np.array([5.0, 6, 7]),
+                         np.array([0.5, 1, 2]), np.array([2.0, 3, 4]),
+                         np.array([1.0, 1, 1]))  # fmt: skip
+    daily = daily_from_hourly(hourly)
+    assert daily.time.tolist() == [0, 86_400]
+    assert daily.open.tolist() == [1, 3] and daily.high.tolist() == [6, 7]
+    assert daily.low.tolist() == [0.5, 2] and daily.close.tolist() == [3, 4]
+    assert daily.volume.tolist() == [2, 1]
+
+
+def series(n: int, start: int = 1_704_067_200, price: float = 100.0) -> PriceSeries:
+    t = start + 3600 * np.arange(n, dtype=np.int64)
+    close = price + np.arange(n, dtype=float)
+    return PriceSeries(t, close, close + 1, close - 1, close, np.ones(n))
+
+
+def test_load_returns_what_was_imported_with_exact_bounds():
+    bars_import(symbol="AAA", series=series(48))
+    loaded = bars_load(["AAA"])["AAA"]
+    assert loaded.time.dtype == np.int64 and len(loaded.time) == 48
+    np.testing.assert_array_equal(loaded.close, series(48).close)
+    start = datetime(2024, 1, 1, 10, tzinfo=UTC)
+    end = datetime(2024, 1, 1, 20, tzinfo=UTC)
+    window = bars_load(["AAA"], start=start, end=end)["AAA"]
+    # [10:00, 20:00): hours 10..19.
+    assert len(window.time) == 10
+    assert window.time[0] == start.timestamp() and window.close[0] == 110
+    with pytest.raises(UnknownSymbolError, match="ZZZ"):
+        bars_load(["AAA", "ZZZ"])
+    with pytest.raises(ValueError, match="start"):
+        bars_load(["AAA"], start=end, end=start)
+
+
+def test_real_files_round_trip(real_data_dir):
+    from prices.importers import parse_file
+
+    for name in ("ETHUSDT.csv.gz", "SOLUSDT.csv.gz"):
+        importing(real_data_dir / name)
+    loaded = bars_load(["ETH", "SOL"])
+    for symbol in ("ETH", "SOL"):
+        parsed = parse_file(real_data_dir / f"{symbol}USDT.csv.gz").series
+        for got, want in zip(loaded[symbol], parsed, strict=True):
+            np.testing.assert_array_equal(got, want)
+
+
+def test_one_query_for_any_number_of_coins(django_assert_num_queries):
+    for i in range(5):
+        bars_import(symbol=f"C{i}", series=series(30, price=10 + i))
+    # Coin lookup + one batch query for the bars, whether 1 coin or 5.
+    with django_assert_num_queries(2):
+        bars_load(["C0"])
+    cache.stats.reset()
+    from django.core.cache import cache as django_cache
+
+    django_cache.clear()
+    with django_assert_num_queries(2):
+        loaded = bars_load([f"C{i}" for i in range(5)])
+    assert [s.close[0] for s in loaded.values()] == [10, 11, 12, 13, 14]
+    # Warm: only the coin lookup touches the database.
+    with django_assert_num_queries(1):
+        again = bars_load([f"C{i}" for i in range(5)])
+    assert cache.stats.snapshot()["hits"] == 5
+    np.testing.assert_array_equal(again["C3"].close, loaded["C3"].close)
+
+
+def test_import_invalidates_the_cache():
+    bars_import(symbol="AAA", series=series(10))
+    assert bars_load(["AAA"])["AAA"].close[0] == 100
+    version = Cryptocurrency.objects.get(symbol="AAA").data_version
+    changed = series(10, price=500)
+    bars_import(symbol="AAA", series=changed)
+    assert Cryptocurrency.objects.get(symbol="AAA").data_version == version + 1
+    assert bars_load(["AAA"])["AAA"].close[0] == 500
+
+
+def test_codec_round_trip():
+    original = series(7)
+    decoded = cache.decode(cache.encode(original))
+    for got, want in zip(decoded, original, strict=True):
+        np.testing.assert_array_equal(got, want)
+        assert got.dtype == want.dtype
+    with pytest.raises(ValueError):
+        cache.decode(cache.encode(original)[:-8])
