@@ -296,3 +296,37 @@ async def test_unknown_origin_is_rejected(coins):
     )
     connected, _ = await communicator.connect()
     assert not connected
+
+
+async def test_login_required_on_the_socket_when_configured(settings, coins):
+    settings.BACKTESTS_REQUIRE_LOGIN = True
+    communicator = await connect()
+    message = await receive(communicator)
+    assert message["type"] == "error" and "log in" in message["message"]
+    closed = await communicator.receive_output(timeout=2)
+    assert closed["type"] == "websocket.close" and closed["code"] == 4401
+
+
+async def test_a_full_runner_refuses_new_runs(coins, gate, monkeypatch):
+    from backtester.runner import Runner
+
+    small = Runner(workers=1, max_runs=1)
+    monkeypatch.setattr(runner_module, "_runner", small)
+    one, two = await connect(), await connect()
+    await one.send_json_to({"type": "run", "strategy": "sma_crossover"})
+    assert (await receive(one))["type"] == "start"
+    await two.send_json_to({"type": "run", "strategy": "sma_crossover"})
+    message = await receive(two)
+    assert message["type"] == "error" and "busy" in message["message"]
+    gate.set()
+    assert (await collect_until_end(one))[-1]["type"] == "complete"
+    # Once the first run is done the second client can run.
+    await two.send_json_to(
+        {"type": "run", "strategy": "sma_crossover", "symbols": ["AAA"]}
+    )
+    assert (await receive(two))["type"] == "start"
+    assert (await collect_until_end(two))[-1]["type"] == "complete"
+    await one.disconnect()
+    await two.disconnect()
+    failed = await BacktestRun.objects.filter(status="failed").acount()
+    assert failed == 1  # the refused run is recorded as failed, not left queued
