@@ -58,7 +58,10 @@ def volatility_ann_pct(
 
 
 def sharpe(
-    returns: np.ndarray, periods_per_year: int, std: float | None = None
+    returns: np.ndarray,
+    periods_per_year: int,
+    std: float | None = None,
+    mean: float | None = None,
 ) -> float | None:
     """Return mean/std (ddof=1) of bar returns times sqrt(periods); risk-free 0."""
     if len(returns) < 2:
@@ -66,17 +69,22 @@ def sharpe(
     std = returns.std(ddof=1) if std is None else std
     if not std > 1e-15:
         return None
-    return _num(returns.mean() / std * math.sqrt(periods_per_year))
+    mean = returns.mean() if mean is None else mean
+    return _num(mean / std * math.sqrt(periods_per_year))
 
 
-def sortino(returns: np.ndarray, periods_per_year: int) -> float | None:
+def sortino(
+    returns: np.ndarray, periods_per_year: int, mean: float | None = None
+) -> float | None:
     """Return mean return over downside deviation sqrt(mean(min(r, 0)^2)), annual."""
     if len(returns) < 2:
         return None
-    downside = np.sqrt(np.mean(np.minimum(returns, 0.0) ** 2))
+    losses = np.minimum(returns, 0.0)
+    downside = np.sqrt(float((losses * losses).sum()) / len(returns))
     if not downside > 1e-15:
         return None
-    return _num(returns.mean() / downside * math.sqrt(periods_per_year))
+    mean = returns.mean() if mean is None else mean
+    return _num(mean / downside * math.sqrt(periods_per_year))
 
 
 def drawdown(equity: np.ndarray, peak: np.ndarray | None = None) -> np.ndarray:
@@ -93,13 +101,12 @@ def max_drawdown_pct(equity: np.ndarray, peak: np.ndarray | None = None) -> floa
 def max_drawdown_duration(equity: np.ndarray, peak: np.ndarray | None = None) -> int:
     """Return the longest run of consecutive bars spent below a previous peak."""
     peak = np.maximum.accumulate(equity) if peak is None else peak
-    under = equity < peak
-    if not under.any():
-        return 0
-    # Lengths of runs of True: positions where runs start and end.
-    edges = np.diff(np.r_[0, under.astype(np.int8), 0])
-    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-    return int((ends - starts).max())
+    # For every bar, the index of the latest bar at a peak; the longest stretch
+    # since then is the longest drawdown.
+    index = np.arange(len(equity))
+    last_peak = np.where(equity >= peak, index, 0)
+    np.maximum.accumulate(last_peak, out=last_peak)
+    return int((index - last_peak).max()) if len(equity) else 0
 
 
 def calmar(cagr: float | None, max_dd_pct: float) -> float | None:
@@ -159,7 +166,11 @@ def compute_metrics(
     """Return every metric of one backtest, keyed as documented."""
     periods = PERIODS_PER_YEAR[interval]
     returns = bar_returns(equity)
-    std = returns.std(ddof=1) if len(returns) >= 2 else None
+    mean = float(returns.mean()) if len(returns) else None
+    std = None
+    if len(returns) >= 2:
+        centered = returns - mean
+        std = math.sqrt(float((centered * centered).sum()) / (len(returns) - 1))
     peak = np.maximum.accumulate(equity)
     cagr = cagr_pct(equity, periods)
     max_dd = max_drawdown_pct(equity, peak)
@@ -168,8 +179,8 @@ def compute_metrics(
         "buy_hold_return_pct": buy_hold_return_pct(close),
         "cagr_pct": cagr,
         "volatility_ann_pct": volatility_ann_pct(returns, periods, std),
-        "sharpe": sharpe(returns, periods, std),
-        "sortino": sortino(returns, periods),
+        "sharpe": sharpe(returns, periods, std, mean),
+        "sortino": sortino(returns, periods, mean),
         "calmar": calmar(cagr, max_dd),
         "max_drawdown_pct": max_dd,
         "max_drawdown_duration": max_drawdown_duration(equity, peak),
