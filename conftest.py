@@ -71,3 +71,32 @@ def real_data_dir() -> Path:
     if not REAL_DATA_DIR.is_dir():
         pytest.skip(f"real data not found at {REAL_DATA_DIR}")
     return REAL_DATA_DIR
+
+
+@pytest.fixture
+def private_redis():
+    """Start a Redis server of this test's own (it may stop it); yield it with
+    cache settings pointing at it, as configured in production."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "scripts"))
+    from services import RedisServer, redis_binary
+
+    if redis_binary() is None:
+        pytest.skip("redis-server is not installed")
+    server = RedisServer().start()
+    caches = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": server.url,
+            "OPTIONS": {
+                "SERIALIZER": "prices.cache.PassthroughSerializer",
+                "SOCKET_CONNECT_TIMEOUT": 0.5,
+                "SOCKET_TIMEOUT": 0.5,
+            },
+        }
+    }
+    try:
+        yield server, caches
+    finally:
+        server.close()

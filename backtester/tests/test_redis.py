@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
@@ -19,9 +16,6 @@ from backtester.tests.test_consumer import (  # noqa: F401 - fixture
 )
 from prices import cache as price_cache
 from strategies.registry import STRATEGIES
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-from services import RedisServer, redis_binary  # noqa: E402
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 
@@ -61,45 +55,28 @@ async def test_all_288_results_arrive_through_the_redis_layer(settings, capacity
         await communicator.disconnect()
 
 
-@pytest.mark.skipif(redis_binary() is None, reason="redis-server is not installed")
-async def test_run_completes_when_the_redis_cache_goes_down():
+async def test_run_completes_when_the_redis_cache_goes_down(private_redis):
+    server, caches = private_redis
     await sync_to_async(make_coins)(["AAA", "BBB"], bars=300)
-    server = RedisServer().start()
-    caches = {
-        "default": {
-            "BACKEND": "django_redis.cache.RedisCache",
-            "LOCATION": server.url,
-            "OPTIONS": {
-                "SERIALIZER": "prices.cache.PassthroughSerializer",
-                "SOCKET_CONNECT_TIMEOUT": 0.5,
-                "SOCKET_TIMEOUT": 0.5,
-            },
-        }
-    }
     layers = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-    try:
-        with override_settings(CACHES=caches, CHANNEL_LAYERS=layers):
+    with override_settings(CACHES=caches, CHANNEL_LAYERS=layers):
 
-            async def one_run() -> list[dict]:
-                communicator = await connect()
-                await communicator.send_json_to(
-                    {"type": "run", "strategy": "sma_crossover"}
-                )
-                assert (await receive(communicator))["type"] == "start"
-                messages = await collect_until_end(communicator)
-                await communicator.disconnect()
-                assert messages[-1]["type"] == "complete"
-                return sorted(
-                    (m["data"] for m in messages[:-1]), key=lambda d: d["symbol"]
-                )
+        async def one_run() -> list[dict]:
+            communicator = await connect()
+            await communicator.send_json_to(
+                {"type": "run", "strategy": "sma_crossover"}
+            )
+            assert (await receive(communicator))["type"] == "start"
+            messages = await collect_until_end(communicator)
+            await communicator.disconnect()
+            assert messages[-1]["type"] == "complete"
+            return sorted((m["data"] for m in messages[:-1]), key=lambda d: d["symbol"])
 
-            first = await one_run()  # fills the cache
-            second = await one_run()  # served from it
-            assert price_cache.stats.snapshot()["hits"] >= 2
-            errors_before = price_cache.stats.snapshot()["errors"]
-            server.stop()
-            third = await one_run()  # Redis is gone: read the database
-            assert price_cache.stats.snapshot()["errors"] > errors_before
-            assert first == second == third
-    finally:
-        server.close()
+        first = await one_run()  # fills the cache
+        second = await one_run()  # served from it
+        assert price_cache.stats.snapshot()["hits"] >= 2
+        errors_before = price_cache.stats.snapshot()["errors"]
+        server.stop()
+        third = await one_run()  # Redis is gone: read the database
+        assert price_cache.stats.snapshot()["errors"] > errors_before
+        assert first == second == third

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import io
-import sys
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,9 +17,6 @@ from prices.models import Cryptocurrency, PriceBar
 from prices.selectors import bars_load, bars_queryset
 from prices.services import bars_import
 from prices.types import PriceSeries
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-from services import RedisServer, redis_binary  # noqa: E402
 
 
 def series(n: int, price: float = 100.0) -> PriceSeries:
@@ -108,33 +103,18 @@ def test_cache_lives_in_redis():
     assert raw[:4] == b"BTP1"  # raw array bytes, not JSON or pickle
 
 
-@pytest.mark.skipif(redis_binary() is None, reason="redis-server is not installed")
 @pytest.mark.django_db(transaction=True)
-def test_loader_falls_back_to_the_database_when_redis_stops():
+def test_loader_falls_back_to_the_database_when_redis_stops(private_redis):
+    server, caches = private_redis
     bars_import(symbol="AAA", series=series(50))
-    server = RedisServer().start()
-    caches = {
-        "default": {
-            "BACKEND": "django_redis.cache.RedisCache",
-            "LOCATION": server.url,
-            "OPTIONS": {
-                "SERIALIZER": "prices.cache.PassthroughSerializer",
-                "SOCKET_CONNECT_TIMEOUT": 0.5,
-                "SOCKET_TIMEOUT": 0.5,
-            },
-        }
-    }
-    try:
-        with override_settings(CACHES=caches):
-            cache.stats.reset()
-            first = bars_load(["AAA"])["AAA"]
-            second = bars_load(["AAA"])["AAA"]
-            assert cache.stats.snapshot() == {"hits": 1, "misses": 1, "errors": 0}
-            server.stop()
-            third = bars_load(["AAA"])["AAA"]
-            assert cache.stats.snapshot()["errors"] >= 1
-            for a, b, c in zip(first, second, third, strict=True):
-                np.testing.assert_array_equal(a, b)
-                np.testing.assert_array_equal(a, c)
-    finally:
-        server.close()
+    with override_settings(CACHES=caches):
+        cache.stats.reset()
+        first = bars_load(["AAA"])["AAA"]
+        second = bars_load(["AAA"])["AAA"]
+        assert cache.stats.snapshot() == {"hits": 1, "misses": 1, "errors": 0}
+        server.stop()
+        third = bars_load(["AAA"])["AAA"]
+        assert cache.stats.snapshot()["errors"] >= 1
+        for a, b, c in zip(first, second, third, strict=True):
+            np.testing.assert_array_equal(a, b)
+            np.testing.assert_array_equal(a, c)
