@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 
 from backtester.models import BacktestResult, BacktestRun
 from backtester.services import runs_mark_stale
@@ -25,9 +25,18 @@ def run_get(run_id: int) -> BacktestRun:
 def run_results(run: BacktestRun, *, full: bool = False) -> QuerySet[BacktestResult]:
     """Return a run's results, best return first; ``full`` includes trades/equity."""
     qs = BacktestResult.objects.filter(run=run).order_by(
-        "-total_return_pct", "symbol", "strategy"
+        F("total_return_pct").desc(nulls_last=True), "symbol", "strategy"
     )
     return qs if full else qs.defer("trades", "equity")
+
+
+def result_get(
+    run: BacktestRun, *, symbol: str, strategy: str
+) -> BacktestResult | None:
+    """Return one stored result of a run with its trades and equity, or None."""
+    return BacktestResult.objects.filter(
+        run=run, symbol=symbol, strategy=strategy
+    ).first()
 
 
 def result_data(result: BacktestResult) -> dict:

@@ -2,24 +2,64 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from urllib.parse import urlencode
+
 import numpy as np
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.urls import reverse
 
-from backtester.models import BacktestRun
+from backtester.models import BacktestResult, BacktestRun
 from backtester.output import render_csv, render_json
-from backtester.selectors import result_data, run_data, run_get, run_results, runs_list
-from prices.selectors import bars_load, coins_with_range
-from strategies.engine import run_backtest
-from strategies.registry import schema
-from strategies.types import Bars
+from backtester.selectors import (
+    result_data,
+    result_get,
+    run_data,
+    run_get,
+    run_results,
+    runs_list,
+)
+from backtester.validation import INTERVALS, MAX_FEE, MAX_SLIPPAGE_BPS
+from prices.selectors import UnknownSymbolError, bars_load, coins_with_range
+from strategies.registry import STRATEGIES, schema
 
+RUNS_PER_PAGE = 25
+# Closes sent to the price chart; a browser draws a few thousand points smoothly.
 CHART_POINTS = 1500
+MINUS = "\u2212"
 
 
-def _iso(value) -> str | None:
+def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def strategy_name(key: str) -> str:
+    """Return a strategy's display name (the key itself if it is unknown)."""
+    spec = STRATEGIES.get(key)
+    return spec.name if spec else key
+
+
+def signed(value: float | None, digits: int = 2) -> str:
+    """Format a number with an explicit + or \u2212 sign ("\u2013" for None)."""
+    if value is None:
+        return "\u2013"
+    text = f"{abs(value):,.{digits}f}"
+    if float(text.replace(",", "")) == 0:
+        return text
+    return ("+" if value > 0 else MINUS) + text
+
+
+def _tone(value: float | None) -> str:
+    if value is None or value == 0:
+        return ""
+    return "gain" if value > 0 else "loss"
+
+
+def _plain(value: float | None, digits: int = 2) -> str:
+    """Format a number with a typographic minus and no plus sign."""
+    return signed(value, digits).lstrip("+")
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -45,14 +85,37 @@ def home(request: HttpRequest) -> HttpResponse:
                 "first": min(firsts) if firsts else None,
                 "last": max(lasts) if lasts else None,
             },
+            "limits": {
+                "intervals": list(INTERVALS),
+                "fee_max": MAX_FEE,
+                "slippage_max": MAX_SLIPPAGE_BPS,
+            },
         },
     )
 
 
 def run_list(request: HttpRequest) -> HttpResponse:
     """Render saved runs, newest first, 25 a page."""
-    page = Paginator(runs_list(), 25).get_page(request.GET.get("page"))
-    return render(request, "backtester/run_list.html", {"page": page})
+    page = Paginator(runs_list(), RUNS_PER_PAGE).get_page(request.GET.get("page"))
+    runs = [
+        {
+            "run": run,
+            "strategy": strategy_name(run.strategy_label),
+            "beat": _beat(run.summary),
+            "median": signed(run.summary.get("median_return_pct")),
+            "median_tone": _tone(run.summary.get("median_return_pct")),
+        }
+        for run in page.object_list
+    ]
+    return render(request, "backtester/run_list.html", {"page": page, "runs": runs})
+
+
+def _beat(summary: dict) -> str:
+    """Return "beat / scored" for a run summary ("\u2013" before it has one)."""
+    if not summary.get("results"):
+        return "\u2013"
+    scored = summary["results"] - summary.get("skipped", 0)
+    return f"{summary.get('beat_buy_hold', 0)} / {scored}"
 
 
 def _run_or_404(run_id: int) -> BacktestRun:
@@ -62,90 +125,202 @@ def _run_or_404(run_id: int) -> BacktestRun:
         raise Http404(f"no run {run_id}") from None
 
 
+def _result_row(run: BacktestRun, result: BacktestResult) -> dict:
+    """Return a result as display cells, each (text, css class, sort value)."""
+    excess = result.excess_return_pct
+    metrics = [
+        (signed(result.total_return_pct), _tone(result.total_return_pct),
+         result.total_return_pct),
+        (signed(result.buy_hold_return_pct), _tone(result.buy_hold_return_pct),
+         result.buy_hold_return_pct),
+        (signed(excess), _tone(excess), excess),
+        (_plain(result.sharpe), "", result.sharpe),
+        (_plain(result.max_drawdown_pct), "", result.max_drawdown_pct),
+        (str(result.num_trades), "", result.num_trades),
+        (_plain(result.win_rate_pct, 1), "", result.win_rate_pct),
+    ]  # fmt: skip
+    query = "?" + urlencode({"symbol": result.symbol, "strategy": result.strategy})
+    return {
+        "symbol": result.symbol,
+        "strategy": result.strategy,
+        "strategy_name": strategy_name(result.strategy),
+        "cells": metrics if result.metrics else [],
+        "url": reverse("run_detail", args=[run.pk]) + query + "#chart",
+    }
+
+
+def _when(epoch: float) -> str:
+    return datetime.fromtimestamp(int(epoch), UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def _price(value: float) -> str:
+    """Format a price with about six significant digits (coins span 1e-6 to 1e5)."""
+    return f"{value:,.2f}" if abs(value) >= 1000 else f"{value:.6g}"
+
+
+def _trade_rows(trades: dict) -> list[dict]:
+    """Return stored column-wise trades as rows, newest first."""
+    keys = [k for k in trades if k != "count"]
+    rows = [
+        dict(zip(keys, values, strict=True))
+        for values in zip(*(trades[k] for k in keys), strict=True)
+    ]
+    for row in rows:
+        row["entry"] = _when(row["entry_time"])
+        row["exit"] = _when(row["exit_time"])
+        row["entry_price"] = _price(row["entry_price"])
+        row["exit_price"] = _price(row["exit_price"])
+        row["return_text"] = signed(row["return_pct"])
+        row["tone"] = _tone(row["return_pct"])
+    rows.reverse()
+    return rows
+
+
+def _pick(item: dict) -> dict:
+    """Return a summary's best or worst result with its display name and link."""
+    query = urlencode({"symbol": item["symbol"], "strategy": item["strategy"]})
+    return {
+        "label": f"{item['symbol']} \u00b7 {strategy_name(item['strategy'])}",
+        "text": signed(item["total_return_pct"]),
+        "query": f"?{query}#chart",
+    }
+
+
+def _summary_rows(summary: dict) -> list[dict]:
+    """Return the per-strategy summary of a multi-strategy run for display."""
+    rows = []
+    for key, item in (summary.get("by_strategy") or {}).items():
+        best = item.get("best") or {}
+        rows.append(
+            {
+                "name": strategy_name(key),
+                "results": item.get("results", 0),
+                "beat": _beat(item),
+                "median": signed(item.get("median_return_pct")),
+                "median_tone": _tone(item.get("median_return_pct")),
+                "sharpe": _plain(item.get("mean_sharpe")),
+                "best": (
+                    f"{best['symbol']} {signed(best['total_return_pct'])}%"
+                    if best
+                    else "\u2013"
+                ),
+            }
+        )
+    return rows
+
+
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     """Render one run: summary, results, and charts for a selected result."""
     run = _run_or_404(run_id)
-    results = list(run_results(run, full=True))
-    selected = None
-    symbol, strategy = request.GET.get("symbol"), request.GET.get("strategy")
-    for result in results:
-        if result.symbol == symbol and result.strategy == strategy:
-            selected = result
-    if selected is None:
-        selected = next((r for r in results if r.metrics), None)
-    trades = []
-    if selected is not None and selected.trades:
-        table = selected.trades
-        keys = [k for k in table if k != "count"]
-        trades = [dict(zip(keys, values, strict=True)) for values in
-                  zip(*(table[k] for k in keys), strict=True)]  # fmt: skip
-        trades.reverse()  # newest first
+    results = list(run_results(run))
+    wanted = (request.GET.get("symbol"), request.GET.get("strategy"))
+    chosen = next((r for r in results if (r.symbol, r.strategy) == wanted), None)
+    if chosen is None:
+        chosen = next((r for r in results if r.metrics), None)  # the best
+    selected = (
+        result_get(run, symbol=chosen.symbol, strategy=chosen.strategy)
+        if chosen is not None
+        else None
+    )
+    summary = run.summary or {}
+    best, worst = summary.get("best"), summary.get("worst")
     return render(
         request,
         "backtester/run_detail.html",
         {
             "run": run,
-            "results": results,
+            "strategies": [
+                {"name": strategy_name(s["strategy"]), "params": s.get("params", {})}
+                for s in run.strategies
+            ],
+            "summary": summary,
+            "beat": _beat(summary),
+            "median": signed(summary.get("median_return_pct")),
+            "median_tone": _tone(summary.get("median_return_pct")),
+            "mean": signed(summary.get("mean_return_pct")),
+            "mean_tone": _tone(summary.get("mean_return_pct")),
+            "sharpe": _plain(summary.get("mean_sharpe")),
+            "best": best and _pick(best),
+            "worst": worst and _pick(worst),
+            "by_strategy": _summary_rows(summary),
+            "rows": [_result_row(run, r) for r in results],
             "selected": selected,
-            "trades": trades,
+            "selected_name": selected and strategy_name(selected.strategy),
+            "selected_cells": selected and _result_row(run, selected)["cells"],
+            "trades": _trade_rows(selected.trades)
+            if selected and selected.trades
+            else [],  # fmt: skip
             "trade_count": (selected.trades or {}).get("count", 0) if selected else 0,
+            "heatmap": [
+                {
+                    "symbol": r.symbol,
+                    "strategy": r.strategy,
+                    "value": r.total_return_pct,
+                }
+                for r in results
+            ]
+            if len(run.strategies) > 1
+            else None,  # fmt: skip
+            "names": {key: spec.name for key, spec in STRATEGIES.items()},
             "chart_request": {
-                "url": f"/runs/{run.pk}/chart/",
+                "url": reverse("run_chart", args=[run.pk]),
                 "symbol": selected.symbol if selected else None,
                 "strategy": selected.strategy if selected else None,
+                "max_drawdown_pct": selected.max_drawdown_pct if selected else None,
             },
         },
     )
 
 
 def _downsample(n: int, points: int = CHART_POINTS) -> np.ndarray:
+    """Return at most ``points`` evenly spread indexes of n, first and last kept."""
     return np.unique(np.linspace(0, n - 1, min(n, points)).round().astype(int))
 
 
 def run_chart(request: HttpRequest, run_id: int) -> JsonResponse:
-    """Return price, trades, equity and drawdown of one result, recomputed exactly."""
+    """Return a result's down-sampled closes, stored trades, equity and drawdown."""
     run = _run_or_404(run_id)
-    symbol, strategy = request.GET.get("symbol"), request.GET.get("strategy")
-    result = run.results.filter(symbol=symbol, strategy=strategy).first()
+    symbol = request.GET.get("symbol", "")
+    strategy = request.GET.get("strategy", "")
+    result = result_get(run, symbol=symbol, strategy=strategy)
     if result is None:
         return JsonResponse(
             {"error": f"run {run_id} has no result for {symbol} {strategy}"},
             status=404,
         )
-    series = bars_load([symbol], start=run.start, end=run.end, interval=run.interval)
-    bars = series.get(symbol)
-    if bars is None or not len(bars.time):
-        return JsonResponse(
-            {"error": f"no prices for {symbol} in this range"}, status=404
-        )
-    backtest = run_backtest(
-        Bars(*bars),
-        strategy,
-        result.params,
-        fee=run.fee,
-        slippage_bps=run.slippage_bps,
-        interval=run.interval,
-    )
-    index = _downsample(len(bars.time))
-    equity = backtest.equity
-    peak = np.maximum.accumulate(equity)
-    trades = backtest.trade_table
+    try:
+        bars = bars_load([symbol], start=run.start, end=run.end, interval=run.interval)[
+            symbol
+        ]
+        index = _downsample(len(bars.time))
+        times, closes = bars.time[index] * 1000, bars.close[index]
+    except UnknownSymbolError:  # the coin was deleted since the run
+        times, closes = np.empty(0), np.empty(0)
+    # Stored equity rows are [epoch seconds, strategy equity, buy & hold equity].
+    curve = np.asarray(result.equity, dtype=float).reshape(-1, 3)
+    equity = curve[:, 1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        drawdown = (equity / np.maximum.accumulate(equity) - 1) * 100
+    trades = result.trades or {}
     return JsonResponse(
         {
             "symbol": symbol,
             "strategy": strategy,
-            "time": (bars.time[index] * 1000).tolist(),
-            "close": bars.close[index].tolist(),
-            "equity": equity[index].round(2).tolist(),
-            "buy_hold": backtest.buy_hold_equity[index].round(2).tolist(),
-            "drawdown_pct": (-(1 - equity / peak) * 100)[index].round(3).tolist(),
-            "entries": {
-                "time": (trades["entry_time"] * 1000).tolist(),
-                "price": trades["entry_price"].tolist(),
+            "price": {"time": times.tolist(), "close": closes.tolist()},
+            "equity": {
+                "time": (curve[:, 0] * 1000).tolist(),
+                "strategy": equity.round(2).tolist(),
+                "buy_hold": curve[:, 2].round(2).tolist(),
+                "drawdown_pct": np.nan_to_num(drawdown).round(3).tolist(),
             },
-            "exits": {
-                "time": (trades["exit_time"] * 1000).tolist(),
-                "price": trades["exit_price"].tolist(),
+            "trades": {
+                "count": trades.get("count", 0),
+                "shown": len(trades.get("entry_time", [])),
+                "entry_time": [t * 1000 for t in trades.get("entry_time", [])],
+                "entry_price": trades.get("entry_price", []),
+                "exit_time": [t * 1000 for t in trades.get("exit_time", [])],
+                "exit_price": trades.get("exit_price", []),
+                "return_pct": trades.get("return_pct", []),
             },
         }
     )

@@ -6,41 +6,117 @@ import csv
 import io
 import json
 import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.management import call_command
 
-from backtester.models import BacktestRun
-from backtester.tests.factories import make_coins
-from strategies.registry import STRATEGIES
+from backtester.models import BacktestResult, BacktestRun
+from backtester.output import CSV_METRICS
+from backtester.tests.factories import START, make_coins
+from prices.models import Cryptocurrency
+from strategies.registry import STRATEGIES, schema
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def run():
-    make_coins(["AAA", "BBB"], bars=400)
-    out = io.StringIO()
-    call_command("backtest", "--all-strategies", "--format", "json", stdout=out)
-    return BacktestRun.objects.get(pk=json.loads(out.getvalue())["run"]["id"])
+pytestmark = pytest.mark.django_db
+T0 = datetime.fromtimestamp(START, UTC)
 
 
 def json_script(html: str, element_id: str):
+    """Return the parsed content of a json_script element."""
     pattern = rf'<script id="{element_id}" type="application/json">(.*?)</script>'
     match = re.search(pattern, html, re.S)
-    assert match, element_id
+    assert match, f"no json_script {element_id!r}"
     return json.loads(match.group(1))
 
 
-def test_home_page_carries_schemas_coins_and_range(client):
+def metrics(total: float, buy_hold: float, **extra) -> dict:
+    return {
+        "total_return_pct": total, "buy_hold_return_pct": buy_hold, "sharpe": 1.25,
+        "max_drawdown_pct": 10.0, "num_trades": 3, "win_rate_pct": 66.7,
+        "final_equity": 10_000 * (1 + total / 100), **extra,
+    }  # fmt: skip
+
+
+def add_result(run: BacktestRun, symbol: str, strategy: str, m: dict | None, **kw):
+    m = m or {}
+    return BacktestResult.objects.create(
+        run=run, symbol=symbol, strategy=strategy,
+        params={"fast": 20, "slow": 50},
+        first_bar=T0 if m else None, last_bar=T0 + timedelta(hours=399) if m else None,
+        bars=400 if m else 0, metrics=m,
+        total_return_pct=m.get("total_return_pct"),
+        buy_hold_return_pct=m.get("buy_hold_return_pct"), sharpe=m.get("sharpe"),
+        max_drawdown_pct=m.get("max_drawdown_pct"), num_trades=m.get("num_trades", 0),
+        win_rate_pct=m.get("win_rate_pct"), **kw,
+    )  # fmt: skip
+
+
+EQUITY = [
+    [START, 10_000.0, 10_000.0],
+    [START + 3600, 11_000.0, 10_100.0],
+    [START + 7200, 9_900.0, 10_200.0],  # 10% below the peak
+    [START + 10800, 12_000.0, 10_300.0],
+]
+TRADES = {
+    "count": 3,  # three trades made, the latest two stored
+    "entry_time": [START + 3600, START + 9000],
+    "exit_time": [START + 7200, START + 10800],
+    "entry_price": [101.5, 98.25],
+    "exit_price": [99.0, 110.0],
+    "return_pct": [-2.6, 11.7],
+    "bars_held": [1, 1],
+    "fees": [10.0, 10.5],
+    "closed_at_end": [False, True],
+}
+
+
+@pytest.fixture
+def saved_run() -> BacktestRun:
+    """A finished one-strategy run made through the ORM: a winner, a loser, a gap."""
+    make_coins(["AAA", "BBB"], bars=400)
+    run = BacktestRun.objects.create(
+        strategies=[{"strategy": "sma_crossover", "params": {"fast": 20, "slow": 50}}],
+        symbols=["AAA", "BBB", "CCC"],
+        start=T0 + timedelta(hours=100),
+        end=T0 + timedelta(hours=300),
+        status=BacktestRun.Status.COMPLETE,
+        total=3,
+        completed=3,
+        elapsed_s=0.25,
+        summary={
+            "results": 3, "skipped": 1, "beat_buy_hold": 1, "median_return_pct": 4.25,
+            "mean_return_pct": 4.25, "mean_sharpe": 1.25,
+            "best": {"symbol": "AAA", "strategy": "sma_crossover",
+                     "total_return_pct": 12.5},
+            "worst": {"symbol": "BBB", "strategy": "sma_crossover",
+                      "total_return_pct": -4.0},
+            "elapsed_s": 0.25,
+        },
+    )  # fmt: skip
+    add_result(run, "AAA", "sma_crossover", metrics(12.5, 5.0),
+               equity=EQUITY, trades=TRADES)  # fmt: skip
+    add_result(run, "BBB", "sma_crossover", metrics(-4.0, 2.0))
+    add_result(run, "CCC", "sma_crossover", None)
+    return run
+
+
+# ---- the run page --------------------------------------------------------------------
+
+
+def test_home_page_carries_schemas_coins_and_range(
+    client, django_assert_max_num_queries
+):
     make_coins(["AAA", "BBB"], bars=50)
-    response = client.get("/")
+    make_coins(["OFF"], bars=10)
+    Cryptocurrency.objects.filter(symbol="OFF").update(is_active=False)
+    with django_assert_max_num_queries(2):  # no query per coin, no COUNT of bars
+        response = client.get("/")
     assert response.status_code == 200
     html = response.content.decode()
-    strategies = json_script(html, "strategies-data")
-    assert [s["key"] for s in strategies] == list(STRATEGIES)
+    assert json_script(html, "strategies-data") == schema()
+    assert [s["key"] for s in json_script(html, "strategies-data")] == list(STRATEGIES)
     coins = json_script(html, "coins-data")
-    assert [c["symbol"] for c in coins] == ["AAA", "BBB"]
+    assert [c["symbol"] for c in coins] == ["AAA", "BBB"]  # active coins only
     assert coins[0]["first_bar"] == "2024-01-01T00:00:00Z"
     assert coins[0]["last_bar"] == "2024-01-03T01:00:00Z"  # 50 hourly bars
     assert json_script(html, "range-data") == {
@@ -48,69 +124,240 @@ def test_home_page_carries_schemas_coins_and_range(client):
         "last": "2024-01-03T01:00:00Z",
     }
     assert 'src="/static/backtester/js/run.js"' in html
+    # Labels for every fixed input, the exclusive end said in words, server limits.
+    for field in ["strategy", "interval", "fee", "slippage_bps", "start", "end"]:
+        assert f'<label for="{field}"' in html, field
+    assert "End (exclusive)" in html
+    assert 'max="0.05"' in html and 'max="500.0"' in html
 
 
 def test_home_page_without_coins(client):
     response = client.get("/")
     assert response.status_code == 200
-    assert "No coins yet" in response.content.decode()
+    html = response.content.decode()
+    assert "No coins yet" in html
+    assert json_script(html, "coins-data") == []
+    assert json_script(html, "range-data") == {"first": None, "last": None}
 
 
-def test_run_list_empty_and_paginated(client):
-    assert "No runs yet" in client.get("/runs/").content.decode()
+def test_strategy_schema_is_escaped_not_string_built(client, monkeypatch):
+    import backtester.views
+
+    evil = [{"key": "x", "name": "</script><script>alert(1)</script>", "params": []}]
+    monkeypatch.setattr(backtester.views, "schema", lambda: evil)
+    html = client.get("/").content.decode()
+    assert "<script>alert(1)" not in html
+    assert json_script(html, "strategies-data") == evil
+
+
+# ---- history -------------------------------------------------------------------------
+
+
+def test_run_list_empty(client):
+    response = client.get("/runs/")
+    assert response.status_code == 200
+    assert "No runs yet" in response.content.decode()
+
+
+def test_run_list_paginates_25_newest_first(client, django_assert_max_num_queries):
     for _ in range(27):
         BacktestRun.objects.create(
             strategies=[{"strategy": "sma_crossover", "params": {}}]
         )
-    first = client.get("/runs/").content.decode()
-    assert "Page 1 of 2" in first and first.count('href="/runs/') >= 25
-    assert "Page 2 of 2" in client.get("/runs/?page=2").content.decode()
+    newest = BacktestRun.objects.order_by("-id").first().pk
+    with django_assert_max_num_queries(4):
+        first = client.get("/runs/").content.decode()
+    assert first.count('<th scope="row"><a href="/runs/') == 25
+    assert f'href="/runs/{newest}/"' in first
+    assert "Page 1 of 2" in first and "27 runs" in first
+    second = client.get("/runs/?page=2").content.decode()
+    assert second.count('<th scope="row"><a href="/runs/') == 2
+    assert "Page 2 of 2" in second
+    assert "Page 2 of 2" in client.get("/runs/?page=99").content.decode()
+    assert "Page 1 of 2" in client.get("/runs/?page=x").content.decode()
 
 
-def test_run_detail_and_missing_run(client, run):
-    response = client.get(f"/runs/{run.pk}/")
+def test_run_list_shows_headline_summary(client, saved_run):
+    BacktestRun.objects.create(
+        strategies=[{"strategy": k, "params": {}} for k in STRATEGIES],
+        status=BacktestRun.Status.CANCELLED,
+    )
+    html = client.get("/runs/").content.decode()
+    assert "SMA crossover" in html and "6 strategies" in html
+    assert "1 / 2" in html  # beat buy & hold of the two scored results
+    assert "+4.25%" in html
+    assert "2024-01-05 → 2024-01-13 · 1h" in html
+    assert "Cancelled" in html and "Complete" in html
+    assert "0.25 s" in html
+
+
+# ---- run detail ----------------------------------------------------------------------
+
+
+def test_run_detail_defaults_to_the_best_result(client, saved_run):
+    response = client.get(f"/runs/{saved_run.pk}/")
     assert response.status_code == 200
     html = response.content.decode()
-    assert f"Run #{run.pk}" in html and "plotly.min.js" in html
+    assert f"Run #{saved_run.pk}" in html and "plotly.min.js" in html
     request = json_script(html, "chart-request")
-    best = run.results.order_by("-total_return_pct").first()
-    assert (request["symbol"], request["strategy"]) == (best.symbol, best.strategy)
-    other = client.get(f"/runs/{run.pk}/?symbol=BBB&strategy=rsi_reversion")
-    assert json_script(other.content.decode(), "chart-request")["strategy"] == (
-        "rsi_reversion"
+    assert request == {
+        "url": f"/runs/{saved_run.pk}/chart/",
+        "symbol": "AAA",
+        "strategy": "sma_crossover",
+        "max_drawdown_pct": 10.0,
+    }
+    # Gains and losses carry a sign, not only a colour; the gap is said in words.
+    assert "+12.50" in html and "\u22124.00" in html and "+7.50" in html
+    assert "no data in range" in html
+    # The stored trades, newest first, with the full count.
+    assert "latest 2 of 3" in html
+    assert html.index("2024-01-01 02:30") < html.index("2024-01-01 01:00")
+    assert "+11.70" in html and "\u22122.60" in html and "(end)" in html
+    assert json_script(html, "heatmap-data") is None  # one strategy: no heatmap
+
+
+def test_run_detail_selects_a_result_and_lists_strategies(client, saved_run):
+    html = client.get(
+        f"/runs/{saved_run.pk}/?symbol=BBB&strategy=sma_crossover"
+    ).content.decode()
+    assert json_script(html, "chart-request")["symbol"] == "BBB"
+    assert "SMA crossover" in html and "fast=20, slow=50" in html
+    assert "No trades." in html
+    # An unknown pick falls back to the best result.
+    html = client.get(f"/runs/{saved_run.pk}/?symbol=ZZZ&strategy=x").content.decode()
+    assert json_script(html, "chart-request")["symbol"] == "AAA"
+
+
+def test_run_detail_of_a_run_without_results(client):
+    run = BacktestRun.objects.create(
+        strategies=[{"strategy": "sma_crossover", "params": {}}],
+        status=BacktestRun.Status.FAILED,
+        error="the run failed: boom",
     )
+    html = client.get(f"/runs/{run.pk}/").content.decode()
+    assert "This run has no stored results." in html
+    assert "the run failed: boom" in html
+    assert "plotly.min.js" not in html
+    assert json_script(html, "chart-request")["symbol"] is None
+
+
+def test_missing_run_is_404(client):
     assert client.get("/runs/999999/").status_code == 404
+    assert client.get("/runs/999999/chart/?symbol=A&strategy=b").status_code == 404
+    assert client.get("/runs/999999/export.json").status_code == 404
+    assert client.get("/runs/999999/export.csv").status_code == 404
 
 
-def test_chart_endpoint_recomputes_the_stored_result(client, run):
-    result = run.results.get(symbol="AAA", strategy="sma_crossover")
-    response = client.get(f"/runs/{run.pk}/chart/?symbol=AAA&strategy=sma_crossover")
+# ---- chart endpoint ------------------------------------------------------------------
+
+
+def test_chart_endpoint_returns_range_closes_and_stored_curves(client, saved_run):
+    response = client.get(
+        f"/runs/{saved_run.pk}/chart/?symbol=AAA&strategy=sma_crossover"
+    )
     assert response.status_code == 200
     data = response.json()
-    assert len(data["time"]) == len(data["close"]) == len(data["equity"]) == 400
-    assert data["equity"][-1] == pytest.approx(result.metrics["final_equity"], abs=0.01)
-    assert len(data["entries"]["time"]) == result.num_trades
-    assert max(data["drawdown_pct"]) <= 0
-    missing = client.get(f"/runs/{run.pk}/chart/?symbol=ZZZ&strategy=sma_crossover")
-    assert missing.status_code == 404
+    # The run's range [start, end): 200 hourly closes, in milliseconds.
+    assert len(data["price"]["time"]) == len(data["price"]["close"]) == 200
+    assert data["price"]["time"][0] == (START + 100 * 3600) * 1000
+    assert data["price"]["time"][-1] == (START + 299 * 3600) * 1000
+    assert data["equity"] == {
+        "time": [(START + i * 3600) * 1000 for i in range(4)],
+        "strategy": [10_000.0, 11_000.0, 9_900.0, 12_000.0],
+        "buy_hold": [10_000.0, 10_100.0, 10_200.0, 10_300.0],
+        "drawdown_pct": [0.0, 0.0, -10.0, 0.0],
+    }
+    trades = data["trades"]
+    assert (trades["count"], trades["shown"]) == (3, 2)
+    assert trades["entry_time"] == [(START + 3600) * 1000, (START + 9000) * 1000]
+    assert trades["exit_price"] == [99.0, 110.0]
 
 
-def test_exports(client, run):
-    payload = client.get(f"/runs/{run.pk}/export.json").json()
+def test_chart_endpoint_down_samples_long_histories(client):
+    make_coins(["LONG"], bars=5000)
+    run = BacktestRun.objects.create(
+        strategies=[{"strategy": "sma_crossover", "params": {}}], symbols=["LONG"]
+    )
+    add_result(run, "LONG", "sma_crossover", metrics(1.0, 1.0))
+    data = client.get(f"/runs/{run.pk}/chart/?symbol=LONG&strategy=sma_crossover")
+    price = data.json()["price"]
+    assert len(price["time"]) == 1500
+    # First and last bars are kept, times stay increasing.
+    assert price["time"][0] == START * 1000
+    assert price["time"][-1] == (START + 4999 * 3600) * 1000
+    assert price["time"] == sorted(price["time"])
+
+
+def test_chart_endpoint_errors(client, saved_run):
+    url = f"/runs/{saved_run.pk}/chart/"
+    missing = client.get(url + "?symbol=ZZZ&strategy=sma_crossover")
+    assert missing.status_code == 404 and "ZZZ" in missing.json()["error"]
+    assert client.get(url).status_code == 404
+    # A coin deleted since the run: the stored curves still come back.
+    Cryptocurrency.objects.filter(symbol="AAA").delete()
+    data = client.get(url + "?symbol=AAA&strategy=sma_crossover").json()
+    assert data["price"] == {"time": [], "close": []}
+    assert len(data["equity"]["strategy"]) == 4
+
+
+# ---- exports -------------------------------------------------------------------------
+
+
+def test_json_export_has_the_cli_shape(client, saved_run):
+    response = client.get(f"/runs/{saved_run.pk}/export.json")
+    assert response["Content-Type"] == "application/json"
+    assert f'filename="run-{saved_run.pk}.json"' in response["Content-Disposition"]
+    payload = json.loads(response.content)
     assert set(payload) == {"run", "results", "summary"}
-    assert payload["run"]["id"] == run.pk
-    assert len(payload["results"]) == 2 * len(STRATEGIES)
-    assert set(payload["results"][0]) >= {"symbol", "strategy", "params", "first_bar",
-                                          "last_bar", "bars", "metrics"}  # fmt: skip
-    response = client.get(f"/runs/{run.pk}/export.csv")
+    assert payload["run"]["id"] == saved_run.pk
+    assert payload["run"]["start"] == "2024-01-05T04:00:00Z"
+    assert payload["summary"] == saved_run.summary
+    assert [r["symbol"] for r in payload["results"]] == ["AAA", "BBB", "CCC"]
+    for result in payload["results"]:
+        assert set(result) == {"symbol", "strategy", "params", "first_bar",
+                               "last_bar", "bars", "metrics"}  # fmt: skip
+    assert payload["results"][0]["first_bar"] == "2024-01-01T00:00:00Z"
+    assert payload["results"][2]["metrics"] is None
+
+
+def test_csv_export_header_and_rows(client, saved_run):
+    response = client.get(f"/runs/{saved_run.pk}/export.csv")
     assert response["Content-Type"] == "text/csv"
-    rows = list(csv.DictReader(io.StringIO(response.content.decode())))
-    assert len(rows) == 2 * len(STRATEGIES) and "sharpe" in rows[0]
+    assert f'filename="run-{saved_run.pk}.csv"' in response["Content-Disposition"]
+    reader = csv.reader(io.StringIO(response.content.decode()))
+    header = next(reader)
+    assert header == ["symbol", "strategy", "params", "first_bar", "last_bar",
+                      "bars", *CSV_METRICS]  # fmt: skip
+    rows = [dict(zip(header, row, strict=True)) for row in reader]
+    assert [r["symbol"] for r in rows] == ["AAA", "BBB", "CCC"]
+    assert rows[0]["total_return_pct"] == "12.5" and rows[2]["sharpe"] == ""
 
 
-def test_admin_shows_runs_read_only(admin_client, run):
-    assert admin_client.get("/admin/backtester/backtestrun/").status_code == 200
-    page = admin_client.get(f"/admin/backtester/backtestrun/{run.pk}/change/")
-    assert page.status_code == 200 and "sma_crossover" in page.content.decode()
-    assert admin_client.get("/admin/backtester/backtestrun/add/").status_code == 403
-    assert admin_client.get("/admin/backtester/backtestresult/").status_code == 200
+# ---- a real run from the command line, shown on the pages ----------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_pages_of_a_run_made_by_the_engine(client):
+    make_coins(["AAA", "BBB"], bars=400)
+    out = io.StringIO()
+    call_command("backtest", "--all-strategies", "--format", "json", stdout=out)
+    run = BacktestRun.objects.get(pk=json.loads(out.getvalue())["run"]["id"])
+    html = client.get(f"/runs/{run.pk}/").content.decode()
+    heatmap = json_script(html, "heatmap-data")
+    assert len(heatmap) == 2 * len(STRATEGIES)
+    assert "By strategy" in html
+    best = run.results.order_by("-total_return_pct").first()
+    request = json_script(html, "chart-request")
+    assert (request["symbol"], request["strategy"]) == (best.symbol, best.strategy)
+    data = client.get(
+        f"/runs/{run.pk}/chart/?symbol={best.symbol}&strategy={best.strategy}"
+    ).json()
+    assert len(data["price"]["close"]) == 400
+    # The stored equity curve ends at the final equity of the metrics.
+    assert data["equity"]["strategy"][-1] == pytest.approx(
+        best.metrics["final_equity"], abs=0.01
+    )
+    assert data["trades"]["count"] == best.num_trades
+    assert max(data["equity"]["drawdown_pct"]) <= 0
+    assert min(data["equity"]["drawdown_pct"]) >= -best.max_drawdown_pct - 1e-6
+    assert "History" in client.get("/runs/").content.decode()

@@ -1,39 +1,144 @@
-// Run detail charts: price with trades, equity vs buy & hold, drawdown.
-const request = JSON.parse(document.getElementById("chart-request").textContent);
-const status = document.getElementById("chart-status");
-const layout = (title, extra = {}) => ({
-  title: { text: title, font: { size: 14 } },
-  margin: { l: 55, r: 15, t: 35, b: 35 },
-  xaxis: { type: "date" },
-  legend: { orientation: "h", y: -0.15 },
-  ...extra,
-});
-const config = { responsive: true, displaylogo: false };
+// Run detail: sortable results, the strategy x coin heatmap, and the charts of
+// the selected result (price with trades, equity against buy & hold, drawdown).
+import { renderHeatmap, signed } from "./common.js";
 
-async function load() {
-  const params = new URLSearchParams({ symbol: request.symbol, strategy: request.strategy });
-  const response = await fetch(`${request.url}?${params}`);
-  const data = await response.json();
-  if (!response.ok) {
-    status.textContent = data.error || "Could not load the charts.";
-    return;
-  }
-  const time = data.time.map((t) => new Date(t));
-  Plotly.newPlot("price-chart", [
-    { x: time, y: data.close, name: `${data.symbol} close`, type: "scatter", mode: "lines", line: { color: "#334155", width: 1 } },
-    { x: data.entries.time.map((t) => new Date(t)), y: data.entries.price, name: "Entry", type: "scatter", mode: "markers",
-      marker: { symbol: "triangle-up", color: "#16a34a", size: 7, opacity: 0.8 } },
-    { x: data.exits.time.map((t) => new Date(t)), y: data.exits.price, name: "Exit", type: "scatter", mode: "markers",
-      marker: { symbol: "triangle-down", color: "#dc2626", size: 7, opacity: 0.8 } },
-  ], layout("Price, entries ▲ and exits ▼", { yaxis: { type: "log" } }), config);
-  Plotly.newPlot("equity-chart", [
-    { x: time, y: data.equity, name: "Strategy", type: "scatter", mode: "lines", line: { color: "#2553c7" } },
-    { x: time, y: data.buy_hold, name: "Buy & hold", type: "scatter", mode: "lines", line: { color: "#9ca3af", dash: "dot" } },
-  ], layout("Equity (start 10,000)"), config);
-  Plotly.newPlot("drawdown-chart", [
-    { x: time, y: data.drawdown_pct, name: "Drawdown %", type: "scatter", mode: "lines", fill: "tozeroy", line: { color: "#b42318" } },
-  ], layout("Drawdown %"), config);
-  status.textContent = "";
+const fromScript = (id) => JSON.parse(document.getElementById(id).textContent);
+const request = fromScript("chart-request");
+const names = fromScript("strategy-names");
+const heatmap = fromScript("heatmap-data");
+
+// ---- results table: click a heading to sort, a row to chart it ----------------------
+function makeSortable(table) {
+  const heads = [...table.tHead.rows[0].cells];
+  const body = table.tBodies[0];
+  heads.forEach((th, column) => {
+    th.querySelector("button")?.addEventListener("click", () => {
+      const text = th.dataset.type === "text";
+      const now = th.getAttribute("aria-sort");
+      const dir = now ? (now === "ascending" ? -1 : 1) : text ? 1 : -1;
+      heads.forEach((h) => h.removeAttribute("aria-sort"));
+      th.setAttribute("aria-sort", dir > 0 ? "ascending" : "descending");
+      const key = (tr) => {
+        const raw = tr.cells[column]?.dataset.sort;
+        if (raw === undefined || raw === "") return null;
+        return text ? raw : Number(raw);
+      };
+      const rows = [...body.rows].map((tr) => [key(tr), tr]);
+      rows.sort(([x], [y]) => {
+        if (x === null || y === null) return (x === null) - (y === null); // blanks last
+        return (text ? x.localeCompare(y) : x - y) * dir;
+      });
+      body.append(...rows.map(([, tr]) => tr));
+    });
+  });
+  body.addEventListener("click", (event) => {
+    const link = event.target.closest("tr")?.querySelector("a");
+    if (link && !event.target.closest("a")) link.click();
+  });
+}
+const results = document.getElementById("results");
+if (results) makeSortable(results);
+
+if (heatmap) {
+  renderHeatmap(document.getElementById("heatmap"), heatmap, names, (symbol, strategy) =>
+    `?${new URLSearchParams({ symbol, strategy })}#chart`);
 }
 
-load().catch((error) => { status.textContent = `Could not load the charts: ${error}`; });
+// ---- charts -----------------------------------------------------------------------
+const status = document.getElementById("chart-status");
+const config = { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["select2d", "lasso2d"] };
+const font = { family: getComputedStyle(document.body).fontFamily, size: 12 };
+
+function layout() {
+  return {
+    font,
+    margin: { l: 55, r: 10, t: 10, b: 30 },
+    xaxis: { type: "date" },
+    yaxis: { type: "linear", automargin: true },
+    legend: { orientation: "h", x: 0, y: -0.14 },
+    hovermode: "x unified",
+    paper_bgcolor: "rgba(0,0,0,0)",
+    plot_bgcolor: "rgba(0,0,0,0)",
+  };
+}
+
+function setScale(chart, scale) {
+  Plotly.relayout(chart, { "yaxis.type": scale });
+  for (const button of document.querySelectorAll(`[data-chart="${chart}"]`)) {
+    button.setAttribute("aria-pressed", String(button.dataset.scale === scale));
+  }
+}
+for (const button of document.querySelectorAll("[data-scale]")) {
+  button.addEventListener("click", () => setScale(button.dataset.chart, button.dataset.scale));
+}
+
+const dates = (ms) => ms.map((t) => new Date(t));
+
+function drawPrice(data) {
+  const t = data.trades;
+  document.getElementById("price-note").textContent =
+    t.shown < t.count ? `(the latest ${t.shown} of ${t.count} trades)` : "";
+  const tradeText = t.return_pct.map((r) => `trade ${signed(r)}%`);
+  Plotly.newPlot("price-chart", [
+    { x: dates(data.price.time), y: data.price.close, name: `${data.symbol} close`, type: "scatter",
+      mode: "lines", line: { color: "#334155", width: 1.2 }, hovertemplate: "%{y:.6g}" },
+    { x: dates(t.entry_time), y: t.entry_price, name: "Entry ▲", type: "scatter", mode: "markers",
+      marker: { symbol: "triangle-up", color: "#16a34a", size: 9, line: { color: "#fff", width: 1 } },
+      hovertemplate: "entry %{y:.6g}<extra></extra>" },
+    { x: dates(t.exit_time), y: t.exit_price, name: "Exit ▼", type: "scatter", mode: "markers",
+      text: tradeText,
+      marker: { symbol: "triangle-down", color: "#dc2626", size: 9, line: { color: "#fff", width: 1 } },
+      hovertemplate: "exit %{y:.6g}, %{text}<extra></extra>" },
+  ], layout(), config);
+}
+
+function drawEquity(data) {
+  const e = data.equity;
+  const values = [...e.strategy, ...e.buy_hold].filter((v) => v > 0);
+  const log = values.length > 0 && Math.max(...values) / Math.min(...values) > 10;
+  Plotly.newPlot("equity-chart", [
+    { x: dates(e.time), y: e.strategy, name: "Strategy", type: "scatter", mode: "lines",
+      line: { color: "#2553c7", width: 2 }, hovertemplate: "%{y:,.0f}" },
+    { x: dates(e.time), y: e.buy_hold, name: "Buy & hold", type: "scatter", mode: "lines",
+      line: { color: "#6b7280", width: 1.5, dash: "dot" }, hovertemplate: "%{y:,.0f}" },
+  ], layout(), config);
+  if (log) setScale("equity-chart", "log");
+}
+
+function drawDrawdown(data) {
+  const e = data.equity;
+  const spec = layout();
+  spec.yaxis.ticksuffix = "%";
+  if (request.max_drawdown_pct != null) {
+    // The stored curve is down-sampled, so it can miss the deepest bar: mark the
+    // exact figure computed on every bar.
+    const y = -request.max_drawdown_pct;
+    spec.shapes = [{ type: "line", xref: "paper", x0: 0, x1: 1, y0: y, y1: y,
+      line: { color: "#7f1d1d", width: 1, dash: "dash" } }];
+    spec.annotations = [{ xref: "paper", x: 1, xanchor: "right", y, yanchor: "top", showarrow: false,
+      text: `max ${signed(y)}%`, font: { size: 11, color: "#7f1d1d" } }];
+  }
+  Plotly.newPlot("drawdown-chart", [
+    { x: dates(e.time), y: e.drawdown_pct, name: "Drawdown", type: "scatter", mode: "lines",
+      fill: "tozeroy", fillcolor: "rgba(220, 38, 38, 0.18)", line: { color: "#b42318", width: 1.2 },
+      hovertemplate: "%{y:.2f}%<extra></extra>" },
+  ], spec, config);
+}
+
+async function loadCharts() {
+  const query = new URLSearchParams({ symbol: request.symbol, strategy: request.strategy });
+  const response = await fetch(`${request.url}?${query}`, { headers: { Accept: "application/json" } });
+  const data = await response.json();
+  if (!response.ok) throw new Error(data.error || response.statusText);
+  drawPrice(data);
+  drawEquity(data);
+  drawDrawdown(data);
+  status.textContent = data.price.time.length ? "" : "The prices of this coin are no longer stored.";
+  status.hidden = !status.textContent;
+}
+
+if (request.symbol && status && window.Plotly) {
+  loadCharts().catch((error) => {
+    status.textContent = `Could not load the charts: ${error.message}`;
+  });
+}

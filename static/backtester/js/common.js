@@ -1,0 +1,87 @@
+// Shared by the run page and the run detail page: number formatting and the
+// strategy x coin heatmap.
+export const MINUS = "\u2212";
+export const DASH = "\u2013";
+
+// A number with an explicit sign (+1.23 / −1.23), readable without colour.
+export function signed(value, digits = 2) {
+  if (value === null || value === undefined || Number.isNaN(value)) return DASH;
+  const text = Math.abs(value).toFixed(digits);
+  if (Number(text) === 0) return text;
+  return (value > 0 ? "+" : MINUS) + text;
+}
+
+// A number with a typographic minus and no plus sign.
+export function plain(value, digits = 2) {
+  return signed(value, digits).replace(/^\+/, "");
+}
+
+export function tone(value) {
+  if (value === null || value === undefined || value === 0) return "";
+  return value > 0 ? "gain" : "loss";
+}
+
+export function median(values) {
+  const v = values.filter((x) => x !== null && x !== undefined).sort((a, b) => a - b);
+  if (!v.length) return null;
+  const mid = v.length >> 1;
+  return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
+}
+
+// Green for gains, red for losses; tanh keeps +40% and +4000% apart but bounded.
+export function heatColor(value) {
+  if (value === null || value === undefined) return "transparent";
+  const t = Math.tanh(value / 60);
+  const alpha = (0.1 + 0.65 * Math.abs(t)).toFixed(3);
+  return t >= 0 ? `rgba(22, 163, 74, ${alpha})` : `rgba(220, 38, 38, ${alpha})`;
+}
+
+function el(tag, text, attrs = {}) {
+  const node = document.createElement(tag);
+  if (text !== undefined) node.textContent = text;
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  return node;
+}
+
+// Draw a strategy (rows) x coin (columns) table of total returns, with a
+// median column. cells: [{symbol, strategy, value}]; names: key -> display name;
+// link(symbol, strategy) optionally returns a URL for a cell.
+export function renderHeatmap(table, cells, names, link = null) {
+  // Strategies in the registry's order, then any unknown ones.
+  const known = Object.keys(names);
+  const strategies = [...new Set(cells.map((c) => c.strategy))].sort(
+    (a, b) => (known.indexOf(a) + 1 || 1e9) - (known.indexOf(b) + 1 || 1e9),
+  );
+  const symbols = [...new Set(cells.map((c) => c.symbol))].sort();
+  const value = new Map(cells.map((c) => [`${c.symbol}|${c.strategy}`, c.value]));
+  const head = el("tr");
+  head.append(el("th", "Strategy", { scope: "col", class: "sticky" }));
+  head.append(el("th", "Median", { scope: "col" }));
+  for (const s of symbols) head.append(el("th", s, { scope: "col" }));
+  const body = document.createElement("tbody");
+  for (const k of strategies) {
+    const tr = el("tr");
+    tr.append(el("th", names[k] ?? k, { scope: "row", class: "sticky" }));
+    const mid = median(cells.filter((c) => c.strategy === k).map((c) => c.value));
+    const midCell = el("td", signed(mid, 0), { class: "median" });
+    midCell.style.background = heatColor(mid);
+    tr.append(midCell);
+    for (const s of symbols) {
+      const v = value.get(`${s}|${k}`);
+      const td = el("td");
+      if (v !== undefined) {
+        const text = signed(v, 0);
+        const url = link && v !== null ? link(s, k) : null;
+        if (url) td.append(el("a", text, { href: url }));
+        else td.textContent = text;
+        td.title = `${s} · ${names[k] ?? k}: ${signed(v, 2)}%`;
+        td.style.background = heatColor(v);
+      }
+      tr.append(td);
+    }
+    body.append(tr);
+  }
+  const thead = document.createElement("thead");
+  thead.append(head);
+  table.replaceChildren(thead, body);
+}
