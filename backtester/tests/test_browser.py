@@ -2,166 +2,388 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import json
 import os
+import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-from services import _wait_for_port, free_port  # noqa: E402
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed"),
-]
+CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run",
 ]  # fmt: skip
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium"
+    ),
+]
+# Enough demo data that an all-strategies run takes long enough to cancel (about
+# a second on one worker) while the whole module stays well under a minute.
+SEED = ["--symbols", "48", "--years", "1"]
+COINS = ["BTC", "ETH", "SOL", "XRP", "ADA", "DOGE", "DOT", "LTC", "LINK", "BNB",
+         "TRX", "AVAX"]  # fmt: skip
 
-# Records, in the page, when the first result row appears and what the progress
-# bar said at that moment (MutationObserver callbacks run before the next socket
-# message is handled).
+# Records, inside the page, what the table and progress bar showed when the first
+# result row appeared. A MutationObserver callback runs before the next socket
+# message is handled, so this is the state between two events.
 RECORDER = """
-window.__seen = {};
+window.__seen = null;
 new MutationObserver(() => {
   const rows = document.querySelectorAll('#results tbody tr').length;
-  if (rows && !window.__seen.firstRow) {
-    window.__seen.firstRow = document.getElementById('progress-text').textContent;
+  if (rows && !window.__seen) {
+    window.__seen = {
+      rows,
+      progress: document.getElementById('progress-text').textContent,
+      summaryHidden: document.getElementById('summary').hidden,
+    };
   }
 }).observe(document.querySelector('#results tbody'), {childList: true});
 """
 
 
+@functools.cache
+def shots() -> Path:
+    """Return the folder screenshots go to (made on first use)."""
+    return Path(tempfile.mkdtemp(prefix="btlab-screens-"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_http(url: str, process: subprocess.Popen, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"daphne exited with {process.returncode}")
+        with contextlib.suppress(OSError):
+            urllib.request.urlopen(url, timeout=1).close()
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer within {timeout}s")
+
+
 @pytest.fixture(scope="module")
-def server():
+def server() -> Iterator[str]:
+    """Migrate and seed a temporary SQLite file, then serve it with daphne."""
     work = Path(tempfile.mkdtemp(prefix="btlab-browser-"))
     env = {
-        k: v for k, v in os.environ.items()
-        if k not in ("DATABASE_URL", "REDIS_URL")
-    }  # fmt: skip
+        k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")
+    }
+    # One compute thread: an all-strategies run lasts long enough to cancel.
     env.update(DATABASE_URL=f"sqlite:///{work / 'db.sqlite3'}", BACKTEST_WORKERS="1")
-
-    def manage(*args: str) -> None:
-        subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env,
-                       check=True, capture_output=True)  # fmt: skip
-
-    manage("migrate", "-v0")
-    manage("seed_demo", "--symbols", "48", "--years", "2")
+    python = str(ROOT / ".venv" / "bin" / "python")
+    if not Path(python).exists():
+        python = sys.executable
+    for args in (["migrate", "-v0"], ["seed_demo", *SEED]):
+        subprocess.run(
+            [python, "manage.py", *args], cwd=ROOT, env=env, check=True,
+            capture_output=True, timeout=120,
+        )  # fmt: skip
     port = free_port()
+    log = (work / "daphne.log").open("w")
     daphne = subprocess.Popen(
-        [str(Path(sys.executable).parent / "daphne"), "-b", "127.0.0.1",
-         "-p", str(port), "backtester.asgi:application"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [str(Path(python).parent / "daphne"), "-b", "127.0.0.1", "-p", str(port),
+         "backtester.asgi:application"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
     try:
-        _wait_for_port(port, timeout=30)
-        yield f"http://127.0.0.1:{port}", work
+        wait_for_http(f"{base}/healthz", daphne)
+        yield base
     finally:
         daphne.terminate()
-        daphne.wait(timeout=20)
+        try:
+            daphne.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            daphne.kill()
+        log.close()
         shutil.rmtree(work, ignore_errors=True)
 
 
-@pytest.fixture
-def page(server):
+@pytest.fixture(scope="module")
+def browser():
     from playwright.sync_api import sync_playwright
 
-    shots = Path(tempfile.mkdtemp(prefix="btlab-screens-"))
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 800})
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        try:
-            yield page, server[0], errors
-        except Exception:
-            raise
-        finally:
-            page.screenshot(path=str(shots / "last.png"), full_page=True)
-            print(f"screenshots in {shots}")
-            browser.close()
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield browser
+        browser.close()
 
 
-def test_run_stream_cancel_and_detail(page):
-    page, base, errors = page
-    page.goto(f"{base}/")
-    page.wait_for_selector("#connection.ok", timeout=15_000)
+@pytest.fixture
+def page(browser, request):
+    """A 1280x800 page; on failure a screenshot is saved and its folder printed."""
+    failed_before = request.session.testsfailed
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    page.errors = []  # uncaught exceptions and console errors
+    page.on("pageerror", lambda e: page.errors.append(str(e)))
+    page.on(
+        "console",
+        lambda m: page.errors.append(m.text) if m.type == "error" else None,
+    )
+    yield page
+    # The call phase is reported before teardown, so a failure is counted by now.
+    if request.session.testsfailed > failed_before:
+        with contextlib.suppress(Exception):
+            page.screenshot(
+                path=str(shots() / f"{request.node.name}.png"), full_page=True
+            )
+        print(f"\nscreenshots in {shots()}")
+    context.close()
+
+
+def number(text: str) -> float:
+    """Parse a signed table figure such as +12.30 or −4.50 (– is no value)."""
+    text = text.replace("\u2212", "-").replace(",", "").strip()
+    return float("nan") if text in ("", "\u2013") else float(text)
+
+
+def column(page, key: str) -> list[float]:
+    """Return the figures of the live results column whose heading has ``key``."""
+    keys = [
+        th.get_attribute("data-key") for th in page.locator("#results thead th").all()
+    ]
+    cells = page.locator(f"#results tbody tr > :nth-child({keys.index(key) + 1})")
+    return [number(t) for t in cells.all_inner_texts()]
+
+
+def test_run_stream_sort_cancel_and_detail(page, server):
+    page.goto(f"{server}/")
+    page.wait_for_selector("#connection.ok")
     page.evaluate(RECORDER)
 
-    # All strategies on 12 coins: 72 results streamed into the table.
-    page.select_option("#strategy", "all")
-    page.click("#coins-none")
-    for symbol in ["BTC", "ETH", "SOL", "XRP", "ADA", "DOGE", "DOT", "LTC", "LINK",
-                   "BNB", "TRX", "AVAX"]:  # fmt: skip
-        page.check(f"#coin-list input[value='{symbol}']")
+    # Client-side validation mirrors the server: fast must be below slow.
+    page.select_option("#strategy", "sma_crossover")
+    page.fill("#param-fast", "60")
+    page.fill("#param-slow", "50")
     page.click("#run-button")
-    page.wait_for_selector("#summary:not([hidden])", timeout=60_000)
-    first_row_progress = page.evaluate("window.__seen.firstRow")
-    # The first row was drawn while the progress bar said 1 of 72: streamed, not
-    # delivered at the end.
-    assert first_row_progress.startswith("1 / 72"), first_row_progress
-    assert page.locator("#results tbody tr").count() == 72
+    error = page.locator('[data-error-for="params.fast"]')
+    assert "less than slow" in error.inner_text()
+    assert page.get_attribute("#param-fast", "aria-invalid") == "true"
+    assert page.inner_text("#progress-text") == "Idle"  # nothing was sent
+
+    # Quick picks set the start relative to the latest bar; "All" clears it.
+    last = json.loads(page.text_content("#range-data"))["last"]
+    page.click(".quick .chip[data-years='1']")
+    assert page.input_value("#start") == f"{int(last[:4]) - 1}{last[4:10]}"
+    page.click(".quick .chip[data-years='0']")
+    assert page.input_value("#start") == ""
+
+    # One strategy over twelve coins: rows stream in one by one.
+    page.fill("#param-fast", "10")
+    page.fill("#param-slow", "30")
+    page.click("#coins-none")
+    for symbol in COINS:
+        page.check(f"#coin-list input[value='{symbol}']")
+    assert page.inner_text("#coin-count") == f"{len(COINS)} of 48"
+    page.click("#run-button")
+    page.wait_for_selector("#summary:not([hidden])")
+    seen = page.evaluate("window.__seen")
+    # The first row was drawn while the bar said 1 of 12 and no summary existed:
+    # streamed as it was computed, not delivered at the end.
+    assert seen["rows"] == 1 and seen["summaryHidden"], seen
+    assert seen["progress"].startswith(f"1 / {len(COINS)} "), seen
+    assert page.locator("#results tbody tr").count() == len(COINS)
     assert page.get_attribute("#progress", "aria-valuenow") == "100"
-    assert page.locator("#heatmap tbody tr").count() == 6
+    assert page.inner_text("#progress-text").startswith(f"{len(COINS)} / {len(COINS)}")
+    assert page.locator("#heatmap-wrap").is_hidden()  # one strategy: no heatmap
     summary = page.inner_text("#summary")
-    assert "Backtests" in summary and "72" in summary
-    detail_link = page.get_attribute("#summary a", "href")
+    assert "Beat buy & hold" in summary and "Median return" in summary
+    detail = page.get_attribute("#summary a", "href")
+    assert re.fullmatch(r"/runs/\d+/", detail)
 
-    # Sorting by return keeps the best row on top.
+    # Sorting by any column: return, then coin name.
     page.click("#results th[data-key='total_return_pct'] button")
-    top = page.locator("#results tbody tr").first.locator("td").first.inner_text()
-    returns = [
-        float(t.replace("+", "").replace("–", "nan"))
-        for t in page.locator("#results tbody tr td:nth-of-type(1)").all_inner_texts()
-    ]
-    assert float(top.replace("+", "")) == max(returns)
+    returns = column(page, "total_return_pct")
+    assert returns == sorted(returns, reverse=True)
+    page.click("#results th[data-key='symbol'] button")
+    coins = page.locator("#results tbody tr th").all_inner_texts()
+    assert coins == sorted(coins)
+    page.click("#results th[data-key='total_return_pct'] button")
 
-    # A second, longer run (cold range, one worker) is cancelled.
+    # All strategies over all coins, sorted by return while it fills; cancelled.
     page.select_option("#strategy", "all")
+    assert page.locator("#params").is_hidden()
     page.click("#coins-all")
-    page.fill("#start", "2024-03-01")
     page.click("#run-button")
     page.wait_for_function(
-        "document.getElementById('cancel-button').disabled === false"
+        "document.querySelectorAll('#results tbody tr').length >= 6"
+        " && !document.getElementById('cancel-button').disabled"
     )
+    page.screenshot(path=str(shots() / "run-mid-1280.png"))
     page.click("#cancel-button")
     page.wait_for_function(
-        "document.getElementById('progress-text').textContent.includes('cancelled')",
-        timeout=15_000,
+        "document.getElementById('progress-text').textContent.includes('cancelled')"
     )
     assert page.get_attribute("#progress", "aria-valuenow") != "100"
-    assert page.is_disabled("#cancel-button")
+    assert page.is_disabled("#cancel-button") and page.is_enabled("#run-button")
+    assert page.locator("#summary").is_hidden()
+    rows = page.locator("#results tbody tr")
+    assert 6 <= rows.count() < 48 * 6
+    keys = [rows.nth(i).get_attribute("data-key") for i in range(rows.count())]
+    assert len(keys) == len(set(keys))  # one row per coin and strategy
+    returns = column(page, "total_return_pct")
+    assert returns == sorted(returns, reverse=True)  # the sort held as rows came
+    # A coin's six strategies arrive together: the heatmap has a row for each.
+    page.wait_for_selector("#heatmap-wrap:not([hidden])")
+    assert page.locator("#heatmap tbody tr").count() == 6
 
     # The saved first run: its charts render.
-    page.goto(f"{base}{detail_link}")
-    page.wait_for_selector("#price-chart .main-svg", timeout=20_000)
-    page.wait_for_selector("#equity-chart .main-svg")
-    page.wait_for_selector("#drawdown-chart .main-svg")
+    page.goto(f"{server}{detail}")
+    for chart in ("price-chart", "equity-chart", "drawdown-chart"):
+        page.wait_for_selector(f"#{chart}.js-plotly-plot .main-svg")
     assert page.locator("#price-chart path.js-line").count() >= 1
-    # Strategy and buy & hold: a line each (plus their legend swatches).
+    assert page.locator("#price-chart .scatterlayer .trace").count() == 3
     assert page.locator("#equity-chart .scatterlayer .trace").count() == 2
-    assert page.inner_text("#chart-status") == ""
-    assert errors == []
+    assert page.locator("#drawdown-chart .scatterlayer .trace").count() == 1
+    assert page.locator("#chart-status").is_hidden()
+    assert page.locator("#results tbody tr").count() == len(COINS)
+    assert page.locator("#trades tbody tr").count() >= 1
+    page.click("[data-chart='price-chart'][data-scale='log']")
+    assert (
+        page.evaluate("document.getElementById('price-chart').layout.yaxis.type")
+        == "log"
+    )
+    page.screenshot(path=str(shots() / "detail-1280.png"), full_page=True)
+    # Another result, picked from the table, loads its own charts.
+    page.locator("#results tbody tr:not(.selected) th a").first.click()
+    page.wait_for_url(re.compile(r"symbol="))
+    page.wait_for_selector("#equity-chart .main-svg")
+    assert page.locator("#results tbody tr.selected").count() == 1
+    assert page.errors == []
 
 
-def test_phone_width_layout(server):
-    from playwright.sync_api import sync_playwright
+def test_errors_reconnect_and_rerun_with_a_scripted_socket(page, server):
+    """Field errors, a banner, a dropped run, reconnecting and re-running."""
+    sockets, requests = [], []
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 375, "height": 800})
-        page.goto(f"{server[0]}/")
-        # The form stacks above the results and nothing overflows the viewport.
-        form_box = page.locator(".form-panel").bounding_box()
-        results_box = page.locator(".results-panel").bounding_box()
-        assert results_box["y"] > form_box["y"] + form_box["height"] - 1
-        width = page.evaluate("document.documentElement.scrollWidth")
-        assert width <= 375
-        browser.close()
+    def on_socket(ws):
+        sockets.append(ws)
+
+        def on_message(message):
+            data = json.loads(message)
+            requests.append(data)
+            n = len(requests)
+            if n == 1:
+                ws.send(
+                    json.dumps(
+                        {
+                            "type": "error",
+                            "field": "params.slow",
+                            "message": "slow: must be between 2 and 1000",
+                        }
+                    )
+                )
+            elif n == 2:
+                ws.send(json.dumps({"type": "error", "message": "the server is busy"}))
+            elif n == 3:  # a run that the dropped connection ends
+                ws.send(json.dumps({"type": "start", "run_id": 7, "total": 3}))
+                for symbol in ("BTC", "BTC", "ETH"):  # BTC twice: one row
+                    ws.send(json.dumps(result_event(symbol, 2, 3)))
+                ws.close(code=1011)
+            elif n == 4:  # the re-run on the new connection
+                ws.send(json.dumps({"type": "start", "run_id": 8, "total": 3}))
+                for i, symbol in enumerate(("BTC", "ETH", "SOL"), 1):
+                    ws.send(json.dumps(result_event(symbol, i, 3)))
+                ws.send(
+                    json.dumps(
+                        {
+                            "type": "complete",
+                            "run_id": 8,
+                            "summary": SUMMARY,
+                            "elapsed_s": 0.1,
+                        }
+                    )
+                )
+
+        ws.on_message(on_message)
+
+    page.route_web_socket(re.compile(r".*/ws/backtests/$"), on_socket)
+    page.goto(f"{server}/")
+    page.wait_for_selector("#connection.ok")
+    page.select_option("#strategy", "sma_crossover")
+
+    page.click("#run-button")  # a server error naming a field: shown beside it
+    page.wait_for_selector('[data-error-for="params.slow"]:not(:empty)')
+    assert "between 2 and 1000" in page.inner_text('[data-error-for="params.slow"]')
+    assert page.is_enabled("#run-button")
+    page.click("#run-button")  # an error without a field: the banner
+    page.wait_for_selector("#banner:not([hidden])")
+    assert page.inner_text("#banner-text") == "the server is busy"
+    assert page.locator('[data-error-for="params.slow"]').inner_text() == ""
+
+    page.click("#run-button")  # the connection drops mid-run
+    page.wait_for_selector("#rerun-button:not([hidden])")
+    assert "connection dropped" in page.inner_text("#banner-text")
+    assert page.locator("#results tbody tr").count() == 2  # BTC once, ETH
+    page.wait_for_function("document.getElementById('connection').textContent"
+                           " === 'Connected'")  # fmt: skip
+    assert len(sockets) == 2
+
+    page.click("#rerun-button")  # the same request again, on the new socket
+    page.wait_for_selector("#summary:not([hidden])")
+    assert requests[3] == requests[2]
+    assert page.locator("#results tbody tr").count() == 3
+    assert page.locator("#banner").is_hidden()
+    assert page.get_attribute("#summary a", "href") == "/runs/8/"
+    assert page.errors == []
+
+
+SUMMARY = {
+    "results": 3, "skipped": 0, "beat_buy_hold": 1, "median_return_pct": 1.5,
+    "mean_return_pct": 2.0, "mean_sharpe": 0.4,
+    "best": {"symbol": "SOL", "strategy": "sma_crossover", "total_return_pct": 9.0},
+    "worst": {"symbol": "BTC", "strategy": "sma_crossover", "total_return_pct": -3.0},
+}  # fmt: skip
+
+
+def result_event(symbol: str, completed: int, total: int) -> dict:
+    metrics = {"total_return_pct": completed * 2.0 - 3, "buy_hold_return_pct": 1.0,
+               "sharpe": 0.5, "max_drawdown_pct": 12.0, "num_trades": 4,
+               "win_rate_pct": 50.0}  # fmt: skip
+    return {
+        "type": "result", "completed": completed, "total": total,
+        "data": {"symbol": symbol, "strategy": "sma_crossover", "params": {},
+                 "first_bar": None, "last_bar": None, "bars": 10, "metrics": metrics},
+    }  # fmt: skip
+
+
+def test_phone_width_layout(browser, server):
+    context = browser.new_context(viewport={"width": 375, "height": 800})
+    page = context.new_page()
+    try:
+        page.goto(f"{server}/")
+        page.wait_for_selector("#connection.ok")
+        # The form stacks above the results and nothing overflows the viewport;
+        # the wide results table scrolls inside its own box.
+        form = page.locator(".form-panel").bounding_box()
+        results = page.locator(".results-panel").bounding_box()
+        assert results["y"] >= form["y"] + form["height"]
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375
+        assert page.evaluate(
+            "(() => { const box = document.querySelector('.results-scroll');"
+            " return box.scrollWidth > box.clientWidth; })()"
+        )
+        page.screenshot(path=str(shots() / "run-375.png"), full_page=True)
+        print(f"\nphone screenshot in {shots()}")
+    finally:
+        context.close()

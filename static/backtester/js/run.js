@@ -480,6 +480,10 @@ function handle(msg) {
       $("progress").classList.remove("done", "stopped");
       syncButtons();
       setProgress("");
+      // On a phone the results sit below the form: bring them into view.
+      if (matchMedia("(max-width: 900px)").matches) {
+        document.querySelector(".results-panel").scrollIntoView({ behavior: "smooth" });
+      }
       break;
     case "result":
       if (activeRun === null) return; // a late message of a run we left
