@@ -6,8 +6,10 @@ export const DASH = "\u2013";
 // A number with an explicit sign (+1.23 / −1.23), readable without colour.
 export function signed(value, digits = 2) {
   if (value === null || value === undefined || Number.isNaN(value)) return DASH;
-  const text = Math.abs(value).toFixed(digits);
-  if (Number(text) === 0) return text;
+  const text = Math.abs(value).toLocaleString("en-US", {
+    minimumFractionDigits: digits, maximumFractionDigits: digits,
+  });
+  if (Number(text.replaceAll(",", "")) === 0) return text;
   return (value > 0 ? "+" : MINUS) + text;
 }
 

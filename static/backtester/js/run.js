@@ -439,7 +439,7 @@ function connect() {
   socket.addEventListener("close", (event) => {
     if (event.code === 4401) {
       const link = document.createElement("a");
-      link.href = `/accounts/login/?next=${encodeURIComponent(location.pathname)}`;
+      link.href = `${form.dataset.loginUrl}?next=${encodeURIComponent(location.pathname)}`;
       link.textContent = "Log in to run backtests.";
       showBanner("", { html: link });
       setConnection("Not logged in", "warn");
@@ -447,9 +447,10 @@ function connect() {
     }
     if (activeRun !== null || pending) {
       // The server stops a run whose socket closes: it will not resume.
-      const what = activeRun !== null ? `Run #${activeRun}` : "The run";
       showBanner(
-        `The connection dropped, so the server stopped it. ${what} ended at ${completed} of ${total} results.`,
+        activeRun !== null
+          ? `The connection dropped, so the server stopped run #${activeRun} at ${completed} of ${total} results.`
+          : "The connection dropped before the run started.",
         { rerun: true },
       );
       setProgress("interrupted");
