@@ -479,6 +479,11 @@ function handle(msg) {
       $("summary").hidden = true;
       $("heatmap-wrap").hidden = true;
       $("progress").classList.remove("done", "stopped");
+      // Jump back to empty rather than sliding down from the last run's 100%.
+      $("progress-bar").style.transition = "none";
+      $("progress-bar").style.width = "0";
+      void $("progress-bar").offsetWidth;
+      $("progress-bar").style.transition = "";
       syncButtons();
       setProgress("");
       // On a phone the results sit below the form: bring them into view.
