@@ -1,6 +1,8 @@
-// Shared by the run page and the run detail page: number formatting and the
-// strategy x coin heatmap.
+// Shared by the run page and the run detail page: page data, number formatting
+// and the strategy x coin heatmap.
 export const MINUS = "\u2212";
+export const $ = (id) => document.getElementById(id);
+export const fromScript = (id) => JSON.parse($(id).textContent);
 export const DASH = "\u2013";
 
 // A number with an explicit sign (+1.23 / −1.23), readable without colour.

@@ -1,8 +1,7 @@
 // Run detail: sortable results, the strategy x coin heatmap, and the charts of
 // the selected result (price with trades, equity against buy & hold, drawdown).
-import { renderHeatmap, signed } from "./common.js";
+import { fromScript, renderHeatmap, signed } from "./common.js";
 
-const fromScript = (id) => JSON.parse(document.getElementById(id).textContent);
 const request = fromScript("chart-request");
 const names = fromScript("strategy-names");
 const heatmap = fromScript("heatmap-data");

@@ -1,0 +1,217 @@
+// The run form: built from the strategy schemas, checked as the server checks it.
+import { $, fromScript } from "./common.js";
+
+const strategies = fromScript("strategies-data");
+const coins = fromScript("coins-data");
+const range = fromScript("range-data");
+const byKey = Object.fromEntries(strategies.map((s) => [s.key, s]));
+// Parameter pairs that must be strictly ordered, as the server checks them.
+const ORDERED = {
+  sma_crossover: [["fast", "slow"]],
+  ema_crossover: [["fast", "slow"]],
+  macd_crossover: [["fast", "slow"]],
+  rsi_reversion: [["lower", "upper"]],
+};
+// Server error fields that have no input of their own.
+const FIELD_ALIASES = { strategies: "strategy" };
+
+const strategySelect = $("strategy");
+const paramFields = $("param-fields");
+
+// ---- fields ----------------------------------------------------------------------
+for (const s of strategies) strategySelect.add(new Option(s.name, s.key));
+strategySelect.add(new Option("All strategies (default parameters)", "all"));
+const typed = {}; // strategy key -> {param: value typed by the user}
+
+function renderParams() {
+  const key = strategySelect.value;
+  paramFields.replaceChildren();
+  if (key === "all") {
+    $("strategy-help").textContent =
+      `Runs all ${strategies.length} strategies with their default parameters.`;
+    $("params").hidden = true;
+    return;
+  }
+  const spec = byKey[key];
+  $("strategy-help").textContent = spec.description;
+  $("params").hidden = false;
+  for (const p of spec.params) {
+    const id = `param-${p.name}`;
+    const field = document.createElement("div");
+    field.className = "field";
+    const label = document.createElement("label");
+    label.htmlFor = id;
+    label.textContent = p.name;
+    const input = document.createElement("input");
+    Object.assign(input, {
+      id, name: p.name, type: "number", required: true,
+      min: p.min, max: p.max, step: p.type === "int" ? "1" : "0.1",
+      value: typed[key]?.[p.name] ?? p.default,
+    });
+    input.inputMode = p.type === "int" ? "numeric" : "decimal";
+    input.dataset.type = p.type;
+    input.setAttribute("aria-describedby", `${id}-help`);
+    input.addEventListener("input", () => {
+      (typed[key] ??= {})[p.name] = input.value;
+    });
+    const help = document.createElement("p");
+    help.className = "help";
+    help.id = `${id}-help`;
+    help.textContent = `${p.help} ${p.min}–${p.max}, default ${p.default}.`;
+    const error = document.createElement("p");
+    error.className = "field-error";
+    error.dataset.errorFor = `params.${p.name}`;
+    field.append(label, input, help, error);
+    paramFields.append(field);
+  }
+}
+strategySelect.addEventListener("change", () => { clearErrors(); renderParams(); });
+renderParams();
+
+const coinList = $("coin-list");
+for (const c of coins) {
+  const label = document.createElement("label");
+  label.className = "coin";
+  const box = document.createElement("input");
+  Object.assign(box, { type: "checkbox", checked: true, value: c.symbol, name: "symbols" });
+  label.append(box, document.createTextNode(c.symbol));
+  if (c.first_bar) {
+    label.title = `${c.name || c.symbol}: ${c.first_bar.slice(0, 10)} to ${c.last_bar.slice(0, 10)}`;
+  }
+  coinList.append(label);
+}
+const coinBoxes = () => [...coinList.querySelectorAll("input")];
+const visibleBoxes = () => coinBoxes().filter((b) => !b.parentElement.hidden);
+function updateCoinCount() {
+  const n = coinBoxes().filter((b) => b.checked).length;
+  $("coin-count").textContent = `${n} of ${coins.length}`;
+}
+coinList.addEventListener("change", updateCoinCount);
+$("coins-all").addEventListener("click", () => {
+  visibleBoxes().forEach((b) => (b.checked = true));
+  updateCoinCount();
+});
+$("coins-none").addEventListener("click", () => {
+  visibleBoxes().forEach((b) => (b.checked = false));
+  updateCoinCount();
+});
+$("coin-filter").addEventListener("input", (event) => {
+  const q = event.target.value.trim().toUpperCase();
+  for (const label of coinList.children) {
+    label.hidden = Boolean(q) && !label.textContent.toUpperCase().includes(q);
+  }
+});
+updateCoinCount();
+
+if (range.first && range.last) {
+  $("range-help").textContent =
+    `Data ${range.first.slice(0, 10)} to ${range.last.slice(0, 10)}`;
+}
+const chips = [...document.querySelectorAll(".quick .chip")];
+function pressChip(chip) {
+  chips.forEach((c) => c.setAttribute("aria-pressed", String(c === chip)));
+}
+for (const chip of chips) {
+  chip.addEventListener("click", () => {
+    const years = Number(chip.dataset.years);
+    $("end").value = "";
+    $("start").value = "";
+    if (years && range.last) {
+      // Relative to the latest bar, so "1Y" is the last year of data.
+      const d = new Date(range.last);
+      d.setUTCFullYear(d.getUTCFullYear() - years);
+      $("start").value = d.toISOString().slice(0, 10);
+    }
+    pressChip(chip);
+  });
+}
+for (const id of ["start", "end"]) $(id).addEventListener("input", () => pressChip(null));
+
+// ---- errors ---------------------------------------------------------------------
+export function clearErrors() {
+  document.querySelectorAll(".field-error").forEach((el) => (el.textContent = ""));
+  document.querySelectorAll("[aria-invalid]").forEach((el) => el.removeAttribute("aria-invalid"));
+  showBanner("");
+}
+
+export function showError(field, message) {
+  const name = FIELD_ALIASES[field] ?? field;
+  const el = name && document.querySelector(`[data-error-for="${CSS.escape(name)}"]`);
+  if (!el || el.closest("[hidden]")) return showBanner(message);
+  el.textContent = el.textContent ? `${el.textContent} ${message}` : message;
+  const input = el.parentElement.querySelector("input:not([type=checkbox]), select");
+  if (input) input.setAttribute("aria-invalid", "true");
+  return el;
+}
+
+export function showBanner(message, { rerun = false, html = null } = {}) {
+  $("banner-text").replaceChildren(html ?? document.createTextNode(message));
+  $("rerun-button").hidden = !rerun;
+  $("banner").hidden = !message && !html;
+}
+
+// ---- the request, validated as the server will --------------------------------------
+function numberField(input, field, { int = false } = {}) {
+  const text = input.value.trim();
+  const value = Number(text);
+  if (text === "" || !Number.isFinite(value)) {
+    showError(field, "Enter a number.");
+  } else if (int && !Number.isInteger(value)) {
+    showError(field, "Enter a whole number.");
+  } else if (value < Number(input.min) || value > Number(input.max)) {
+    showError(field, `Must be between ${input.min} and ${input.max}.`);
+  } else {
+    return value;
+  }
+  return null;
+}
+
+export function buildRequest() {
+  clearErrors();
+  const key = strategySelect.value;
+  const message = { type: "run" };
+  let ok = true;
+  if (key === "all") {
+    message.strategies = "all";
+  } else {
+    message.strategy = key;
+    message.params = {};
+    for (const input of paramFields.querySelectorAll("input")) {
+      const value = numberField(input, `params.${input.name}`, { int: input.dataset.type === "int" });
+      if (value === null) ok = false;
+      else message.params[input.name] = value;
+    }
+    for (const [low, high] of ORDERED[key] ?? []) {
+      const a = message.params[low], b = message.params[high];
+      if (a !== undefined && b !== undefined && a >= b) {
+        showError(`params.${low}`, `Must be less than ${high} (${b}).`);
+        ok = false;
+      }
+    }
+  }
+  const symbols = coinBoxes().filter((b) => b.checked).map((b) => b.value);
+  if (!coins.length) {
+    showError("symbols", "There are no coins to run on yet.");
+    ok = false;
+  } else if (!symbols.length) {
+    showError("symbols", "Pick at least one coin.");
+    ok = false;
+  } else if (symbols.length < coins.length) {
+    message.symbols = symbols; // otherwise every active coin (the default)
+  }
+  const start = $("start").value, end = $("end").value;
+  if (start) message.start = start;
+  if (end) message.end = end;
+  if (start && end && start >= end) {
+    showError("end", "End must be after start.");
+    ok = false;
+  }
+  message.interval = $("interval").value;
+  for (const name of ["fee", "slippage_bps"]) {
+    const value = numberField($(name), name);
+    if (value === null) ok = false;
+    else message[name] = value;
+  }
+  if (!ok) document.querySelector("[aria-invalid=true]")?.focus();
+  return ok ? message : null;
+}

@@ -1,0 +1,161 @@
+// The live results: a table that stays sorted while it fills, the heatmap and
+// the summary.
+import { $, DASH, fromScript, plain, renderHeatmap, signed, tone } from "./common.js";
+
+const names = Object.fromEntries(fromScript("strategies-data").map((s) => [s.key, s.name]));
+const tbody = document.querySelector("#results tbody");
+
+// ---- results table ----------------------------------------------------------------
+const rows = new Map(); // "SYMBOL|strategy" -> {data, values, tr}
+let order = [];         // rows in display order
+let sortKey = null, sortDir = -1;
+
+function rowValues(data) {
+  const m = data.metrics ?? {};
+  const excess = m.total_return_pct != null && m.buy_hold_return_pct != null
+    ? m.total_return_pct - m.buy_hold_return_pct : null;
+  return {
+    symbol: data.symbol, strategy: names[data.strategy] ?? data.strategy,
+    total_return_pct: m.total_return_pct ?? null,
+    buy_hold_return_pct: m.buy_hold_return_pct ?? null, excess,
+    sharpe: m.sharpe ?? null, max_drawdown_pct: m.max_drawdown_pct ?? null,
+    num_trades: m.num_trades ?? null, win_rate_pct: m.win_rate_pct ?? null,
+  };
+}
+
+function drawRow(tr, data, v) {
+  const cells = [];
+  const head = (text) => {
+    const th = document.createElement("th");
+    th.scope = "row";
+    th.textContent = text;
+    cells.push(th);
+  };
+  const cell = (text, cls = "") => {
+    const td = document.createElement("td");
+    td.className = `num ${cls}`.trim();
+    td.textContent = text;
+    cells.push(td);
+    return td;
+  };
+  head(data.symbol);
+  cell(v.strategy, "text");
+  if (data.metrics) {
+    cell(signed(v.total_return_pct), tone(v.total_return_pct));
+    cell(signed(v.buy_hold_return_pct), tone(v.buy_hold_return_pct));
+    cell(signed(v.excess), tone(v.excess));
+    cell(plain(v.sharpe));
+    cell(plain(v.max_drawdown_pct));
+    cell(v.num_trades ?? DASH);
+    cell(plain(v.win_rate_pct, 1));
+  } else {
+    const td = cell(data.skipped || "no data in range", "muted skipped");
+    td.colSpan = 7;
+  }
+  tr.replaceChildren(...cells);
+}
+
+function compare(a, b) {
+  if (!sortKey) return 0;
+  const x = a.values[sortKey], y = b.values[sortKey];
+  if (x == null && y == null) return 0;
+  if (x == null) return 1; // blanks last either way
+  if (y == null) return -1;
+  return (typeof x === "string" ? x.localeCompare(y) : x - y) * sortDir;
+}
+
+// Add a result, or redraw it in place if the same coin and strategy arrives again.
+export function upsertRow(data) {
+  const key = `${data.symbol}|${data.strategy}`;
+  const values = rowValues(data);
+  let row = rows.get(key);
+  if (row) {
+    Object.assign(row, { data, values });
+    drawRow(row.tr, data, values);
+    order.splice(order.indexOf(row), 1);
+  } else {
+    const tr = document.createElement("tr");
+    tr.dataset.key = key;
+    row = { data, values, tr };
+    drawRow(tr, data, values);
+    rows.set(key, row);
+  }
+  let i = order.length;
+  if (sortKey) {
+    i = order.findIndex((other) => compare(row, other) < 0);
+    if (i < 0) i = order.length;
+  }
+  order.splice(i, 0, row);
+  tbody.insertBefore(row.tr, order[i + 1]?.tr ?? null);
+  $("results-empty").hidden = true;
+}
+
+export function clearRows() {
+  rows.clear();
+  order = [];
+  tbody.replaceChildren();
+  $("results-empty").hidden = false;
+}
+
+for (const th of document.querySelectorAll("#results th[data-key]")) {
+  th.querySelector("button").addEventListener("click", () => {
+    const key = th.dataset.key;
+    sortDir = sortKey === key ? -sortDir : th.dataset.type === "text" ? 1 : -1;
+    sortKey = key;
+    document.querySelectorAll("#results th").forEach((h) => h.removeAttribute("aria-sort"));
+    th.setAttribute("aria-sort", sortDir > 0 ? "ascending" : "descending");
+    order.sort(compare); // stable: ties keep their arrival order
+    tbody.append(...order.map((r) => r.tr));
+  });
+}
+
+// The heatmap is redrawn at most once a frame however fast results arrive.
+let heatmapQueued = false;
+export function queueHeatmap() {
+  if (heatmapQueued) return;
+  heatmapQueued = true;
+  requestAnimationFrame(() => {
+    heatmapQueued = false;
+    const cells = [...rows.values()].map((r) => ({
+      symbol: r.data.symbol, strategy: r.data.strategy, value: r.values.total_return_pct,
+    }));
+    const several = new Set(cells.map((c) => c.strategy)).size > 1;
+    $("heatmap-wrap").hidden = !several;
+    if (several) renderHeatmap($("heatmap"), cells, names);
+  });
+}
+
+function stat(label, value, cls = "") {
+  const box = document.createElement("div");
+  const l = document.createElement("span");
+  l.className = "label";
+  l.textContent = label;
+  const v = document.createElement("strong");
+  v.className = cls;
+  v.textContent = value;
+  box.append(l, v);
+  return box;
+}
+
+export function renderSummary(summary, runId, elapsed) {
+  const pick = (p) => (p ? `${p.symbol} · ${names[p.strategy] ?? p.strategy} ${signed(p.total_return_pct, 1)}%` : DASH);
+  const link = document.createElement("a");
+  link.className = "button primary";
+  link.href = `/runs/${runId}/`;
+  link.textContent = `Open run #${runId} →`;
+  const linkBox = document.createElement("div");
+  linkBox.className = "summary-link";
+  linkBox.append(link);
+  $("summary").replaceChildren(
+    stat("Backtests", `${summary.results}${summary.skipped ? ` (${summary.skipped} without data)` : ""}`),
+    stat("Beat buy & hold", `${summary.beat_buy_hold} / ${summary.results - summary.skipped}`),
+    stat("Median return", `${signed(summary.median_return_pct)}%`, tone(summary.median_return_pct)),
+    stat("Mean return", `${signed(summary.mean_return_pct)}%`, tone(summary.mean_return_pct)),
+    stat("Mean Sharpe", plain(summary.mean_sharpe)),
+    stat("Best", pick(summary.best), "gain"),
+    stat("Worst", pick(summary.worst), "loss"),
+    stat("Server time", `${Number(elapsed).toFixed(2)} s`),
+    linkBox,
+  );
+  $("summary").hidden = false;
+}
