@@ -10,15 +10,17 @@ point of the equity curve and ``final_equity`` are after that fee, and the trade
 is flagged ``closed_at_end``.
 
 No Python loop runs over bars: positions, fills, the equity curve and the
-metrics are array operations; only the (few) trades become Python objects.
+metrics are array operations, and trades stay column-wise.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from strategies.kernels import empty, scratch
 from strategies.metrics import PERIODS_PER_YEAR, compute_metrics
 from strategies.registry import get_strategy, validate_params
 from strategies.signals import IndicatorCache
@@ -28,24 +30,41 @@ INITIAL_EQUITY = 10_000.0
 
 
 def _check_bars(bars: Bars) -> Bars:
+    """Return bars as int64/float64 arrays, or raise ValueError naming them."""
     if not isinstance(bars, Bars):
-        bars = Bars(*bars)
+        try:
+            bars = Bars(*bars)
+        except TypeError:
+            raise ValueError(
+                "bars: expected time, open, high, low, close, volume"
+            ) from None
     n = len(bars.time)
     if n == 0:
         raise ValueError("bars: empty")
     columns = [np.asarray(c, dtype=np.float64) for c in bars[1:]]
     if any(c.ndim != 1 or len(c) != n for c in columns):
         raise ValueError("bars: every column must be 1-D and of the same length")
+    for name in ("open", "close"):
+        column = columns[Bars._fields.index(name) - 1]
+        # Fills and equity divide by these: a zero, NaN or infinite price would
+        # poison every number after it.
+        if not (np.all(column > 0) and np.all(column < math.inf)):
+            raise ValueError(f"bars: every {name} must be a positive finite price")
     return Bars(np.asarray(bars.time, dtype=np.int64), *columns)
 
 
-def _check_costs(fee: float, slippage_bps: float, interval: str) -> None:
+def _check_costs(
+    fee: float, slippage_bps: float, interval: str, initial_equity: float
+) -> None:
+    """Raise ValueError naming the first invalid cost or setting."""
     if not 0.0 <= fee < 1.0:
         raise ValueError(f"fee: must be in [0, 1), got {fee!r}")
     if not 0.0 <= slippage_bps < 10_000.0:
         raise ValueError(f"slippage_bps: must be in [0, 10000), got {slippage_bps!r}")
     if interval not in PERIODS_PER_YEAR:
         raise ValueError(f"interval: must be one of {', '.join(PERIODS_PER_YEAR)}")
+    if not 0.0 < initial_equity < math.inf:
+        raise ValueError(f"initial_equity: must be positive, got {initial_equity!r}")
 
 
 def simulate(
@@ -59,11 +78,14 @@ def simulate(
     """Return (equity, position, trade table) for a 0/1 target at each close."""
     n = len(bars.close)
     slip = slippage_bps / 10_000.0
-    position = np.zeros(n, dtype=np.int8)
+    position = np.empty(n, dtype=np.int8)
+    position[0] = 0
     position[1:] = target[:-1]
-    change = np.diff(position, prepend=np.int8(0))
-    moves = np.flatnonzero(change)
-    # Positions alternate 0 -> 1 -> 0, so moves alternate entry, exit, entry...
+    held = position.view(np.bool_)
+    changed = empty(n - 1, np.bool_)
+    np.not_equal(held[1:], held[:-1], out=changed)
+    moves = np.flatnonzero(changed) + 1
+    # Bar 0 is flat, so the moves alternate entry, exit, entry, ...
     entries, exits = moves[0::2], moves[1::2]
     open_at_end = len(exits) < len(entries)
 
@@ -71,34 +93,32 @@ def simulate(
     exit_price = bars.open[exits] * (1.0 - slip)
     exit_index = exits
     if open_at_end:
-        exit_price = np.r_[exit_price, bars.close[-1]]
-        exit_index = np.r_[exits, n - 1]
+        exit_price = np.append(exit_price, bars.close[-1])
+        exit_index = np.append(exits, n - 1)
 
-    # Equity before each trade, then units bought.
-    growth = (exit_price * (1.0 - fee)) / (entry_price * (1.0 + fee))
-    cash_before = initial_equity * np.r_[1.0, np.cumprod(growth)[:-1]]
-    units = cash_before / (entry_price * (1.0 + fee))
+    # Each trade multiplies the cash by its growth; equity before a trade is
+    # the initial equity times the growth of the trades before it.
+    cost = entry_price * (1.0 + fee)
+    growth = exit_price * (1.0 - fee) / cost
+    cash_before = initial_equity * np.cumprod(np.append(1.0, growth[:-1]))
+    units = cash_before / cost
     cash_after = units * exit_price * (1.0 - fee)
 
-    # Bars split into alternating segments: flat [0, e0), held [e0, x0), flat
-    # [x0, e1), ... Held bars are worth units * close, flat bars the cash after
-    # the previous trade; np.repeat lays the per-segment values out per bar.
-    edges = np.empty(len(entries) + len(exits), dtype=np.int64)
-    edges[0::2] = entries
-    edges[1::2] = exits
-    lengths = np.diff(edges, prepend=0, append=n)
-    factor = np.zeros(len(lengths))
-    factor[1::2] = units
-    cash = np.zeros(len(lengths))
-    cash[0] = initial_equity
-    cash[2::2] = cash_after[: len(exits)]
-    equity = np.repeat(factor, lengths) * bars.close + np.repeat(cash, lengths)
+    # Bars fall into alternating segments: flat [0, e0), held [e0, x0), flat
+    # [x0, e1), ... A flat bar is worth the cash after the last exit, a held bar
+    # units * close: lay the per-segment number out with one np.repeat and
+    # multiply the held bars by the close.
+    lengths = np.diff(moves, prepend=0, append=n)
+    value = np.empty(len(lengths))
+    value[0::2] = np.append(initial_equity, cash_after[: len(exits)])
+    value[1::2] = units
+    equity = np.repeat(value, lengths)
+    np.multiply(equity, bars.close, out=equity, where=held)
     if open_at_end:
         equity[-1] = cash_after[-1]
 
     closed_at_end = np.zeros(len(entries), dtype=bool)
-    if open_at_end:
-        closed_at_end[-1] = True
+    closed_at_end[-1:] = open_at_end
     trades = {
         "entry_index": entries,
         "exit_index": exit_index,
@@ -115,47 +135,24 @@ def simulate(
     return equity, position, trades
 
 
-def _run(
-    bars: Bars,
-    cache: IndicatorCache,
-    key: str,
-    params: dict,
-    fee: float,
-    slippage_bps: float,
-    interval: str,
-    initial_equity: float,
-) -> BacktestResult:
-    spec = get_strategy(key)
-    target = spec.signal(cache, **params)
-    equity, position, trades = simulate(
-        bars, target, fee=fee, slippage_bps=slippage_bps, initial_equity=initial_equity
-    )
-    metrics = compute_metrics(equity, trades, position, bars.close, interval=interval)
-    return BacktestResult(
-        strategy=key,
-        params=params,
-        equity=equity,
-        position=position,
-        trade_table=trades,
-        metrics=metrics,
-        buy_hold_equity=initial_equity * bars.close / bars.close[0],
-    )
-
-
 def run_backtest(
     bars: Bars,
     strategy: str,
-    params: Mapping | None = None,
+    params: Mapping[str, object] | None = None,
     *,
     fee: float = 0.001,
     slippage_bps: float = 0.0,
     interval: str = "1h",
     initial_equity: float = INITIAL_EQUITY,
 ) -> BacktestResult:
-    """Backtest one strategy on one coin's bars."""
+    """Backtest one strategy on one coin's bars.
+
+    ``params`` are validated (ParamError lists every problem); bad bars, fee,
+    slippage, interval or initial equity raise ValueError naming the argument.
+    """
     return run_many(
         bars,
-        [(strategy, params or {})],
+        [(strategy, params)],
         fee=fee,
         slippage_bps=slippage_bps,
         interval=interval,
@@ -165,19 +162,47 @@ def run_backtest(
 
 def run_many(
     bars: Bars,
-    jobs: Sequence[tuple[str, Mapping | None]],
+    jobs: Sequence[tuple[str, Mapping[str, object] | None]],
     *,
     fee: float = 0.001,
     slippage_bps: float = 0.0,
     interval: str = "1h",
     initial_equity: float = INITIAL_EQUITY,
 ) -> list[BacktestResult]:
-    """Backtest several (strategy, params) jobs on one coin, sharing indicators."""
+    """Backtest several (strategy, params) jobs on one coin, sharing indicators.
+
+    Everything is validated before any work starts. The results share one
+    read-only ``buy_hold_equity`` array.
+    """
     bars = _check_bars(bars)
-    _check_costs(fee, slippage_bps, interval)
+    _check_costs(fee, slippage_bps, interval, initial_equity)
     checked = [(key, validate_params(key, params or {})) for key, params in jobs]
-    cache = IndicatorCache(bars)
-    return [
-        _run(bars, cache, key, params, fee, slippage_bps, interval, initial_equity)
-        for key, params in checked
-    ]
+    buy_hold = bars.close * (initial_equity / bars.close[0])
+    buy_hold.flags.writeable = False
+    results = []
+    with scratch():
+        cache = IndicatorCache(bars)
+        for key, params in checked:
+            target = get_strategy(key).signal(cache, **params)
+            equity, position, trades = simulate(
+                bars,
+                target,
+                fee=fee,
+                slippage_bps=slippage_bps,
+                initial_equity=initial_equity,
+            )
+            metrics = compute_metrics(
+                equity, trades, position, bars.close, interval=interval
+            )
+            results.append(
+                BacktestResult(
+                    strategy=key,
+                    params=params,
+                    equity=equity,
+                    position=position,
+                    trade_table=trades,
+                    metrics=metrics,
+                    buy_hold_equity=buy_hold,
+                )
+            )
+    return results

@@ -1,27 +1,48 @@
 """Performance statistics, one small function each, and their assembler.
 
-Undefined values (no trades, no losses, zero volatility, too few bars) are
-``None`` rather than NaN or infinity, and every value is a plain Python number.
+Conventions (where tools differ, the choice is stated at the function):
+per-bar simple returns of the equity curve, risk-free rate 0, annualized with
+``PERIODS_PER_YEAR`` bars a year (crypto trades around the clock). Undefined
+values (no trades, no losses, zero volatility) are ``None`` rather than NaN or
+infinity, and every value is a plain Python number, so the dict is valid JSON.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-PERIODS_PER_YEAR = {"1h": 8760, "1d": 365}  # crypto trades around the clock
+from strategies.kernels import empty
+from strategies.types import TRADE_COLUMNS, Trade
+
+PERIODS_PER_YEAR = {"1h": 8760, "1d": 365}
+
+# Below this a per-bar standard deviation is rounding noise, not volatility.
+ZERO_STD = 1e-15
+
+METRIC_KEYS = (
+    "total_return_pct", "buy_hold_return_pct", "cagr_pct", "volatility_ann_pct",
+    "sharpe", "sortino", "calmar", "max_drawdown_pct", "max_drawdown_duration",
+    "num_trades", "win_rate_pct", "profit_factor", "expectancy_pct",
+    "avg_trade_pct", "best_trade_pct", "worst_trade_pct", "avg_trade_duration",
+    "exposure_pct", "final_equity",
+)  # fmt: skip
 
 
 def _num(value: float) -> float | None:
+    """Return value as a float, or None if it is NaN or infinite."""
     value = float(value)
     return value if math.isfinite(value) else None
 
 
 def bar_returns(equity: np.ndarray) -> np.ndarray:
     """Return per-bar simple returns of an equity curve (length n-1)."""
-    return equity[1:] / equity[:-1] - 1.0
+    out = empty(max(len(equity) - 1, 0))
+    np.divide(equity[1:], equity[:-1], out=out)
+    out -= 1.0
+    return out
 
 
 def total_return_pct(equity: np.ndarray) -> float:
@@ -29,84 +50,153 @@ def total_return_pct(equity: np.ndarray) -> float:
     return float((equity[-1] / equity[0] - 1.0) * 100.0)
 
 
-def buy_hold_return_pct(close: np.ndarray) -> float:
-    """Return last close over first close, no fees (backtesting.py's convention)."""
-    return float((close[-1] / close[0] - 1.0) * 100.0)
+def buy_hold_return_pct(close: np.ndarray) -> float | None:
+    """Return last close over first close in percent, without fees.
+
+    Same convention as backtesting.py's "Buy & Hold Return": no entry or exit
+    fee, so it is the market's move, not a strategy that buys and holds.
+    """
+    return _num((close[-1] / close[0] - 1.0) * 100.0)
 
 
 def cagr_pct(equity: np.ndarray, periods_per_year: int) -> float | None:
-    """Return the compound annual growth rate over (n-1) bar periods."""
-    years = (len(equity) - 1) / periods_per_year
+    """Return the compound annual growth rate over len(equity) bars, in percent.
+
+    n bars span n bar durations (the first bar's open to the last bar's close),
+    so 43,800 hourly bars are exactly five years.
+    """
+    years = len(equity) / periods_per_year
     if years <= 0:
         return None
-    with np.errstate(over="ignore"):
-        try:
-            value = ((equity[-1] / equity[0]) ** (1.0 / years) - 1.0) * 100.0
-        except OverflowError:
-            return None
-    return _num(value)
-
-
-def volatility_ann_pct(
-    returns: np.ndarray, periods_per_year: int, std: float | None = None
-) -> float | None:
-    """Return the annualized sample standard deviation (ddof=1) of bar returns."""
-    if len(returns) < 2:
+    try:
+        growth = float(equity[-1] / equity[0]) ** (1.0 / years)
+    except OverflowError:  # a huge return over a few bars: no meaningful rate
         return None
-    std = returns.std(ddof=1) if std is None else std
+    return _num((growth - 1.0) * 100.0)
+
+
+def mean_std(returns: np.ndarray) -> tuple[float | None, float | None]:
+    """Return the mean and sample standard deviation (ddof=1) of returns."""
+    if len(returns) == 0:
+        return None, None
+    mean = float(returns.sum()) / len(returns)
+    if len(returns) < 2:
+        return mean, None
+    centered = empty(len(returns))
+    np.subtract(returns, mean, out=centered)
+    centered *= centered
+    return mean, math.sqrt(float(centered.sum()) / (len(returns) - 1))
+
+
+def volatility_ann_pct(std: float | None, periods_per_year: int) -> float | None:
+    """Return the annualized standard deviation of bar returns, in percent."""
+    if std is None:
+        return None
     return _num(std * math.sqrt(periods_per_year) * 100.0)
 
 
 def sharpe(
-    returns: np.ndarray,
-    periods_per_year: int,
-    std: float | None = None,
-    mean: float | None = None,
+    mean: float | None, std: float | None, periods_per_year: int
 ) -> float | None:
-    """Return mean/std (ddof=1) of bar returns times sqrt(periods); risk-free 0."""
-    if len(returns) < 2:
+    """Return mean / std of bar returns times sqrt(periods); risk-free 0.
+
+    None when the curve does not move (std at rounding level), not infinity.
+    """
+    if mean is None or std is None or not std > ZERO_STD:
         return None
-    std = returns.std(ddof=1) if std is None else std
-    if not std > 1e-15:
-        return None
-    mean = returns.mean() if mean is None else mean
     return _num(mean / std * math.sqrt(periods_per_year))
 
 
+def downside_deviation(returns: np.ndarray) -> float | None:
+    """Return sqrt(mean(min(r, 0)^2)): the root mean square of the losses."""
+    if len(returns) == 0:
+        return None
+    losses = empty(len(returns))
+    np.minimum(returns, 0.0, out=losses)
+    losses *= losses
+    return math.sqrt(float(losses.sum()) / len(returns))
+
+
 def sortino(
-    returns: np.ndarray, periods_per_year: int, mean: float | None = None
+    mean: float | None, downside: float | None, periods_per_year: int
 ) -> float | None:
-    """Return mean return over downside deviation sqrt(mean(min(r, 0)^2)), annual."""
-    if len(returns) < 2:
+    """Return mean bar return over downside deviation times sqrt(periods).
+
+    The target return is 0 and the deviation is taken over all bars (as in
+    empyrical and vectorbt); backtesting.py divides an annualized return instead.
+    """
+    if mean is None or downside is None or not downside > ZERO_STD:
         return None
-    losses = np.minimum(returns, 0.0)
-    downside = np.sqrt(float((losses * losses).sum()) / len(returns))
-    if not downside > 1e-15:
-        return None
-    mean = returns.mean() if mean is None else mean
     return _num(mean / downside * math.sqrt(periods_per_year))
 
 
-def drawdown(equity: np.ndarray, peak: np.ndarray | None = None) -> np.ndarray:
-    """Return the fractional drawdown from the running peak at each bar (>= 0)."""
-    peak = np.maximum.accumulate(equity) if peak is None else peak
-    return 1.0 - equity / peak
+def running_peak(equity: np.ndarray) -> np.ndarray:
+    """Return the highest equity so far at each bar."""
+    peak = empty(len(equity))
+    np.maximum.accumulate(equity, out=peak)
+    return peak
 
 
-def max_drawdown_pct(equity: np.ndarray, peak: np.ndarray | None = None) -> float:
-    """Return the deepest drawdown as a positive percentage (23.5 means -23.5%)."""
-    return float(drawdown(equity, peak).max() * 100.0)
+# Bars per block in ``drawdown``: large enough that per-block work is cheap,
+# small enough that the few blocks reaching a new high are cheap to scan.
+_BLOCK = 256
 
 
-def max_drawdown_duration(equity: np.ndarray, peak: np.ndarray | None = None) -> int:
+def drawdown(equity: np.ndarray) -> tuple[float, np.ndarray]:
+    """Return (lowest equity / running peak, indices of the bars at their peak).
+
+    A running maximum is a slow sequential scan, and equity curves rarely make
+    new highs. So the curve is cut into blocks: a block whose highest value
+    does not exceed the peak before it has that peak throughout, and only the
+    blocks that set a new high are scanned bar by bar.
+    """
+    n = len(equity)
+    rows = n // _BLOCK
+    body = equity[: rows * _BLOCK].reshape(rows, _BLOCK)
+    before = np.empty(rows + 1)  # the peak before each block, and before the tail
+    before[0] = -np.inf
+    block_max = body.max(axis=1)
+    np.maximum.accumulate(block_max, out=before[1:])
+    at_peak = empty(n, np.bool_)
+    flat = at_peak[: rows * _BLOCK].reshape(rows, _BLOCK)
+    # Without a new high, a bar is at its peak exactly when it equals it.
+    np.greater_equal(body, before[:rows, None], out=flat)
+    new = np.flatnonzero(block_max > before[:rows])
+    calm = np.ones(rows, dtype=bool)
+    calm[new] = False
+    lowest = math.inf
+    if calm.any():
+        lowest = float((body.min(axis=1)[calm] / before[:rows][calm]).min())
+    if len(new):
+        scan = body[new]
+        peak = np.maximum.accumulate(scan, axis=1)
+        np.maximum(peak, before[new, None], out=peak)
+        flat[new] = scan >= peak
+        lowest = min(lowest, float((scan / peak).min()))
+    if n > rows * _BLOCK:
+        tail = equity[rows * _BLOCK :]
+        peak = np.maximum.accumulate(tail)
+        np.maximum(peak, before[rows], out=peak)
+        np.greater_equal(tail, peak, out=at_peak[rows * _BLOCK :])
+        lowest = min(lowest, float((tail / peak).min()))
+    return lowest, np.flatnonzero(at_peak)
+
+
+def max_drawdown_pct(equity: np.ndarray) -> float:
+    """Return the deepest fall from a running peak as a positive percentage
+    (23.5 means equity once stood 23.5% below its previous high)."""
+    return (1.0 - drawdown(equity)[0]) * 100.0 if len(equity) else 0.0
+
+
+def max_drawdown_duration(equity: np.ndarray) -> int:
     """Return the longest run of consecutive bars spent below a previous peak."""
-    peak = np.maximum.accumulate(equity) if peak is None else peak
-    # For every bar, the index of the latest bar at a peak; the longest stretch
-    # since then is the longest drawdown.
-    index = np.arange(len(equity))
-    last_peak = np.where(equity >= peak, index, 0)
-    np.maximum.accumulate(last_peak, out=last_peak)
-    return int((index - last_peak).max()) if len(equity) else 0
+    return _longest_gap(drawdown(equity)[1], len(equity)) if len(equity) else 0
+
+
+def _longest_gap(highs: np.ndarray, n: int) -> int:
+    """Return the most bars between two bars at a peak, or after the last one."""
+    # Bar 0 is always at its peak.
+    return int(np.diff(highs, append=n).max()) - 1
 
 
 def calmar(cagr: float | None, max_dd_pct: float) -> float | None:
@@ -118,75 +208,80 @@ def calmar(cagr: float | None, max_dd_pct: float) -> float | None:
 
 def exposure_pct(position: np.ndarray) -> float:
     """Return the share of bars spent in a position, in percent."""
-    return float(position.mean() * 100.0) if len(position) else 0.0
+    if not len(position):
+        return 0.0
+    return int(np.count_nonzero(position)) * 100.0 / len(position)
 
 
-def trade_stats(trades: Mapping[str, np.ndarray]) -> dict:
-    """Return win rate, profit factor, expectancy, average/best/worst, duration
-    from a trade table (one array per Trade field)."""
+def trade_table(trades: Mapping[str, np.ndarray] | Sequence[Trade]) -> dict:
+    """Return trades column-wise (one array per Trade field)."""
+    if isinstance(trades, Mapping):
+        return dict(trades)
+    columns = list(zip(*trades, strict=True)) or [()] * len(TRADE_COLUMNS)
+    pairs = zip(TRADE_COLUMNS, columns, strict=True)
+    return {name: np.asarray(column) for name, column in pairs}
+
+
+def trade_stats(trades: Mapping[str, np.ndarray]) -> dict[str, float | None]:
+    """Return win rate, profit factor, expectancy, average/best/worst trade and
+    average duration from a trade table (one array per Trade field)."""
     if not len(trades["return_pct"]):
-        return {
-            "win_rate_pct": None,
-            "profit_factor": None,
-            "expectancy_pct": None,
-            "avg_trade_pct": None,
-            "best_trade_pct": None,
-            "worst_trade_pct": None,
-            "avg_trade_duration": None,
-        }
-    returns = trades["return_pct"] / 100.0
-    # Profit in quote currency: exit proceeds minus entry cost, fees included.
+        return dict.fromkeys(
+            ("win_rate_pct", "profit_factor", "expectancy_pct", "avg_trade_pct",
+             "best_trade_pct", "worst_trade_pct", "avg_trade_duration")
+        )  # fmt: skip
+    returns = np.asarray(trades["return_pct"], dtype=np.float64) / 100.0
+    # Profit and loss in quote currency: proceeds minus cost, fees included.
     pnl = (
         trades["units"] * (trades["exit_price"] - trades["entry_price"])
         - trades["fees"]
     )
-    gains, losses = pnl[pnl > 0].sum(), -pnl[pnl < 0].sum()
+    gains, losses = float(pnl[pnl > 0].sum()), float(-pnl[pnl < 0].sum())
+    with np.errstate(divide="ignore", invalid="ignore"):
+        geometric = np.exp(np.log1p(returns).mean()) - 1.0
     return {
-        "win_rate_pct": float((returns > 0).mean() * 100.0),
+        "win_rate_pct": float(np.count_nonzero(returns > 0) * 100.0 / len(returns)),
+        # Gross profit over gross loss in money; None (not infinity) with no loss.
         "profit_factor": _num(gains / losses) if losses > 0 else None,
         # Expectancy is the arithmetic mean trade return; the average trade is
-        # the geometric mean (as backtesting.py reports them).
-        "expectancy_pct": float(returns.mean() * 100.0),
-        "avg_trade_pct": _num((np.prod(1.0 + returns) ** (1.0 / len(returns)) - 1.0)
-                              * 100.0),
-        "best_trade_pct": float(returns.max() * 100.0),
-        "worst_trade_pct": float(returns.min() * 100.0),
-        "avg_trade_duration": float(trades["bars_held"].mean()),
-    }  # fmt: skip
+        # the geometric mean, as backtesting.py reports them.
+        "expectancy_pct": _num(returns.mean() * 100.0),
+        "avg_trade_pct": _num(geometric * 100.0),
+        "best_trade_pct": _num(returns.max() * 100.0),
+        "worst_trade_pct": _num(returns.min() * 100.0),
+        "avg_trade_duration": float(np.mean(trades["bars_held"])),
+    }
 
 
 def compute_metrics(
     equity: np.ndarray,
-    trades: Mapping[str, np.ndarray],
+    trades: Mapping[str, np.ndarray] | Sequence[Trade],
     position: np.ndarray,
     close: np.ndarray,
     *,
     interval: str = "1h",
-) -> dict:
-    """Return every metric of one backtest, keyed as documented."""
+) -> dict[str, float | int | None]:
+    """Return every metric of one backtest, keyed as in METRIC_KEYS."""
     periods = PERIODS_PER_YEAR[interval]
+    table = trade_table(trades)
     returns = bar_returns(equity)
-    mean = float(returns.mean()) if len(returns) else None
-    std = None
-    if len(returns) >= 2:
-        centered = returns - mean
-        std = math.sqrt(float((centered * centered).sum()) / (len(returns) - 1))
-    peak = np.maximum.accumulate(equity)
+    mean, std = mean_std(returns)
+    lowest, highs = drawdown(equity)
+    max_dd = (1.0 - lowest) * 100.0
     cagr = cagr_pct(equity, periods)
-    max_dd = max_drawdown_pct(equity, peak)
     metrics = {
-        "total_return_pct": total_return_pct(equity),
+        "total_return_pct": _num(total_return_pct(equity)),
         "buy_hold_return_pct": buy_hold_return_pct(close),
         "cagr_pct": cagr,
-        "volatility_ann_pct": volatility_ann_pct(returns, periods, std),
-        "sharpe": sharpe(returns, periods, std, mean),
-        "sortino": sortino(returns, periods, mean),
+        "volatility_ann_pct": volatility_ann_pct(std, periods),
+        "sharpe": sharpe(mean, std, periods),
+        "sortino": sortino(mean, downside_deviation(returns), periods),
         "calmar": calmar(cagr, max_dd),
         "max_drawdown_pct": max_dd,
-        "max_drawdown_duration": max_drawdown_duration(equity, peak),
-        "num_trades": len(trades["return_pct"]),
-        **trade_stats(trades),
+        "max_drawdown_duration": _longest_gap(highs, len(equity)),
+        "num_trades": len(table["return_pct"]),
+        **trade_stats(table),
         "exposure_pct": exposure_pct(position),
-        "final_equity": float(equity[-1]),
+        "final_equity": _num(equity[-1]),
     }
     return metrics

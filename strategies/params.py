@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+
+import numpy as np
 
 
 class ParamError(ValueError):
@@ -27,34 +30,46 @@ class ParamSpec:
     help: str
 
     def coerce(self, value: object) -> tuple[int | float | None, str | None]:
-        """Return (value, None) or (None, problem) for a raw value."""
-        if isinstance(value, bool):
-            return None, f"expected {self.type.__name__}, got a boolean"
+        """Return (value, None) or (None, problem) for a raw value.
+
+        Numbers of either kind and numeric strings (as the command line passes
+        them) are accepted; booleans are not numbers here, and an integer
+        parameter takes only integral values.
+        """
+        kind = self.type.__name__
+        # bool is an int subclass (and numpy's bool_ is Integral-like): refuse
+        # both, so a stray checkbox value never becomes a window of 1.
+        if isinstance(value, bool | np.bool_):
+            return None, f"expected {kind}, got a boolean"
         if isinstance(value, str):
             text = value.strip()
             try:
-                value = int(text) if self.type is int else float(text)
+                value = int(text)
             except ValueError:
                 try:
                     value = float(text)
                 except ValueError:
-                    return None, f"expected {self.type.__name__}, got {value!r}"
-        if not isinstance(value, int | float):
-            return None, f"expected {self.type.__name__}, got {type(value).__name__}"
-        if isinstance(value, float) and not math.isfinite(value):
-            return None, "must be a finite number"
-        if self.type is int:
-            if isinstance(value, float):
+                    return None, f"expected {kind}, got {value!r}"
+        if not isinstance(value, numbers.Real):
+            return None, f"expected {kind}, got {type(value).__name__}"
+        if isinstance(value, numbers.Integral):
+            value = int(value)
+        else:
+            value = float(value)
+            if not math.isfinite(value):
+                return None, "must be a finite number"
+            if self.type is int:
                 if not value.is_integer():
                     return None, f"expected an integer, got {value!r}"
                 value = int(value)
-        else:
+        if self.type is float:
             value = float(value)
         if not self.min <= value <= self.max:
             return None, f"must be between {self.min} and {self.max}, got {value}"
         return value, None
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, object]:
+        """Return the schema entry of this parameter, JSON-serialisable."""
         return {
             "name": self.name,
             "type": self.type.__name__,
@@ -65,18 +80,8 @@ class ParamSpec:
         }
 
 
+# A cross-parameter check: complete, coerced values in, (field, message) out.
 Check = Callable[[dict], list[tuple[str, str]]]
-
-
-def fast_below_slow(fast: str = "fast", slow: str = "slow") -> Check:
-    """Return a cross-parameter check that ``fast`` < ``slow``."""
-
-    def check(params: dict) -> list[tuple[str, str]]:
-        if params[fast] >= params[slow]:
-            return [(fast, f"must be less than {slow} ({params[slow]})")]
-        return []
-
-    return check
 
 
 def ordered(low: str, high: str) -> Check:
@@ -94,7 +99,7 @@ def validate(
     specs: tuple[ParamSpec, ...],
     params: Mapping[str, object],
     checks: tuple[Check, ...],
-) -> dict:
+) -> dict[str, int | float]:
     """Return complete, coerced parameters or raise ParamError listing every problem."""
     if not isinstance(params, Mapping):
         raise ParamError([("params", "expected a mapping of names to values")])
@@ -104,7 +109,7 @@ def validate(
         for name in params
         if name not in known
     ]
-    values: dict = {}
+    values: dict[str, int | float] = {}
     for spec in specs:
         if spec.name not in params:
             values[spec.name] = spec.default
@@ -114,7 +119,9 @@ def validate(
             errors.append((spec.name, problem))
         else:
             values[spec.name] = value
-    if not errors:
+    if len(values) == len(specs):
+        # Every value is usable, so cross-parameter rules can be judged too
+        # (even beside an unknown name), and all problems are reported at once.
         for check in checks:
             errors.extend(check(values))
     if errors:

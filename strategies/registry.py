@@ -5,15 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+import numpy as np
+
 from strategies import signals
-from strategies.params import (
-    Check,
-    ParamError,
-    ParamSpec,
-    fast_below_slow,
-    ordered,
-    validate,
-)
+from strategies.params import Check, ParamError, ParamSpec, ordered, validate
 
 __all__ = [
     "STRATEGIES",
@@ -28,14 +23,21 @@ __all__ = [
 
 @dataclass(frozen=True)
 class StrategySpec:
+    """A strategy: its key, label, rule, parameter schema and signal function.
+
+    ``signal(cache, **params)`` returns the boolean target position at each
+    close; ``checks`` are cross-parameter rules such as fast < slow.
+    """
+
     key: str
     name: str
     description: str
     params: tuple[ParamSpec, ...]
-    signal: Callable
+    signal: Callable[..., np.ndarray]
     checks: tuple[Check, ...] = ()
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, object]:
+        """Return the schema entry of this strategy, JSON-serialisable."""
         return {
             "key": self.key,
             "name": self.name,
@@ -44,7 +46,10 @@ class StrategySpec:
         }
 
 
-def _window(name: str, default: int, help: str, low: int = 2, high: int = 500):
+def _window(
+    name: str, default: int, help: str, low: int = 2, high: int = 500
+) -> ParamSpec:
+    """Return an integer window length parameter."""
     return ParamSpec(name, int, default, low, high, help)
 
 
@@ -60,7 +65,7 @@ STRATEGIES: dict[str, StrategySpec] = {
                 _window("slow", 50, "Slow SMA length in bars.", high=1000),
             ),
             signals.sma_crossover,
-            (fast_below_slow(),),
+            (ordered("fast", "slow"),),
         ),
         StrategySpec(
             "ema_crossover",
@@ -71,7 +76,7 @@ STRATEGIES: dict[str, StrategySpec] = {
                 _window("slow", 26, "Slow EMA length in bars.", high=1000),
             ),
             signals.ema_crossover,
-            (fast_below_slow(),),
+            (ordered("fast", "slow"),),
         ),
         StrategySpec(
             "rsi_reversion",
@@ -107,7 +112,7 @@ STRATEGIES: dict[str, StrategySpec] = {
                 _window("signal", 9, "Signal EMA length in bars.", low=1),
             ),
             signals.macd_crossover,
-            (fast_below_slow(),),
+            (ordered("fast", "slow"),),
         ),
         StrategySpec(
             "donchian_breakout",
@@ -135,7 +140,9 @@ def get_strategy(key: str) -> StrategySpec:
         ) from None
 
 
-def validate_params(key: str, params: Mapping[str, object] | None = None) -> dict:
+def validate_params(
+    key: str, params: Mapping[str, object] | None = None
+) -> dict[str, int | float]:
     """Return the strategy's complete parameters or raise ParamError (all problems)."""
     spec = get_strategy(key)
     return validate(spec.params, params or {}, spec.checks)

@@ -1,112 +1,154 @@
-"""Strategy rules: price bars and parameters in, a 0/1 target position out.
+"""Strategy rules: price bars and parameters in, a boolean target position out.
 
-The target at bar t uses only information up to t's close; the engine fills it at
-the next bar's open. NaN indicators (warm-up) never produce a position.
+The target at bar t uses only information up to t's close; the engine fills it
+at the next bar's open. NaN indicators (warm-up) never produce a position.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from strategies import indicators as ind
+from strategies.kernels import Windows, empty
 from strategies.types import Bars
+
+# Where a rule compares a computed average or band, "A > B" must hold by more
+# than this fraction of the close. Values that are equal in exact arithmetic
+# (two averages of a flat stretch; a 2-bar band one deviation wide is exactly
+# the lower close) can differ in their last bits, and that noise must not trade.
+TIE_TOLERANCE = 1e-12
 
 
 class IndicatorCache:
-    """Memoize indicators of one coin so several strategies share the work."""
+    """Memoize the indicators of one coin so several strategies share the work."""
 
     def __init__(self, bars: Bars) -> None:
         self.bars = bars
         self._memo: dict[tuple, object] = {}
+        self._windows: Windows | None = None
 
-    def get(self, name: str, *args: object):
+    def get(self, name: str, *args: float) -> object:
+        """Return indicator ``name`` with ``args``, computing it on first use."""
         key = (name, *args)
         if key not in self._memo:
-            if name == "macd":
-                # Reuse the EMAs the EMA crossover may already have computed.
-                fast, slow, signal = args
-                line = self.get("ema", fast) - self.get("ema", slow)
-                signal_line = ind.ema(line, signal)
-                self._memo[key] = ind.MACD(line, signal_line, line - signal_line)
-            else:
-                self._memo[key] = _COMPUTE[name](self.bars, *args)
+            self._memo[key] = getattr(self, "_" + name)(*args)
         return self._memo[key]
 
+    @property
+    def windows(self) -> Windows:
+        """Return the doubling levels of the close, shared by SMA and bands."""
+        if self._windows is None:
+            self._windows = Windows(self.bars.close)
+        return self._windows
 
-_COMPUTE = {
-    "sma": lambda b, n: ind.sma(b.close, n),
-    "ema": lambda b, n: ind.ema(b.close, n),
-    "rsi": lambda b, n: ind.rsi(b.close, n),
-    "bbands": lambda b, n, k: ind.bbands(b.close, n, k),
-    "dhigh": lambda b, n: ind.donchian_high(b.high, n),
-    "dlow": lambda b, n: ind.donchian_low(b.low, n),
-}
+    def _sma(self, n: int) -> np.ndarray:
+        return ind.sma(self.bars.close, n, windows=self.windows)
+
+    def _ema(self, n: int) -> np.ndarray:
+        return ind.ema(self.bars.close, n)
+
+    def _rsi(self, n: int) -> np.ndarray:
+        return ind.rsi(self.bars.close, n)
+
+    def _bbands(self, n: int, k: float) -> ind.BBands:
+        return ind.bbands(self.bars.close, n, k, windows=self.windows)
+
+    def _macd(self, fast: int, slow: int, signal: int) -> ind.MACD:
+        # Reuse the EMAs an EMA crossover on the same coin may have computed.
+        return ind.macd(
+            self.bars.close,
+            fast,
+            slow,
+            signal,
+            fast_ema=self.get("ema", fast),
+            slow_ema=self.get("ema", slow),
+        )
+
+    def _donchian_high(self, n: int) -> np.ndarray:
+        return ind.donchian_high(self.bars.high, n)
+
+    def _donchian_low(self, n: int) -> np.ndarray:
+        return ind.donchian_low(self.bars.low, n)
+
+    def _tolerance(self) -> np.ndarray:
+        scale = empty(len(self.bars.close))
+        np.abs(self.bars.close, out=scale)
+        scale *= TIE_TOLERANCE
+        return scale
 
 
-# "A > B" must hold by more than this fraction of the price: on flat prices two
-# averages that are equal in exact arithmetic can differ in the last bits, and
-# that noise must not open positions.
-TIE_TOLERANCE = 1e-12
+Signal = Callable[..., np.ndarray]
 
 
-def above(a: np.ndarray, b: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """Return a > b by more than TIE_TOLERANCE * scale (False where NaN)."""
-    with np.errstate(invalid="ignore"):
-        return (a - b) > TIE_TOLERANCE * np.abs(scale)
-
-
-def hold_while(condition: np.ndarray) -> np.ndarray:
-    """Return the target for "long while condition" rules (NaN compares False)."""
-    return condition.astype(np.int8)
+def above(cache: IndicatorCache, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Return a > b by more than TIE_TOLERANCE of the close (False where NaN)."""
+    gap = empty(len(a))
+    np.subtract(a, b, out=gap)
+    out = empty(len(a), np.bool_)
+    np.greater(gap, cache.get("tolerance"), out=out)
+    return out
 
 
 def enter_exit(entry: np.ndarray, exit_: np.ndarray) -> np.ndarray:
     """Return the target of an "enter when / exit when" rule, without a loop.
 
-    Each bar with an entry or exit signal sets the state; other bars carry the
-    last state forward (0 before any signal). Entry wins if both hold on one
-    bar; none of the shipped strategies can have both at once.
+    The state after a signal bar is that signal (enter -> long, exit -> flat):
+    an entry while long or an exit while flat changes nothing. So the position
+    flips only at signals that differ from the previous signal; those flips
+    alternate and are laid out with one np.repeat. Entry wins if both hold on
+    one bar (none of the shipped rules can have both at once).
     """
-    n = len(entry)
-    event = np.where(entry, 1, np.where(exit_, 0, -1)).astype(np.int8)
-    last = np.where(event >= 0, np.arange(n), -1)
-    np.maximum.accumulate(last, out=last)
-    state = np.where(last >= 0, event[np.maximum(last, 0)], 0)
-    return state.astype(np.int8)
+    events = np.flatnonzero(entry | exit_)
+    kind = entry[events]
+    flips = events[kind != np.concatenate(([False], kind[:-1]))]
+    lengths = np.diff(flips, prepend=0, append=len(entry))
+    state = np.zeros(len(lengths), dtype=np.bool_)
+    state[1::2] = True
+    return np.repeat(state, lengths)
 
 
 def sma_crossover(cache: IndicatorCache, fast: int, slow: int) -> np.ndarray:
-    close = cache.bars.close
-    return hold_while(above(cache.get("sma", fast), cache.get("sma", slow), close))
+    """Return long while SMA(fast) > SMA(slow) of the close."""
+    return above(cache, cache.get("sma", fast), cache.get("sma", slow))
 
 
 def ema_crossover(cache: IndicatorCache, fast: int, slow: int) -> np.ndarray:
-    close = cache.bars.close
-    return hold_while(above(cache.get("ema", fast), cache.get("ema", slow), close))
+    """Return long while EMA(fast) > EMA(slow) of the close."""
+    return above(cache, cache.get("ema", fast), cache.get("ema", slow))
 
 
 def rsi_reversion(
     cache: IndicatorCache, period: int, lower: float, upper: float
 ) -> np.ndarray:
+    """Return enter when RSI < lower, exit when RSI > upper."""
     value = cache.get("rsi", period)
     return enter_exit(value < lower, value > upper)
 
 
 def bollinger_reversion(cache: IndicatorCache, period: int, std: float) -> np.ndarray:
+    """Return enter when the close < lower band, exit when it > the middle band."""
     bands = cache.get("bbands", period, std)
     close = cache.bars.close
-    return enter_exit(close < bands.lower, close > bands.middle)
+    return enter_exit(
+        above(cache, bands.lower, close), above(cache, close, bands.middle)
+    )
 
 
 def macd_crossover(
     cache: IndicatorCache, fast: int, slow: int, signal: int
 ) -> np.ndarray:
+    """Return long while the MACD line > its signal line."""
     value = cache.get("macd", fast, slow, signal)
-    return hold_while(above(value.macd, value.signal, cache.bars.close))
+    return above(cache, value.macd, value.signal)
 
 
 def donchian_breakout(cache: IndicatorCache, entry: int, exit: int) -> np.ndarray:
+    """Return enter above the previous ``entry`` bars' highest high, exit below
+    the previous ``exit`` bars' lowest low."""
     close = cache.bars.close
     return enter_exit(
-        close > cache.get("dhigh", entry), close < cache.get("dlow", exit)
+        close > cache.get("donchian_high", entry),
+        close < cache.get("donchian_low", exit),
     )

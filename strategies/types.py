@@ -46,13 +46,19 @@ def empty_trade_table() -> dict[str, np.ndarray]:
     return {name: np.empty(0) for name in TRADE_COLUMNS}
 
 
+Metrics = dict[str, float | int | None]
+
+
 @dataclass
 class BacktestResult:
     """Everything one backtest produces.
 
+    ``equity`` is the account value at each bar's close (after the closing fee
+    on the last bar if a position was still open), ``position`` 1 for each bar
+    held, ``buy_hold_equity`` the initial equity times close / first close.
     Trades are kept column-wise in ``trade_table`` (one array per Trade field);
-    ``trades`` turns them into Trade tuples on first use, so a batch run that only
-    needs metrics never builds thousands of Python objects.
+    ``trades`` turns them into Trade tuples on first use, so a batch run that
+    only needs metrics never builds thousands of Python objects.
     """
 
     strategy: str
@@ -60,12 +66,13 @@ class BacktestResult:
     equity: np.ndarray
     position: np.ndarray
     trade_table: dict[str, np.ndarray] = field(default_factory=empty_trade_table)
-    metrics: dict = field(default_factory=dict)
+    metrics: Metrics = field(default_factory=dict)
     buy_hold_equity: np.ndarray = field(default_factory=lambda: np.empty(0))
     _trades: list[Trade] | None = field(default=None, repr=False, compare=False)
 
     @property
     def trades(self) -> list[Trade]:
+        """Return the trades as Trade tuples, oldest first."""
         if self._trades is None:
             table = self.trade_table
             columns = [table[name].tolist() for name in TRADE_COLUMNS]

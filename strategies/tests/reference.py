@@ -1,44 +1,49 @@
-"""A deliberately plain, bar-by-bar reference: indicators and a simulator written
-as obvious loops, independently of the vectorized engine, to check it against."""
+"""A deliberately plain reference: indicators, rules, a bar-by-bar simulator and
+the metrics, written as obvious loops over Python floats and independently of
+the vectorized code, to check it against. Slow on purpose; short series only."""
 
 from __future__ import annotations
 
 import math
+import statistics
 
 NAN = float("nan")
+TIE = 1e-12  # the documented tie rule: "A > B" by more than 1e-12 of the close
+
+
+def defined(*values):
+    return not any(math.isnan(v) for v in values)
 
 
 def sma(xs, n):
     out = []
     for i in range(len(xs)):
-        if i < n - 1:
+        window = xs[max(0, i - n + 1) : i + 1]
+        if i < n - 1 or not defined(*window):
             out.append(NAN)
-            continue
-        window = xs[i - n + 1 : i + 1]
-        if all(v == window[0] for v in window):
-            out.append(window[0])
+        elif all(v == window[0] for v in window):
+            out.append(window[0])  # a flat window averages to its value exactly
         else:
             out.append(sum(window) / n)
     return out
 
 
-def ema(xs, n):
-    alpha = 2.0 / (n + 1)
-    return _smooth(xs, n, alpha)
-
-
-def _smooth(xs, n, alpha):
+def smooth(xs, n, alpha):
+    """Exponential smoothing seeded with the mean of the first n defined values."""
     out = [NAN] * len(xs)
-    defined = [i for i, v in enumerate(xs) if not math.isnan(v)]
-    if len(defined) < n:
+    first = next((i for i, v in enumerate(xs) if not math.isnan(v)), len(xs))
+    if first + n > len(xs) or not defined(*xs[first : first + n]):
         return out
-    start = defined[n - 1]
-    value = sum(xs[i] for i in defined[:n]) / n
-    out[start] = value
-    for i in range(start + 1, len(xs)):
+    value = sum(xs[first : first + n]) / n
+    out[first + n - 1] = value
+    for i in range(first + n, len(xs)):
         value = alpha * xs[i] + (1 - alpha) * value
         out[i] = value
     return out
+
+
+def ema(xs, n):
+    return smooth(xs, n, 2 / (n + 1))
 
 
 def rsi(close, n):
@@ -54,9 +59,8 @@ def rsi(close, n):
     avg_loss = sum(losses[:n]) / n
     for i in range(n, len(close)):
         if i > n:
-            # Wilder: avg = (avg * (n - 1) + x) / n, i.e. alpha = 1/n.
-            avg_gain = (1 / n) * gains[i - 1] + (1 - 1 / n) * avg_gain
-            avg_loss = (1 / n) * losses[i - 1] + (1 - 1 / n) * avg_loss
+            avg_gain = (avg_gain * (n - 1) + gains[i - 1]) / n
+            avg_loss = (avg_loss * (n - 1) + losses[i - 1]) / n
         if avg_loss == 0:
             out[i] = 50.0 if avg_gain == 0 else 100.0
         else:
@@ -68,7 +72,7 @@ def bbands(close, n, k):
     middle = sma(close, n)
     upper, lower = [], []
     for i in range(len(close)):
-        if i < n - 1:
+        if math.isnan(middle[i]):
             upper.append(NAN)
             lower.append(NAN)
             continue
@@ -84,52 +88,52 @@ def bbands(close, n, k):
 
 def macd(close, fast, slow, signal):
     line = [a - b for a, b in zip(ema(close, fast), ema(close, slow), strict=True)]
-    return line, _smooth(line, signal, 2.0 / (signal + 1))
+    return line, smooth(line, signal, 2 / (signal + 1))
 
 
-def prev_high(high, n):
+def previous_high(high, n):
     return [NAN if i < n else max(high[i - n : i]) for i in range(len(high))]
 
 
-def prev_low(low, n):
+def previous_low(low, n):
     return [NAN if i < n else min(low[i - n : i]) for i in range(len(low))]
 
 
-def gt(a, b):
-    return not math.isnan(a) and not math.isnan(b) and a > b
-
-
 def above(a, b, price):
-    """A > B by more than 1e-12 of the price (the documented tie rule)."""
-    return not math.isnan(a) and not math.isnan(b) and a - b > 1e-12 * abs(price)
+    return defined(a, b) and a - b > TIE * abs(price)
 
 
 def lt(a, b):
-    return not math.isnan(a) and not math.isnan(b) and a < b
+    return defined(a, b) and a < b
 
 
-def targets(strategy, params, o, h, lo, c):
+def gt(a, b):
+    return defined(a, b) and a > b
+
+
+def targets(strategy, params, high, low, close):
     """Return the 0/1 target at each close, by the rules as written."""
-    n = len(c)
+    n = len(close)
     if strategy in ("sma_crossover", "ema_crossover"):
-        f = sma if strategy == "sma_crossover" else ema
-        fast, slow = f(c, params["fast"]), f(c, params["slow"])
-        return [1 if above(fast[i], slow[i], c[i]) else 0 for i in range(n)]
+        average = sma if strategy == "sma_crossover" else ema
+        fast, slow = average(close, params["fast"]), average(close, params["slow"])
+        return [int(above(fast[i], slow[i], close[i])) for i in range(n)]
     if strategy == "macd_crossover":
-        line, sig = macd(c, params["fast"], params["slow"], params["signal"])
-        return [1 if above(line[i], sig[i], c[i]) else 0 for i in range(n)]
+        line, sig = macd(close, params["fast"], params["slow"], params["signal"])
+        return [int(above(line[i], sig[i], close[i])) for i in range(n)]
     if strategy == "rsi_reversion":
-        r = rsi(c, params["period"])
+        r = rsi(close, params["period"])
         entry = [lt(r[i], params["lower"]) for i in range(n)]
         exit_ = [gt(r[i], params["upper"]) for i in range(n)]
     elif strategy == "bollinger_reversion":
-        upper, middle, lower = bbands(c, params["period"], params["std"])
-        entry = [lt(c[i], lower[i]) for i in range(n)]
-        exit_ = [gt(c[i], middle[i]) for i in range(n)]
+        upper, middle, lower = bbands(close, params["period"], params["std"])
+        entry = [above(lower[i], close[i], close[i]) for i in range(n)]
+        exit_ = [above(close[i], middle[i], close[i]) for i in range(n)]
     elif strategy == "donchian_breakout":
-        hh, ll = prev_high(h, params["entry"]), prev_low(lo, params["exit"])
-        entry = [gt(c[i], hh[i]) for i in range(n)]
-        exit_ = [lt(c[i], ll[i]) for i in range(n)]
+        hh = previous_high(high, params["entry"])
+        ll = previous_low(low, params["exit"])
+        entry = [gt(close[i], hh[i]) for i in range(n)]
+        exit_ = [lt(close[i], ll[i]) for i in range(n)]
     else:
         raise KeyError(strategy)
     state, out = 0, []
@@ -142,32 +146,30 @@ def targets(strategy, params, o, h, lo, c):
     return out
 
 
-def simulate(target, o, c, *, fee, slippage_bps, equity=10_000.0):
-    """Walk the bars: act at the next open on the previous close's target."""
+def simulate(target, open_, close, *, fee, slippage_bps, equity=10_000.0):
+    """Walk the bars: at each open act on the previous close's target."""
     slip = slippage_bps / 10_000
-    cash, units = equity, 0.0
+    cash, units, entry = equity, 0.0, None
     curve, position, trades = [], [], []
-    entry = None
-    n = len(c)
-    for i in range(n):
+    for i in range(len(close)):
         wanted = target[i - 1] if i > 0 else 0
         if wanted == 1 and units == 0.0:
-            price = o[i] * (1 + slip)
+            price = open_[i] * (1 + slip)
             units = cash / (price * (1 + fee))
             entry = (i, price, cash)
             cash = 0.0
         elif wanted == 0 and units > 0.0:
-            price = o[i] * (1 - slip)
+            price = open_[i] * (1 - slip)
             cash = units * price * (1 - fee)
             trades.append(_trade(entry, i, price, units, cash, fee, at_end=False))
             units = 0.0
         position.append(1 if units > 0 else 0)
-        if units > 0 and i == n - 1:
-            cash = units * c[i] * (1 - fee)
-            trades.append(_trade(entry, i, c[i], units, cash, fee, at_end=True))
-            curve.append(cash)
-        else:
-            curve.append(cash if units == 0 else units * c[i])
+        if units > 0 and i == len(close) - 1:
+            # Still long on the last bar: sell at its close, fee charged.
+            cash = units * close[i] * (1 - fee)
+            trades.append(_trade(entry, i, close[i], units, cash, fee, at_end=True))
+            units = 0.0
+        curve.append(cash + units * close[i])
     return curve, position, trades
 
 
@@ -183,4 +185,64 @@ def _trade(entry, exit_index, exit_price, units, proceeds, fee, *, at_end):
         "bars_held": exit_index - index,
         "fees": units * price * fee + units * exit_price * fee,
         "closed_at_end": at_end,
+        "pnl": proceeds - cost,
     }
+
+
+def metrics(curve, position, trades, close, periods):
+    """Every metric, from the simulator's output, in plain Python."""
+    n = len(curve)
+    returns = [curve[i] / curve[i - 1] - 1 for i in range(1, n)]
+    out = {
+        "total_return_pct": (curve[-1] / curve[0] - 1) * 100,
+        "buy_hold_return_pct": (close[-1] / close[0] - 1) * 100,
+        "final_equity": curve[-1],
+        "num_trades": len(trades),
+        "exposure_pct": 100 * sum(position) / n,
+    }
+    try:
+        out["cagr_pct"] = ((curve[-1] / curve[0]) ** (periods / n) - 1) * 100
+    except OverflowError:
+        out["cagr_pct"] = None
+    peak, deepest, run, longest = curve[0], 0.0, 0, 0
+    for value in curve:
+        peak = max(peak, value)
+        deepest = max(deepest, 1 - value / peak)
+        run = run + 1 if value < peak else 0
+        longest = max(longest, run)
+    out["max_drawdown_pct"] = deepest * 100
+    out["max_drawdown_duration"] = longest
+    mean = statistics.fmean(returns) if returns else None
+    std = statistics.stdev(returns) if len(returns) >= 2 else None
+    out["volatility_ann_pct"] = None if std is None else std * periods**0.5 * 100
+    out["sharpe"] = mean / std * periods**0.5 if std and std > 1e-15 else None
+    downside = (
+        math.sqrt(sum(min(r, 0.0) ** 2 for r in returns) / len(returns))
+        if returns
+        else 0.0
+    )
+    out["sortino"] = mean / downside * periods**0.5 if downside > 1e-15 else None
+    cagr, dd = out["cagr_pct"], out["max_drawdown_pct"]
+    out["calmar"] = cagr / dd if cagr is not None and dd > 1e-12 else None
+    if trades:
+        rets = [t["return_pct"] for t in trades]
+        growth = math.prod(1 + r / 100 for r in rets)
+        pnl = [t["pnl"] for t in trades]
+        loss = -sum(p for p in pnl if p < 0)
+        out.update(
+            win_rate_pct=100 * sum(r > 0 for r in rets) / len(rets),
+            profit_factor=sum(p for p in pnl if p > 0) / loss if loss > 0 else None,
+            expectancy_pct=statistics.fmean(rets),
+            avg_trade_pct=(growth ** (1 / len(rets)) - 1) * 100,
+            best_trade_pct=max(rets),
+            worst_trade_pct=min(rets),
+            avg_trade_duration=statistics.fmean(t["bars_held"] for t in trades),
+        )
+    else:
+        out.update(
+            dict.fromkeys(
+                ("win_rate_pct", "profit_factor", "expectancy_pct", "avg_trade_pct",
+                 "best_trade_pct", "worst_trade_pct", "avg_trade_duration")
+            )
+        )  # fmt: skip
+    return out

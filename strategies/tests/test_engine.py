@@ -2,211 +2,363 @@
 
 from __future__ import annotations
 
+import json
 import math
-import statistics
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from strategies.engine import run_backtest, run_many
-from strategies.registry import STRATEGIES
+from strategies.metrics import METRIC_KEYS, PERIODS_PER_YEAR
+from strategies.registry import STRATEGIES, validate_params
 from strategies.tests import reference as ref
-from strategies.types import Bars
+from strategies.types import Bars, Trade
 
 RTOL = 1e-9
 
 
-def make_bars(seed: int, n: int, flat_runs: int = 0) -> Bars:
-    """Return a random walk with valid OHLC, optionally with short flat stretches."""
+def make_bars(seed: int, n: int, flat_runs: int = 0, vol: float | None = None) -> Bars:
+    """Return a geometric random walk with valid OHLC and some flat stretches."""
     rng = np.random.default_rng(seed)
-    close = 100 * np.exp(np.cumsum(rng.normal(0, rng.uniform(0.002, 0.03), n)))
+    vol = rng.uniform(0.002, 0.03) if vol is None else vol
+    close = 100 * np.exp(np.cumsum(rng.normal(0, vol, n)))
     for _ in range(flat_runs if n > 10 else 0):
-        start = int(rng.integers(5, max(6, n - 4)))
-        close[start : start + 3] = close[start - 1]
-    open_ = np.r_[close[0], close[:-1]] * (1 + rng.normal(0, 0.001, n))
-    high = np.maximum(open_, close) * (1 + rng.uniform(0, 0.01, n))
-    low = np.minimum(open_, close) * (1 - rng.uniform(0, 0.01, n))
+        start = int(rng.integers(5, n - 4))
+        close[start : start + int(rng.integers(2, 30))] = close[start - 1]
+    open_ = np.r_[close[0], close[:-1]] * (1 + rng.normal(0, vol / 4, n))
+    high = np.maximum(open_, close) * (1 + rng.uniform(0, vol, n))
+    low = np.minimum(open_, close) * (1 - rng.uniform(0, vol, n))
     time = 1_700_000_000 + 3600 * np.arange(n, dtype=np.int64)
     return Bars(time, open_, high, low, close, rng.uniform(0, 50, n))
 
 
-def fast_slow(top: int):
-    return st.integers(2, top // 2).flatmap(
-        lambda f: st.fixed_dictionaries(
-            {"fast": st.just(f), "slow": st.integers(f + 1, top)}
+def ordered_pair(low: int, high: int, first: str, second: str):
+    return st.integers(low, high - 1).flatmap(
+        lambda a: st.fixed_dictionaries(
+            {first: st.just(a), second: st.integers(a + 1, high)}
         )
     )
 
 
-PARAMS = {
-    "sma_crossover": fast_slow(60),
-    "ema_crossover": fast_slow(60),
-    "rsi_reversion": st.fixed_dictionaries(
-        {
-            "period": st.integers(2, 30),
-            "lower": st.floats(10, 45),
-            "upper": st.floats(55, 90),
-        }
-    ),
-    "bollinger_reversion": st.fixed_dictionaries(
-        {"period": st.integers(2, 40), "std": st.floats(0.5, 3.0)}
-    ),
-    "macd_crossover": fast_slow(40).flatmap(
-        lambda p: st.fixed_dictionaries(
-            {"fast": st.just(p["fast"]), "slow": st.just(p["slow"]),
-             "signal": st.integers(1, 15)}
+def params_for(strategy: str, n: int):
+    """Return a strategy of valid parameters, windows short enough to trade in n."""
+    top = max(4, min(120, n // 3))
+    if strategy in ("sma_crossover", "ema_crossover"):
+        return ordered_pair(2, top, "fast", "slow")
+    if strategy == "rsi_reversion":
+        return st.fixed_dictionaries(
+            {
+                "period": st.integers(2, top),
+                "lower": st.sampled_from([25.0, 35.0, 45.0]) | st.floats(5, 50),
+                "upper": st.sampled_from([55.0, 65.0, 75.0]) | st.floats(50.5, 95),
+            }
         )
-    ),
-    "donchian_breakout": st.fixed_dictionaries(
-        {"entry": st.integers(1, 40), "exit": st.integers(1, 30)}
-    ),
-}  # fmt: skip
-
-
-def reference_metrics(curve, position, trades, close, periods=8760):
-    """Metrics recomputed from the reference loop's output, in plain Python."""
-    returns = [curve[i] / curve[i - 1] - 1 for i in range(1, len(curve))]
-    out = {
-        "total_return_pct": (curve[-1] / curve[0] - 1) * 100,
-        "buy_hold_return_pct": (close[-1] / close[0] - 1) * 100,
-        "final_equity": curve[-1],
-        "num_trades": len(trades),
-        "exposure_pct": 100 * sum(position) / len(position),
-    }
-    peak, worst, run, longest = curve[0], 0.0, 0, 0
-    for value in curve:
-        peak = max(peak, value)
-        worst = max(worst, 1 - value / peak)
-        run = run + 1 if value < peak else 0
-        longest = max(longest, run)
-    out["max_drawdown_pct"] = worst * 100
-    out["max_drawdown_duration"] = longest
-    if len(returns) >= 2 and statistics.stdev(returns) > 1e-15:
-        out["sharpe"] = (
-            statistics.mean(returns) / statistics.stdev(returns) * math.sqrt(periods)
+    if strategy == "bollinger_reversion":
+        return st.fixed_dictionaries(
+            {"period": st.integers(2, top), "std": st.floats(0.1, 3.5)}
         )
-        out["volatility_ann_pct"] = statistics.stdev(returns) * math.sqrt(periods) * 100
-    downside = math.sqrt(sum(min(r, 0) ** 2 for r in returns) / len(returns))
-    out["sortino"] = (
-        statistics.mean(returns) / downside * math.sqrt(periods)
-        if downside > 1e-15
-        else None
+    if strategy == "macd_crossover":
+        return st.tuples(
+            ordered_pair(2, top, "fast", "slow"), st.integers(1, top // 2)
+        ).map(lambda pair: {**pair[0], "signal": pair[1]})
+    assert strategy == "donchian_breakout"
+    return st.fixed_dictionaries(
+        {"entry": st.integers(1, top), "exit": st.integers(1, top)}
     )
-    years = (len(curve) - 1) / periods
-    if trades:
-        rets = [t["return_pct"] for t in trades]
-        out["win_rate_pct"] = 100 * sum(r > 0 for r in rets) / len(rets)
-        out["expectancy_pct"] = sum(rets) / len(rets)
-        out["best_trade_pct"] = max(rets)
-        out["worst_trade_pct"] = min(rets)
-        out["avg_trade_duration"] = sum(t["bars_held"] for t in trades) / len(trades)
-        pnl = [
-            t["units"] * (t["exit_price"] - t["entry_price"]) - t["fees"]
-            for t in trades
-        ]
-        losses = -sum(p for p in pnl if p < 0)
-        out["profit_factor"] = sum(p for p in pnl if p > 0) / losses if losses else None
-    else:
-        for key in (
-            "win_rate_pct",
-            "expectancy_pct",
-            "profit_factor",
-            "avg_trade_duration",
-        ):
-            out[key] = None
-    out["_years"] = years
-    return out
 
 
-def close_enough(a, b) -> bool:
-    if a is None or b is None:
-        return a is None and b is None
-    return math.isclose(a, b, rel_tol=RTOL, abs_tol=1e-9)
+def close_enough(got, want) -> bool:
+    if got is None or want is None:
+        return got is None and want is None
+    return math.isclose(got, want, rel_tol=RTOL, abs_tol=1e-9)
 
 
-def check_against_reference(bars: Bars, strategy: str, params: dict, fee, slippage):
-    o, h, lo, c = (list(map(float, col)) for col in bars[1:5])
-    target = ref.targets(strategy, params, o, h, lo, c)
-    curve, position, trades = ref.simulate(target, o, c, fee=fee, slippage_bps=slippage)
-    result = run_backtest(bars, strategy, params, fee=fee, slippage_bps=slippage)
+def check_against_reference(bars, strategy, params, fee, slippage, interval="1h"):
+    high, low, close = (col.tolist() for col in bars[2:5])
+    complete = validate_params(strategy, params)  # defaults filled in
+    target = ref.targets(strategy, complete, high, low, close)
+    curve, position, trades = ref.simulate(
+        target, bars.open.tolist(), close, fee=fee, slippage_bps=slippage
+    )
+    result = run_backtest(
+        bars, strategy, params, fee=fee, slippage_bps=slippage, interval=interval
+    )
 
     assert result.position.tolist() == position
     np.testing.assert_allclose(result.equity, curve, rtol=RTOL, atol=1e-9)
     assert len(result.trades) == len(trades)
     for got, want in zip(result.trades, trades, strict=True):
-        assert got.entry_index == want["entry_index"]
-        assert got.exit_index == want["exit_index"]
-        assert got.bars_held == want["bars_held"]
-        assert got.closed_at_end == want["closed_at_end"]
+        for key in ("entry_index", "exit_index", "bars_held", "closed_at_end"):
+            assert getattr(got, key) == want[key], key
+        assert got.entry_time == bars.time[want["entry_index"]]
+        assert got.exit_time == bars.time[want["exit_index"]]
         for key in ("entry_price", "exit_price", "units", "return_pct", "fees"):
             assert close_enough(getattr(got, key), want[key]), key
-    expected = reference_metrics(curve, position, trades, c)
+    periods = PERIODS_PER_YEAR[interval]
+    expected = ref.metrics(curve, position, trades, close, periods)
+    assert set(result.metrics) == set(expected) == set(METRIC_KEYS)
     for key, want in expected.items():
-        if key.startswith("_"):
-            continue
         assert close_enough(result.metrics[key], want), (key, result.metrics[key], want)
-    if not expected.get("sharpe"):
-        assert result.metrics["sharpe"] is None or abs(result.metrics["sharpe"]) < 1e6
+    json.dumps(result.metrics, allow_nan=False)
+    return len(trades)
 
 
-@pytest.mark.parametrize("strategy", list(STRATEGIES))
-@settings(
-    max_examples=60,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-    derandomize=True,
-)
-@given(
-    data=st.data(),
-    seed=st.integers(0, 2**32 - 1),
-    n=st.integers(2, 300),
-    flat_runs=st.integers(0, 3),
-    fee=st.sampled_from([0.0, 0.001, 0.0025]),
-    slippage=st.sampled_from([0.0, 5.0, 30.0]),
-)
-def test_engine_matches_the_reference(
-    strategy, data, seed, n, flat_runs, fee, slippage
-):
-    params = data.draw(PARAMS[strategy])
-    check_against_reference(
-        make_bars(seed, n, flat_runs), strategy, params, fee, slippage
+COSTS = {
+    "fee": st.sampled_from([0.0, 0.001, 0.0025, 0.01]),
+    "slippage": st.sampled_from([0.0, 2.5, 30.0]),
+    "interval": st.sampled_from(["1h", "1d"]),
+}
+
+
+def property_test(sizes, examples: int):
+    """Return a test of the engine against the reference on ``sizes`` bars."""
+
+    @pytest.mark.parametrize("strategy", list(STRATEGIES))
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.too_slow],
     )
+    @given(
+        data=st.data(),
+        seed=st.integers(0, 2**32 - 1),
+        n=sizes,
+        flat_runs=st.integers(0, 4),
+        **COSTS,
+    )
+    def test(strategy, data, seed, n, flat_runs, fee, slippage, interval):
+        params = data.draw(params_for(strategy, n), label="params")
+        bars = make_bars(seed, n, flat_runs)
+        trades = check_against_reference(
+            bars, strategy, params, fee, slippage, interval
+        )
+        event("trades: " + ("none" if not trades else "1-3" if trades < 4 else "4+"))
+
+    return test
+
+
+test_engine_matches_the_reference = property_test(st.integers(50, 400), 100)
+test_engine_matches_the_reference_on_tiny_series = property_test(st.integers(1, 50), 25)
 
 
 @pytest.mark.parametrize("strategy", list(STRATEGIES))
 def test_defaults_on_a_long_series_match_the_reference(strategy):
-    bars = make_bars(7, 3000, flat_runs=5)
-    defaults = {p.name: p.default for p in STRATEGIES[strategy].params}
-    check_against_reference(bars, strategy, defaults, 0.001, 2.0)
+    bars = make_bars(7, 3000, flat_runs=8)
+    check_against_reference(bars, strategy, {}, 0.001, 2.0)
 
 
 @pytest.mark.parametrize("strategy", list(STRATEGIES))
 def test_no_look_ahead(strategy):
     """Changing prices after bar t leaves every position up to t+1 unchanged."""
-    bars = make_bars(11, 600)
+    bars = make_bars(11, 800, vol=0.02)
     base = run_backtest(bars, strategy).position
     rng = np.random.default_rng(3)
-    for t in (100, 250, 400, 598):
-        changed = [col.copy() for col in bars]
+    later_changed = False
+    for t in (60, 250, 400, 700, 798):
+        changed = [column.copy() for column in bars]
         scale = np.exp(rng.normal(0, 0.05, len(bars.close) - t - 1))
-        for column in (1, 2, 3, 4):
+        for column in (1, 2, 3, 4):  # open, high, low, close after bar t
             changed[column][t + 1 :] *= scale
         changed[2] = np.maximum.reduce([changed[1], changed[2], changed[4]])
         changed[3] = np.minimum.reduce([changed[1], changed[3], changed[4]])
         moved = run_backtest(Bars(*changed), strategy).position
         assert moved[: t + 2].tolist() == base[: t + 2].tolist()
+        later_changed |= moved[t + 2 :].tolist() != base[t + 2 :].tolist()
+    # The perturbation does reach the rules: later positions move.
+    assert later_changed
+
+
+def bars_from(open_, close) -> Bars:
+    open_, close = np.asarray(open_, float), np.asarray(close, float)
+    high, low = np.maximum(open_, close), np.minimum(open_, close)
+    time = np.arange(len(close), dtype=np.int64) * 3600
+    return Bars(time, open_, high, low, close, np.ones(len(close)))
+
+
+def test_fills_by_hand():
+    # Donchian(1, 1): enter when the close beats the previous high, exit when it
+    # falls below the previous low.
+    bars = Bars(
+        np.arange(6, dtype=np.int64) * 60,
+        np.array([10.0, 10.0, 12.0, 13.0, 11.0, 9.0]),
+        np.array([10.0, 12.0, 13.0, 13.0, 11.0, 9.0]),
+        np.array([10.0, 10.0, 12.0, 11.0, 9.0, 9.0]),
+        np.array([10.0, 12.0, 13.0, 11.0, 9.0, 9.0]),
+        np.ones(6),
+    )
+    result = run_backtest(
+        bars, "donchian_breakout", {"entry": 1, "exit": 1}, fee=0.01, slippage_bps=100
+    )
+    # Signal at the close of bar 1 (12 > 10), fill at the open of bar 2: 12 * 1.01.
+    # Exit signal at the close of bar 3 (11 < 12), fill at the open of bar 4.
+    entry, exit_ = 12 * 1.01, 11 * 0.99
+    units = 10_000 / (entry * 1.01)
+    assert result.position.tolist() == [0, 0, 1, 1, 0, 0]
+    assert result.equity[2] == pytest.approx(units * 13)
+    assert result.equity[3] == pytest.approx(units * 11)
+    assert result.equity[4] == pytest.approx(units * exit_ * 0.99)
+    (trade,) = result.trades
+    assert trade == Trade(
+        entry_index=2, exit_index=4, entry_time=120, exit_time=240,
+        entry_price=pytest.approx(entry), exit_price=pytest.approx(exit_),
+        units=pytest.approx(units),
+        return_pct=pytest.approx((exit_ * 0.99 / (entry * 1.01) - 1) * 100),
+        bars_held=2, fees=pytest.approx(units * (entry + exit_) * 0.01),
+        closed_at_end=False,
+    )  # fmt: skip
+
+
+def test_open_position_is_closed_at_the_last_close_with_the_fee():
+    bars = bars_from([10, 10, 11, 12], [10, 11, 12, 20])
+    result = run_backtest(bars, "donchian_breakout", {"entry": 1, "exit": 1}, fee=0.5)
+    units = 10_000 / (11 * 1.5)  # signal at the close of bar 1, fill at bar 2
+    (trade,) = result.trades
+    assert trade.closed_at_end and trade.exit_index == 3 and trade.exit_price == 20
+    assert result.equity[-1] == pytest.approx(units * 20 * 0.5)
+    assert result.metrics["final_equity"] == result.equity[-1]
+    assert result.position.tolist() == [0, 0, 1, 1]
+
+
+def test_a_signal_on_the_last_bar_is_ignored():
+    # The close of the last bar breaks out, but there is no next open to buy at.
+    bars = bars_from([10, 10, 10], [10, 10, 20])
+    result = run_backtest(bars, "donchian_breakout", {"entry": 1, "exit": 1})
+    assert result.metrics["num_trades"] == 0
+    assert result.position.tolist() == [0, 0, 0]
+    assert result.equity.tolist() == [10_000.0] * 3
+
+
+@pytest.mark.parametrize("n", [1, 2, 5])
+@pytest.mark.parametrize("strategy", list(STRATEGIES))
+def test_short_series_give_no_trades_and_defined_metrics(strategy, n):
+    bars = bars_from(np.linspace(10, 11, n), np.linspace(10, 11, n))
+    result = run_backtest(bars, strategy)
+    metrics = result.metrics
+    assert metrics["num_trades"] == 0 and metrics["win_rate_pct"] is None
+    assert metrics["final_equity"] == 10_000 and metrics["total_return_pct"] == 0
+    assert metrics["cagr_pct"] == 0 and metrics["max_drawdown_pct"] == 0
+    assert metrics["exposure_pct"] == 0 and metrics["sharpe"] is None
+    assert len(result.equity) == len(result.position) == n
+    json.dumps(metrics, allow_nan=False)
+
+
+@pytest.mark.parametrize("strategy", list(STRATEGIES))
+def test_flat_market_never_trades(strategy):
+    bars = bars_from(np.full(500, 7.0), np.full(500, 7.0))
+    result = run_backtest(bars, strategy)
+    assert result.metrics["num_trades"] == 0
+    assert result.metrics["sharpe"] is None and result.metrics["sortino"] is None
+    json.dumps(result.metrics, allow_nan=False)
+
+
+def test_gaps_in_time_are_not_filled():
+    bars = make_bars(2, 120)
+    gap = np.where(np.arange(120) >= 60, 86_400 * 30, 0)
+    gapped = bars._replace(time=bars.time + gap)
+    a = run_backtest(bars, "sma_crossover", {"fast": 3, "slow": 8})
+    b = run_backtest(gapped, "sma_crossover", {"fast": 3, "slow": 8})
+    np.testing.assert_array_equal(a.equity, b.equity)
+    assert [t.exit_time for t in b.trades] == [
+        int(gapped.time[t.exit_index]) for t in b.trades
+    ]
 
 
 def test_run_many_equals_separate_runs():
-    bars = make_bars(5, 800)
+    bars = make_bars(5, 900, flat_runs=3)
     jobs = [(key, {}) for key in STRATEGIES] + [
-        ("sma_crossover", {"fast": 5, "slow": 9})
+        ("sma_crossover", {"fast": 5, "slow": 9}),
+        ("macd_crossover", {"fast": 12, "slow": 26, "signal": 5}),
     ]
-    together = run_many(bars, jobs, fee=0.002)
+    together = run_many(bars, jobs, fee=0.002, slippage_bps=3)
     for (key, params), result in zip(jobs, together, strict=True):
-        alone = run_backtest(bars, key, params, fee=0.002)
+        alone = run_backtest(bars, key, params, fee=0.002, slippage_bps=3)
         assert result.strategy == key
         np.testing.assert_array_equal(result.equity, alone.equity)
+        np.testing.assert_array_equal(result.position, alone.position)
         assert result.metrics == alone.metrics
+        assert result.trades == alone.trades
+
+
+def test_results_outlive_later_runs():
+    """Results never share memory with the engine's reusable scratch space."""
+    first_bars, second_bars = make_bars(1, 700), make_bars(2, 700)
+    jobs = [(key, {}) for key in STRATEGIES]
+    first = run_many(first_bars, jobs)
+    saved = [(r.equity.copy(), r.position.copy(), r.trades) for r in first]
+    run_many(second_bars, jobs)
+    for result, (equity, position, trades) in zip(first, saved, strict=True):
+        np.testing.assert_array_equal(result.equity, equity)
+        np.testing.assert_array_equal(result.position, position)
+        assert result.trades == trades
+
+
+def test_threads_give_the_same_results():
+    coins = [make_bars(seed, 1500, flat_runs=2) for seed in range(8)]
+    jobs = [(key, {}) for key in STRATEGIES]
+    serial = [run_many(bars, jobs) for bars in coins]
+    with ThreadPoolExecutor(4) as pool:
+        threaded = list(pool.map(lambda bars: run_many(bars, jobs), coins))
+    for one, other in zip(serial, threaded, strict=True):
+        for a, b in zip(one, other, strict=True):
+            np.testing.assert_array_equal(a.equity, b.equity)
+            assert a.metrics == b.metrics
+
+
+def test_result_shapes_and_buy_and_hold():
+    bars = make_bars(9, 400)
+    result = run_backtest(bars, "ema_crossover", {"fast": 5, "slow": 20})
+    assert result.equity.dtype == np.float64 and result.position.dtype == np.int8
+    assert len(result.equity) == len(result.position) == len(result.buy_hold_equity)
+    assert result.params == {"fast": 5, "slow": 20}
+    np.testing.assert_allclose(
+        result.buy_hold_equity, 10_000 * bars.close / bars.close[0], rtol=1e-14
+    )
+    assert result.metrics["buy_hold_return_pct"] == pytest.approx(
+        (bars.close[-1] / bars.close[0] - 1) * 100
+    )
+    assert result.metrics["num_trades"] == len(result.trades) > 0
+
+
+def test_inputs_are_not_modified():
+    bars = make_bars(4, 300)
+    before = [column.copy() for column in bars]
+    run_many(bars, [(key, {}) for key in STRATEGIES])
+    for column, saved in zip(bars, before, strict=True):
+        np.testing.assert_array_equal(column, saved)
+
+
+def test_bad_arguments_name_the_argument():
+    bars = bars_from([1.0, 2.0], [1.0, 2.0])
+    for kwargs, name in [
+        ({"fee": -0.1}, "fee"),
+        ({"fee": 1.0}, "fee"),
+        ({"slippage_bps": -1}, "slippage_bps"),
+        ({"interval": "5m"}, "interval"),
+        ({"initial_equity": 0}, "initial_equity"),
+    ]:
+        with pytest.raises(ValueError, match=name):
+            run_backtest(bars, "sma_crossover", **kwargs)
+    with pytest.raises(ValueError, match="bars: empty"):
+        run_backtest(bars_from([], []), "sma_crossover")
+    with pytest.raises(ValueError, match="bars"):
+        run_backtest(bars._replace(close=np.ones(3)), "sma_crossover")
+    with pytest.raises(ValueError, match="bars"):
+        run_backtest(bars._replace(open=np.array([1.0, np.nan])), "sma_crossover")
+    with pytest.raises(ValueError, match="bars"):
+        run_backtest(bars._replace(close=np.array([1.0, 0.0])), "sma_crossover")
+    with pytest.raises(ValueError, match="strategy"):
+        run_backtest(bars, "nope")
+    with pytest.raises(ValueError, match="fast"):
+        run_backtest(bars, "sma_crossover", {"fast": 60})
+
+
+def test_plain_sequences_are_accepted_as_bars():
+    bars = make_bars(3, 200)
+    as_lists = tuple(column.tolist() for column in bars)
+    a = run_backtest(bars, "rsi_reversion")
+    b = run_backtest(as_lists, "rsi_reversion")
+    np.testing.assert_array_equal(a.equity, b.equity)
