@@ -55,6 +55,13 @@ def test_blockwise_drawdown_equals_the_plain_scan(seed, n, drift, plateaus):
     assert m.max_drawdown_duration(equity) == longest
 
 
+def test_a_long_stretch_at_the_peak_is_not_under_water():
+    # New high, then 1,000 bars flat at it (cash after a winning exit), a dip.
+    equity = np.r_[np.linspace(100, 200, 300), np.full(1000, 200.0), 190, 195, 201]
+    assert m.max_drawdown_duration(equity) == 2
+    assert m.max_drawdown_pct(equity) == pytest.approx(5.0)
+
+
 def test_returns_sharpe_sortino_by_hand():
     equity = np.array([100.0, 110.0, 99.0, 108.9])
     returns = m.bar_returns(equity)
@@ -122,6 +129,9 @@ def test_trade_stats_by_hand():
     assert stats["avg_trade_pct"] == pytest.approx(geometric * 100)
     assert (stats["best_trade_pct"], stats["worst_trade_pct"]) == (20, -5)
     assert stats["avg_trade_duration"] == pytest.approx(4)
+    # Break-even is not a win.
+    even = m.trade_stats(m.trade_table([trade(0.0, 1, 100, 100, 0, 1), *trades]))
+    assert even["win_rate_pct"] == pytest.approx(50.0)
     # Fees turn a small gain into a loss of money.
     losing = m.trade_stats(m.trade_table([trade(-0.1, 1, 100, 100.5, 0.6, 1)]))
     assert losing["win_rate_pct"] == 0 and losing["profit_factor"] == 0
