@@ -1,7 +1,13 @@
-"""Engine benchmark: workload W (6 strategies x 48 coins x 43,800 hourly bars)
-with prices in memory. Prints figures; asserts nothing about time.
+"""Engine benchmark: workload W (6 strategies x 48 coins x 43,800 hourly bars,
+default parameters, prices in memory). Prints figures; asserts nothing.
 
-    .venv/bin/python bench/engine.py [--coins 48] [--bars 43800] [--repeat 5]
+    .venv/bin/python bench/engine.py [--coins 48] [--bars 43800] [--repeat 3]
+
+Each mode runs W once to warm up (imports, caches, scratch memory), then
+``--repeat`` more times; best and median wall times are reported. Modes: one
+thread; a ThreadPoolExecutor over coins (run_many per coin), which shows how
+much NumPy's GIL release buys at this array size; and, for comparison, a
+process pool over coins, each worker building the same synthetic data itself.
 """
 
 from __future__ import annotations
@@ -12,7 +18,8 @@ import resource
 import statistics
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +29,8 @@ from strategies.engine import run_many  # noqa: E402
 from strategies.registry import STRATEGIES  # noqa: E402
 from strategies.types import Bars  # noqa: E402
 
+JOBS = [(key, {}) for key in STRATEGIES]
+
 
 def synthetic(coins: int, bars: int, seed: int = 42) -> list[Bars]:
     """Return deterministic geometric random walks with valid OHLC."""
@@ -29,8 +38,9 @@ def synthetic(coins: int, bars: int, seed: int = 42) -> list[Bars]:
     out = []
     for _ in range(coins):
         vol = rng.uniform(0.004, 0.02)
-        close = rng.uniform(0.1, 50_000) * np.exp(np.cumsum(rng.normal(0, vol, bars)))
-        open_ = np.r_[close[0], close[:-1]]
+        start = rng.uniform(0.1, 50_000)
+        close = start * np.exp(np.cumsum(rng.normal(0, vol, bars)))
+        open_ = np.r_[start, close[:-1]]
         high = np.maximum(open_, close) * (1 + rng.uniform(0, vol, bars))
         low = np.minimum(open_, close) * (1 - rng.uniform(0, vol, bars))
         time_ = 1_577_836_800 + 3600 * np.arange(bars, dtype=np.int64)
@@ -38,49 +48,83 @@ def synthetic(coins: int, bars: int, seed: int = 42) -> list[Bars]:
     return out
 
 
+def work(data: list[Bars]) -> tuple[int, float]:
+    """Run every job on every coin; return (trades, sum of final equities)."""
+    trades, final = 0, 0.0
+    for bars in data:
+        for result in run_many(bars, JOBS):
+            trades += result.metrics["num_trades"]
+            final += result.metrics["final_equity"]
+    return trades, final
+
+
+_worker_data: list[Bars] = []
+
+
+def _worker_init(coins: int, bars: int) -> None:
+    _worker_data.extend(synthetic(coins, bars))
+
+
+def _worker_run(index: int, workers: int) -> tuple[int, float]:
+    return work(_worker_data[index::workers])
+
+
+def measure(label: str, run: Callable[[], object], repeat: int, backtests: int,
+            bars_per_test: int) -> None:  # fmt: skip
+    """Warm up, time ``repeat`` runs and print best, median and throughput."""
+    run()
+    times = []
+    for _ in range(repeat):
+        began = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - began)
+    best, median = min(times), statistics.median(times)
+    print(
+        f"{label:>13}: best {best:.3f} s, median {median:.3f} s | "
+        f"{best / backtests * 1000:.2f} ms per backtest | "
+        f"{backtests * bars_per_test / best / 1e6:.0f} M bars/s"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--coins", type=int, default=48)
     parser.add_argument("--bars", type=int, default=43_800)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
 
     data = synthetic(args.coins, args.bars)
-    jobs = [(key, {}) for key in STRATEGIES]
-    backtests = args.coins * len(jobs)
-    total_bars = args.coins * args.bars
-
-    def serial() -> None:
-        for bars in data:
-            run_many(bars, jobs)
-
-    pool = ThreadPoolExecutor(os.cpu_count() or 2)
-
-    def threaded() -> None:
-        list(pool.map(lambda bars: run_many(bars, jobs), data))
-
+    backtests = args.coins * len(JOBS)
     print(
-        f"workload: {len(jobs)} strategies x {args.coins} coins x {args.bars:,} bars "
-        f"= {backtests} backtests, {total_bars:,} bars; {os.cpu_count()} CPUs"
+        f"W: {len(JOBS)} strategies x {args.coins} coins x {args.bars:,} bars = "
+        f"{backtests} backtests ({backtests * args.bars / 1e6:.1f} M bars); "
+        f"{os.cpu_count()} CPUs"
     )
-    for label, work in (
-        ("1 thread", serial),
-        (f"{pool._max_workers} threads", threaded),
-    ):
-        work()  # warm-up: imports, allocator, caches
-        times = []
-        for _ in range(args.repeat):
-            began = time.perf_counter()
-            work()
-            times.append(time.perf_counter() - began)
-        best, median = min(times), statistics.median(times)
-        print(
-            f"{label:>10}: best {best:.3f} s, median {median:.3f} s | "
-            f"{best / backtests * 1000:.2f} ms per backtest | "
-            f"{len(jobs) * total_bars / best / 1e6:.1f} M bar-evaluations/s"
-        )
+    trades, final = work(data)
+    print(f"check: {trades:,} trades, mean final equity {final / backtests:,.2f}")
+
+    measure("1 thread", lambda: work(data), args.repeat, backtests, args.bars)
+    with ThreadPoolExecutor(args.workers) as pool:
+
+        def threaded() -> None:
+            list(pool.map(lambda bars: run_many(bars, JOBS), data))
+
+        measure(f"{args.workers} threads", threaded, args.repeat, backtests, args.bars)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak RSS: {peak:.0f} MB")
+    print(f"peak RSS (this process, 1 thread and threads): {peak:.0f} MB")
+
+    with ProcessPoolExecutor(
+        args.workers, initializer=_worker_init, initargs=(args.coins, args.bars)
+    ) as pool:
+
+        def processes() -> None:
+            indexes = range(args.workers)
+            list(pool.map(_worker_run, indexes, [args.workers] * args.workers))
+
+        measure(
+            f"{args.workers} processes", processes, args.repeat, backtests, args.bars
+        )
 
 
 if __name__ == "__main__":

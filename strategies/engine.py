@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from strategies.kernels import empty, scratch
+from strategies.kernels import empty, frame, scratch
 from strategies.metrics import PERIODS_PER_YEAR, compute_metrics
 from strategies.registry import get_strategy, validate_params
 from strategies.signals import IndicatorCache
@@ -108,7 +108,7 @@ def simulate(
     # [x0, e1), ... A flat bar is worth the cash after the last exit, a held bar
     # units * close: lay the per-segment number out with one np.repeat and
     # multiply the held bars by the close.
-    lengths = np.diff(moves, prepend=0, append=n)
+    lengths = np.diff(np.concatenate(([0], moves, [n])))
     value = np.empty(len(lengths))
     value[0::2] = np.append(initial_equity, cash_after[: len(exits)])
     value[1::2] = units
@@ -184,16 +184,17 @@ def run_many(
         cache = IndicatorCache(bars)
         for key, params in checked:
             target = get_strategy(key).signal(cache, **params)
-            equity, position, trades = simulate(
-                bars,
-                target,
-                fee=fee,
-                slippage_bps=slippage_bps,
-                initial_equity=initial_equity,
-            )
-            metrics = compute_metrics(
-                equity, trades, position, bars.close, interval=interval
-            )
+            with frame():
+                equity, position, trades = simulate(
+                    bars,
+                    target,
+                    fee=fee,
+                    slippage_bps=slippage_bps,
+                    initial_equity=initial_equity,
+                )
+                metrics = compute_metrics(
+                    equity, trades, position, bars.close, interval=interval
+                )
             results.append(
                 BacktestResult(
                     strategy=key,

@@ -90,6 +90,26 @@ def scratch() -> Iterator[None]:
         _local.active = arena.depth > 0
 
 
+@contextlib.contextmanager
+def frame() -> Iterator[None]:
+    """Reclaim the scratch taken inside the block when it exits.
+
+    Only for code whose scratch arrays are all temporaries: nothing taken
+    inside may be cached or returned, since the next block reuses the memory
+    (which keeps the working set small enough to stay in the CPU caches).
+    """
+    arena = _local.arena if getattr(_local, "active", False) else None
+    if arena is None:
+        yield
+        return
+    buffer, offset = arena.buffer, arena.offset
+    try:
+        yield
+    finally:
+        if arena.buffer is buffer:
+            arena.offset = offset
+
+
 def empty(count: int, dtype: type = np.float64) -> np.ndarray:
     """Return an uninitialised array, from the scratch buffer when one is active."""
     if getattr(_local, "active", False):
@@ -257,6 +277,21 @@ def linear_recursion(x: np.ndarray, decay: float, y0: float, out: np.ndarray) ->
         return
     # Many short chunks (a fast average): one chunk per row of a padded 2-D
     # buffer, and a scalar loop to carry the value from row to row.
+    _chunked_rows(x, out, y0, chunks, size, grow, gain, carry_gain)
+
+
+def _chunked_rows(
+    x: np.ndarray,
+    out: np.ndarray,
+    y0: float,
+    chunks: int,
+    size: int,
+    grow: np.ndarray,
+    gain: np.ndarray,
+    carry_gain: np.ndarray,
+) -> None:
+    """Run linear_recursion with one chunk per row of a padded 2-D buffer."""
+    count = len(x) - 1
     full, rest = divmod(count, size)
     rows = empty(chunks * size).reshape(chunks, size)
     if full:

@@ -75,6 +75,11 @@ def cagr_pct(equity: np.ndarray, periods_per_year: int) -> float | None:
     return _num((growth - 1.0) * 100.0)
 
 
+def _sum_of_squares(values: np.ndarray) -> float:
+    """Return the sum of squares in one pass (einsum, not BLAS: no thread pool)."""
+    return float(np.einsum("i,i->", values, values))
+
+
 def mean_std(returns: np.ndarray) -> tuple[float | None, float | None]:
     """Return the mean and sample standard deviation (ddof=1) of returns."""
     if len(returns) == 0:
@@ -84,8 +89,7 @@ def mean_std(returns: np.ndarray) -> tuple[float | None, float | None]:
         return mean, None
     centered = empty(len(returns))
     np.subtract(returns, mean, out=centered)
-    centered *= centered
-    return mean, math.sqrt(float(centered.sum()) / (len(returns) - 1))
+    return mean, math.sqrt(_sum_of_squares(centered) / (len(returns) - 1))
 
 
 def volatility_ann_pct(std: float | None, periods_per_year: int) -> float | None:
@@ -113,8 +117,7 @@ def downside_deviation(returns: np.ndarray) -> float | None:
         return None
     losses = empty(len(returns))
     np.minimum(returns, 0.0, out=losses)
-    losses *= losses
-    return math.sqrt(float(losses.sum()) / len(returns))
+    return math.sqrt(_sum_of_squares(losses) / len(returns))
 
 
 def sortino(

@@ -103,7 +103,7 @@ def enter_exit(entry: np.ndarray, exit_: np.ndarray) -> np.ndarray:
     events = np.flatnonzero(entry | exit_)
     kind = entry[events]
     flips = events[kind != np.concatenate(([False], kind[:-1]))]
-    lengths = np.diff(flips, prepend=0, append=len(entry))
+    lengths = np.diff(np.concatenate(([0], flips, [len(entry)])))
     state = np.zeros(len(lengths), dtype=np.bool_)
     state[1::2] = True
     return np.repeat(state, lengths)

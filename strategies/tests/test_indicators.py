@@ -255,3 +255,14 @@ def test_scratch_arrays_are_reused_only_inside_the_block():
     # The next block reuses it; outside a block arrays are ordinary.
     assert np.shares_memory(block(), block())
     assert not np.shares_memory(kernels.empty(10), block())
+
+
+def test_a_frame_hands_its_scratch_to_the_next_one():
+    with kernels.scratch():
+        kept = kernels.empty(10)
+        with kernels.frame():
+            first = kernels.empty(10)
+        with kernels.frame():
+            second = kernels.empty(10)
+        assert np.shares_memory(first, second)
+        assert not np.shares_memory(kept, second)
