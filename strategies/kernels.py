@@ -41,7 +41,8 @@ class _Arena:
     def __init__(self) -> None:
         self.buffer = np.empty(0, dtype=np.uint8)
         self.offset = 0
-        self.used = 0  # bytes handed out in this session, across buffers
+        self.live = 0  # bytes handed out and not reclaimed, across buffers
+        self.peak = 0  # the most ``live`` reached in this session
         self.depth = 0
 
     def take(self, count: int, dtype: type) -> np.ndarray:
@@ -49,26 +50,31 @@ class _Arena:
         start = -(-self.offset // _ALIGN) * _ALIGN
         if start + nbytes > len(self.buffer):
             # Out of room: a new buffer for the rest of the session (views into
-            # the old one stay valid); the next session sizes it from ``used``.
+            # the old one stay valid); the next session sizes it from ``peak``.
             self.buffer = np.empty(max(nbytes, len(self.buffer)) + _ALIGN, np.uint8)
-            start = -self.buffer.ctypes.data % _ALIGN
+            start = self.start()
         self.offset = start + nbytes
-        self.used += nbytes + _ALIGN
+        self.live += nbytes + _ALIGN
+        self.peak = max(self.peak, self.live)
         return self.buffer[start : start + nbytes].view(dtype)
+
+    def start(self) -> int:
+        """Return the first aligned offset of the buffer."""
+        return -self.buffer.ctypes.data % _ALIGN
 
     def begin(self) -> None:
         if self.depth == 0:
-            if self.used > len(self.buffer):
-                self.buffer = np.empty(self.used + self.used // 4, np.uint8)
-            self.offset = -self.buffer.ctypes.data % _ALIGN
-            self.used = 0
+            if self.peak > len(self.buffer):
+                self.buffer = np.empty(self.peak + self.peak // 4, np.uint8)
+            self.offset = self.start()
+            self.live = self.peak = 0
         self.depth += 1
 
     def end(self) -> None:
         self.depth -= 1
-        if self.depth == 0 and self.used > _KEEP_BYTES:
+        if self.depth == 0 and self.peak > _KEEP_BYTES:
             self.buffer = np.empty(0, dtype=np.uint8)
-            self.used = 0
+            self.peak = 0
 
 
 @contextlib.contextmanager
@@ -102,12 +108,14 @@ def frame() -> Iterator[None]:
     if arena is None:
         yield
         return
-    buffer, offset = arena.buffer, arena.offset
+    buffer, offset, live = arena.buffer, arena.offset, arena.live
     try:
         yield
     finally:
-        if arena.buffer is buffer:
-            arena.offset = offset
+        # A buffer that replaced the old one inside the block holds only the
+        # block's arrays: start it afresh.
+        arena.offset = offset if arena.buffer is buffer else arena.start()
+        arena.live = live
 
 
 def empty(count: int, dtype: type = np.float64) -> np.ndarray:
