@@ -53,17 +53,25 @@ def _check_bars(bars: Bars) -> Bars:
     return Bars(np.asarray(bars.time, dtype=np.int64), *columns)
 
 
+def _number(name: str, value: object) -> float:
+    """Return value as a float, or raise ValueError naming the argument."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+        raise ValueError(f"{name}: expected a number, got {value!r}")
+    return float(value)
+
+
 def _check_costs(
-    fee: float, slippage_bps: float, interval: str, initial_equity: float
+    fee: object, slippage_bps: object, interval: object, initial_equity: object
 ) -> None:
     """Raise ValueError naming the first invalid cost or setting."""
-    if not 0.0 <= fee < 1.0:
+    if not 0.0 <= _number("fee", fee) < 1.0:
         raise ValueError(f"fee: must be in [0, 1), got {fee!r}")
-    if not 0.0 <= slippage_bps < 10_000.0:
+    if not 0.0 <= _number("slippage_bps", slippage_bps) < 10_000.0:
         raise ValueError(f"slippage_bps: must be in [0, 10000), got {slippage_bps!r}")
-    if interval not in PERIODS_PER_YEAR:
-        raise ValueError(f"interval: must be one of {', '.join(PERIODS_PER_YEAR)}")
-    if not 0.0 < initial_equity < math.inf:
+    if not isinstance(interval, str) or interval not in PERIODS_PER_YEAR:
+        choices = ", ".join(PERIODS_PER_YEAR)
+        raise ValueError(f"interval: must be one of {choices}, got {interval!r}")
+    if not 0.0 < _number("initial_equity", initial_equity) < math.inf:
         raise ValueError(f"initial_equity: must be positive, got {initial_equity!r}")
 
 
@@ -149,6 +157,8 @@ def run_backtest(
 
     ``params`` are validated (ParamError lists every problem); bad bars, fee,
     slippage, interval or initial equity raise ValueError naming the argument.
+    A position still open on the last bar is sold at its close with the fee
+    charged, so ``final_equity`` and the last equity point are net of that fee.
     """
     return run_many(
         bars,

@@ -267,38 +267,39 @@ def linear_recursion(x: np.ndarray, decay: float, y0: float, out: np.ndarray) ->
     if decay == 0.0:
         out[1:] = x[1:]
         return
-    grow, gain, carry_gain = _powers(decay)
-    chunks = -(-count // len(grow))
-    size = -(-count // chunks)
+    chunks = -(-count // len(_powers(decay)[0]))
+    size = -(-count // chunks)  # equal chunks, none longer than the powers
     if chunks <= _LOOP_CHUNKS:
-        # Few chunks: work in place, the carry folded into each chunk's first term.
-        carry_weight = decay / (1.0 - decay)
-        value = y0
-        for start in range(1, count + 1, size):
-            part = out[start : start + size]
-            width = len(part)
-            np.multiply(x[start : start + width], grow[:width], out=part)
-            part[0] += value * carry_weight
-            np.cumsum(part, out=part)
-            part *= gain[:width]
-            value = float(part[-1])
-        return
-    # Many short chunks (a fast average): one chunk per row of a padded 2-D
-    # buffer, and a scalar loop to carry the value from row to row.
-    _chunked_rows(x, out, y0, chunks, size, grow, gain, carry_gain)
+        _recursion_in_place(x, decay, y0, out, size)
+    else:
+        _recursion_in_rows(x, decay, y0, out, chunks, size)
 
 
-def _chunked_rows(
-    x: np.ndarray,
-    out: np.ndarray,
-    y0: float,
-    chunks: int,
-    size: int,
-    grow: np.ndarray,
-    gain: np.ndarray,
-    carry_gain: np.ndarray,
+def _recursion_in_place(
+    x: np.ndarray, decay: float, y0: float, out: np.ndarray, size: int
 ) -> None:
-    """Run linear_recursion with one chunk per row of a padded 2-D buffer."""
+    """Run linear_recursion chunk by chunk in ``out``, the carried value folded
+    into each chunk's first term (few chunks: a slow average)."""
+    grow, gain, _ = _powers(decay)
+    carry_weight = decay / (1.0 - decay)
+    value = y0
+    for start in range(1, len(x), size):
+        part = out[start : start + size]
+        width = len(part)
+        np.multiply(x[start : start + width], grow[:width], out=part)
+        part[0] += value * carry_weight
+        np.cumsum(part, out=part)
+        part *= gain[:width]
+        value = float(part[-1])
+
+
+def _recursion_in_rows(
+    x: np.ndarray, decay: float, y0: float, out: np.ndarray, chunks: int, size: int
+) -> None:
+    """Run linear_recursion with one chunk per row of a zero-padded 2-D buffer
+    and a scalar loop to carry the value from row to row (many short chunks: a
+    fast average, where a loop of NumPy calls per chunk would cost more)."""
+    grow, gain, carry_gain = _powers(decay)
     count = len(x) - 1
     full, rest = divmod(count, size)
     rows = empty(chunks * size).reshape(chunks, size)

@@ -336,8 +336,12 @@ def test_bad_arguments_name_the_argument():
     for kwargs, name in [
         ({"fee": -0.1}, "fee"),
         ({"fee": 1.0}, "fee"),
+        ({"fee": "0.001"}, "fee"),
+        ({"fee": float("nan")}, "fee"),
+        ({"slippage_bps": None}, "slippage_bps"),
         ({"slippage_bps": -1}, "slippage_bps"),
         ({"interval": "5m"}, "interval"),
+        ({"interval": ["1h"]}, "interval"),
         ({"initial_equity": 0}, "initial_equity"),
     ]:
         with pytest.raises(ValueError, match=name):
