@@ -4,7 +4,8 @@ Contract (every function): 1-D float64 in, same length out, NaN through the
 warm-up, inputs never mutated, ``ValueError`` for a window below 1. A NaN input
 makes every window that contains it NaN; a recursive average (EMA, Wilder)
 stays NaN after a NaN, since a series with holes has no meaningful average
-until it is repaired.
+until it is repaired. Results are new arrays (inside the engine's
+``kernels.scratch`` block they come from its reusable buffer instead).
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ def sma(values: np.ndarray, n: int, *, windows: Windows | None = None) -> np.nda
     """Return the simple moving average of ``n`` values; warm-up n-1 bars.
 
     Windows are summed pairwise (see ``kernels``), so a flat window averages to
-    its value exactly. ``windows`` lets callers share the work across lengths.
+    its value exactly. ``windows`` (built on the same values) shares that work
+    across lengths.
     """
     values = _check(values, n)
     out = _nan_head(len(values), n - 1)

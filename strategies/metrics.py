@@ -264,7 +264,33 @@ def compute_metrics(
     *,
     interval: str = "1h",
 ) -> dict[str, float | int | None]:
-    """Return every metric of one backtest, keyed as in METRIC_KEYS."""
+    """Return every metric of one backtest, keyed as in METRIC_KEYS.
+
+    total_return_pct       final / first equity - 1, in %
+    buy_hold_return_pct    last / first close - 1, in %, without fees
+    cagr_pct               compound annual growth over len(equity) bars, in %
+    volatility_ann_pct     std (ddof=1) of bar returns * sqrt(periods), in %
+    sharpe                 mean / std of bar returns * sqrt(periods)
+    sortino                mean / downside deviation * sqrt(periods)
+    calmar                 cagr_pct / max_drawdown_pct
+    max_drawdown_pct       deepest fall from a running peak, positive: 23.5 = -23.5%
+    max_drawdown_duration  longest run of bars below a previous peak
+    num_trades             round trips, one still open at the end included
+    win_rate_pct           share of trades with a positive net return, in %
+    profit_factor          gross profit / gross loss, in money, fees included
+    expectancy_pct         arithmetic mean net trade return, in %
+    avg_trade_pct          geometric mean net trade return, in %
+    best_trade_pct         best net trade return, in %
+    worst_trade_pct        worst net trade return, in %
+    avg_trade_duration     mean bars held per trade
+    exposure_pct           share of bars in a position, in %
+    final_equity           equity at the last close, after any closing fee
+
+    None where undefined: volatility with fewer than 3 bars; Sharpe when the
+    curve never moves; Sortino without a losing bar; Calmar without a drawdown;
+    the trade statistics without trades; profit factor without a losing trade;
+    CAGR when a huge return over a few bars overflows.
+    """
     periods = PERIODS_PER_YEAR[interval]
     table = trade_table(trades)
     returns = bar_returns(equity)

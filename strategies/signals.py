@@ -6,7 +6,7 @@ at the next bar's open. NaN indicators (warm-up) never produce a position.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -22,14 +22,18 @@ TIE_TOLERANCE = 1e-12
 
 
 class IndicatorCache:
-    """Memoize the indicators of one coin so several strategies share the work."""
+    """Memoize the indicators of one coin so several strategies share the work.
+
+    Inside the engine the arrays live in scratch memory (``kernels.scratch``):
+    the cache must not outlive the engine's block, nor fill inside a ``frame``.
+    """
 
     def __init__(self, bars: Bars) -> None:
         self.bars = bars
         self._memo: dict[tuple, object] = {}
         self._windows: Windows | None = None
 
-    def get(self, name: str, *args: float) -> object:
+    def get(self, name: str, *args: float) -> Any:
         """Return indicator ``name`` with ``args``, computing it on first use."""
         key = (name, *args)
         if key not in self._memo:
@@ -77,9 +81,6 @@ class IndicatorCache:
         np.abs(self.bars.close, out=scale)
         scale *= TIE_TOLERANCE
         return scale
-
-
-Signal = Callable[..., np.ndarray]
 
 
 def above(cache: IndicatorCache, a: np.ndarray, b: np.ndarray) -> np.ndarray:
