@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -366,3 +369,31 @@ def test_plain_sequences_are_accepted_as_bars():
     a = run_backtest(bars, "rsi_reversion")
     b = run_backtest(as_lists, "rsi_reversion")
     np.testing.assert_array_equal(a.equity, b.equity)
+
+
+# The shared candles beside the repository (../shared/data), as in conftest.py.
+_SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
+REAL_DATA = Path(os.environ.get("BTLAB_REAL_DATA", _SHARED)) / "ohlcv-1h"
+SHORT = {
+    "sma_crossover": {"fast": 2, "slow": 3},
+    "ema_crossover": {"fast": 2, "slow": 3},
+    "rsi_reversion": {"period": 2, "lower": 40, "upper": 60},
+    "bollinger_reversion": {"period": 2, "std": 1.0},
+    "macd_crossover": {"fast": 2, "slow": 3, "signal": 2},
+    "donchian_breakout": {"entry": 2, "exit": 2},
+}
+
+
+@pytest.mark.parametrize("symbol", ["BTC", "SHIB", "PAXG"])
+def test_real_candles_match_the_reference(symbol):
+    """Real prices move in ticks: equal closes and exact ties are common."""
+    path = REAL_DATA / f"{symbol}USDT.csv.gz"
+    if not path.exists():
+        pytest.skip(f"real data not found at {path}")
+    frame = pd.read_csv(path).tail(1500)
+    time = pd.to_datetime(frame["timestamp"], utc=True).astype("int64") // 10**9
+    columns = (frame[name].to_numpy(float) for name in Bars._fields[1:])
+    bars = Bars(time.to_numpy(np.int64), *columns)
+    for strategy in STRATEGIES:
+        for params in ({}, SHORT[strategy]):
+            check_against_reference(bars, strategy, params, 0.001, 1.0)
