@@ -3,6 +3,8 @@
 from django.conf import settings
 from django.db import models
 
+from backtester.fields import ColumnsField
+
 
 class BacktestRun(models.Model):
     class Status(models.TextChoices):
@@ -84,12 +86,13 @@ class BacktestResult(models.Model):
     num_trades = models.PositiveIntegerField(default=0)
     win_rate_pct = models.FloatField(null=True)
     metrics = models.JSONField(default=dict)
-    # The most recent trades column-wise ({"count", "entry_time": [epoch...],
-    # "exit_time", "entry_price", "exit_price", "return_pct", "bars_held", "fees",
-    # "closed_at_end"}) and the equity curve down-sampled to a few hundred points
-    # ([epoch seconds, equity, buy & hold equity]) for the detail page.
-    trades = models.JSONField(default=dict)
-    equity = models.JSONField(default=list)
+    # For the detail page, as packed NumPy columns (see fields.py): the most recent
+    # trades ("entry_time", "exit_time" epoch seconds, "entry_price", "exit_price",
+    # "return_pct", "bars_held", "fees", "closed_at_end"; ``num_trades`` counts
+    # them all) and the equity curve down-sampled to a few hundred points ("time",
+    # "strategy", "buy_hold").
+    trades = ColumnsField()
+    equity = ColumnsField()
 
     class Meta:
         ordering = ["run", "-total_return_pct", "symbol"]

@@ -37,6 +37,13 @@ Publish = Callable[[dict], None]
 EQUITY_POINTS = 200
 # Trades stored per result for the detail page (metrics always use all of them).
 MAX_STORED_TRADES = 100
+# The stored trade columns and their types (an engine result with no trades has
+# float columns; storing fixed types keeps every stored value alike).
+TRADE_COLUMNS = {
+    "entry_time": np.int64, "exit_time": np.int64, "entry_price": np.float64,
+    "exit_price": np.float64, "return_pct": np.float64, "bars_held": np.int64,
+    "fees": np.float64, "closed_at_end": np.bool_,
+}  # fmt: skip
 
 
 class RunnerBusy(RuntimeError):
@@ -48,8 +55,8 @@ class ResultRow:
     """One (coin, strategy) outcome: the public data plus what is stored."""
 
     data: dict
-    trades: dict = field(default_factory=dict)
-    equity: list[list[float]] = field(default_factory=list)
+    trades: dict[str, np.ndarray] = field(default_factory=dict)
+    equity: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -81,31 +88,35 @@ def _iso(epoch: int) -> str:
     return datetime.fromtimestamp(int(epoch), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _downsample(times: np.ndarray, *curves: np.ndarray) -> list[list[float]]:
-    """Return at most EQUITY_POINTS rows of [epoch, curve values...]."""
-    n = len(times)
-    if n == 0:
-        return []
-    index = np.unique(np.linspace(0, n - 1, min(n, EQUITY_POINTS)).round().astype(int))
-    columns = [times[index].astype(float)] + [np.round(c[index], 4) for c in curves]
-    return np.column_stack(columns).tolist()
+def equity_columns(
+    times: np.ndarray, equity: np.ndarray, buy_hold: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Return both curves at no more than EQUITY_POINTS evenly spread bars.
 
-
-def trade_columns(table: dict[str, np.ndarray], limit: int = MAX_STORED_TRADES) -> dict:
-    """Return the most recent ``limit`` trades column-wise, JSON-ready.
-
-    Column lists (not one dict per trade) keep a run with a quarter of a million
-    trades cheap to build, send and store; ``count`` is the full number.
+    The first and last bars are always kept, so the final equity is exact.
     """
-    count = len(table["return_pct"])
-    keep = slice(max(0, count - limit), count)
-    out: dict = {"count": count}
-    for name in (
-        "entry_time", "exit_time", "entry_price", "exit_price", "return_pct",
-        "bars_held", "fees", "closed_at_end",
-    ):  # fmt: skip
-        out[name] = table[name][keep].tolist()
-    return out
+    n = len(times)
+    index = np.unique(np.linspace(0, n - 1, min(n, EQUITY_POINTS)).round().astype(int))
+    return {
+        "time": np.asarray(times, dtype=np.int64)[index],
+        "strategy": np.asarray(equity, dtype=np.float64)[index],
+        "buy_hold": np.asarray(buy_hold, dtype=np.float64)[index],
+    }
+
+
+def trade_columns(
+    table: dict[str, np.ndarray], limit: int = MAX_STORED_TRADES
+) -> dict[str, np.ndarray]:
+    """Return the most recent ``limit`` trades column-wise, as stored.
+
+    Columns (not one dict per trade) keep a run with a quarter of a million trades
+    cheap to build and store; the full count is the ``num_trades`` metric.
+    """
+    keep = slice(max(0, len(table["return_pct"]) - limit), None)
+    return {
+        name: np.array(table[name][keep], dtype=dtype)
+        for name, dtype in TRADE_COLUMNS.items()
+    }
 
 
 def result_row(symbol: str, series: PriceSeries, result: BacktestResult) -> ResultRow:
@@ -123,7 +134,7 @@ def result_row(symbol: str, series: PriceSeries, result: BacktestResult) -> Resu
     return ResultRow(
         data=data,
         trades=trade_columns(result.trade_table),
-        equity=_downsample(series.time, result.equity, result.buy_hold_equity),
+        equity=equity_columns(series.time, result.equity, result.buy_hold_equity),
     )
 
 

@@ -160,10 +160,10 @@ def _price(value: float) -> str:
 
 def _trade_rows(trades: dict) -> list[dict]:
     """Return stored column-wise trades as rows, newest first."""
-    keys = [k for k in trades if k != "count"]
+    keys = list(trades)
     rows = [
         dict(zip(keys, values, strict=True))
-        for values in zip(*(trades[k] for k in keys), strict=True)
+        for values in zip(*(trades[k].tolist() for k in keys), strict=True)
     ]
     for row in rows:
         row["entry"] = _when(row["entry_time"])
@@ -247,10 +247,8 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
             "selected": selected,
             "selected_name": selected and strategy_name(selected.strategy),
             "selected_cells": selected and _result_row(run, selected)["cells"],
-            "trades": _trade_rows(selected.trades)
-            if selected and selected.trades
-            else [],  # fmt: skip
-            "trade_count": (selected.trades or {}).get("count", 0) if selected else 0,
+            "trades": _trade_rows(selected.trades) if selected else [],
+            "trade_count": selected.num_trades if selected else 0,
             "heatmap": [
                 {
                     "symbol": r.symbol,
@@ -296,31 +294,36 @@ def run_chart(request: HttpRequest, run_id: int) -> JsonResponse:
         times, closes = bars.time[index] * 1000, bars.close[index]
     except UnknownSymbolError:  # the coin was deleted since the run
         times, closes = np.empty(0), np.empty(0)
-    # Stored equity rows are [epoch seconds, strategy equity, buy & hold equity].
-    curve = np.asarray(result.equity, dtype=float).reshape(-1, 3)
-    equity = curve[:, 1]
+    curve = result.equity
+    equity = np.asarray(curve.get("strategy", []), dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         drawdown = (equity / np.maximum.accumulate(equity) - 1) * 100
-    trades = result.trades or {}
+    trades = result.trades
+
+    def column(name: str, scale: int = 1) -> list:
+        return (np.asarray(trades.get(name, [])) * scale).tolist()
+
     return JsonResponse(
         {
             "symbol": symbol,
             "strategy": strategy,
             "price": {"time": times.tolist(), "close": closes.tolist()},
             "equity": {
-                "time": (curve[:, 0] * 1000).tolist(),
+                "time": (
+                    np.asarray(curve.get("time", []), dtype=np.int64) * 1000
+                ).tolist(),
                 "strategy": equity.round(2).tolist(),
-                "buy_hold": curve[:, 2].round(2).tolist(),
+                "buy_hold": np.asarray(curve.get("buy_hold", [])).round(2).tolist(),
                 "drawdown_pct": np.nan_to_num(drawdown).round(3).tolist(),
             },
             "trades": {
-                "count": trades.get("count", 0),
+                "count": result.num_trades,
                 "shown": len(trades.get("entry_time", [])),
-                "entry_time": [t * 1000 for t in trades.get("entry_time", [])],
-                "entry_price": trades.get("entry_price", []),
-                "exit_time": [t * 1000 for t in trades.get("exit_time", [])],
-                "exit_price": trades.get("exit_price", []),
-                "return_pct": trades.get("return_pct", []),
+                "entry_time": column("entry_time", 1000),
+                "entry_price": column("entry_price"),
+                "exit_time": column("exit_time", 1000),
+                "exit_price": column("exit_price"),
+                "return_pct": column("return_pct"),
             },
         }
     )

@@ -25,7 +25,8 @@ def run() -> BacktestRun:
         BacktestResult.objects.create(
             run=run, symbol=symbol, strategy="sma_crossover", total_return_pct=ret,
             buy_hold_return_pct=1.0, metrics={"total_return_pct": ret},
-            equity=[[0, 1, 1]] * 200, trades={"count": 0},
+            equity={"time": [0] * 200, "strategy": [1.0] * 200,
+                    "buy_hold": [1.0] * 200},
         )  # fmt: skip
     return run
 

@@ -51,14 +51,13 @@ def add_result(run: BacktestRun, symbol: str, strategy: str, m: dict | None, **k
     )  # fmt: skip
 
 
-EQUITY = [
-    [START, 10_000.0, 10_000.0],
-    [START + 3600, 11_000.0, 10_100.0],
-    [START + 7200, 9_900.0, 10_200.0],  # 10% below the peak
-    [START + 10800, 12_000.0, 10_300.0],
-]
+EQUITY = {
+    "time": [START, START + 3600, START + 7200, START + 10800],
+    "strategy": [10_000.0, 11_000.0, 9_900.0, 12_000.0],  # 9,900: 10% below the peak
+    "buy_hold": [10_000.0, 10_100.0, 10_200.0, 10_300.0],
+}
+# Three trades made (num_trades in metrics()), the latest two stored.
 TRADES = {
-    "count": 3,  # three trades made, the latest two stored
     "entry_time": [START + 3600, START + 9000],
     "exit_time": [START + 7200, START + 10800],
     "entry_price": [101.5, 98.25],
