@@ -12,7 +12,12 @@ from django.core.management import CommandError, call_command
 
 from prices import cache
 from prices.models import Cryptocurrency, PriceBar
-from prices.selectors import UnknownSymbolError, bars_load
+from prices.selectors import (
+    UnknownSymbolError,
+    _in_time_order,
+    bars_fetch,
+    bars_load,
+)
 from prices.services import bars_import, daily_from_hourly
 from prices.types import PriceSeries
 
@@ -130,6 +135,46 @@ def test_real_files_round_trip(real_data_dir):
         parsed = parse_file(real_data_dir / f"{symbol}USDT.csv.gz").series
         for got, want in zip(loaded[symbol], parsed, strict=True):
             np.testing.assert_array_equal(got, want)
+
+
+def test_batch_fetch_matches_the_rows_bar_for_bar():
+    """The batch reader (packed per coin on PostgreSQL) against a plain ORM read."""
+    rng = np.random.default_rng(7)
+    for i, n in enumerate((500, 37, 1)):
+        base = series(n, price=1 + i)
+        # Gaps in time, prices with no short decimal form, exact ties.
+        time = base.time + 3600 * np.cumsum(rng.integers(0, 3, n))
+        close = base.close * rng.uniform(0.9, 1.1, n) / 3
+        close[1::7] = close[0]
+        s = PriceSeries(time, close, close * 1.01, close * 0.99, close, base.volume)
+        bars_import(symbol=f"F{i}", series=s)
+    Cryptocurrency.objects.create(symbol="EMPTY", name="No bars")
+    coins = {c.symbol: c.id for c in Cryptocurrency.objects.all()}
+    start = datetime(2024, 1, 2, tzinfo=UTC)
+    fetched = bars_fetch(list(coins.values()), start=start)
+    for symbol, coin_id in coins.items():
+        rows = list(
+            PriceBar.objects.filter(crypto_id=coin_id, interval="1h", time__gte=start)
+            .order_by("time")
+            .values_list("time", "open", "high", "low", "close", "volume")
+        )
+        got = fetched[coin_id]
+        assert len(got.time) == len(rows), symbol
+        assert got.time.tolist() == [int(r[0].timestamp()) for r in rows]
+        for column, index in (("open", 1), ("high", 2), ("low", 3), ("close", 4)):
+            assert getattr(got, column).tolist() == [r[index] for r in rows]
+        assert got.volume.tolist() == [r[5] for r in rows]
+    assert len(fetched[coins["EMPTY"]].time) == 0
+
+
+def test_out_of_order_rows_are_put_in_time_order():
+    s = series(5)
+    order = np.array([3, 0, 4, 1, 2])
+    shuffled = PriceSeries(*(column[order] for column in s))
+    fixed = _in_time_order(shuffled)
+    for got, want in zip(fixed, s, strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert _in_time_order(s) is s
 
 
 def test_one_query_for_any_number_of_coins(django_assert_num_queries):
