@@ -15,7 +15,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -179,11 +179,17 @@ def _chunks(coins: Sequence, first: int, size: int) -> list[Sequence]:
 class Runner:
     """Owns the compute pool and the control threads of active runs."""
 
-    def __init__(self, workers: int | None = None, max_runs: int = 8) -> None:
+    def __init__(
+        self, workers: int | None = None, max_runs: int = 8, loaders: int = 2
+    ) -> None:
         self.workers = workers or os.cpu_count() or 2
         self.max_runs = max_runs
         self._compute = ThreadPoolExecutor(self.workers, "backtest")
         self._control = ThreadPoolExecutor(max_runs, "backtest-run")
+        # Price loads of all runs share a few threads with their own database
+        # connections: two batch queries in flight keep two PostgreSQL backends
+        # busy while this process parses, computes and stores.
+        self._load = ThreadPoolExecutor(max(1, loaders), "backtest-load")
         self._active: dict[int, RunHandle] = {}
         self._lock = threading.Lock()
 
@@ -233,33 +239,54 @@ class Runner:
         began = time.perf_counter()
         close_old_connections()
         try:
-            pending: list[Future] = []
             first = getattr(settings, "BACKTEST_FIRST_CHUNK", 4)
             size = getattr(settings, "BACKTEST_CHUNK", 16)
-            for chunk in _chunks(coins, first, size):
-                if handle.cancelled.is_set():
-                    break
-                series = bars_load(
-                    coins=chunk, start=spec.start, end=spec.end, interval=spec.interval
-                )
+            chunks = _chunks(coins, first, size)
+            loads: dict[Future, Sequence[Cryptocurrency]] = {}
+            pending: set[Future] = set()
+
+            def load(batch: Sequence[Cryptocurrency]) -> None:
+                future = self._load.submit(self._load_chunk, handle, batch, spec)
+                loads[future] = batch
+                pending.add(future)
                 with handle._lock:
-                    for coin in chunk:
-                        future = self._compute.submit(
-                            self._coin_task,
-                            handle,
-                            coin.symbol,
-                            series[coin.symbol],
-                            spec,
-                            publish,
-                        )
-                        handle._futures.append(future)
-                        pending.append(future)
-            for future in as_completed(pending):
-                if future.cancelled():
-                    continue
-                rows = future.result()
-                if rows and on_rows and not handle.cancelled.is_set():
-                    on_rows(handle, rows)
+                    handle._futures.append(future)
+
+            # The small first chunk loads alone (the first result does not wait
+            # for a bigger one sharing the CPU); the rest load once it is in.
+            if chunks:
+                load(chunks[0])
+            # One loop over loads and coin tasks in completion order: a loaded
+            # chunk's coins go to the compute pool, a finished coin's rows are
+            # stored here while other chunks load and other coins compute.
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    if future.cancelled():
+                        continue
+                    if future in loads:
+                        series = future.result()
+                        if handle.cancelled.is_set():
+                            continue
+                        if loads[future] is chunks[0]:
+                            for batch in chunks[1:]:
+                                load(batch)
+                        with handle._lock:
+                            for coin in loads[future]:
+                                task = self._compute.submit(
+                                    self._coin_task,
+                                    handle,
+                                    coin.symbol,
+                                    series[coin.symbol],
+                                    spec,
+                                    publish,
+                                )
+                                handle._futures.append(task)
+                                pending.add(task)
+                        continue
+                    rows = future.result()
+                    if rows and on_rows and not handle.cancelled.is_set():
+                        on_rows(handle, rows)
             if handle.cancelled.is_set():
                 handle.status = "cancelled"
             else:
@@ -313,6 +340,22 @@ class Runner:
             "run_id": handle.run_id,
             "message": f"the run failed: {handle.error}",
         }
+
+    @staticmethod
+    def _load_chunk(
+        handle: RunHandle, chunk: Sequence[Cryptocurrency], spec: RunSpec
+    ) -> dict[str, PriceSeries]:
+        if handle.cancelled.is_set():
+            return {}
+        close_old_connections()
+        try:
+            return bars_load(
+                coins=chunk, start=spec.start, end=spec.end, interval=spec.interval
+            )
+        finally:
+            # Pool threads outlive runs; a connection left open here would hold
+            # a database session nobody uses (and block dropping a test DB).
+            connections.close_all()
 
     def _coin_task(
         self,
