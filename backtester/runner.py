@@ -434,5 +434,6 @@ def get_runner() -> Runner:
             _runner = Runner(
                 workers=settings.BACKTEST_WORKERS,
                 max_runs=settings.BACKTEST_MAX_QUEUED_RUNS,
+                loaders=settings.BACKTEST_LOADERS,
             )
         return _runner

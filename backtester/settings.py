@@ -151,6 +151,8 @@ else:
 PRICE_CACHE_TTL = env.int("PRICE_CACHE_TTL", default=3600)
 # Worker threads that compute backtests (one shared pool per process).
 BACKTEST_WORKERS = env.int("BACKTEST_WORKERS", default=0) or None
+# Threads (each with its own database connection) that load price chunks.
+BACKTEST_LOADERS = env.int("BACKTEST_LOADERS", default=2)
 # Backtest jobs allowed to wait in the pool before new runs are refused.
 BACKTEST_MAX_QUEUED_RUNS = env.int("BACKTEST_MAX_QUEUED_RUNS", default=8)
 BACKTESTS_REQUIRE_LOGIN = env.bool("BACKTESTS_REQUIRE_LOGIN", default=False)

@@ -211,3 +211,22 @@ def test_websocket_backtest_and_static_file_through_nginx():
             except subprocess.TimeoutExpired:
                 proc.kill()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def test_every_setting_read_from_the_environment_is_documented() -> None:
+    import re
+
+    source = (ROOT / "backtester" / "settings.py").read_text()
+    names = set(re.findall(r'env(?:\.\w+)?\(\s*"([A-Z][A-Z0-9_]+)"', source))
+    assert {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "BACKTEST_WORKERS"} <= names
+    readme = (ROOT / "README.md").read_text()
+    example = (ROOT / ".env.example").read_text()
+    table = "\n".join(line for line in readme.splitlines() if line.startswith("| `"))
+    missing_readme = sorted(n for n in names if f"`{n}`" not in table)
+    missing_example = sorted(
+        n for n in names if not re.search(rf"^#? ?{n}=", example, re.M)
+    )
+    assert not missing_readme, (
+        f"not in the README's configuration table: {missing_readme}"
+    )
+    assert not missing_example, f"not in .env.example: {missing_example}"
