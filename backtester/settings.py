@@ -151,8 +151,13 @@ else:
 PRICE_CACHE_TTL = env.int("PRICE_CACHE_TTL", default=3600)
 # Worker threads that compute backtests (one shared pool per process).
 BACKTEST_WORKERS = env.int("BACKTEST_WORKERS", default=0) or None
-# Threads (each with its own database connection) that load price chunks.
-BACKTEST_LOADERS = env.int("BACKTEST_LOADERS", default=2)
+# Threads (each with its own database connection) that load price chunks. Two
+# PostgreSQL queries in flight use two server processes; SQLite reads build
+# Python rows under the GIL, so a second reader only slows both down (measured:
+# 48 coins x 5 years, 3.9 s with one, 5.7 s with two).
+BACKTEST_LOADERS = env.int("BACKTEST_LOADERS", default=0) or (
+    2 if _db["ENGINE"].endswith("postgresql") else 1
+)
 # Backtest jobs allowed to wait in the pool before new runs are refused.
 BACKTEST_MAX_QUEUED_RUNS = env.int("BACKTEST_MAX_QUEUED_RUNS", default=8)
 BACKTESTS_REQUIRE_LOGIN = env.bool("BACKTESTS_REQUIRE_LOGIN", default=False)
