@@ -38,43 +38,49 @@ def _equity(rows: list) -> dict:
     }
 
 
-def forwards(apps, schema_editor):
+def _rewrite(apps, read: list[str], write: list[str], convert) -> None:
+    """Apply ``convert`` to every result, saving ``write`` in batches of 500."""
     Result = apps.get_model("backtester", "BacktestResult")
     batch = []
-    rows = Result.objects.only("trades_json", "equity_json").iterator(chunk_size=500)
-    for result in rows:
-        result.trades = _trades(result.trades_json)
-        result.equity = _equity(result.equity_json)
+    for result in Result.objects.only(*read).iterator(chunk_size=500):
+        convert(result)
         batch.append(result)
         if len(batch) == 500:
-            Result.objects.bulk_update(batch, ["trades", "equity"])
+            Result.objects.bulk_update(batch, write)
             batch = []
     if batch:
-        Result.objects.bulk_update(batch, ["trades", "equity"])
+        Result.objects.bulk_update(batch, write)
+
+
+def _to_columns(result) -> None:
+    result.trades = _trades(result.trades_json)
+    result.equity = _equity(result.equity_json)
+
+
+def _to_json(result) -> None:
+    trades = {k: np.asarray(v).tolist() for k, v in result.trades.items()}
+    result.trades_json = {"count": result.num_trades, **trades}
+    equity = result.equity
+    result.equity_json = (
+        np.column_stack(
+            [equity["time"], equity["strategy"], equity["buy_hold"]]
+        ).tolist()
+        if equity
+        else []
+    )
+
+
+def forwards(apps, schema_editor):
+    _rewrite(apps, ["trades_json", "equity_json"], ["trades", "equity"], _to_columns)
 
 
 def backwards(apps, schema_editor):
-    Result = apps.get_model("backtester", "BacktestResult")
-    batch = []
-    for result in Result.objects.only("trades", "equity", "num_trades").iterator(
-        chunk_size=500
-    ):
-        trades = {k: np.asarray(v).tolist() for k, v in result.trades.items()}
-        result.trades_json = {"count": result.num_trades, **trades}
-        equity = result.equity
-        result.equity_json = (
-            np.column_stack(
-                [equity["time"], equity["strategy"], equity["buy_hold"]]
-            ).tolist()
-            if equity
-            else []
-        )
-        batch.append(result)
-        if len(batch) == 500:
-            Result.objects.bulk_update(batch, ["trades_json", "equity_json"])
-            batch = []
-    if batch:
-        Result.objects.bulk_update(batch, ["trades_json", "equity_json"])
+    _rewrite(
+        apps,
+        ["trades", "equity", "num_trades"],
+        ["trades_json", "equity_json"],
+        _to_json,
+    )
 
 
 class Migration(migrations.Migration):

@@ -102,3 +102,16 @@ def test_migration_converts_json_trades_and_equity_without_loss() -> None:
     assert aaa.equity["buy_hold"].tolist() == [10_000.0, 9_800.0]
     bbb = BacktestResult.objects.get(symbol="BBB")
     assert len(bbb.trades["entry_time"]) == 0 and len(bbb.equity["time"]) == 0
+
+    # And back: the JSON shapes return with the same values.
+    executor = MigrationExecutor(connection)
+    executor.migrate([("backtester", "0001_initial")])
+    Result = executor.loader.project_state([("backtester", "0001_initial")]).apps
+    Result = Result.get_model("backtester", "BacktestResult")
+    aaa = Result.objects.get(symbol="AAA")
+    assert aaa.trades["count"] == 5 and aaa.trades["exit_time"] == [150, 260]
+    assert aaa.trades["closed_at_end"] == [False, True]
+    assert aaa.equity == [[100, 10_000.0, 10_000.0], [200, 10_500.0, 9_800.0]]
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())
