@@ -257,7 +257,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
                 }
                 for r in results
             ]
-            if len(run.strategies) > 1
+            if len(run.strategies) > 1 and results
             else None,  # fmt: skip
             "names": {key: spec.name for key, spec in STRATEGIES.items()},
             "chart_request": {

@@ -247,6 +247,21 @@ def test_run_stream_sort_cancel_and_detail(page, server):
     page.wait_for_selector("#heatmap-wrap:not([hidden])")
     assert page.locator("#heatmap tbody tr").count() == 6
 
+    # The cancelled run's page: no summary, yet its heatmap and charts are drawn.
+    deadline = time.monotonic() + 20
+    while True:
+        page.goto(f"{server}/runs/")
+        newest = page.locator("tbody tr").first
+        if "Cancelled" in newest.inner_text() or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert "Cancelled" in newest.inner_text()
+    newest.locator("th a").click()
+    page.wait_for_selector("#heatmap tbody tr")
+    assert page.locator("#heatmap tbody tr").count() == 6
+    page.wait_for_selector("#equity-chart .main-svg")
+    assert page.locator("#chart-status").is_hidden()
+
     # The saved first run: its charts render.
     page.goto(f"{server}{detail}")
     for chart in ("price-chart", "equity-chart", "drawdown-chart"):
@@ -270,6 +285,12 @@ def test_run_stream_sort_cancel_and_detail(page, server):
     page.wait_for_selector("#equity-chart .main-svg")
     assert page.locator("#results tbody tr.selected").count() == 1
     assert page.errors == []
+
+    # Without the chart library the page says so instead of loading forever.
+    page.route("**/plotly.min.js", lambda route: route.abort())
+    page.reload()
+    page.wait_for_selector("#chart-status.chart-error")
+    assert "chart library did not load" in page.inner_text("#chart-status")
 
 
 def test_errors_reconnect_and_rerun_with_a_scripted_socket(page, server):

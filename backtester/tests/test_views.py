@@ -240,6 +240,48 @@ def test_run_detail_of_a_run_without_results(client):
     assert json_script(html, "chart-request")["symbol"] is None
 
 
+def test_run_detail_of_an_unfinished_multi_strategy_run_has_its_heatmap(client):
+    """A cancelled run has no summary, so no by-strategy table, but its results
+    still fill the heatmap, and the table the page script draws it into is there."""
+    make_coins(["AAA"], bars=400)
+    run = BacktestRun.objects.create(
+        strategies=[
+            {"strategy": "sma_crossover", "params": {"fast": 20, "slow": 50}},
+            {"strategy": "ema_crossover", "params": {}},
+        ],
+        symbols=["AAA", "BBB"],
+        status=BacktestRun.Status.CANCELLED,
+        total=4,
+        completed=2,
+    )
+    add_result(run, "AAA", "sma_crossover", metrics(12.5, 5.0),
+               equity=EQUITY, trades=TRADES)  # fmt: skip
+    add_result(run, "AAA", "ema_crossover", metrics(-4.0, 5.0))
+    html = client.get(f"/runs/{run.pk}/").content.decode()
+    assert run.summary == {}
+    assert "By strategy" in html
+    assert '<table id="heatmap"' in html
+    assert '<th scope="col" class="num">Backtests</th>' not in html  # no summary
+    assert json_script(html, "heatmap-data") == [
+        {"symbol": "AAA", "strategy": "sma_crossover", "value": 12.5},
+        {"symbol": "AAA", "strategy": "ema_crossover", "value": -4.0},
+    ]
+    assert json_script(html, "chart-request")["symbol"] == "AAA"
+    assert "Loading charts" in html and "plotly.min.js" in html
+
+
+def test_run_detail_of_a_multi_strategy_run_without_results(client):
+    run = BacktestRun.objects.create(
+        strategies=[{"strategy": k, "params": {}} for k in STRATEGIES],
+        status=BacktestRun.Status.FAILED,
+        error="the run failed: boom",
+    )
+    html = client.get(f"/runs/{run.pk}/").content.decode()
+    assert "This run has no stored results." in html
+    assert json_script(html, "heatmap-data") is None  # nothing to draw
+    assert '<table id="heatmap"' not in html
+
+
 def test_missing_run_is_404(client):
     assert client.get("/runs/999999/").status_code == 404
     assert client.get("/runs/999999/chart/?symbol=A&strategy=b").status_code == 404

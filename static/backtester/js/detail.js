@@ -38,8 +38,11 @@ function makeSortable(table) {
 const results = document.getElementById("results");
 if (results) makeSortable(results);
 
-if (heatmap) {
-  renderHeatmap(document.getElementById("heatmap"), heatmap, names, (symbol, strategy) =>
+// Drawn only when the page has both the cells and the table to draw them in, so a
+// run without a heatmap never stops the charts below from loading.
+const heatmapTable = document.getElementById("heatmap");
+if (heatmap?.length && heatmapTable) {
+  renderHeatmap(heatmapTable, heatmap, names, (symbol, strategy) =>
     `?${new URLSearchParams({ symbol, strategy })}#chart`);
 }
 
@@ -136,8 +139,15 @@ async function loadCharts() {
   status.hidden = !status.textContent;
 }
 
-if (request.symbol && status && window.Plotly) {
-  loadCharts().catch((error) => {
-    status.textContent = `Could not load the charts: ${error.message}`;
-  });
+function chartError(message) {
+  status.textContent = message;
+  status.classList.add("chart-error");
+}
+
+if (request.symbol && status) {
+  if (!window.Plotly) {
+    chartError("Could not load the charts: the chart library did not load. Reload the page to try again.");
+  } else {
+    loadCharts().catch((error) => chartError(`Could not load the charts: ${error.message}`));
+  }
 }
