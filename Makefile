@@ -13,7 +13,12 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
-venv: $(VENV)/.installed
+# A development checkout runs with DEBUG on (settings default to off); the file
+# is only written when missing, so local changes to it are kept.
+.env:
+	printf '# Local development settings; every variable is in .env.example.\nDEBUG=true\n' > $@
+
+venv: $(VENV)/.installed .env
 
 # Create the virtualenv, install, migrate, seed (once), and serve on HOST:PORT.
 demo: venv
@@ -46,6 +51,9 @@ test-services: venv
 		sys.exit(0 if services.postgres_bindir() and services.redis_binary() else 1)"; then \
 		BTLAB_REQUIRE_SERVICES=1 CONN_MAX_AGE=0 $(PY) scripts/services.py -- \
 			$(VENV)/bin/pytest -q $(PYTEST_ARGS); \
+	elif [ -n "$$BTLAB_CI" ]; then \
+		echo "PostgreSQL or Redis server binaries not installed, and BTLAB_CI is set: failing" >&2; \
+		exit 1; \
 	else \
 		echo "PostgreSQL or Redis server binaries not installed: skipping the pass on real servers"; \
 	fi

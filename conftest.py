@@ -54,6 +54,21 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(pytest.mark.skip(reason=reason))
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """On the pass that requires every server, a test that needs an external
+    program (Chromium, nginx, docker-compose) fails instead of skipping."""
+    outcome = yield
+    report = outcome.get_result()
+    needs_program = item.get_closest_marker("program") or item.get_closest_marker(
+        "browser"
+    )
+    if REQUIRE_SERVICES and report.skipped and needs_program:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else ""
+        report.outcome = "failed"
+        report.longrepr = f"skipped but BTLAB_REQUIRE_SERVICES=1: {reason}"
+
+
 @pytest.fixture(autouse=True)
 def _clear_cache():
     """Start every test with an empty cache (local memory or a test Redis)."""

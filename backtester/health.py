@@ -1,4 +1,9 @@
-"""``/healthz``: is the database reachable, and Redis when it is configured."""
+"""``/healthz``: is the database reachable, and Redis when it is configured.
+
+Answered by a middleware placed before host validation and the HTTPS redirect:
+a container health check calls ``http://127.0.0.1:8000/healthz`` from inside,
+whatever ``ALLOWED_HOSTS`` and ``SECURE_SSL`` say about public requests.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ import time
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.db import connection
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 
 
@@ -44,3 +49,17 @@ def healthz(request: HttpRequest) -> JsonResponse:
         {"status": "ok" if healthy else "unavailable", "checks": checks},
         status=200 if healthy else 503,
     )
+
+
+class HealthCheckMiddleware:
+    """Answer ``/healthz`` before anything that looks at the Host header."""
+
+    path = "/healthz"
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path == self.path and request.method in ("GET", "HEAD"):
+            return healthz(request)
+        return self.get_response(request)

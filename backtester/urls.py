@@ -2,7 +2,6 @@ from django.contrib import admin
 from django.urls import include, path
 
 from backtester import views
-from backtester.health import healthz
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -15,5 +14,4 @@ urlpatterns = [
     path("runs/<int:run_id>/export.csv", views.run_export_csv, name="run_export_csv"),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
-    path("healthz", healthz, name="healthz"),
 ]

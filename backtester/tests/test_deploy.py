@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -77,6 +78,59 @@ def test_healthz_reports_services(client, monkeypatch, settings):
 
 
 @pytest.mark.django_db
+def test_healthz_answers_any_host_and_plain_http(client, settings):
+    """The container health check uses 127.0.0.1 over HTTP, whatever the public
+    host names and HTTPS settings are; other paths still validate the host."""
+    settings.ALLOWED_HOSTS = ["lab.example.com"]
+    settings.SECURE_SSL_REDIRECT = True
+    response = client.get("/healthz", HTTP_HOST="127.0.0.1:8000")
+    assert response.status_code == 200 and response.json()["status"] == "ok"
+    assert client.get("/", HTTP_HOST="127.0.0.1:8000").status_code == 400
+
+
+@pytest.mark.django_db
+def test_healthz_reports_redis_down(client, settings, monkeypatch):
+    from backtester import health
+
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+
+    def refused() -> None:
+        raise ConnectionError("Error 111 connecting to 127.0.0.1:1")
+
+    monkeypatch.setattr(health, "_redis", refused)
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["checks"]["database"]["ok"] is True
+    assert body["checks"]["redis"]["ok"] is False
+    assert "Error 111" in body["checks"]["redis"]["error"]
+
+
+def test_debug_is_off_unless_asked() -> None:
+    """With no environment and no .env file, settings refuse to start without a
+    secret key (DEBUG is off); asking for DEBUG gives the development key."""
+    bare = {"ENV_FILE": os.devnull}
+    done = manage("check", env=bare)
+    assert done.returncode != 0 and "SECRET_KEY must be set" in done.stderr
+    show = "from django.conf import settings; print(settings.DEBUG)"
+    done = manage("shell", "-c", show, env={**bare, "SECRET_KEY": "s" * 50})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-1] == "False"
+    # An empty SECRET_KEY= line, as in .env.example, counts as unset.
+    done = manage("shell", "-c", show, env={**bare, "DEBUG": "true", "SECRET_KEY": ""})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-1] == "True"
+
+
+def test_login_setting_adds_the_middleware() -> None:
+    show = "from django.conf import settings; print(settings.MIDDLEWARE[-1])"
+    done = manage("shell", "-c", show, env={"BACKTESTS_REQUIRE_LOGIN": "true"})
+    assert done.stdout.split()[-1].endswith("LoginRequiredMiddleware"), done.stderr
+    done = manage("shell", "-c", show, env={"BACKTESTS_REQUIRE_LOGIN": "false"})
+    assert not done.stdout.split()[-1].endswith("LoginRequiredMiddleware"), done.stderr
+
+
+@pytest.mark.django_db
 def test_login_required_when_configured(client, settings):
     from django.contrib.auth.models import User
 
@@ -107,6 +161,7 @@ def _compose_command() -> list[str] | None:
     return [standalone] if standalone else None
 
 
+@pytest.mark.program
 def test_docker_compose_file_is_valid():
     compose = _compose_command()
     if compose is None:
@@ -135,6 +190,7 @@ def _nginx_binary() -> str | None:
     )
 
 
+@pytest.mark.program
 @pytest.mark.skipif(_nginx_binary() is None, reason="nginx is not installed")
 def test_websocket_backtest_and_static_file_through_nginx():
     from websockets.sync.client import connect
@@ -163,6 +219,9 @@ def test_websocket_backtest_and_static_file_through_nginx():
 
         app_port, proxy_port = free_port(), free_port()
         base = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+        # As behind a TLS-terminating load balancer: plain HTTP is redirected,
+        # the scheme the balancer saw is passed on by nginx.
+        env["SECURE_SSL"] = "true"
         procs.append(
             subprocess.Popen(
                 [str(Path(sys.executable).parent / "daphne"), "-b", "127.0.0.1",
@@ -204,6 +263,23 @@ def test_websocket_backtest_and_static_file_through_nginx():
             assert len(response.read()) > 1_000_000
         with urllib.request.urlopen(f"{base_url}/healthz", timeout=10) as response:
             assert json.load(response)["status"] == "ok"
+
+        class NoRedirect(urllib.request.HTTPRedirectHandler):
+            def redirect_request(self, *args, **kwargs):
+                return None
+
+        opener = urllib.request.build_opener(NoRedirect)
+        with pytest.raises(urllib.error.HTTPError) as plain:
+            opener.open(f"{base_url}/accounts/login/", timeout=10)
+        assert plain.value.code == 301
+        assert plain.value.headers["Location"] == (
+            f"https://127.0.0.1:{proxy_port}/accounts/login/"
+        )
+        behind_tls = urllib.request.Request(
+            f"{base_url}/accounts/login/", headers={"X-Forwarded-Proto": "https"}
+        )
+        with opener.open(behind_tls, timeout=10) as response:
+            assert response.status == 200
 
         with connect(
             f"ws://127.0.0.1:{proxy_port}/ws/backtests/",
