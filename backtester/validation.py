@@ -113,52 +113,81 @@ def _number(value: object, name: str, low: float, high: float) -> float:
 def _jobs(data: Mapping) -> tuple[tuple[str, dict], ...]:
     if "strategies" in data and "strategy" in data:
         raise RequestError("give either strategy or strategies, not both", "strategy")
-    if "strategies" in data:
-        raw = data["strategies"]
-        if raw == "all":
-            raw = list(STRATEGIES)
-        if not isinstance(raw, list) or not raw:
-            raise RequestError(
-                "strategies: expected a non-empty list of strategy keys", "strategies"
-            )
-        items = raw
-        shared_params = data.get("params") if len(raw) == 1 else None
-    elif "strategy" in data:
-        items = [data["strategy"]]
-        shared_params = data.get("params")
-        if data["strategy"] == "all":
-            items, shared_params = list(STRATEGIES), None
-    else:
+    # Problems with the strategy list are reported under the field the client used.
+    name = "strategies" if "strategies" in data else "strategy"
+    if name not in data:
         raise RequestError("strategy: required", "strategy")
-    jobs: list[tuple[str, dict]] = []
-    for item in items:
-        if isinstance(item, str):
-            key, params = item, shared_params or {}
-        elif isinstance(item, Mapping) and isinstance(item.get("strategy"), str):
-            key, params = item["strategy"], item.get("params") or {}
-        else:
-            raise RequestError(
-                "strategies: each item must be a key or {strategy, params}",
-                "strategies",
-            )
-        if key not in STRATEGIES:
-            choices = ", ".join(STRATEGIES)
-            raise RequestError(
-                f"strategy: unknown strategy {key!r}; choose one of {choices}",
-                "strategy",
-            )
-        if not isinstance(params, Mapping):
-            raise RequestError("params: expected an object", "params")
-        try:
-            jobs.append((key, validate_params(key, params)))
-        except ParamError as exc:
-            errors = [(f"params.{name}", message) for name, message in exc.errors]
-            raise RequestError(str(exc), errors[0][0], errors) from None
+    raw = data[name]
+    if raw == "all":
+        items: list = list(STRATEGIES)
+    elif name == "strategy" and isinstance(raw, str):
+        items = [raw]
+    elif name == "strategies" and isinstance(raw, list) and raw:
+        items = raw
+    elif name == "strategy":
+        raise RequestError('strategy: expected a strategy key (or "all")', "strategy")
+    else:
+        raise RequestError(
+            "strategies: expected a non-empty list of strategy keys", "strategies"
+        )
+    shared = _shared_params(data.get("params"), raw, items)
+    jobs = [_job(item, shared, name) for item in items]
     if len({(k, tuple(sorted(p.items()))) for k, p in jobs}) != len(jobs):
         raise RequestError(
             "strategies: the same strategy is listed twice", "strategies"
         )
     return tuple(jobs)
+
+
+def _shared_params(params: object, raw: object, items: list) -> Mapping:
+    """Return the top-level ``params``, which apply to one strategy named by key."""
+    if params is None:
+        return {}
+    if not isinstance(params, Mapping):
+        raise RequestError("params: expected an object", "params")
+    if params and raw == "all":
+        raise RequestError(
+            'params: not allowed with "all" (every strategy runs with its defaults)',
+            "params",
+        )
+    if params and not (len(items) == 1 and isinstance(items[0], str)):
+        raise RequestError(
+            "params: only for a single strategy given by key; in a list give each "
+            'item its own, as {"strategy": key, "params": {...}}',
+            "params",
+        )
+    return params
+
+
+def _job(item: object, shared: Mapping, name: str) -> tuple[str, dict]:
+    """Return one validated (key, params) job; ``name`` is the field to blame."""
+    if isinstance(item, str):
+        key, params = item, shared
+    elif isinstance(item, Mapping) and isinstance(item.get("strategy"), str):
+        key, params = item["strategy"], item.get("params")
+        unknown = sorted(set(item) - {"strategy", "params"}, key=str)
+        if unknown:
+            raise RequestError(
+                f"{name}: unknown field {unknown[0]!r} in the item for {key!r}", name
+            )
+        if params is None:
+            params = {}
+        elif not isinstance(params, Mapping):
+            raise RequestError(f"{name}: params of {key!r} must be an object", name)
+    else:
+        raise RequestError(
+            f"{name}: each item must be a key or {{strategy, params}}", name
+        )
+    if key not in STRATEGIES:
+        choices = ", ".join(STRATEGIES)
+        raise RequestError(
+            f"{name}: unknown strategy {key!r}; choose one of {choices}", name
+        )
+    try:
+        return key, validate_params(key, params)
+    except ParamError as exc:
+        errors = [(f"params.{field}", message) for field, message in exc.errors]
+        raise RequestError(str(exc), errors[0][0], errors) from None
 
 
 def _symbols(value: object) -> tuple[str, ...] | None:
@@ -188,8 +217,10 @@ def run_spec(data: Mapping, *, allow_unknown: bool = False) -> RunSpec:
         if unknown:
             raise RequestError(f"{unknown[0]}: unknown field", unknown[0])
     jobs = _jobs(data)
-    interval = data.get("interval") or "1h"
-    if interval not in INTERVALS:
+    interval = data.get("interval")
+    if interval is None or interval == "":
+        interval = "1h"
+    elif interval not in INTERVALS:
         raise RequestError(
             f"interval: must be one of {', '.join(INTERVALS)}", "interval"
         )

@@ -69,12 +69,47 @@ def test_all_strategies():
         ({"strategy": "sma_crossover", "fee": True}, "fee"),
         ({"strategy": "sma_crossover", "slippage_bps": -1}, "slippage_bps"),
         ({"strategy": "sma_crossover", "bogus": 1}, "bogus"),
+        # The strategy list is blamed under the field the client used.
+        ({"strategy": 5}, "strategy"),
+        ({"strategy": ["sma_crossover"]}, "strategy"),
+        ({"strategy": None}, "strategy"),
+        ({"strategies": ["moon"]}, "strategies"),
+        ({"strategies": [{"strategy": "moon"}]}, "strategies"),
+        ({"strategies": "sma_crossover"}, "strategies"),
+        ({"strategies": [{"strategy": "sma_crossover", "params": 0}]}, "strategies"),
+        ({"strategies": [{"strategy": "sma_crossover", "parms": {}}]}, "strategies"),
+        # Values that used to be dropped without a word.
+        ({"strategy": "all", "params": {"fast": 5}}, "params"),
+        ({"strategies": "all", "params": {"fast": 5}}, "params"),
+        ({"strategies": ["sma_crossover", "ema_crossover"], "params": {"fast": 5}},
+         "params"),
+        ({"strategies": [{"strategy": "sma_crossover"}], "params": {"fast": 5}},
+         "params"),
+        ({"strategy": "sma_crossover", "params": 0}, "params"),
+        ({"strategy": "sma_crossover", "params": ""}, "params"),
+        ({"strategy": "sma_crossover", "interval": {}}, "interval"),
+        ({"strategy": "sma_crossover", "interval": 0}, "interval"),
+        ({"strategy": "sma_crossover", "interval": False}, "interval"),
     ],
 )  # fmt: skip
 def test_bad_requests_name_their_field(request_, field):
     with pytest.raises(RequestError) as caught:
         run_spec(request_)
     assert caught.value.field == field
+
+
+def test_params_go_to_the_one_strategy_they_can_mean():
+    for request in (
+        {"strategy": "sma_crossover", "params": {"fast": 5}},
+        {"strategies": ["sma_crossover"], "params": {"fast": 5}},
+    ):
+        assert run_spec(request).jobs == (("sma_crossover", {"fast": 5, "slow": 50}),)
+    # Empty or absent params are no request at all, so "all" accepts them.
+    for params in ({}, None):
+        spec = run_spec({"strategy": "all", "params": params})
+        assert [k for k, _ in spec.jobs] == list(STRATEGIES)
+    spec = run_spec({"strategy": "sma_crossover", "interval": None})
+    assert spec.interval == "1h"
 
 
 def test_every_parameter_problem_is_listed():
