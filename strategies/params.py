@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -80,19 +81,38 @@ class ParamSpec:
         }
 
 
-# A cross-parameter check: complete, coerced values in, (field, message) out.
-Check = Callable[[dict], list[tuple[str, str]]]
+class Check(Protocol):
+    """A cross-parameter rule: complete, coerced values in, (field, message) out.
+
+    ``as_dict()`` publishes the rule, so a form can apply the very checks the
+    server applies before it sends anything.
+    """
+
+    def __call__(self, params: Mapping[str, int | float]) -> list[tuple[str, str]]: ...
+
+    def as_dict(self) -> dict[str, object]: ...
 
 
-def ordered(low: str, high: str) -> Check:
-    """Return a cross-parameter check that ``low`` < ``high``."""
+@dataclass(frozen=True)
+class Ordered:
+    """The rule ``low`` < ``high``, strictly (fast < slow, lower < upper)."""
 
-    def check(params: dict) -> list[tuple[str, str]]:
-        if params[low] >= params[high]:
-            return [(low, f"must be less than {high} ({params[high]})")]
+    low: str
+    high: str
+
+    def __call__(self, params: Mapping[str, int | float]) -> list[tuple[str, str]]:
+        if params[self.low] >= params[self.high]:
+            return [(self.low, f"must be less than {self.high} ({params[self.high]})")]
         return []
 
-    return check
+    def as_dict(self) -> dict[str, object]:
+        """Return the schema entry of this rule, JSON-serialisable."""
+        return {"rule": "less_than", "low": self.low, "high": self.high}
+
+
+def ordered(low: str, high: str) -> Ordered:
+    """Return a cross-parameter check that ``low`` < ``high``."""
+    return Ordered(low, high)
 
 
 def validate(

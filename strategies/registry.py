@@ -26,7 +26,8 @@ class StrategySpec:
     """A strategy: its key, label, rule, parameter schema and signal function.
 
     ``signal(cache, **params)`` returns the boolean target position at each
-    close; ``checks`` are cross-parameter rules such as fast < slow.
+    close; ``checks`` are cross-parameter rules such as fast < slow, published
+    with the schema so that forms apply the same ones.
     """
 
     key: str
@@ -43,6 +44,7 @@ class StrategySpec:
             "name": self.name,
             "description": self.description,
             "params": [p.as_dict() for p in self.params],
+            "checks": [c.as_dict() for c in self.checks],
         }
 
 

@@ -180,6 +180,14 @@ def test_run_stream_sort_cancel_and_detail(page, server):
     assert "less than slow" in error.inner_text()
     assert page.get_attribute("#param-fast", "aria-invalid") == "true"
     assert page.inner_text("#progress-text") == "Idle"  # nothing was sent
+    page.select_option("#strategy", "rsi_reversion")  # the same rule on floats
+    page.fill("#param-lower", "70")
+    page.fill("#param-upper", "30")
+    page.click("#run-button")
+    assert "less than upper (30)" in page.inner_text('[data-error-for="params.lower"]')
+    assert page.inner_text("#progress-text") == "Idle"
+    page.select_option("#strategy", "sma_crossover")  # the values typed are kept
+    assert page.input_value("#param-fast") == "60"
 
     # Quick picks set the start relative to the latest bar; "All" clears it.
     last = json.loads(page.text_content("#range-data"))["last"]

@@ -114,6 +114,9 @@ def test_home_page_carries_schemas_coins_and_range(
     html = response.content.decode()
     assert json_script(html, "strategies-data") == schema()
     assert [s["key"] for s in json_script(html, "strategies-data")] == list(STRATEGIES)
+    # The cross-parameter checks come with it: the form applies the server's own.
+    sma = json_script(html, "strategies-data")[0]
+    assert sma["checks"] == [{"rule": "less_than", "low": "fast", "high": "slow"}]
     coins = json_script(html, "coins-data")
     assert [c["symbol"] for c in coins] == ["AAA", "BBB"]  # active coins only
     assert coins[0]["first_bar"] == "2024-01-01T00:00:00Z"

@@ -129,12 +129,36 @@ def test_schema_is_json_and_matches_the_registry():
     data = json.loads(json.dumps(schema()))
     assert [s["key"] for s in data] == list(STRATEGIES)
     for strategy in data:
-        assert set(strategy) == {"key", "name", "description", "params"}
+        assert set(strategy) == {"key", "name", "description", "params", "checks"}
         for param in strategy["params"]:
             assert set(param) == {"name", "type", "default", "min", "max", "help"}
             assert param["type"] in ("int", "float")
             assert param["min"] <= param["default"] <= param["max"]
             assert param["help"]
+
+
+def test_schema_publishes_the_cross_parameter_checks():
+    published = {s["key"]: s["checks"] for s in schema()}
+    fast_slow = [{"rule": "less_than", "low": "fast", "high": "slow"}]
+    assert published == {
+        "sma_crossover": fast_slow,
+        "ema_crossover": fast_slow,
+        "rsi_reversion": [{"rule": "less_than", "low": "lower", "high": "upper"}],
+        "bollinger_reversion": [],
+        "macd_crossover": fast_slow,
+        "donchian_breakout": [],
+    }
+    # What is published is what the server applies: equal values fail on the
+    # low field, and a check exists for every rule published.
+    for key, checks in published.items():
+        spec = get_strategy(key)
+        assert len(checks) == len(spec.checks)
+        limits = {p.name: p for p in spec.params}
+        for check in checks:
+            low, high = limits[check["low"]], limits[check["high"]]
+            same = max(low.min, high.min)
+            fields = [f for f, _ in errors(key, {low.name: same, high.name: same})]
+            assert fields == [low.name], (key, check)
 
 
 def test_param_spec_coerce():

@@ -5,12 +5,14 @@ const strategies = fromScript("strategies-data");
 const coins = fromScript("coins-data");
 const range = fromScript("range-data");
 const byKey = Object.fromEntries(strategies.map((s) => [s.key, s]));
-// Parameter pairs that must be strictly ordered, as the server checks them.
-const ORDERED = {
-  sma_crossover: [["fast", "slow"]],
-  ema_crossover: [["fast", "slow"]],
-  macd_crossover: [["fast", "slow"]],
-  rsi_reversion: [["lower", "upper"]],
+// Cross-parameter rules, as published with each strategy's schema (the very
+// checks the server applies): rule name -> (params, check) -> [field, message] | null.
+const RULES = {
+  less_than: (params, { low, high }) => {
+    const a = params[low], b = params[high];
+    return a !== undefined && b !== undefined && a >= b
+      ? [low, `Must be less than ${high} (${b}).`] : null;
+  },
 };
 // Server error fields that have no input of their own.
 const FIELD_ALIASES = { strategies: "strategy" };
@@ -181,10 +183,11 @@ export function buildRequest() {
       if (value === null) ok = false;
       else message.params[input.name] = value;
     }
-    for (const [low, high] of ORDERED[key] ?? []) {
-      const a = message.params[low], b = message.params[high];
-      if (a !== undefined && b !== undefined && a >= b) {
-        showError(`params.${low}`, `Must be less than ${high} (${b}).`);
+    for (const check of byKey[key].checks ?? []) {
+      // A rule this page does not know is still applied by the server.
+      const problem = RULES[check.rule]?.(message.params, check);
+      if (problem) {
+        showError(`params.${problem[0]}`, problem[1]);
         ok = false;
       }
     }
