@@ -30,7 +30,13 @@ INITIAL_EQUITY = 10_000.0
 
 
 def _check_bars(bars: Bars) -> Bars:
-    """Return bars as int64/float64 arrays, or raise ValueError naming them."""
+    """Return bars as int64/float64 arrays, or raise ValueError naming the problem.
+
+    Open, high, low and close must be positive finite prices with high >= low
+    on every bar; the error names the first malformed bar. (Fills and equity
+    divide by open and close, and a high below the low lets a Donchian breakout
+    and its exit fire on the same bar.) Volume is not used and not checked.
+    """
     if not isinstance(bars, Bars):
         try:
             bars = Bars(*bars)
@@ -44,13 +50,49 @@ def _check_bars(bars: Bars) -> Bars:
     columns = [np.asarray(c, dtype=np.float64) for c in bars[1:]]
     if any(c.ndim != 1 or len(c) != n for c in columns):
         raise ValueError("bars: every column must be 1-D and of the same length")
-    for name in ("open", "close"):
-        column = columns[Bars._fields.index(name) - 1]
-        # Fills and equity divide by these: a zero, NaN or infinite price would
-        # poison every number after it.
-        if not (np.all(column > 0) and np.all(column < math.inf)):
-            raise ValueError(f"bars: every {name} must be a positive finite price")
+    open_, high, low, close = columns[:4]
+    # A few reductions, no per-bar Python: min and max propagate NaN and NaN
+    # fails every comparison. High and low need one bound each, since
+    # high >= low > 0 and low <= high < inf.
+    if not (
+        open_.min() > 0
+        and open_.max() < math.inf
+        and close.min() > 0
+        and close.max() < math.inf
+        and low.min() > 0
+        and high.max() < math.inf
+        and np.all(high >= low)
+    ):
+        _raise_bad_bar(open_, high, low, close)
     return Bars(np.asarray(bars.time, dtype=np.int64), *columns)
+
+
+def _raise_bad_bar(
+    open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray
+) -> None:
+    """Raise ValueError for the earliest malformed bar (the slow path)."""
+    problems = []
+    names = ("open", "high", "low", "close")
+    for name, column in zip(names, (open_, high, low, close), strict=True):
+        bad = np.flatnonzero(~((column > 0) & (column < math.inf)))
+        if len(bad):
+            index = int(bad[0])
+            message = (
+                f"bars: every {name} must be a positive finite price; "
+                f"bar {index} has {name}={float(column[index])!r}"
+            )
+            problems.append((index, message))
+    bad = np.flatnonzero(high < low)
+    if len(bad):
+        index = int(bad[0])
+        message = (
+            f"bars: high must not be below low; bar {index} has "
+            f"high={float(high[index])!r} < low={float(low[index])!r}"
+        )
+        problems.append((index, message))
+    if problems:
+        # The earliest bar; on a tie the first column, then high < low.
+        raise ValueError(min(problems, key=lambda problem: problem[0])[1])
 
 
 def _number(name: str, value: object) -> float:

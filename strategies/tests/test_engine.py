@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -361,6 +362,57 @@ def test_bad_arguments_name_the_argument():
         run_backtest(bars, "nope")
     with pytest.raises(ValueError, match="fast"):
         run_backtest(bars, "sma_crossover", {"fast": 60})
+
+
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize(
+    "column, index, value, message",
+    [
+        ("open", 3, NAN, "every open must be a positive finite price; bar 3 "),
+        ("open", 0, 0.0, "every open must be a positive finite price; bar 0 "),
+        ("close", 7, INF, "every close must be a positive finite price; bar 7 "),
+        ("close", 9, -1.0, "every close must be a positive finite price; bar 9 "),
+        ("high", 5, NAN, "every high must be a positive finite price; bar 5 "),
+        ("high", 4, INF, "every high must be a positive finite price; bar 4 "),
+        ("low", 6, NAN, "every low must be a positive finite price; bar 6 "),
+        ("low", 2, 0.0, "every low must be a positive finite price; bar 2 "),
+        ("low", 8, -INF, "every low must be a positive finite price; bar 8 "),
+        ("high", 1, 0.5, "high must not be below low; bar 1 has high=0.5 < low="),
+        ("low", 11, 1e6, "high must not be below low; bar 11 has high="),
+    ],
+)
+def test_malformed_bars_are_refused_naming_the_first_bad_bar(
+    column, index, value, message
+):
+    bars = make_bars(8, 20)
+    values = getattr(bars, column).copy()
+    values[index] = value
+    if column in ("high", "low"):
+        # A second, later bad bar: the error names the first one.
+        values[index + 5] = value
+    bad = bars._replace(**{column: values})
+    with pytest.raises(ValueError, match="^bars: " + re.escape(message)):
+        run_backtest(bad, "donchian_breakout")
+    with pytest.raises(ValueError, match=re.escape(message)):
+        run_many(bad, [("sma_crossover", {})])
+
+
+def test_the_earliest_malformed_bar_is_named():
+    bars = make_bars(8, 20)
+    close, high = bars.close.copy(), bars.high.copy()
+    close[12] = NAN
+    high[4] = bars.low[4] * 0.99
+    with pytest.raises(ValueError, match="high must not be below low; bar 4 "):
+        run_backtest(bars._replace(close=close, high=high), "sma_crossover")
+
+
+def test_bars_touching_their_limits_are_accepted():
+    # high == low == open == close (a bar without trades) is well formed.
+    price = np.full(30, 3.0)
+    bars = Bars(np.arange(30, dtype=np.int64), price, price, price, price, price)
+    assert run_backtest(bars, "donchian_breakout").metrics["num_trades"] == 0
 
 
 def test_plain_sequences_are_accepted_as_bars():
