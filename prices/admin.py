@@ -98,7 +98,10 @@ class PriceBarAdmin(admin.ModelAdmin):
     list_filter = ["interval", "crypto"]
     list_select_related = ["crypto"]
     raw_id_fields = ["crypto"]
-    ordering = ["-time"]
+    # The order of the unique (crypto, interval, time) index read backwards:
+    # newest bars first within a coin, and a page is an index range scan. A
+    # plain "-time" sorts every bar (about a second for 2.1M on PostgreSQL).
+    ordering = ["-crypto_id", "-interval", "-time"]
     paginator = EstimatedCountPaginator
     show_full_result_count = False
     list_per_page = 100

@@ -11,7 +11,8 @@ from datetime import datetime
 
 import numpy as np
 from django.db import connection
-from django.db.models import Count, Func, IntegerField, Max, Min, Q, QuerySet
+from django.db.models import Count, Func, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
 from prices import cache
 from prices.models import Cryptocurrency, Interval, PriceBar
@@ -82,11 +83,16 @@ def coins_by_symbols(symbols: Iterable[str] | None) -> list[Cryptocurrency]:
 
 def coins_with_stats() -> QuerySet[Cryptocurrency]:
     """Return coins annotated with hourly bar count and first/last bar time."""
-    hourly = Q(bars__interval=Interval.HOUR)
+    # Correlated subqueries, not a join with GROUP BY: each coin's first and last
+    # bar are one probe of the covering (crypto, time) index, its count an Index
+    # Only Scan of that coin's entries; the changelist's COUNT(*) drops them
+    # (unused annotations) instead of aggregating millions of joined rows.
+    hourly = PriceBar.objects.filter(crypto=OuterRef("pk"), interval=Interval.HOUR)
+    count = hourly.order_by().values("crypto").annotate(n=Count("*")).values("n")
     return Cryptocurrency.objects.annotate(
-        hourly_bars=Count("bars", filter=hourly),
-        first_bar=Min("bars__time", filter=hourly),
-        last_bar=Max("bars__time", filter=hourly),
+        hourly_bars=Coalesce(Subquery(count), 0),
+        first_bar=Subquery(hourly.order_by("time").values("time")[:1]),
+        last_bar=Subquery(hourly.order_by("-time").values("time")[:1]),
     )
 
 

@@ -55,14 +55,11 @@ def test_if_empty_and_bad_arguments():
             seed(*args)
 
 
-def test_admin_pages_and_actions(admin_client, django_assert_max_num_queries):
+def test_admin_pages_and_actions(admin_client):
     seed("--symbols", "3", "--years", "1")
     response = admin_client.get("/admin/prices/cryptocurrency/")
     assert response.status_code == 200
     assert "8760" in response.content.decode().replace(",", "")
-    # The changelist's query count does not grow with the number of coins.
-    with django_assert_max_num_queries(12):
-        admin_client.get("/admin/prices/cryptocurrency/")
     assert admin_client.get("/admin/prices/pricebar/").status_code == 200
     assert admin_client.get("/admin/prices/pricebar/?interval=1d").status_code == 200
     btc = Cryptocurrency.objects.get(symbol="BTC")
@@ -78,3 +75,31 @@ def test_admin_pages_and_actions(admin_client, django_assert_max_num_queries):
     )
     assert not Cryptocurrency.objects.get(pk=btc.pk).is_active
     assert admin_client.get("/admin/prices/pricebar/add/").status_code == 403
+
+
+@pytest.mark.django_db
+def test_coin_changelist_stats_in_one_query_and_exact(admin_client):
+    """Counts and first/last bar per coin match the bars; the changelist costs the
+    same number of queries for 1 coin as for 4 (no query per row)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from prices.selectors import coins_with_stats
+
+    def changelist_queries() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert admin_client.get("/admin/prices/cryptocurrency/").status_code == 200
+        return len(queries)
+
+    seed("--symbols", "1", "--years", "1")
+    one = changelist_queries()
+    seed("--symbols", "4", "--years", "1")
+    assert changelist_queries() == one
+    # Daily bars are not counted; a coin without bars has 0 and no bounds.
+    Cryptocurrency.objects.create(symbol="NEW", name="New coin")
+    for coin in coins_with_stats():
+        hourly = PriceBar.objects.filter(crypto=coin, interval="1h")
+        times = sorted(hourly.values_list("time", flat=True))
+        assert coin.hourly_bars == len(times)
+        assert coin.first_bar == (times[0] if times else None)
+        assert coin.last_bar == (times[-1] if times else None)
