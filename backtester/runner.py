@@ -319,9 +319,12 @@ class Runner:
         except Exception:
             logger.exception("could not announce the end of run %s", handle.run_id)
         finally:
+            # Close this thread's connections before the run stops counting as
+            # active: whoever waits for an idle runner (a test tearing down its
+            # database, a shutdown) must not find a session still open.
+            connections.close_all()
             with self._lock:
                 self._active.pop(handle.run_id, None)
-            connections.close_all()
             handle.done.set()
 
     @staticmethod

@@ -6,7 +6,9 @@ import json
 import threading
 
 import pytest
+from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.db import connections
 
 from backtester import runner as runner_module
 from backtester.asgi import application
@@ -28,10 +30,20 @@ def coins():
 
 
 @pytest.fixture(autouse=True)
-def _drain_runs():
-    """Let runs a test left behind finish before the database is torn down."""
+async def _drain_runs():
+    """Let runs a test left behind finish before the database is torn down.
+
+    This runs in asgiref's thread for sync code, so it also closes the database
+    connection the test's async ORM calls (``aget``) opened there; left open, it
+    keeps PostgreSQL from dropping the test database.
+    """
     yield
-    drain_runs()
+
+    def drain_and_close() -> None:
+        drain_runs()
+        connections.close_all()
+
+    await sync_to_async(drain_and_close)()
 
 
 def drain_runs(timeout: float = 20) -> None:
@@ -314,7 +326,8 @@ async def test_a_full_runner_refuses_new_runs(coins, gate, monkeypatch):
     monkeypatch.setattr(runner_module, "_runner", small)
     one, two = await connect(), await connect()
     await one.send_json_to({"type": "run", "strategy": "sma_crossover"})
-    assert (await receive(one))["type"] == "start"
+    start = await receive(one)
+    assert start["type"] == "start"
     await two.send_json_to({"type": "run", "strategy": "sma_crossover"})
     message = await receive(two)
     assert message["type"] == "error" and "busy" in message["message"]
@@ -324,9 +337,12 @@ async def test_a_full_runner_refuses_new_runs(coins, gate, monkeypatch):
     await two.send_json_to(
         {"type": "run", "strategy": "sma_crossover", "symbols": ["AAA"]}
     )
-    assert (await receive(two))["type"] == "start"
+    start_two = await receive(two)
+    assert start_two["type"] == "start"
     assert (await collect_until_end(two))[-1]["type"] == "complete"
     await one.disconnect()
     await two.disconnect()
+    await wait_done(start["run_id"])
+    await wait_done(start_two["run_id"])
     failed = await BacktestRun.objects.filter(status="failed").acount()
     assert failed == 1  # the refused run is recorded as failed, not left queued
