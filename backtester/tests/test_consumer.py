@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 
@@ -13,7 +14,7 @@ from django.db import connections
 from backtester import runner as runner_module
 from backtester.asgi import application
 from backtester.models import BacktestResult, BacktestRun
-from backtester.runner import get_runner
+from backtester.runner import Runner, get_runner
 from backtester.tests.factories import make_coins
 from strategies.registry import STRATEGIES
 
@@ -46,11 +47,12 @@ async def _drain_runs():
     await sync_to_async(drain_and_close)()
 
 
-def drain_runs(timeout: float = 20) -> None:
+def drain_runs(timeout: float = 20, runner: Runner | None = None) -> None:
     import time
 
+    runner = runner or get_runner()
     deadline = time.monotonic() + timeout
-    while get_runner().active_runs and time.monotonic() < deadline:
+    while runner.active_runs and time.monotonic() < deadline:
         time.sleep(0.02)
 
 
@@ -76,8 +78,6 @@ async def collect_until_end(communicator, timeout: float = 20) -> list[dict]:
 
 async def wait_done(run_id: int, timeout: float = 10) -> None:
     """Wait until the runner has finished (and saved) the run."""
-    import asyncio
-
     for _ in range(int(timeout / 0.02)):
         if run_id not in get_runner()._active:
             return
@@ -85,25 +85,56 @@ async def wait_done(run_id: int, timeout: float = 10) -> None:
     raise AssertionError(f"run {run_id} did not finish")
 
 
+class Gate:
+    """Let the first coin through ``compute_coin``; hold the others until set()."""
+
+    def __init__(self) -> None:
+        self.opened = threading.Event()
+        # Every coin that entered compute_coin, in order (held ones included).
+        self.calls: list[str] = []
+        self._lock = threading.Lock()
+
+    def set(self) -> None:
+        self.opened.set()
+
+    async def reached(self, count: int, timeout: float = 10) -> None:
+        """Wait until ``count`` coins have entered compute_coin."""
+        for _ in range(int(timeout / 0.01)):
+            if len(self.calls) >= count:
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"only {self.calls} reached the gate")
+
+    def wrap(self, compute):
+        def gated(symbol, series, spec):
+            with self._lock:
+                self.calls.append(symbol)
+                first = len(self.calls) == 1
+            if not first:
+                assert self.opened.wait(20), "gate never opened"
+            return compute(symbol, series, spec)
+
+        return gated
+
+
 @pytest.fixture
 def gate(monkeypatch):
     """Hold every coin after the first until the test opens the gate."""
-    opened = threading.Event()
-    original = runner_module.compute_coin
-    seen = []
-    lock = threading.Lock()
+    held = Gate()
+    monkeypatch.setattr(
+        runner_module, "compute_coin", held.wrap(runner_module.compute_coin)
+    )
+    yield held
+    held.set()
 
-    def gated(symbol, series, spec):
-        with lock:
-            seen.append(symbol)
-            first = len(seen) == 1
-        if not first:
-            assert opened.wait(20), "gate never opened"
-        return original(symbol, series, spec)
 
-    monkeypatch.setattr(runner_module, "compute_coin", gated)
-    yield opened
-    opened.set()
+@pytest.fixture
+def one_worker(monkeypatch):
+    """Run on a runner of one compute thread, so later coins wait in its queue."""
+    small = Runner(workers=1, max_runs=2)
+    monkeypatch.setattr(runner_module, "_runner", small)
+    yield small
+    drain_runs(runner=small)
 
 
 async def test_full_run_streams_start_results_complete(coins):
@@ -170,11 +201,14 @@ async def test_several_strategies_at_once(coins):
     await communicator.disconnect()
 
 
-async def test_cancel_mid_run(coins, gate):
+async def test_cancel_mid_run(coins, gate, one_worker):
     communicator = await connect()
     await communicator.send_json_to({"type": "run", "strategy": "sma_crossover"})
     start = await receive(communicator)
     assert (await receive(communicator))["type"] == "result"
+    # One worker: the first coin is done, the second is held at the gate inside
+    # compute_coin, the other two are still queued in the pool.
+    await gate.reached(2)
     await communicator.send_json_to({"type": "cancel"})
     assert await receive(communicator) == {
         "type": "cancelled",
@@ -183,8 +217,12 @@ async def test_cancel_mid_run(coins, gate):
     gate.set()
     await wait_done(start["run_id"])
     assert await communicator.receive_nothing(timeout=0.3)
+    # The queued coins never started; only the two begun before the cancel ran.
+    assert len(gate.calls) == 2
+    assert set(gate.calls) < set(coins)
     run = await BacktestRun.objects.aget(pk=start["run_id"])
     assert run.status == "cancelled"
+    assert run.completed == 1
     # The socket stays usable for the next run.
     await communicator.send_json_to(
         {"type": "run", "strategy": "sma_crossover", "symbols": ["AAA"]}
@@ -320,8 +358,6 @@ async def test_login_required_on_the_socket_when_configured(settings, coins):
 
 
 async def test_a_full_runner_refuses_new_runs(coins, gate, monkeypatch):
-    from backtester.runner import Runner
-
     small = Runner(workers=1, max_runs=1)
     monkeypatch.setattr(runner_module, "_runner", small)
     one, two = await connect(), await connect()
