@@ -110,6 +110,24 @@ def test_bad_arguments_raise_command_error(coins, args, needle):
         run(*args, "--no-save")
 
 
+def test_a_crashing_run_fails_the_command_and_is_stored(coins, monkeypatch):
+    from backtester import runner as runner_module
+
+    compute = runner_module.compute_coin
+
+    def crash_on_bbb(symbol, series, spec):
+        if symbol == "BBB":
+            raise RuntimeError("engine blew up on BBB")
+        return compute(symbol, series, spec)
+
+    monkeypatch.setattr(runner_module, "compute_coin", crash_on_bbb)
+    with pytest.raises(CommandError, match="RuntimeError: engine blew up on BBB"):
+        run("--strategy", "sma_crossover", "--format", "json")
+    saved = BacktestRun.objects.get()
+    assert saved.status == "failed" and saved.finished_at is not None
+    assert "RuntimeError: engine blew up on BBB" in saved.error
+
+
 def test_bad_argument_exits_non_zero_with_one_line(tmp_path):
     env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}", "PATH": "/usr/bin"}
     subprocess.run(

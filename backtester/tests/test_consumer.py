@@ -232,6 +232,39 @@ async def test_cancel_mid_run(coins, gate, one_worker):
     await communicator.disconnect()
 
 
+async def test_a_crashing_run_is_stored_as_failed(coins, monkeypatch):
+    compute = runner_module.compute_coin
+
+    def crash_on_ccc(symbol, series, spec):
+        if symbol == "CCC":
+            raise RuntimeError("engine blew up on CCC")
+        return compute(symbol, series, spec)
+
+    monkeypatch.setattr(runner_module, "compute_coin", crash_on_ccc)
+    communicator = await connect()
+    await communicator.send_json_to({"type": "run", "strategy": "sma_crossover"})
+    start = await receive(communicator)
+    messages = await collect_until_end(communicator)
+    failed = messages[-1]
+    assert failed["type"] == "error"
+    assert failed["run_id"] == start["run_id"]
+    assert "RuntimeError: engine blew up on CCC" in failed["message"]
+    assert "CCC" not in {m["data"]["symbol"] for m in messages[:-1]}
+    await wait_done(start["run_id"])
+    run = await BacktestRun.objects.aget(pk=start["run_id"])
+    assert run.status == "failed"
+    assert "RuntimeError: engine blew up on CCC" in run.error
+    assert run.finished_at is not None
+    # The failure ended that run, not the connection.
+    monkeypatch.setattr(runner_module, "compute_coin", compute)
+    await communicator.send_json_to(
+        {"type": "run", "strategy": "sma_crossover", "symbols": ["CCC"]}
+    )
+    assert (await receive(communicator))["type"] == "start"
+    assert (await collect_until_end(communicator))[-1]["type"] == "complete"
+    await communicator.disconnect()
+
+
 async def test_disconnect_mid_run_cancels_it(coins, gate):
     communicator = await connect()
     await communicator.send_json_to({"type": "run", "strategy": "sma_crossover"})
