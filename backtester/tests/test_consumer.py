@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import threading
+import uuid
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -22,6 +24,25 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 
 HEADERS = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
 SYMBOLS = ["AAA", "BBB", "CCC", "DDD"]
+
+
+@pytest.fixture(
+    params=["memory", pytest.param("redis", marks=pytest.mark.redis)],
+)
+def layer(request, settings) -> str:
+    """Run the test on the in-memory channel layer and on the real Redis one.
+
+    The Redis case uses the project's configured layer (capacity, expiry) under a
+    prefix of its own, so nothing a previous test left in Redis can reach it.
+    """
+    if request.param == "memory":
+        config = {"BACKEND": "channels.layers.InMemoryChannelLayer"}
+    else:
+        config = copy.deepcopy(settings.CHANNEL_LAYERS["default"])
+        assert config["BACKEND"] == "channels_redis.core.RedisChannelLayer"
+        config["CONFIG"]["prefix"] = f"btlab-test-{uuid.uuid4().hex[:8]}"
+    settings.CHANNEL_LAYERS = {"default": config}
+    return request.param
 
 
 @pytest.fixture
@@ -137,7 +158,7 @@ def one_worker(monkeypatch):
     drain_runs(runner=small)
 
 
-async def test_full_run_streams_start_results_complete(coins):
+async def test_full_run_streams_start_results_complete(coins, layer):
     communicator = await connect()
     await communicator.send_json_to(
         {"type": "run", "strategy": "sma_crossover", "params": {"fast": 5, "slow": 20}}
@@ -170,7 +191,7 @@ async def test_full_run_streams_start_results_complete(coins):
     await communicator.disconnect()
 
 
-async def test_results_arrive_before_the_run_completes(coins, gate):
+async def test_results_arrive_before_the_run_completes(coins, layer, gate):
     communicator = await connect()
     await communicator.send_json_to({"type": "run", "strategy": "rsi_reversion"})
     start = await receive(communicator)
@@ -201,7 +222,7 @@ async def test_several_strategies_at_once(coins):
     await communicator.disconnect()
 
 
-async def test_cancel_mid_run(coins, gate, one_worker):
+async def test_cancel_mid_run(coins, layer, gate, one_worker):
     communicator = await connect()
     await communicator.send_json_to({"type": "run", "strategy": "sma_crossover"})
     start = await receive(communicator)
@@ -232,7 +253,7 @@ async def test_cancel_mid_run(coins, gate, one_worker):
     await communicator.disconnect()
 
 
-async def test_a_crashing_run_is_stored_as_failed(coins, monkeypatch):
+async def test_a_crashing_run_is_stored_as_failed(coins, layer, monkeypatch):
     compute = runner_module.compute_coin
 
     def crash_on_ccc(symbol, series, spec):
@@ -265,7 +286,7 @@ async def test_a_crashing_run_is_stored_as_failed(coins, monkeypatch):
     await communicator.disconnect()
 
 
-async def test_disconnect_mid_run_cancels_it(coins, gate):
+async def test_disconnect_mid_run_cancels_it(coins, layer, gate):
     communicator = await connect()
     await communicator.send_json_to({"type": "run", "strategy": "sma_crossover"})
     start = await receive(communicator)
@@ -278,7 +299,7 @@ async def test_disconnect_mid_run_cancels_it(coins, gate):
     assert run.completed < len(coins)
 
 
-async def test_two_clients_see_only_their_own_results(coins):
+async def test_two_clients_see_only_their_own_results(coins, layer):
     one, two = await connect(), await connect()
     await one.send_json_to(
         {"type": "run", "strategy": "sma_crossover", "symbols": ["AAA", "BBB"]}
@@ -341,7 +362,7 @@ BAD_MESSAGES = [
 
 @pytest.mark.parametrize(("text", "field", "needle"), BAD_MESSAGES)
 async def test_bad_input_gets_an_error_and_the_socket_stays_open(
-    coins, text, field, needle
+    coins, layer, text, field, needle
 ):
     communicator = await connect()
     await communicator.send_to(text_data=text)
@@ -379,6 +400,7 @@ async def test_unknown_origin_is_rejected(coins):
     )
     connected, _ = await communicator.connect()
     assert not connected
+    await communicator.disconnect()
 
 
 async def test_login_required_on_the_socket_when_configured(settings, coins):
@@ -388,6 +410,7 @@ async def test_login_required_on_the_socket_when_configured(settings, coins):
     assert message["type"] == "error" and "log in" in message["message"]
     closed = await communicator.receive_output(timeout=2)
     assert closed["type"] == "websocket.close" and closed["code"] == 4401
+    await communicator.disconnect()
 
 
 async def test_a_full_runner_refuses_new_runs(coins, gate, monkeypatch):
