@@ -1,6 +1,7 @@
 """A deliberately plain reference: indicators, rules, a bar-by-bar simulator and
 the metrics, written as obvious loops over Python floats and independently of
-the vectorized code, to check it against. Slow on purpose; short series only."""
+the vectorized code, to check it against. Slow on purpose: a window costs its
+length at every bar, so long windows on long series take a second or so."""
 
 from __future__ import annotations
 
@@ -17,9 +18,12 @@ def defined(*values):
 
 def sma(xs, n):
     out = []
+    last_nan = -1  # the index of the latest NaN so far
     for i in range(len(xs)):
+        if math.isnan(xs[i]):
+            last_nan = i
         window = xs[max(0, i - n + 1) : i + 1]
-        if i < n - 1 or not defined(*window):
+        if i < n - 1 or last_nan > i - n:  # too early, or a NaN in the window
             out.append(NAN)
         elif all(v == window[0] for v in window):
             out.append(window[0])  # a flat window averages to its value exactly
@@ -78,7 +82,7 @@ def bbands(close, n, k):
             continue
         window = close[i - n + 1 : i + 1]
         mean = sum(window) / n
-        std = math.sqrt(sum((v - mean) ** 2 for v in window) / n)
+        std = math.sqrt(sum([(v - mean) * (v - mean) for v in window]) / n)
         if all(v == window[0] for v in window):
             std = 0.0
         upper.append(middle[i] + k * std)

@@ -138,9 +138,19 @@ def test_recursions_stay_exact_over_five_years_of_hourly_bars():
     rng = np.random.default_rng(42)
     close = 30_000 * np.exp(np.cumsum(rng.normal(0, 0.01, 43_800)))
     values = close.tolist()
-    for n in (2, 9, 26, 200):
+    # From 105 short chunks (n=2) to three of the longest (n=500, 1000).
+    for n in (2, 9, 26, 200, 500, 1000):
         np.testing.assert_allclose(ind.ema(close, n), ref.ema(values, n), rtol=1e-13)
-    np.testing.assert_allclose(ind.rsi(close, 14), ref.rsi(values, 14), rtol=1e-12)
+    for n in (2, 14, 500):
+        # RSI(2) often sits near 0 or 100: compare it on its 0..100 scale too.
+        got, want = ind.rsi(close, n), ref.rsi(values, n)
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-10)
+    for fast, slow, signal in ((2, 3, 2), (500, 1000, 200)):
+        got = ind.macd(close, fast, slow, signal)
+        line, signal_line = ref.macd(values, fast, slow, signal)
+        scale = 1e-12 * close.max()  # a difference of averages: the price's scale
+        np.testing.assert_allclose(got.macd, line, rtol=0, atol=scale)
+        np.testing.assert_allclose(got.signal, signal_line, rtol=0, atol=scale)
     window = 50
     sums = np.convolve(close, np.ones(window), "valid") / window
     np.testing.assert_allclose(ind.sma(close, window)[window - 1 :], sums, rtol=1e-14)
@@ -187,6 +197,8 @@ def test_nan_gaps():
         channel = ind.donchian_high(x, 2)
     # Windows holding the gap are NaN; the rest are defined.
     assert np.isnan(got[4:7]).all() and not np.isnan(got[7:]).any()
+    assert_same(got, ref.sma(x.tolist(), 3))  # the reference agrees
+    assert_same(bands.upper, ref.bbands(x.tolist(), 3, 2.0)[0])
     assert np.isnan(high[4:6]).all() and not np.isnan(high[6:]).any()
     assert np.isnan(bands.upper[4:7]).all() and not np.isnan(bands.upper[7:]).any()
     assert np.isnan(channel[5:7]).all() and not np.isnan(channel[7:]).any()
