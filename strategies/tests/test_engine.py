@@ -372,15 +372,63 @@ def test_flat_market_never_trades(strategy):
 
 
 def test_gaps_in_time_are_not_filled():
+    """A month missing between two bars is one step like any other: no bars
+    are filled in, holding periods and metrics count bars, times are kept."""
+    day = 86_400
+    # The bars of test_fills_by_hand, daily, with days 3 to 32 missing.
+    time = np.array([0, 1, 2, 33, 34, 35], dtype=np.int64) * day
+    bars = Bars(
+        time,
+        np.array([10.0, 10.0, 12.0, 13.0, 11.0, 9.0]),
+        np.array([10.0, 12.0, 13.0, 13.0, 11.0, 9.0]),
+        np.array([10.0, 10.0, 12.0, 11.0, 9.0, 9.0]),
+        np.array([10.0, 12.0, 13.0, 11.0, 9.0, 9.0]),
+        np.ones(6),
+    )
+    result = run_backtest(
+        bars, "donchian_breakout", {"entry": 1, "exit": 1}, fee=0.0, interval="1d"
+    )
+    # Bought at the open of day 2 (12), sold at the open of day 34 (11): two
+    # bars held across the gap, though 32 days passed.
+    units = 10_000 / 12
+    (trade,) = result.trades
+    assert (trade.entry_index, trade.exit_index, trade.bars_held) == (2, 4, 2)
+    assert (trade.entry_time, trade.exit_time) == (2 * day, 34 * day)
+    assert result.position.tolist() == [0, 0, 1, 1, 0, 0]
+    final = units * 11
+    np.testing.assert_allclose(
+        result.equity, [10_000, 10_000, units * 13, units * 11, final, final]
+    )
+    metrics = result.metrics
+    assert metrics["avg_trade_duration"] == 2
+    assert metrics["exposure_pct"] == pytest.approx(100 * 2 / 6)
+    assert metrics["max_drawdown_duration"] == 3  # bars after the peak, not days
+    # Six bars are annualized as six days, not as the 36 the calendar spans.
+    growth = final / 10_000
+    assert metrics["cagr_pct"] == pytest.approx((growth ** (365 / 6) - 1) * 100)
+    assert metrics["cagr_pct"] < -99  # over 36 days it would be about -59 %
+
+    # A long random walk: moving the second half a month later changes the
+    # times of the trades and nothing else.
     bars = make_bars(2, 120)
-    gap = np.where(np.arange(120) >= 60, 86_400 * 30, 0)
-    gapped = bars._replace(time=bars.time + gap)
+    gapped = bars._replace(time=bars.time + np.where(np.arange(120) >= 60, 30 * day, 0))
     a = run_backtest(bars, "sma_crossover", {"fast": 3, "slow": 8})
     b = run_backtest(gapped, "sma_crossover", {"fast": 3, "slow": 8})
     np.testing.assert_array_equal(a.equity, b.equity)
-    assert [t.exit_time for t in b.trades] == [
-        int(gapped.time[t.exit_index]) for t in b.trades
-    ]
+    np.testing.assert_array_equal(a.position, b.position)
+    assert a.metrics == b.metrics
+    across = [t for t in b.trades if t.entry_index < 60 <= t.exit_index]
+    assert across, "no trade spans the gap"
+    for before, after in zip(a.trades, b.trades, strict=True):
+        assert after._replace(entry_time=0, exit_time=0) == before._replace(
+            entry_time=0, exit_time=0
+        )
+        assert after.entry_time == gapped.time[after.entry_index]
+        assert after.exit_time == gapped.time[after.exit_index]
+    gap_trade = across[0]
+    assert gap_trade.exit_time - gap_trade.entry_time == (
+        3600 * gap_trade.bars_held + 30 * day
+    )
 
 
 def test_run_many_equals_separate_runs():
