@@ -42,6 +42,11 @@ class BacktestRun(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The process running it ("host:boot id:pid:start", see processes.py) and
+    # when that process last reported the run alive: together they tell a run
+    # whose server died from one still at work (services.runs_mark_stale).
+    owner = models.CharField(max_length=255, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

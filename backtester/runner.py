@@ -5,7 +5,9 @@ in a few batches (each one query or one cache MGET) and submits one task per coi
 to the compute pool; each task runs every requested strategy on that coin (so its
 indicators are computed once) and publishes its results the moment they exist,
 in completion order. Cancelling stops queued tasks from running and finished
-tasks from publishing.
+tasks from publishing. While a run is active its control thread calls
+``on_beat`` every BACKTEST_HEARTBEAT seconds, so that other processes can tell it
+from a run whose server died.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from datetime import UTC, datetime
 import numpy as np
 from django.conf import settings
 from django.db import close_old_connections, connections
+from django.dispatch import Signal
 
 from backtester import events
 from backtester.validation import RunSpec
@@ -34,6 +37,10 @@ from strategies.types import BacktestResult, Bars
 logger = logging.getLogger(__name__)
 
 Publish = Callable[[dict], None]
+Hook = Callable[["RunHandle"], None]
+# Sent once per process when get_runner() creates the runner (sender: the Runner
+# class, runner: the new instance).
+runner_created = Signal()
 EQUITY_POINTS = 200
 # Trades stored per result for the detail page (metrics always use all of them).
 MAX_STORED_TRADES = 100
@@ -206,13 +213,15 @@ class Runner:
         coins: Sequence[Cryptocurrency],
         publish: Publish,
         on_rows: Callable[[RunHandle, list[ResultRow]], None] | None = None,
-        on_finish: Callable[[RunHandle], None] | None = None,
+        on_finish: Hook | None = None,
+        on_beat: Hook | None = None,
     ) -> RunHandle:
         """Start a run in the background; raise RunnerBusy when the queue is full.
 
         ``on_rows`` is called in the run's control thread with each coin's rows as
         they complete (to store them while other coins compute), ``on_finish``
-        once at the end, before the final event is published.
+        once at the end, before the final event is published, and ``on_beat``
+        every BACKTEST_HEARTBEAT seconds while the run is active.
         """
         handle = RunHandle(run_id=run_id, total=len(coins) * len(spec.jobs))
         with self._lock:
@@ -223,7 +232,7 @@ class Runner:
                 )
             self._active[run_id] = handle
         self._control.submit(
-            self._drive, handle, spec, list(coins), publish, on_rows, on_finish
+            self._drive, handle, spec, list(coins), publish, on_rows, on_finish, on_beat
         )
         return handle
 
@@ -234,7 +243,8 @@ class Runner:
         coins: list[Cryptocurrency],
         publish: Publish,
         on_rows: Callable[[RunHandle, list[ResultRow]], None] | None,
-        on_finish: Callable[[RunHandle], None] | None,
+        on_finish: Hook | None,
+        on_beat: Hook | None,
     ) -> None:
         began = time.perf_counter()
         close_old_connections()
@@ -256,11 +266,19 @@ class Runner:
             # for a bigger one sharing the CPU); the rest load once it is in.
             if chunks:
                 load(chunks[0])
+            beat_every = getattr(settings, "BACKTEST_HEARTBEAT", 15.0)
+            next_beat = time.monotonic() + beat_every
             # One loop over loads and coin tasks in completion order: a loaded
             # chunk's coins go to the compute pool, a finished coin's rows are
-            # stored here while other chunks load and other coins compute.
+            # stored here while other chunks load and other coins compute. It
+            # wakes at least once per heartbeat, even while nothing completes.
             while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                done, pending = wait(
+                    pending, timeout=beat_every, return_when=FIRST_COMPLETED
+                )
+                if on_beat and time.monotonic() >= next_beat:
+                    self._beat(handle, on_beat)
+                    next_beat = time.monotonic() + beat_every
                 for future in done:
                     if future.cancelled():
                         continue
@@ -326,6 +344,13 @@ class Runner:
             with self._lock:
                 self._active.pop(handle.run_id, None)
             handle.done.set()
+
+    @staticmethod
+    def _beat(handle: RunHandle, on_beat: Hook) -> None:
+        try:
+            on_beat(handle)
+        except Exception:  # a missed heartbeat is no reason to fail the run
+            logger.warning("heartbeat of run %s failed", handle.run_id, exc_info=True)
 
     @staticmethod
     def _final_event(handle: RunHandle) -> dict:
@@ -430,13 +455,19 @@ _runner_lock = threading.Lock()
 
 
 def get_runner() -> Runner:
-    """Return this process's runner, creating it on first use."""
+    """Return this process's runner, creating it on first use.
+
+    Creating it sends ``runner_created`` (the app fails runs that dead processes
+    left unfinished then); a receiver that raises is logged, never fatal.
+    """
     global _runner
     with _runner_lock:
-        if _runner is None:
-            _runner = Runner(
-                workers=settings.BACKTEST_WORKERS,
-                max_runs=settings.BACKTEST_MAX_QUEUED_RUNS,
-                loaders=settings.BACKTEST_LOADERS,
-            )
-        return _runner
+        if _runner is not None:
+            return _runner
+        _runner = runner = Runner(
+            workers=settings.BACKTEST_WORKERS,
+            max_runs=settings.BACKTEST_MAX_QUEUED_RUNS,
+            loaders=settings.BACKTEST_LOADERS,
+        )
+    runner_created.send_robust(sender=Runner, runner=runner)
+    return runner

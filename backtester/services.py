@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 
+from backtester import processes
 from backtester.models import BacktestResult, BacktestRun
 from backtester.runner import Publish, ResultRow, RunHandle, get_runner
 from backtester.validation import RequestError, RunSpec
 from prices.models import Cryptocurrency
 from prices.selectors import UnknownSymbolError, coins_by_symbols
+
+logger = logging.getLogger(__name__)
+UNFINISHED = [BacktestRun.Status.QUEUED, BacktestRun.Status.RUNNING]
 
 
 def run_coins(spec: RunSpec) -> list[Cryptocurrency]:
@@ -46,6 +52,7 @@ def run_create(
         source=source,
         total=len(coins) * len(spec.jobs),
         created_by=user if getattr(user, "is_authenticated", False) else None,
+        owner=processes.identity(),
     )
 
 
@@ -102,8 +109,12 @@ def run_start(
     publish: Publish,
 ) -> RunHandle:
     """Mark the run running and hand it to the runner (RunnerBusy if full)."""
+    now = timezone.now()
     BacktestRun.objects.filter(pk=run.pk).update(
-        status=BacktestRun.Status.RUNNING, started_at=timezone.now()
+        status=BacktestRun.Status.RUNNING,
+        started_at=now,
+        owner=processes.identity(),
+        heartbeat_at=now,
     )
     try:
         return get_runner().submit(
@@ -113,6 +124,7 @@ def run_start(
             publish=publish,
             on_rows=results_save,
             on_finish=run_save,
+            on_beat=run_beat,
         )
     except Exception as exc:
         BacktestRun.objects.filter(pk=run.pk).update(
@@ -123,16 +135,55 @@ def run_start(
         raise
 
 
+def run_beat(handle: RunHandle) -> None:
+    """Record that the process running this run is still at work on it."""
+    BacktestRun.objects.filter(
+        pk=handle.run_id, status=BacktestRun.Status.RUNNING
+    ).update(heartbeat_at=timezone.now())
+
+
 def runs_mark_stale() -> int:
-    """Mark runs left queued/running by a stopped process as failed."""
-    cutoff = timezone.now() - timedelta(
-        seconds=getattr(settings, "BACKTEST_STALE_AFTER", 900)
+    """Mark runs left queued/running by a stopped process as failed.
+
+    Two rules, because several server processes may share the database:
+
+    - the owner is a process on this host that no longer runs (see
+      processes.py): its runs are failed at once. This is what catches a server
+      restart on the first read or the first run after it;
+    - nothing was heard of the run for BACKTEST_STALE_AFTER seconds: its last
+      heartbeat (or its start, or its creation) is older. A running run beats
+      every BACKTEST_HEARTBEAT seconds, so this only catches runs whose process
+      is gone; it is the only rule for owners on other hosts, whose processes
+      cannot be looked at from here.
+
+    Return how many runs were marked.
+    """
+    now = timezone.now()
+    unfinished = BacktestRun.objects.filter(status__in=UNFINISHED)
+    owners = set(unfinished.exclude(owner="").values_list("owner", flat=True))
+    dead = [owner for owner in owners if processes.is_alive(owner) is False]
+    count = unfinished.filter(owner__in=dead).update(
+        status=BacktestRun.Status.FAILED,
+        error="interrupted by a server restart",
+        finished_at=now,
     )
-    return BacktestRun.objects.filter(
-        status__in=[BacktestRun.Status.QUEUED, BacktestRun.Status.RUNNING],
-        created_at__lt=cutoff,
+    silence = getattr(settings, "BACKTEST_STALE_AFTER", 120)
+    cutoff = now - timedelta(seconds=silence)
+    count += unfinished.filter(
+        Q(heartbeat_at__lt=cutoff)
+        | Q(heartbeat_at=None, started_at__lt=cutoff)
+        | Q(heartbeat_at=None, started_at=None, created_at__lt=cutoff)
     ).update(
         status=BacktestRun.Status.FAILED,
-        error="interrupted: the server stopped before the run finished",
-        finished_at=timezone.now(),
+        error=f"interrupted: its server gave no sign of life for {silence} s",
+        finished_at=now,
     )
+    return count
+
+
+def runs_mark_stale_on_start(sender, **kwargs) -> None:
+    """Receive runner_created: a new runner is a (re)started server, so fail what
+    dead processes left unfinished before this process takes runs."""
+    count = runs_mark_stale()
+    if count:
+        logger.warning("marked %d runs left by stopped processes as failed", count)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
+from backtester import processes
 from backtester.models import BacktestResult, BacktestRun
 from backtester.tests.factories import make_coins
 from strategies.registry import STRATEGIES
@@ -55,6 +56,7 @@ def test_json_has_the_documented_shape(coins):
     assert payload["summary"]["results"] == 2
     saved = BacktestRun.objects.get(pk=payload["run"]["id"])
     assert saved.status == "complete" and saved.source == "cli"
+    assert saved.owner == processes.identity() and saved.heartbeat_at is not None
     assert BacktestResult.objects.filter(run=saved).count() == 2
 
 

@@ -9,9 +9,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from backtester import events
 from backtester.models import BacktestRun
 from backtester.output import render_csv, render_json, render_table
-from backtester.runner import get_runner
+from backtester.runner import RunnerBusy, get_runner
 from backtester.selectors import run_data
-from backtester.services import results_save, run_coins, run_create, run_save
+from backtester.services import run_coins, run_create, run_start
 from backtester.validation import RequestError, iso, run_spec
 from strategies.registry import STRATEGIES
 
@@ -113,13 +113,11 @@ class Command(BaseCommand):
         except RequestError as exc:
             raise CommandError(_cli_message(exc)) from None
 
-        save = not options["no_save"]
         run = (
-            run_create(spec=spec, coins=coins, source=BacktestRun.Source.CLI)
-            if save
-            else None
+            None
+            if options["no_save"]
+            else run_create(spec=spec, coins=coins, source=BacktestRun.Source.CLI)
         )
-        run_id = run.pk if run else next(_unsaved_ids)
         total = len(coins) * len(spec.jobs)
         progress = _Progress(self.stderr, total, enabled=sys.stderr.isatty())
         outcome: dict = {}
@@ -130,20 +128,16 @@ class Command(BaseCommand):
             elif event["type"] == events.LAYER_FAILED:
                 outcome["error"] = event["message"]
 
-        if run:
-            from django.utils import timezone
-
-            BacktestRun.objects.filter(pk=run.pk).update(
-                status=BacktestRun.Status.RUNNING, started_at=timezone.now()
-            )
-        handle = get_runner().submit(
-            run_id=run_id,
-            spec=spec,
-            coins=coins,
-            publish=publish,
-            on_rows=results_save if save else None,
-            on_finish=run_save if save else None,
-        )
+        try:
+            if run:
+                # Stored like a web run: owner, heartbeat, results, final status.
+                handle = run_start(run=run, spec=spec, coins=coins, publish=publish)
+            else:
+                handle = get_runner().submit(
+                    run_id=next(_unsaved_ids), spec=spec, coins=coins, publish=publish
+                )
+        except RunnerBusy as exc:
+            raise CommandError(str(exc)) from None
         try:
             handle.wait()
         except KeyboardInterrupt:
