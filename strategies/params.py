@@ -110,6 +110,36 @@ class Ordered:
         return {"rule": "less_than", "low": self.low, "high": self.high}
 
 
+@dataclass(frozen=True)
+class BandReachable:
+    """The rule ``std`` < sqrt(``period`` - 1): a band a close can fall below.
+
+    Against the population deviation of its own window a close lies at most
+    sqrt(n - 1) deviations from the mean (Samuelson's inequality; the bound is
+    reached when the other n - 1 closes are equal), so a band at least that wide
+    can never be crossed and the strategy could never enter.
+    """
+
+    period: str
+    std: str
+
+    def __call__(self, params: Mapping[str, int | float]) -> list[tuple[str, str]]:
+        limit = math.sqrt(params[self.period] - 1)
+        if params[self.std] >= limit:
+            return [
+                (
+                    self.std,
+                    f"must be less than sqrt({self.period} - 1) = {limit:.4g}: "
+                    "no close can fall below a wider band",
+                )
+            ]
+        return []
+
+    def as_dict(self) -> dict[str, object]:
+        """Return the schema entry of this rule, JSON-serialisable."""
+        return {"rule": "below_sqrt_window", "period": self.period, "std": self.std}
+
+
 def ordered(low: str, high: str) -> Ordered:
     """Return a cross-parameter check that ``low`` < ``high``."""
     return Ordered(low, high)

@@ -8,7 +8,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from strategies import signals
-from strategies.params import Check, ParamError, ParamSpec, ordered, validate
+from strategies.params import (
+    BandReachable,
+    Check,
+    ParamError,
+    ParamSpec,
+    ordered,
+    validate,
+)
 
 __all__ = [
     "STRATEGIES",
@@ -103,6 +110,7 @@ STRATEGIES: dict[str, StrategySpec] = {
                 ),
             ),
             signals.bollinger_reversion,
+            (BandReachable("period", "std"),),
         ),
         StrategySpec(
             "macd_crossover",
@@ -111,7 +119,8 @@ STRATEGIES: dict[str, StrategySpec] = {
             (
                 _window("fast", 12, "Fast EMA length in bars."),
                 _window("slow", 26, "Slow EMA length in bars.", high=1000),
-                _window("signal", 9, "Signal EMA length in bars.", low=1),
+                # A 1-bar signal line is the MACD line itself: never above it.
+                _window("signal", 9, "Signal EMA length in bars."),
             ),
             signals.macd_crossover,
             (ordered("fast", "slow"),),

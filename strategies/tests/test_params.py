@@ -101,6 +101,11 @@ def test_every_problem_is_listed_at_once():
         ("donchian_breakout", {"entry": 0}, "entry", "between"),
         ("donchian_breakout", {"exit": 10_000}, "exit", "between"),
         ("macd_crossover", {"signal": -1}, "signal", "between"),
+        ("macd_crossover", {"signal": 1}, "signal", "between 2 and"),
+        # A close is at most sqrt(n - 1) population deviations below its mean:
+        # sqrt(1) = 1 for a 2-bar window, sqrt(19) = 4.359 for 20 bars.
+        ("bollinger_reversion", {"period": 2, "std": 1.0}, "std", "less than sqrt"),
+        ("bollinger_reversion", {"period": 20, "std": 4.36}, "std", "= 4.359"),
     ],
 )
 def test_invalid_values(key, params, field, words):
@@ -144,7 +149,9 @@ def test_schema_publishes_the_cross_parameter_checks():
         "sma_crossover": fast_slow,
         "ema_crossover": fast_slow,
         "rsi_reversion": [{"rule": "less_than", "low": "lower", "high": "upper"}],
-        "bollinger_reversion": [],
+        "bollinger_reversion": [
+            {"rule": "below_sqrt_window", "period": "period", "std": "std"}
+        ],
         "macd_crossover": fast_slow,
         "donchian_breakout": [],
     }
@@ -155,6 +162,11 @@ def test_schema_publishes_the_cross_parameter_checks():
         assert len(checks) == len(spec.checks)
         limits = {p.name: p for p in spec.params}
         for check in checks:
+            if check["rule"] == "below_sqrt_window":
+                validate_params(key, {"period": 17, "std": 3.99})  # sqrt(16) = 4
+                fields = [f for f, _ in errors(key, {"period": 17, "std": 4.0})]
+                assert fields == ["std"]
+                continue
             low, high = limits[check["low"]], limits[check["high"]]
             same = max(low.min, high.min)
             fields = [f for f, _ in errors(key, {low.name: same, high.name: same})]

@@ -13,6 +13,15 @@ const RULES = {
     return a !== undefined && b !== undefined && a >= b
       ? [low, `Must be less than ${high} (${b}).`] : null;
   },
+  // A close lies at most sqrt(n - 1) deviations below the mean of its window.
+  below_sqrt_window: (params, { period, std }) => {
+    const n = params[period], k = params[std];
+    if (n === undefined || k === undefined) return null;
+    const limit = Math.sqrt(n - 1);
+    return k >= limit
+      ? [std, `Must be less than √(${period} − 1) = ${limit.toPrecision(4)}.`]
+      : null;
+  },
 };
 // Server error fields that have no input of their own.
 const FIELD_ALIASES = { strategies: "strategy" };
