@@ -199,7 +199,10 @@ def _symbols(value: object) -> tuple[str, ...] | None:
         raise RequestError("symbols: expected a list of coin symbols", "symbols")
     symbols = tuple(dict.fromkeys(s.strip().upper() for s in value if s.strip()))
     if not symbols:
-        return None
+        # An empty choice is a mistake, not "everything": omit the field for that.
+        raise RequestError(
+            "symbols: no coin given (omit symbols to use every active coin)", "symbols"
+        )
     if len(symbols) > MAX_SYMBOLS:
         raise RequestError(f"symbols: at most {MAX_SYMBOLS} coins", "symbols")
     bad = [s for s in symbols if not s.isalnum() or len(s) > 20]

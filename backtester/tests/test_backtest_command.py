@@ -146,3 +146,32 @@ def test_bad_argument_exits_non_zero_with_one_line(tmp_path):
     assert done.stdout == ""
     assert len(done.stderr.strip().splitlines()) == 1
     assert "unknown strategy" in done.stderr
+
+
+def test_json_on_stdout_stays_clean_while_logs_go_to_stdout(tmp_path):
+    """Logs go to stdout by default; the machine formats move them to stderr."""
+    env = {
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "PATH": "/usr/bin",
+        "DEBUG": "true",
+        "LOG_LEVEL": "INFO",
+        "LOG_STREAM": "stdout",
+    }
+
+    def manage(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT, env=env, capture_output=True, text=True, check=True,
+        )  # fmt: skip
+
+    manage("migrate", "-v0")
+    manage("seed_demo", "--symbols", "2", "--years", "1")
+    done = manage("backtest", "--strategy", "sma_crossover", "--format", "json")
+    assert len(json.loads(done.stdout)["results"]) == 2
+    assert "INFO prices.selectors: loaded 2 coins" in done.stderr
+    done = manage("backtest", "--strategy", "sma_crossover", "--format", "csv")
+    assert done.stdout.splitlines()[0].startswith("symbol,")
+    assert "INFO" not in done.stdout
+    # The table is for people: there the log lines stay where LOG_STREAM says.
+    done = manage("backtest", "--strategy", "sma_crossover", "--no-save")
+    assert "INFO prices.selectors: loaded 2 coins" in done.stdout

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import sys
 import threading
 
@@ -17,6 +18,22 @@ from strategies.registry import STRATEGIES
 
 # Unsaved runs still need a unique id inside the runner.
 _unsaved_ids = itertools.count(-1, -1)
+
+
+def _logs_to_stderr() -> None:
+    """Move log handlers that write to stdout over to stderr.
+
+    Logs go to stdout by default (LOG_STREAM); when stdout carries JSON or CSV
+    for another program, a log line there would corrupt it.
+    """
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    for logger in loggers:
+        for handler in getattr(logger, "handlers", ()):
+            if (
+                isinstance(handler, logging.StreamHandler)
+                and getattr(handler, "stream", None) is sys.stdout
+            ):
+                handler.setStream(sys.stderr)
 
 
 class Command(BaseCommand):
@@ -84,6 +101,8 @@ class Command(BaseCommand):
             raise CommandError(
                 f"--format: must be table, json or csv, not {options['format']!r}"
             )
+        if options["format"] != "table":
+            _logs_to_stderr()
         if options["interval"] not in ("1h", "1d"):
             raise CommandError(
                 f"--interval: must be 1h or 1d, not {options['interval']!r}"
