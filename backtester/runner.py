@@ -266,7 +266,7 @@ class Runner:
             # for a bigger one sharing the CPU); the rest load once it is in.
             if chunks:
                 load(chunks[0])
-            beat_every = getattr(settings, "BACKTEST_HEARTBEAT", 15.0)
+            beat_every = settings.BACKTEST_HEARTBEAT
             next_beat = time.monotonic() + beat_every
             # One loop over loads and coin tasks in completion order: a loaded
             # chunk's coins go to the compute pool, a finished coin's rows are

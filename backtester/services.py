@@ -167,7 +167,7 @@ def runs_mark_stale() -> int:
         error="interrupted by a server restart",
         finished_at=now,
     )
-    silence = getattr(settings, "BACKTEST_STALE_AFTER", 120)
+    silence = settings.BACKTEST_STALE_AFTER
     cutoff = now - timedelta(seconds=silence)
     count += unfinished.filter(
         Q(heartbeat_at__lt=cutoff)

@@ -5,6 +5,7 @@ runs on the embedded defaults: a SQLite file, the local-memory cache and the
 in-memory channel layer.
 """
 
+import os
 from pathlib import Path
 
 import environ
@@ -105,6 +106,15 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     )
     if _db["NAME"] != ":memory:":
         Path(_db["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+    # Tests use a file too, not Django's shared-cache in-memory database: there
+    # concurrent writers (runner threads storing results and heartbeats while a
+    # test reads) fail at once with "database table is locked" instead of
+    # waiting out the busy timeout, and the file is what the demo runs on.
+    import tempfile
+
+    _db["TEST"] = {
+        "NAME": str(Path(tempfile.gettempdir()) / f"btlab-test-{os.getpid()}.sqlite3")
+    }
 else:
     _db["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     _db["CONN_HEALTH_CHECKS"] = True
@@ -170,6 +180,10 @@ BACKTEST_LOADERS = env.int("BACKTEST_LOADERS", default=0) or (
 )
 # Backtest jobs allowed to wait in the pool before new runs are refused.
 BACKTEST_MAX_QUEUED_RUNS = env.int("BACKTEST_MAX_QUEUED_RUNS", default=8)
+# An active run's heartbeat, in seconds; a run left "running" with no heartbeat
+# for BACKTEST_STALE_AFTER seconds (its server stopped) is marked failed.
+BACKTEST_HEARTBEAT = env.float("BACKTEST_HEARTBEAT", default=15.0)
+BACKTEST_STALE_AFTER = env.int("BACKTEST_STALE_AFTER", default=120)
 BACKTESTS_REQUIRE_LOGIN = env.bool("BACKTESTS_REQUIRE_LOGIN", default=False)
 if BACKTESTS_REQUIRE_LOGIN:
     # Every page needs a logged-in user except those marked login_not_required

@@ -159,10 +159,12 @@ def test_json_on_stdout_stays_clean_while_logs_go_to_stdout(tmp_path):
     }
 
     def manage(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
+        done = subprocess.run(
             [sys.executable, "manage.py", *args],
-            cwd=ROOT, env=env, capture_output=True, text=True, check=True,
+            cwd=ROOT, env=env, capture_output=True, text=True,
         )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done
 
     manage("migrate", "-v0")
     manage("seed_demo", "--symbols", "2", "--years", "1")
