@@ -26,3 +26,17 @@ def make_coins(symbols, bars: int = 400) -> None:
     """Import a random walk for each symbol."""
     for i, symbol in enumerate(symbols):
         bars_import(symbol=symbol, series=random_walk(bars, seed=i + 1))
+
+
+def crash_engine_on(monkeypatch, symbol: str) -> None:
+    """Make the runner's per-coin computation raise for ``symbol`` only."""
+    from backtester import runner
+
+    compute = runner.compute_coin
+
+    def crashing(coin: str, series, spec):
+        if coin == symbol:
+            raise RuntimeError(f"engine blew up on {symbol}")
+        return compute(coin, series, spec)
+
+    monkeypatch.setattr(runner, "compute_coin", crashing)

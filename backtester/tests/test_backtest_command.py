@@ -14,7 +14,7 @@ from django.core.management import CommandError, call_command
 
 from backtester import processes
 from backtester.models import BacktestResult, BacktestRun
-from backtester.tests.factories import make_coins
+from backtester.tests.factories import crash_engine_on, make_coins
 from strategies.registry import STRATEGIES
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -113,16 +113,7 @@ def test_bad_arguments_raise_command_error(coins, args, needle):
 
 
 def test_a_crashing_run_fails_the_command_and_is_stored(coins, monkeypatch):
-    from backtester import runner as runner_module
-
-    compute = runner_module.compute_coin
-
-    def crash_on_bbb(symbol, series, spec):
-        if symbol == "BBB":
-            raise RuntimeError("engine blew up on BBB")
-        return compute(symbol, series, spec)
-
-    monkeypatch.setattr(runner_module, "compute_coin", crash_on_bbb)
+    crash_engine_on(monkeypatch, "BBB")
     with pytest.raises(CommandError, match="RuntimeError: engine blew up on BBB"):
         run("--strategy", "sma_crossover", "--format", "json")
     saved = BacktestRun.objects.get()

@@ -17,7 +17,7 @@ from backtester import runner as runner_module
 from backtester.asgi import application
 from backtester.models import BacktestResult, BacktestRun
 from backtester.runner import Runner, get_runner
-from backtester.tests.factories import make_coins
+from backtester.tests.factories import crash_engine_on, make_coins
 from strategies.registry import STRATEGIES
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
@@ -255,13 +255,7 @@ async def test_cancel_mid_run(coins, layer, gate, one_worker):
 
 async def test_a_crashing_run_is_stored_as_failed(coins, layer, monkeypatch):
     compute = runner_module.compute_coin
-
-    def crash_on_ccc(symbol, series, spec):
-        if symbol == "CCC":
-            raise RuntimeError("engine blew up on CCC")
-        return compute(symbol, series, spec)
-
-    monkeypatch.setattr(runner_module, "compute_coin", crash_on_ccc)
+    crash_engine_on(monkeypatch, "CCC")
     communicator = await connect()
     await communicator.send_json_to({"type": "run", "strategy": "sma_crossover"})
     start = await receive(communicator)
