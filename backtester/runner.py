@@ -42,6 +42,8 @@ Hook = Callable[["RunHandle"], None]
 # class, runner: the new instance).
 runner_created = Signal()
 EQUITY_POINTS = 200
+# Why a (coin, strategy) row has no metrics.
+NO_DATA = "no data in range"
 # Trades stored per result for the detail page (metrics always use all of them).
 MAX_STORED_TRADES = 100
 # The stored trade columns and their types (an engine result with no trades has
@@ -156,7 +158,7 @@ def empty_row(symbol: str, strategy: str, params: dict) -> ResultRow:
             "last_bar": None,
             "bars": 0,
             "metrics": None,
-            "skipped": "no data in range",
+            "skipped": NO_DATA,
         }
     )
 

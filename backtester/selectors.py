@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db.models import F, QuerySet
 
 from backtester.models import BacktestResult, BacktestRun
+from backtester.runner import NO_DATA
 from backtester.services import runs_mark_stale
 
 
@@ -41,7 +42,7 @@ def result_get(
 
 def result_data(result: BacktestResult) -> dict:
     """Return a stored result in the public shape (as sent over the websocket)."""
-    return {
+    data = {
         "symbol": result.symbol,
         "strategy": result.strategy,
         "params": result.params,
@@ -50,6 +51,9 @@ def result_data(result: BacktestResult) -> dict:
         "bars": result.bars,
         "metrics": result.metrics or None,
     }
+    if not result.bars:
+        data["skipped"] = NO_DATA
+    return data
 
 
 def run_data(run: BacktestRun) -> dict:

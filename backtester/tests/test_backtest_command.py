@@ -54,6 +54,15 @@ def test_json_has_the_documented_shape(coins):
     returns = [r["metrics"]["total_return_pct"] for r in results]
     assert returns == sorted(returns, reverse=True)
     assert payload["summary"]["results"] == 2
+    unsaved = json.loads(
+        run(
+            "--strategy", "sma_crossover", "--param", "fast=5", "--param", "slow=30",
+            "--symbols", "AAA,BBB", "--format", "json", "--no-save",
+        )[0]
+    )  # fmt: skip
+    assert list(unsaved["run"]) == list(payload["run"])
+    assert unsaved["run"]["id"] is None and unsaved["run"]["created_at"].endswith("Z")
+    assert unsaved["results"] == results
     saved = BacktestRun.objects.get(pk=payload["run"]["id"])
     assert saved.status == "complete" and saved.source == "cli"
     assert saved.owner == processes.identity() and saved.heartbeat_at is not None

@@ -6,6 +6,7 @@ import sys
 import threading
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
 
 from backtester import events
 from backtester.models import BacktestRun
@@ -101,6 +102,7 @@ class Command(BaseCommand):
             raise CommandError(
                 f"--format: must be table, json or csv, not {options['format']!r}"
             )
+        began_at = timezone.now()
         if options["format"] != "table":
             _logs_to_stderr()
         if options["interval"] not in ("1h", "1d"):
@@ -177,9 +179,22 @@ class Command(BaseCommand):
             run.refresh_from_db()
             header = run_data(run)
         else:
-            header = {"id": None, "status": handle.status, **spec.as_dict()}
-            header["symbols"] = [c.symbol for c in coins]
-            header["elapsed_s"] = handle.elapsed_s
+            # The same keys as a saved run's header, so consumers of the JSON
+            # need not care whether --no-save was given.
+            plan = spec.as_dict()
+            header = {
+                "id": None,
+                "status": handle.status,
+                "strategies": plan["strategies"],
+                "symbols": [c.symbol for c in coins],
+                "interval": plan["interval"],
+                "start": plan["start"],
+                "end": plan["end"],
+                "fee": plan["fee"],
+                "slippage_bps": plan["slippage_bps"],
+                "created_at": iso(began_at),
+                "elapsed_s": handle.elapsed_s,
+            }
         fmt = options["format"]
         if fmt == "json":
             self.stdout.write(render_json(header, results, handle.summary))
