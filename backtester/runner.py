@@ -305,7 +305,10 @@ class Runner:
                                 pending.add(task)
                         continue
                     rows = future.result()
-                    if rows and on_rows and not handle.cancelled.is_set():
+                    # Rows a task returns were published: store them even when
+                    # a cancel arrived since, so a cancelled run keeps exactly
+                    # the results its client saw (and ``completed`` counts).
+                    if rows and on_rows:
                         on_rows(handle, rows)
             if handle.cancelled.is_set():
                 handle.status = "cancelled"

@@ -244,6 +244,9 @@ async def test_cancel_mid_run(coins, layer, gate, one_worker):
     run = await BacktestRun.objects.aget(pk=start["run_id"])
     assert run.status == "cancelled"
     assert run.completed == 1
+    # The result the client saw is stored with the cancelled run.
+    stored = [r.symbol async for r in BacktestResult.objects.filter(run=run)]
+    assert stored == [gate.calls[0]]
     # The socket stays usable for the next run.
     await communicator.send_json_to(
         {"type": "run", "strategy": "sma_crossover", "symbols": ["AAA"]}
