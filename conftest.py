@@ -70,6 +70,13 @@ def pytest_runtest_makereport(item, call):
 
 
 @pytest.fixture(autouse=True)
+def _no_cache_warming(settings):
+    """Tests that count loads or hold them at a gate must not meet a background
+    warm-up started by the socket opening; the warm-up tests turn it on."""
+    settings.PRICE_CACHE_WARM = False
+
+
+@pytest.fixture(autouse=True)
 def _clear_cache():
     """Start every test with an empty cache (local memory or a test Redis)."""
     from django.core.cache import cache

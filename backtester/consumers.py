@@ -12,7 +12,7 @@ from django.conf import settings
 
 from backtester import events
 from backtester.runner import RunnerBusy
-from backtester.services import run_coins, run_create, run_start
+from backtester.services import prices_warm, run_coins, run_create, run_start
 from backtester.validation import RequestError, run_spec
 
 logger = logging.getLogger(__name__)
@@ -36,6 +36,10 @@ class BacktestConsumer(AsyncJsonWebsocketConsumer):
         ):
             await self.send_json(events.error("log in to run backtests"))
             await self.close(code=4401)
+            return
+        # The page has just opened: by the time its form is sent, the prices
+        # of the default request are in the cache.
+        await database_sync_to_async(prices_warm)()
 
     async def disconnect(self, code: int) -> None:
         await self._stop_run()

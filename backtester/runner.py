@@ -12,6 +12,7 @@ from a run whose server died.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -29,7 +30,7 @@ from django.dispatch import Signal
 from backtester import events
 from backtester.validation import RunSpec
 from prices.models import Cryptocurrency
-from prices.selectors import bars_load
+from prices.selectors import bars_load, coins_uncached
 from prices.types import PriceSeries
 from strategies.engine import run_many
 from strategies.types import BacktestResult, Bars
@@ -42,6 +43,8 @@ Hook = Callable[["RunHandle"], None]
 # class, runner: the new instance).
 runner_created = Signal()
 EQUITY_POINTS = 200
+# What the run page asks for by default, and so what a warm-up loads.
+WARM_INTERVAL = "1h"
 # Why a (coin, strategy) row has no metrics.
 NO_DATA = "no data in range"
 # Trades stored per result for the detail page (metrics always use all of them).
@@ -177,6 +180,16 @@ def compute_coin(symbol: str, series: PriceSeries, spec: RunSpec) -> list[Result
     return [result_row(symbol, series, r) for r in results]
 
 
+def _chunk_key(
+    chunk: Sequence[Cryptocurrency],
+    start: datetime | None,
+    end: datetime | None,
+    interval: str,
+) -> tuple:
+    """Identify the bars a chunk load reads (the data version changes on import)."""
+    return (tuple((c.id, c.data_version) for c in chunk), start, end, interval)
+
+
 def _chunks(coins: Sequence, first: int, size: int) -> list[Sequence]:
     """Split coins into a small first batch (fast first result) and larger ones."""
     out = [coins[:first]] if coins[:first] else []
@@ -200,7 +213,59 @@ class Runner:
         # busy while this process parses, computes and stores.
         self._load = ThreadPoolExecutor(max(1, loaders), "backtest-load")
         self._active: dict[int, RunHandle] = {}
+        # Loads of a warm-up still in flight, by chunk (see ``warm``).
+        self._warm_loads: dict[tuple, Future] = {}
         self._lock = threading.Lock()
+
+    def warm(self) -> int:
+        """Start caching the full hourly history of active coins not cached yet.
+
+        The coins are loaded in the chunks a run of the default request (every
+        active coin, full history) would use, on the loading threads. Until a
+        chunk's load finishes, a run that needs that very chunk waits for it
+        instead of reading the same bars again, so a run sent right after the
+        page opened costs no more than a cold run. Call it from a thread that
+        may use the database; it returns how many coins are being loaded (0
+        while an earlier warm-up is still going, or when all are cached).
+        """
+        with self._lock:
+            if self._warm_loads:
+                return 0
+        coins = coins_uncached()
+        first, size = settings.BACKTEST_FIRST_CHUNK, settings.BACKTEST_CHUNK
+        chunks = _chunks(coins, first, size)
+        # One future per chunk, filled by a load on the loading threads. As in a
+        # run, the small first chunk loads alone and the rest follow it.
+        planned = [(chunk, Future()) for chunk in chunks]
+        with self._lock:
+            if self._warm_loads:
+                return 0
+            for chunk, future in planned:
+                self._warm_loads[_chunk_key(chunk, None, None, WARM_INTERVAL)] = future
+        # Outside the lock: a future that is already done calls back at once.
+        for chunk, future in planned:
+            key = _chunk_key(chunk, None, None, WARM_INTERVAL)
+            future.add_done_callback(functools.partial(self._warm_done, key))
+        if planned:
+            self._load.submit(self._warm_fill, *planned[0])
+            planned[0][1].add_done_callback(
+                lambda _: [self._load.submit(self._warm_fill, *p) for p in planned[1:]]
+            )
+        return len(coins)
+
+    @classmethod
+    def _warm_fill(cls, chunk: Sequence[Cryptocurrency], future: Future) -> None:
+        try:
+            future.set_result(cls._load_coins(chunk, None, None, WARM_INTERVAL))
+        except Exception as exc:  # the sharing run sees it; the log says it too
+            future.set_exception(exc)
+
+    def _warm_done(self, key: tuple, future: Future) -> None:
+        with self._lock:
+            if self._warm_loads.get(key) is future:
+                del self._warm_loads[key]
+        if not future.cancelled() and future.exception() is not None:
+            logger.warning("price cache warm-up failed: %s", future.exception())
 
     @property
     def active_runs(self) -> int:
@@ -251,18 +316,22 @@ class Runner:
         began = time.perf_counter()
         close_old_connections()
         try:
-            first = getattr(settings, "BACKTEST_FIRST_CHUNK", 4)
-            size = getattr(settings, "BACKTEST_CHUNK", 16)
+            first, size = settings.BACKTEST_FIRST_CHUNK, settings.BACKTEST_CHUNK
             chunks = _chunks(coins, first, size)
             loads: dict[Future, Sequence[Cryptocurrency]] = {}
             pending: set[Future] = set()
 
             def load(batch: Sequence[Cryptocurrency]) -> None:
-                future = self._load.submit(self._load_chunk, handle, batch, spec)
+                key = _chunk_key(batch, spec.start, spec.end, spec.interval)
+                with self._lock:
+                    future = self._warm_loads.get(key)
+                if future is None:
+                    future = self._load.submit(self._load_chunk, handle, batch, spec)
+                    with handle._lock:
+                        handle._futures.append(future)
+                # A warm-up's load is shared: a cancel must not cancel it.
                 loads[future] = batch
                 pending.add(future)
-                with handle._lock:
-                    handle._futures.append(future)
 
             # The small first chunk loads alone (the first result does not wait
             # for a bigger one sharing the CPU); the rest load once it is in.
@@ -374,17 +443,24 @@ class Runner:
             "message": f"the run failed: {handle.error}",
         }
 
-    @staticmethod
+    @classmethod
     def _load_chunk(
-        handle: RunHandle, chunk: Sequence[Cryptocurrency], spec: RunSpec
+        cls, handle: RunHandle, chunk: Sequence[Cryptocurrency], spec: RunSpec
     ) -> dict[str, PriceSeries]:
         if handle.cancelled.is_set():
             return {}
+        return cls._load_coins(chunk, spec.start, spec.end, spec.interval)
+
+    @staticmethod
+    def _load_coins(
+        chunk: Sequence[Cryptocurrency],
+        start: datetime | None,
+        end: datetime | None,
+        interval: str,
+    ) -> dict[str, PriceSeries]:
         close_old_connections()
         try:
-            return bars_load(
-                coins=chunk, start=spec.start, end=spec.end, interval=spec.interval
-            )
+            return bars_load(coins=chunk, start=start, end=end, interval=interval)
         finally:
             # Pool threads outlive runs; a connection left open here would hold
             # a database session nobody uses (and block dropping a test DB).

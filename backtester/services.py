@@ -135,6 +135,12 @@ def run_start(
         raise
 
 
+def prices_warm() -> int:
+    """Start caching the prices of the run page's default request (every active
+    coin's full history) unless PRICE_CACHE_WARM is off; return the coins read."""
+    return get_runner().warm() if settings.PRICE_CACHE_WARM else 0
+
+
 def run_beat(handle: RunHandle) -> None:
     """Record that the process running this run is still at work on it."""
     BacktestRun.objects.filter(

@@ -169,6 +169,8 @@ else:
 
 # Seconds a loaded price array stays in the cache.
 PRICE_CACHE_TTL = env.int("PRICE_CACHE_TTL", default=3600)
+# Fill the cache with every active coin's full history when the run page opens.
+PRICE_CACHE_WARM = env.bool("PRICE_CACHE_WARM", default=True)
 # Worker threads that compute backtests (one shared pool per process).
 BACKTEST_WORKERS = env.int("BACKTEST_WORKERS", default=0) or None
 # Threads (each with its own database connection) that load price chunks. Two
@@ -178,6 +180,10 @@ BACKTEST_WORKERS = env.int("BACKTEST_WORKERS", default=0) or None
 BACKTEST_LOADERS = env.int("BACKTEST_LOADERS", default=0) or (
     2 if _db["ENGINE"].endswith("postgresql") else 1
 )
+# Coins per price load of a run: a small first chunk (the first result comes
+# quickly), then larger ones.
+BACKTEST_FIRST_CHUNK = 4
+BACKTEST_CHUNK = 16
 # Backtest jobs allowed to wait in the pool before new runs are refused.
 BACKTEST_MAX_QUEUED_RUNS = env.int("BACKTEST_MAX_QUEUED_RUNS", default=8)
 # An active run's heartbeat, in seconds; a run left "running" with no heartbeat

@@ -147,3 +147,25 @@ def set_many(items: Mapping[str, PriceSeries]) -> None:
     except Exception as exc:  # noqa: BLE001
         stats.add(errors=1)
         logger.warning("price cache write failed (%s); continuing without it", exc)
+
+
+def missing(keys: Iterable[str]) -> list[str] | None:
+    """Return which ``keys`` are not cached, asking only whether each exists (no
+    arrays move); None when the cache cannot be reached."""
+    keys = list(keys)
+    try:
+        backend = _cache()
+        client = getattr(backend, "client", None)
+        if hasattr(client, "get_client") and hasattr(client, "make_key"):
+            # django-redis: every EXISTS in one pipelined round trip.
+            pipe = client.get_client(write=False).pipeline(transaction=False)
+            for key in keys:
+                pipe.exists(client.make_key(key))
+            found = pipe.execute()
+        else:
+            found = [backend.has_key(key) for key in keys]
+        return [key for key, there in zip(keys, found, strict=True) if not there]
+    except Exception as exc:  # noqa: BLE001
+        stats.add(errors=1)
+        logger.warning("price cache unavailable (%s); not warming it", exc)
+        return None

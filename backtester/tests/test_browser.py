@@ -86,8 +86,13 @@ def server() -> Iterator[str]:
     env = {
         k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")
     }
-    # One compute thread: an all-strategies run lasts long enough to cancel.
-    env.update(DATABASE_URL=f"sqlite:///{work / 'db.sqlite3'}", BACKTEST_WORKERS="1")
+    # One compute thread and prices read cold (no warm-up when the page opens):
+    # an all-strategies run lasts long enough to cancel.
+    env.update(
+        DATABASE_URL=f"sqlite:///{work / 'db.sqlite3'}",
+        BACKTEST_WORKERS="1",
+        PRICE_CACHE_WARM="false",
+    )
     python = str(ROOT / ".venv" / "bin" / "python")
     if not Path(python).exists():
         python = sys.executable

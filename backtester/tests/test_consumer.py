@@ -435,3 +435,38 @@ async def test_a_full_runner_refuses_new_runs(coins, gate, monkeypatch):
     await wait_done(start_two["run_id"])
     failed = await BacktestRun.objects.filter(status="failed").acount()
     assert failed == 1  # the refused run is recorded as failed, not left queued
+
+
+async def test_opening_the_socket_warms_the_price_cache(
+    coins, layer, settings, monkeypatch
+):
+    """The socket opening starts loading the default request's prices; a run
+    sent at once shares those loads instead of reading the bars twice, and later
+    runs read none."""
+    from prices import selectors
+
+    settings.PRICE_CACHE_WARM = True
+    monkeypatch.setattr(runner_module, "_runner", Runner(workers=1, max_runs=2))
+    fetch, release, read = selectors.bars_fetch, threading.Event(), []
+
+    def held_fetch(coin_ids, **kwargs):
+        release.wait(10)
+        read.extend(coin_ids)
+        return fetch(coin_ids, **kwargs)
+
+    monkeypatch.setattr(selectors, "bars_fetch", held_fetch)
+    communicator = await connect()
+    await communicator.send_json_to({"type": "run", "strategy": "sma_crossover"})
+    assert (await receive(communicator))["type"] == "start"
+    release.set()  # the warm-up's load was in flight when the run started
+    messages = await collect_until_end(communicator)
+    assert messages[-1]["type"] == "complete"
+    assert len([m for m in messages if m["type"] == "result"]) == len(coins)
+    assert len(read) == len(coins)  # every coin read once, by the warm-up
+    # Once warm, opening the page and running reads nothing more.
+    second = await connect()
+    await second.send_json_to({"type": "run", "strategies": "all"})
+    assert (await collect_until_end(second))[-1]["type"] == "complete"
+    assert len(read) == len(coins)
+    await second.disconnect()
+    await communicator.disconnect()

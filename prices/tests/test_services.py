@@ -17,6 +17,7 @@ from prices.selectors import (
     _in_time_order,
     bars_fetch,
     bars_load,
+    bars_warm,
 )
 from prices.services import bars_import, daily_from_hourly
 from prices.types import PriceSeries
@@ -195,6 +196,39 @@ def test_one_query_for_any_number_of_coins(django_assert_num_queries):
         again = bars_load([f"C{i}" for i in range(5)])
     assert cache.stats.snapshot()["hits"] == 5
     np.testing.assert_array_equal(again["C3"].close, loaded["C3"].close)
+
+
+def test_warming_caches_the_full_history_of_active_coins(django_assert_num_queries):
+    for i in range(3):
+        bars_import(symbol=f"W{i}", series=series(40, price=10 + i))
+    Cryptocurrency.objects.filter(symbol="W2").update(is_active=False)
+    # Coin list + one batch query for the two active coins.
+    with django_assert_num_queries(2):
+        assert bars_warm() == 2
+    # Warm: the full-history request reads no bars, and another warm-up moves no
+    # arrays (existence checks only) and queries only the coin list.
+    cache.stats.reset()
+    with django_assert_num_queries(1):
+        assert bars_warm() == 0
+    assert cache.stats.snapshot() == {"hits": 0, "misses": 0, "errors": 0}
+    with django_assert_num_queries(1):
+        warm = bars_load(["W0", "W1"])
+    assert cache.stats.snapshot()["hits"] == 2
+    np.testing.assert_array_equal(warm["W1"].close, series(40, price=11).close)
+    # New bars for one coin: only that coin is read again.
+    bars_import(symbol="W0", series=series(41, price=10))
+    assert bars_warm() == 1
+    assert len(bars_load(["W0"])["W0"].time) == 41
+
+
+def test_warming_with_the_cache_down_reads_nothing(monkeypatch):
+    bars_import(symbol="AAA", series=series(10))
+
+    def down(*args, **kwargs):
+        raise ConnectionError("cache down")
+
+    monkeypatch.setattr(cache, "_cache", down)
+    assert bars_warm() == 0  # no error; runs read the database as usual
 
 
 def test_import_invalidates_the_cache():
