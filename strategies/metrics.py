@@ -151,38 +151,40 @@ def drawdown(equity: np.ndarray) -> tuple[float, np.ndarray]:
     A running maximum is a slow sequential scan, and equity curves rarely make
     new highs. So the curve is cut into blocks: a block whose highest value
     does not exceed the peak before it has that peak throughout, and only the
-    blocks that set a new high are scanned bar by bar.
+    blocks that reach it are scanned bar by bar (a block below it has no bar at
+    its peak, so most of the curve is never compared bar by bar).
     """
     n = len(equity)
     rows = n // _BLOCK
-    body = equity[: rows * _BLOCK].reshape(rows, _BLOCK)
+    cut = rows * _BLOCK
+    body = equity[:cut].reshape(rows, _BLOCK)
     before = np.empty(rows + 1)  # the peak before each block, and before the tail
     before[0] = -np.inf
     block_max = body.max(axis=1)
     np.maximum.accumulate(block_max, out=before[1:])
-    at_peak = empty(n, np.bool_)
-    flat = at_peak[: rows * _BLOCK].reshape(rows, _BLOCK)
-    # Without a new high, a bar is at its peak exactly when it equals it.
-    np.greater_equal(body, before[:rows, None], out=flat)
-    new = np.flatnonzero(block_max > before[:rows])
-    calm = np.ones(rows, dtype=bool)
-    calm[new] = False
+    prior = before[:rows]
+    calm = block_max <= prior
     lowest = math.inf
     if calm.any():
-        lowest = float((body.min(axis=1)[calm] / before[:rows][calm]).min())
-    if len(new):
-        scan = body[new]
-        peak = np.maximum.accumulate(scan, axis=1)
-        np.maximum(peak, before[new, None], out=peak)
-        flat[new] = scan >= peak
+        lowest = float((body.min(axis=1)[calm] / prior[calm]).min())
+    # Blocks reaching the peak before them: those setting a new high, and calm
+    # ones that touch it (their bars equal to it are at their peak).
+    touch = np.flatnonzero(block_max >= prior)
+    scan = body[touch]
+    peak = np.maximum.accumulate(scan, axis=1)
+    np.maximum(peak, prior[touch, None], out=peak)
+    if len(touch):
+        # Over a calm block this is min(body) / peak, already counted.
         lowest = min(lowest, float((scan / peak).min()))
-    if n > rows * _BLOCK:
-        tail = equity[rows * _BLOCK :]
+    row, column = np.nonzero(scan >= peak)
+    highs = touch[row] * _BLOCK + column
+    if n > cut:
+        tail = equity[cut:]
         peak = np.maximum.accumulate(tail)
         np.maximum(peak, before[rows], out=peak)
-        np.greater_equal(tail, peak, out=at_peak[rows * _BLOCK :])
         lowest = min(lowest, float((tail / peak).min()))
-    return lowest, np.flatnonzero(at_peak)
+        highs = np.concatenate((highs, cut + np.flatnonzero(tail >= peak)))
+    return lowest, highs
 
 
 def max_drawdown_pct(equity: np.ndarray) -> float:
