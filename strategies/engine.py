@@ -134,23 +134,37 @@ def simulate(
     held = position.view(np.bool_)
     changed = empty(n - 1, np.bool_)
     np.not_equal(held[1:], held[:-1], out=changed)
-    moves = np.flatnonzero(changed) + 1
+    # The bars where the position changes, between 0 and n: the bounds of the
+    # alternating flat and held segments.
+    changes = np.flatnonzero(changed)
+    bounds = np.empty(len(changes) + 2, dtype=np.intp)
+    bounds[0], bounds[-1] = 0, n
+    moves = bounds[1:-1]
+    np.add(changes, 1, out=moves)
     # Bar 0 is flat, so the moves alternate entry, exit, entry, ...
     entries, exits = moves[0::2], moves[1::2]
-    open_at_end = len(exits) < len(entries)
+    count, closed = len(entries), len(exits)
+    open_at_end = closed < count
 
     entry_price = bars.open[entries] * (1.0 + slip)
-    exit_price = bars.open[exits] * (1.0 - slip)
-    exit_index = exits
+    exit_price = np.empty(count)
+    exit_index = np.empty(count, dtype=np.intp)
+    exit_index[:closed] = exits
+    np.multiply(bars.open[exits], 1.0 - slip, out=exit_price[:closed])
     if open_at_end:
-        exit_price = np.append(exit_price, bars.close[-1])
-        exit_index = np.append(exits, n - 1)
+        exit_price[-1] = bars.close[-1]
+        exit_index[-1] = n - 1
 
     # Each trade multiplies the cash by its growth; equity before a trade is
     # the initial equity times the growth of the trades before it.
     cost = entry_price * (1.0 + fee)
     growth = exit_price * (1.0 - fee) / cost
-    cash_before = initial_equity * np.cumprod(np.append(1.0, growth[:-1]))
+    cash_before = np.empty(count)
+    if count:
+        cash_before[0] = 1.0
+        cash_before[1:] = growth[:-1]
+        np.cumprod(cash_before, out=cash_before)
+        cash_before *= initial_equity
     units = cash_before / cost
     cash_after = units * exit_price * (1.0 - fee)
 
@@ -158,9 +172,10 @@ def simulate(
     # [x0, e1), ... A flat bar is worth the cash after the last exit, a held bar
     # units * close: lay the per-segment number out with one np.repeat and
     # multiply the held bars by the close.
-    lengths = np.diff(np.concatenate(([0], moves, [n])))
+    lengths = bounds[1:] - bounds[:-1]
     value = np.empty(len(lengths))
-    value[0::2] = np.append(initial_equity, cash_after[: len(exits)])
+    value[0] = initial_equity
+    value[2::2] = cash_after[:closed]
     value[1::2] = units
     equity = np.repeat(value, lengths)
     np.multiply(equity, bars.close, out=equity, where=held)

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from strategies.kernels import empty
+from strategies.kernels import empty, frame
 from strategies.types import TRADE_COLUMNS, Trade
 
 PERIODS_PER_YEAR = {"1h": 8760, "1d": 365}
@@ -87,9 +87,11 @@ def mean_std(returns: np.ndarray) -> tuple[float | None, float | None]:
     mean = float(returns.sum()) / len(returns)
     if len(returns) < 2:
         return mean, None
-    centered = empty(len(returns))
-    np.subtract(returns, mean, out=centered)
-    return mean, math.sqrt(_sum_of_squares(centered) / (len(returns) - 1))
+    with frame():  # the downside deviation reuses this scratch
+        centered = empty(len(returns))
+        np.subtract(returns, mean, out=centered)
+        squares = _sum_of_squares(centered)
+    return mean, math.sqrt(squares / (len(returns) - 1))
 
 
 def volatility_ann_pct(std: float | None, periods_per_year: int) -> float | None:
@@ -201,7 +203,10 @@ def max_drawdown_duration(equity: np.ndarray) -> int:
 def _longest_gap(highs: np.ndarray, n: int) -> int:
     """Return the most bars between two bars at a peak, or after the last one."""
     # Bar 0 is always at its peak.
-    return int(np.diff(highs, append=n).max()) - 1
+    longest = n - int(highs[-1]) if len(highs) else n
+    if len(highs) > 1:
+        longest = max(longest, int((highs[1:] - highs[:-1]).max()))
+    return longest - 1
 
 
 def calmar(cagr: float | None, max_dd_pct: float) -> float | None:

@@ -101,13 +101,21 @@ def enter_exit(entry: np.ndarray, exit_: np.ndarray) -> np.ndarray:
     alternate and are laid out with one np.repeat. Entry wins if both hold on
     one bar (none of the shipped rules can have both at once).
     """
-    events = np.flatnonzero(entry | exit_)
+    either = empty(len(entry), np.bool_)
+    np.logical_or(entry, exit_, out=either)
+    events = np.flatnonzero(either)
     kind = entry[events]
-    flips = events[kind != np.concatenate(([False], kind[:-1]))]
-    lengths = np.diff(np.concatenate(([0], flips, [len(entry)])))
-    state = np.zeros(len(lengths), dtype=np.bool_)
+    # A flip is an event of another kind than the one before (the first entry).
+    differs = empty(len(kind), np.bool_)
+    differs[:1] = kind[:1]
+    np.not_equal(kind[1:], kind[:-1], out=differs[1:])
+    flips = events[differs]
+    bounds = np.empty(len(flips) + 2, dtype=np.intp)
+    bounds[0], bounds[-1] = 0, len(entry)
+    bounds[1:-1] = flips
+    state = np.zeros(len(bounds) - 1, dtype=np.bool_)
     state[1::2] = True
-    return np.repeat(state, lengths)
+    return np.repeat(state, bounds[1:] - bounds[:-1])
 
 
 def sma_crossover(cache: IndicatorCache, fast: int, slow: int) -> np.ndarray:
