@@ -279,18 +279,27 @@ def _recursion_in_place(
     x: np.ndarray, decay: float, y0: float, out: np.ndarray, size: int
 ) -> None:
     """Run linear_recursion chunk by chunk in ``out``, the carried value folded
-    into each chunk's first term (few chunks: a slow average)."""
+    into each chunk's first term (few chunks: a slow average).
+
+    The weighting before and after the running sums is one call over all
+    chunks; only the running sum and the carried value go chunk by chunk.
+    """
     grow, gain, _ = _powers(decay)
     carry_weight = decay / (1.0 - decay)
+    count = len(x) - 1
+    full, rest = divmod(count, size)
+    rows = out[1 : 1 + full * size].reshape(full, size)
+    np.multiply(x[1 : 1 + full * size].reshape(full, size), grow[:size], out=rows)
+    tail = out[1 + full * size :]
+    np.multiply(x[1 + full * size :], grow[:rest], out=tail)
     value = y0
-    for start in range(1, len(x), size):
-        part = out[start : start + size]
-        width = len(part)
-        np.multiply(x[start : start + width], grow[:width], out=part)
+    for part in [*rows, tail] if rest else rows:
         part[0] += value * carry_weight
-        np.cumsum(part, out=part)
-        part *= gain[:width]
-        value = float(part[-1])
+        part.cumsum(out=part)
+        # The last weighted value, as the multiplication below gives it.
+        value = float(part[-1] * gain[len(part) - 1])
+    rows *= gain[:size]
+    tail *= gain[:rest]
 
 
 def _recursion_in_rows(
