@@ -260,12 +260,28 @@ def bars_load(
     keys = {
         c.id: cache.series_key(c.id, c.data_version, interval, lo, hi) for c in coins
     }
-    cached = cache.get_many(keys.values())
-    missing = [c.id for c in coins if keys[c.id] not in cached]
+    # A date range is also cut from a cached full history (what the warm-up
+    # stores), asked for in the same round trip.
+    full = {}
+    if lo is not None or hi is not None:
+        full = {
+            c.id: cache.series_key(c.id, c.data_version, interval, None, None)
+            for c in coins
+        }
+    found = cache.get_many([*keys.values(), *full.values()], count=False)
+    series: dict[int, PriceSeries] = {}
+    for c in coins:
+        if keys[c.id] in found:
+            series[c.id] = found[keys[c.id]]
+        elif c.id in full and full[c.id] in found:
+            series[c.id] = _cut(found[full[c.id]], lo, hi)
+    missing = [c.id for c in coins if c.id not in series]
+    cache.stats.add(hits=len(series), misses=len(missing))
     fetched = (
         bars_fetch(missing, start=start, end=end, interval=interval) if missing else {}
     )
-    cache.set_many({keys[coin_id]: series for coin_id, series in fetched.items()})
+    cache.set_many({keys[coin_id]: bars for coin_id, bars in fetched.items()})
+    series.update(fetched)
     logger.info(
         "loaded %d coins (%d cached, %d from the database, %d bars) in %.0f ms",
         len(coins),
@@ -274,10 +290,14 @@ def bars_load(
         sum(len(s.time) for s in fetched.values()),
         (_time.perf_counter() - began) * 1000,
     )
-    return {
-        c.symbol: cached[keys[c.id]] if c.id not in fetched else fetched[c.id]
-        for c in coins
-    }
+    return {c.symbol: series[c.id] for c in coins}
+
+
+def _cut(series: PriceSeries, lo: int | None, hi: int | None) -> PriceSeries:
+    """Return the bars of a time-ordered series in [lo, hi) (views, no copy)."""
+    first = 0 if lo is None else int(np.searchsorted(series.time, lo, "left"))
+    stop = len(series.time) if hi is None else int(np.searchsorted(series.time, hi))
+    return PriceSeries(*(column[first:stop] for column in series))
 
 
 def coins_uncached(interval: str = Interval.HOUR) -> list[Cryptocurrency]:

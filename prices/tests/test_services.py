@@ -221,6 +221,35 @@ def test_warming_caches_the_full_history_of_active_coins(django_assert_num_queri
     assert len(bars_load(["W0"])["W0"].time) == 41
 
 
+def test_a_range_is_cut_from_the_cached_full_history(django_assert_num_queries):
+    bars_import(symbol="AAA", series=series(100))
+    bars_import(symbol="BBB", series=series(60, start=1_704_067_200 + 7200))
+    coin_ids = list(Cryptocurrency.objects.values_list("id", flat=True))
+    assert bars_warm() == 2
+
+    def at(hour: int) -> datetime:
+        return datetime.fromtimestamp(1_704_067_200 + 3600 * hour, UTC)
+
+    ranges = [
+        (at(10), at(20)),  # inside both
+        (None, at(5)),  # up to an end; BBB starts at hour 2
+        (at(-50), None),  # from before the first bar
+        (at(30), at(500)),  # past the last bar
+        (at(1), at(2)),  # one bar of AAA, none of BBB
+        (at(300), None),  # nothing
+    ]
+    for start, end in ranges:
+        expected = bars_fetch(coin_ids, start=start, end=end)
+        cache.stats.reset()
+        with django_assert_num_queries(1):  # the coin lookup; no bars read
+            got = bars_load(["AAA", "BBB"], start=start, end=end)
+        assert cache.stats.snapshot() == {"hits": 2, "misses": 0, "errors": 0}
+        for coin_id, symbol in zip(sorted(coin_ids), ("AAA", "BBB"), strict=True):
+            for a, b in zip(got[symbol], expected[coin_id], strict=True):
+                np.testing.assert_array_equal(a, b)
+                assert a.dtype == b.dtype
+
+
 def test_warming_with_the_cache_down_reads_nothing(monkeypatch):
     bars_import(symbol="AAA", series=series(10))
 
