@@ -12,7 +12,6 @@ from a run whose server died.
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import threading
@@ -213,7 +212,8 @@ class Runner:
         # busy while this process parses, computes and stores.
         self._load = ThreadPoolExecutor(max(1, loaders), "backtest-load")
         self._active: dict[int, RunHandle] = {}
-        # Loads of a warm-up still in flight, by chunk (see ``warm``).
+        # The loads of the warm-up under way, by chunk, kept until all are done
+        # (see ``warm``).
         self._warm_loads: dict[tuple, Future] = {}
         self._lock = threading.Lock()
 
@@ -221,9 +221,10 @@ class Runner:
         """Start caching the full hourly history of active coins not cached yet.
 
         The coins are loaded in the chunks a run of the default request (every
-        active coin, full history) would use, on the loading threads. Until a
-        chunk's load finishes, a run that needs that very chunk waits for it
-        instead of reading the same bars again, so a run sent right after the
+        active coin, full history) would use, on the loading threads. Until the
+        warm-up is over, a run that needs one of those chunks takes its load,
+        finished or not, instead of reading the same bars again or queueing a
+        load of its own behind the warm-up's; so a run sent right after the
         page opened costs no more than a cold run. Call it from a thread that
         may use the database; it returns how many coins are being loaded (0
         while an earlier warm-up is still going, or when all are cached).
@@ -243,27 +244,35 @@ class Runner:
             for chunk, future in planned:
                 self._warm_loads[_chunk_key(chunk, None, None, WARM_INTERVAL)] = future
         # Outside the lock: a future that is already done calls back at once.
-        for chunk, future in planned:
-            key = _chunk_key(chunk, None, None, WARM_INTERVAL)
-            future.add_done_callback(functools.partial(self._warm_done, key))
+        for _chunk, future in planned:
+            future.add_done_callback(self._warm_done)
         if planned:
-            self._load.submit(self._warm_fill, *planned[0])
-            planned[0][1].add_done_callback(
-                lambda _: [self._load.submit(self._warm_fill, *p) for p in planned[1:]]
-            )
+            self._load.submit(self._warm_fill, *planned[0], planned[1:])
         return len(coins)
 
-    @classmethod
-    def _warm_fill(cls, chunk: Sequence[Cryptocurrency], future: Future) -> None:
+    def _warm_fill(
+        self,
+        chunk: Sequence[Cryptocurrency],
+        future: Future,
+        then: list[tuple[Sequence[Cryptocurrency], Future]] = (),
+    ) -> None:
+        """Load one chunk into its future, then start the chunks after it.
+
+        Nothing but the warm-up's table and a sharing run keeps a filled future
+        (no callback holds the others), so loaded arrays are freed as soon as
+        no run uses them.
+        """
         try:
-            future.set_result(cls._load_coins(chunk, None, None, WARM_INTERVAL))
+            future.set_result(self._load_coins(chunk, None, None, WARM_INTERVAL))
         except Exception as exc:  # the sharing run sees it; the log says it too
             future.set_exception(exc)
+        for later in then:
+            self._load.submit(self._warm_fill, *later)
 
-    def _warm_done(self, key: tuple, future: Future) -> None:
+    def _warm_done(self, future: Future) -> None:
         with self._lock:
-            if self._warm_loads.get(key) is future:
-                del self._warm_loads[key]
+            if all(load.done() for load in self._warm_loads.values()):
+                self._warm_loads.clear()
         if not future.cancelled() and future.exception() is not None:
             logger.warning("price cache warm-up failed: %s", future.exception())
 

@@ -18,6 +18,7 @@ from backtester.asgi import application
 from backtester.models import BacktestResult, BacktestRun
 from backtester.runner import Runner, get_runner
 from backtester.tests.factories import crash_engine_on, make_coins
+from prices.models import Cryptocurrency
 from strategies.registry import STRATEGIES
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
@@ -446,23 +447,41 @@ async def test_opening_the_socket_warms_the_price_cache(
     from prices import selectors
 
     settings.PRICE_CACHE_WARM = True
-    monkeypatch.setattr(runner_module, "_runner", Runner(workers=1, max_runs=2))
+    settings.BACKTEST_FIRST_CHUNK = settings.BACKTEST_CHUNK = 1  # a chunk a coin
+    # One loading thread: a run's loads would queue behind a held warm-up load
+    # if they shared threads.
+    runner = Runner(workers=1, max_runs=2, loaders=1)
+    monkeypatch.setattr(runner_module, "_runner", runner)
     fetch, release, read = selectors.bars_fetch, threading.Event(), []
+    first_coin = await Cryptocurrency.objects.aget(symbol=coins[0])
 
     def held_fetch(coin_ids, **kwargs):
-        release.wait(10)
+        if list(coin_ids) != [first_coin.id]:
+            release.wait(10)
         read.extend(coin_ids)
         return fetch(coin_ids, **kwargs)
 
     monkeypatch.setattr(selectors, "bars_fetch", held_fetch)
     communicator = await connect()
+    # The warm-up has loaded the first coin and holds the second one's load.
+    for _ in range(500):
+        if sum(load.done() for load in runner._warm_loads.values()) == 1:
+            break
+        await asyncio.sleep(0.01)
+    assert read == [first_coin.id]
+    assert len(runner._warm_loads) == len(coins)
     await communicator.send_json_to({"type": "run", "strategy": "sma_crossover"})
     assert (await receive(communicator))["type"] == "start"
-    release.set()  # the warm-up's load was in flight when the run started
+    # The first coin comes from the cache at once, not after the held warm-up.
+    first = await receive(communicator)
+    assert first["type"] == "result" and first["data"]["symbol"] == coins[0]
+    release.set()  # the rest were loading when the run started: it shares them
     messages = await collect_until_end(communicator)
     assert messages[-1]["type"] == "complete"
-    assert len([m for m in messages if m["type"] == "result"]) == len(coins)
-    assert len(read) == len(coins)  # every coin read once, by the warm-up
+    assert len([m for m in messages if m["type"] == "result"]) == len(coins) - 1
+    assert sorted(read) == sorted(  # every coin read once, by the warm-up
+        [c.id async for c in Cryptocurrency.objects.filter(symbol__in=coins)]
+    )
     # Once warm, opening the page and running reads nothing more.
     second = await connect()
     await second.send_json_to({"type": "run", "strategies": "all"})
