@@ -303,26 +303,14 @@ def _cut(series: PriceSeries, lo: int | None, hi: int | None) -> PriceSeries:
 def coins_uncached(interval: str = Interval.HOUR) -> list[Cryptocurrency]:
     """Return the active coins whose full history is not in the cache.
 
-    Only existence is asked (no arrays move), one cheap round trip per coin. An
-    unreachable cache gives [] - nothing to warm; runs read the database.
+    Only existence is asked (no arrays move; one pipelined round trip on Redis).
+    An unreachable cache gives [] - nothing to warm; runs read the database.
     """
     coins = list(coins_active())
     keys = {
         cache.series_key(c.id, c.data_version, interval, None, None): c for c in coins
     }
     return [keys[key] for key in cache.missing(keys) or ()]
-
-
-def bars_warm(interval: str = Interval.HOUR) -> int:
-    """Cache the full history of every active coin not cached yet, in one query.
-
-    The run page asks for the full history by default; with it cached, a run
-    reads no bars from the database. Returns how many coins were read.
-    """
-    coins = coins_uncached(interval)
-    if coins:
-        bars_load(coins=coins, interval=interval)
-    return len(coins)
 
 
 def coins_with_range(*, active_only: bool = True) -> QuerySet[Cryptocurrency]:

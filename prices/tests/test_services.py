@@ -17,7 +17,7 @@ from prices.selectors import (
     _in_time_order,
     bars_fetch,
     bars_load,
-    bars_warm,
+    coins_uncached,
 )
 from prices.services import bars_import, daily_from_hourly
 from prices.types import PriceSeries
@@ -198,34 +198,30 @@ def test_one_query_for_any_number_of_coins(django_assert_num_queries):
     np.testing.assert_array_equal(again["C3"].close, loaded["C3"].close)
 
 
-def test_warming_caches_the_full_history_of_active_coins(django_assert_num_queries):
+def test_uncached_coins_are_found_without_moving_arrays(django_assert_num_queries):
     for i in range(3):
         bars_import(symbol=f"W{i}", series=series(40, price=10 + i))
     Cryptocurrency.objects.filter(symbol="W2").update(is_active=False)
-    # Coin list + one batch query for the two active coins.
-    with django_assert_num_queries(2):
-        assert bars_warm() == 2
-    # Warm: the full-history request reads no bars, and another warm-up moves no
-    # arrays (existence checks only) and queries only the coin list.
+    # Active coins only; the coin list is the one query.
+    with django_assert_num_queries(1):
+        cold = coins_uncached()
+    assert [c.symbol for c in cold] == ["W0", "W1"]
+    bars_load(coins=cold)
+    # Warm: existence checks only (no hits or misses counted: no arrays moved).
     cache.stats.reset()
     with django_assert_num_queries(1):
-        assert bars_warm() == 0
+        assert coins_uncached() == []
     assert cache.stats.snapshot() == {"hits": 0, "misses": 0, "errors": 0}
-    with django_assert_num_queries(1):
-        warm = bars_load(["W0", "W1"])
-    assert cache.stats.snapshot()["hits"] == 2
-    np.testing.assert_array_equal(warm["W1"].close, series(40, price=11).close)
-    # New bars for one coin: only that coin is read again.
+    # New bars for one coin: only that coin is uncached again.
     bars_import(symbol="W0", series=series(41, price=10))
-    assert bars_warm() == 1
-    assert len(bars_load(["W0"])["W0"].time) == 41
+    assert [c.symbol for c in coins_uncached()] == ["W0"]
 
 
 def test_a_range_is_cut_from_the_cached_full_history(django_assert_num_queries):
     bars_import(symbol="AAA", series=series(100))
     bars_import(symbol="BBB", series=series(60, start=1_704_067_200 + 7200))
     coin_ids = list(Cryptocurrency.objects.values_list("id", flat=True))
-    assert bars_warm() == 2
+    bars_load(["AAA", "BBB"])  # the full histories, as a warm-up caches them
 
     def at(hour: int) -> datetime:
         return datetime.fromtimestamp(1_704_067_200 + 3600 * hour, UTC)
@@ -250,14 +246,14 @@ def test_a_range_is_cut_from_the_cached_full_history(django_assert_num_queries):
                 assert a.dtype == b.dtype
 
 
-def test_warming_with_the_cache_down_reads_nothing(monkeypatch):
+def test_no_coin_to_warm_with_the_cache_down(monkeypatch):
     bars_import(symbol="AAA", series=series(10))
 
     def down(*args, **kwargs):
         raise ConnectionError("cache down")
 
     monkeypatch.setattr(cache, "_cache", down)
-    assert bars_warm() == 0  # no error; runs read the database as usual
+    assert coins_uncached() == []  # no error; runs read the database as usual
 
 
 def test_import_invalidates_the_cache():
