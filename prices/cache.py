@@ -114,11 +114,11 @@ def decode(payload: bytes) -> PriceSeries:
     return PriceSeries(block[0].view("<i8"), *block[1:])
 
 
-def get_many(keys: Iterable[str], *, count: bool = True) -> dict[str, PriceSeries]:
-    """Return the cached series found for ``keys``; failures count as misses.
+def get_many(keys: Iterable[str]) -> dict[str, PriceSeries]:
+    """Return the cached series found for ``keys``; a failure finds nothing.
 
-    With ``count`` off only errors are counted: the caller counts hits and
-    misses itself (when it asks for several keys per coin).
+    Only errors are counted here: the loader counts hits and misses per coin
+    (a coin may be looked up under two keys).
     """
     keys = list(keys)
     if not keys:
@@ -126,7 +126,7 @@ def get_many(keys: Iterable[str], *, count: bool = True) -> dict[str, PriceSerie
     try:
         found = _cache().get_many(keys)
     except Exception as exc:  # noqa: BLE001 - any backend failure means "miss"
-        stats.add(misses=len(keys) if count else 0, errors=1)
+        stats.add(errors=1)
         logger.warning("price cache unavailable (%s); reading the database", exc)
         return {}
     result = {}
@@ -135,8 +135,6 @@ def get_many(keys: Iterable[str], *, count: bool = True) -> dict[str, PriceSerie
             result[key] = decode(payload)
         except (ValueError, TypeError, struct.error):
             logger.warning("ignoring malformed price cache entry %s", key)
-    if count:
-        stats.add(hits=len(result), misses=len(keys) - len(result))
     return result
 
 

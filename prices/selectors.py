@@ -82,17 +82,15 @@ def coins_by_symbols(symbols: Iterable[str] | None) -> list[Cryptocurrency]:
 
 
 def coins_with_stats() -> QuerySet[Cryptocurrency]:
-    """Return coins annotated with hourly bar count and first/last bar time."""
-    # Correlated subqueries, not a join with GROUP BY: each coin's first and last
-    # bar are one probe of the covering (crypto, time) index, its count an Index
-    # Only Scan of that coin's entries; the changelist's COUNT(*) drops them
-    # (unused annotations) instead of aggregating millions of joined rows.
+    """Return every coin with its hourly bar count and first/last bar time."""
+    # A correlated count beside coins_with_range's bounds, not a join with GROUP
+    # BY: each coin's count is an Index Only Scan of its own entries, and the
+    # changelist's COUNT(*) drops the annotations instead of aggregating
+    # millions of joined rows.
     hourly = PriceBar.objects.filter(crypto=OuterRef("pk"), interval=Interval.HOUR)
     count = hourly.order_by().values("crypto").annotate(n=Count("*")).values("n")
-    return Cryptocurrency.objects.annotate(
-        hourly_bars=Coalesce(Subquery(count), 0),
-        first_bar=Subquery(hourly.order_by("time").values("time")[:1]),
-        last_bar=Subquery(hourly.order_by("-time").values("time")[:1]),
+    return coins_with_range(active_only=False).annotate(
+        hourly_bars=Coalesce(Subquery(count), 0)
     )
 
 
@@ -260,21 +258,20 @@ def bars_load(
     keys = {
         c.id: cache.series_key(c.id, c.data_version, interval, lo, hi) for c in coins
     }
-    # A date range is also cut from a cached full history (what the warm-up
-    # stores), asked for in the same round trip.
-    full = {}
+    found = cache.get_many(keys.values())
+    series = {c.id: found[keys[c.id]] for c in coins if keys[c.id] in found}
     if lo is not None or hi is not None:
+        # A range not cached as such is cut from a cached full history (what
+        # the warm-up stores); asked for only for those coins.
         full = {
             c.id: cache.series_key(c.id, c.data_version, interval, None, None)
             for c in coins
+            if c.id not in series
         }
-    found = cache.get_many([*keys.values(), *full.values()], count=False)
-    series: dict[int, PriceSeries] = {}
-    for c in coins:
-        if keys[c.id] in found:
-            series[c.id] = found[keys[c.id]]
-        elif c.id in full and full[c.id] in found:
-            series[c.id] = _cut(found[full[c.id]], lo, hi)
+        whole = cache.get_many(full.values())
+        for coin_id, key in full.items():
+            if key in whole:
+                series[coin_id] = _cut(whole[key], lo, hi)
     missing = [c.id for c in coins if c.id not in series]
     cache.stats.add(hits=len(series), misses=len(missing))
     fetched = (
@@ -319,8 +316,6 @@ def coins_with_range(*, active_only: bool = True) -> QuerySet[Cryptocurrency]:
     Each bound is a correlated subquery that the (crypto, time) index answers
     with one probe per coin, so this stays fast on millions of bars (no COUNT).
     """
-    from django.db.models import OuterRef, Subquery
-
     hourly = PriceBar.objects.filter(crypto=OuterRef("pk"), interval=Interval.HOUR)
     qs = Cryptocurrency.objects.all()
     if active_only:
