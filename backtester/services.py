@@ -40,7 +40,20 @@ def run_create(
     source: str = BacktestRun.Source.WEB,
 ) -> BacktestRun:
     """Record a queued run for the spec and coins."""
-    return BacktestRun.objects.create(
+    run = run_new(spec=spec, coins=coins, user=user, source=source)
+    run.save()
+    return run
+
+
+def run_new(
+    *,
+    spec: RunSpec,
+    coins: Sequence[Cryptocurrency],
+    user=None,
+    source: str = BacktestRun.Source.WEB,
+) -> BacktestRun:
+    """Return the (unsaved) queued run for the spec and coins."""
+    return BacktestRun(
         strategies=[{"strategy": k, "params": p} for k, p in spec.jobs],
         symbols=[c.symbol for c in coins],
         interval=spec.interval,

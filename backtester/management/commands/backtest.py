@@ -13,7 +13,7 @@ from backtester.models import BacktestRun
 from backtester.output import render_csv, render_json, render_table
 from backtester.runner import RunnerBusy, get_runner
 from backtester.selectors import run_data
-from backtester.services import run_coins, run_create, run_start
+from backtester.services import run_coins, run_create, run_new, run_start
 from backtester.validation import RequestError, iso, run_spec
 from strategies.registry import STRATEGIES
 
@@ -179,22 +179,11 @@ class Command(BaseCommand):
             run.refresh_from_db()
             header = run_data(run)
         else:
-            # The same keys as a saved run's header, so consumers of the JSON
-            # need not care whether --no-save was given.
-            plan = spec.as_dict()
-            header = {
-                "id": None,
-                "status": handle.status,
-                "strategies": plan["strategies"],
-                "symbols": [c.symbol for c in coins],
-                "interval": plan["interval"],
-                "start": plan["start"],
-                "end": plan["end"],
-                "fee": plan["fee"],
-                "slippage_bps": plan["slippage_bps"],
-                "created_at": iso(began_at),
-                "elapsed_s": handle.elapsed_s,
-            }
+            # The record a saved run would have, so the header is the same.
+            unsaved = run_new(spec=spec, coins=coins, source=BacktestRun.Source.CLI)
+            unsaved.status, unsaved.elapsed_s = handle.status, handle.elapsed_s
+            unsaved.created_at = began_at
+            header = run_data(unsaved)
         fmt = options["format"]
         if fmt == "json":
             self.stdout.write(render_json(header, results, handle.summary))
