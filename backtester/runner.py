@@ -28,7 +28,7 @@ from django.dispatch import Signal
 
 from backtester import events
 from backtester.validation import RunSpec
-from prices.models import Cryptocurrency
+from prices.models import Cryptocurrency, Interval
 from prices.selectors import bars_load, coins_uncached
 from prices.types import PriceSeries
 from strategies.engine import run_many
@@ -42,8 +42,9 @@ Hook = Callable[["RunHandle"], None]
 # class, runner: the new instance).
 runner_created = Signal()
 EQUITY_POINTS = 200
-# What the run page asks for by default, and so what a warm-up loads.
-WARM_INTERVAL = "1h"
+# What the run page asks for by default, and so what a warm-up loads (the
+# interval coins_uncached looks for).
+WARM_INTERVAL = Interval.HOUR
 # Why a (coin, strategy) row has no metrics.
 NO_DATA = "no data in range"
 # Trades stored per result for the detail page (metrics always use all of them).
