@@ -38,22 +38,10 @@ def run_create(
     coins: Sequence[Cryptocurrency],
     user=None,
     source: str = BacktestRun.Source.WEB,
+    save: bool = True,
 ) -> BacktestRun:
-    """Record a queued run for the spec and coins."""
-    run = run_new(spec=spec, coins=coins, user=user, source=source)
-    run.save()
-    return run
-
-
-def run_new(
-    *,
-    spec: RunSpec,
-    coins: Sequence[Cryptocurrency],
-    user=None,
-    source: str = BacktestRun.Source.WEB,
-) -> BacktestRun:
-    """Return the (unsaved) queued run for the spec and coins."""
-    return BacktestRun(
+    """Record a queued run for the spec and coins (``save`` off: only build it)."""
+    run = BacktestRun(
         strategies=[{"strategy": k, "params": p} for k, p in spec.jobs],
         symbols=[c.symbol for c in coins],
         interval=spec.interval,
@@ -67,6 +55,9 @@ def run_new(
         created_by=user if getattr(user, "is_authenticated", False) else None,
         owner=processes.identity(),
     )
+    if save:
+        run.save()
+    return run
 
 
 def _epoch_to_dt(value: str | None) -> datetime | None:

@@ -13,7 +13,7 @@ from backtester.models import BacktestRun
 from backtester.output import render_csv, render_json, render_table
 from backtester.runner import RunnerBusy, get_runner
 from backtester.selectors import run_data
-from backtester.services import run_coins, run_create, run_new, run_start
+from backtester.services import run_coins, run_create, run_start
 from backtester.validation import RequestError, iso, run_spec
 from strategies.registry import STRATEGIES
 
@@ -180,7 +180,9 @@ class Command(BaseCommand):
             header = run_data(run)
         else:
             # The record a saved run would have, so the header is the same.
-            unsaved = run_new(spec=spec, coins=coins, source=BacktestRun.Source.CLI)
+            unsaved = run_create(
+                spec=spec, coins=coins, source=BacktestRun.Source.CLI, save=False
+            )
             unsaved.status, unsaved.elapsed_s = handle.status, handle.elapsed_s
             unsaved.created_at = began_at
             header = run_data(unsaved)
