@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 
+from prices.symbols import symbol_problem
 from strategies.registry import STRATEGIES, ParamError, validate_params
 
 INTERVALS = ("1h", "1d")
@@ -205,9 +206,9 @@ def _symbols(value: object) -> tuple[str, ...] | None:
         )
     if len(symbols) > MAX_SYMBOLS:
         raise RequestError(f"symbols: at most {MAX_SYMBOLS} coins", "symbols")
-    bad = [s for s in symbols if not s.isalnum() or len(s) > 20]
-    if bad:
-        raise RequestError(f"symbols: invalid symbol {bad[0]!r}", "symbols")
+    problems = [p for p in map(symbol_problem, symbols) if p]
+    if problems:
+        raise RequestError(f"symbols: {problems[0]}", "symbols")
     return symbols
 
 

@@ -13,17 +13,23 @@ from __future__ import annotations
 import gzip
 import io
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from prices.symbols import symbol_problem
 from prices.types import PriceSeries
 
 INTERVAL_SECONDS = {"1h": 3600, "1d": 86400}
 HEADER = ["timestamp", "open", "high", "low", "close", "volume"]
 _KLINE_INTERVAL = re.compile(r"-(1h|1d)(?:-|\.|$)")
+# Bars are accepted from the Unix epoch to one day past the clock: a bar dated
+# year 1 or 9999 is a typo that datetime cannot even represent in every time
+# zone, and one such bar would break every run over that coin.
+FUTURE_MARGIN_S = 86_400
 
 
 class ImportFormatError(ValueError):
@@ -111,6 +117,10 @@ def parse_file(
     interval = interval or interval_from_path(path) or "1h"
     if interval not in INTERVAL_SECONDS:
         raise ImportFormatError(path, None, f"unsupported interval '{interval}'")
+    symbol = symbol.upper() if symbol else symbol_from_path(path)
+    problem = symbol_problem(symbol)
+    if problem:
+        raise ImportFormatError(path, None, problem)
 
     try:
         frame = pd.read_csv(
@@ -201,7 +211,10 @@ def parse_file(
             )
 
     step = INTERVAL_SECONDS[interval]
+    latest = int(time.time()) + FUTURE_MARGIN_S
     checks = [
+        (times < 0, "timestamp is before 1970-01-01"),
+        (times > latest, "timestamp is more than a day in the future"),
         (times % step != 0, f"timestamp is not aligned to the {interval} interval"),
         (
             (columns["open"] <= 0)
@@ -251,7 +264,7 @@ def parse_file(
     )
     return ParsedFile(
         path=str(path),
-        symbol=(symbol or symbol_from_path(path)).upper(),
+        symbol=symbol,
         interval=interval,
         series=series,
         duplicates_dropped=int(same_time.size),

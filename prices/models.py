@@ -1,7 +1,10 @@
 """Coins and their OHLCV bars."""
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
+
+from prices.symbols import SYMBOL_MAX_LENGTH, symbol_problem
 
 
 class Interval(models.TextChoices):
@@ -9,9 +12,20 @@ class Interval(models.TextChoices):
     DAY = "1d", "1 day"
 
 
+def validate_symbol(value: str) -> None:
+    """Raise ValidationError unless ``value`` is a valid coin symbol."""
+    problem = symbol_problem(value)
+    if problem:
+        raise ValidationError(problem, code="invalid_symbol")
+
+
 class Cryptocurrency(models.Model):
     symbol = models.CharField(
-        max_length=20, unique=True, help_text="Ticker, e.g. BTC (quoted in USDT)."
+        max_length=SYMBOL_MAX_LENGTH,
+        unique=True,
+        validators=[validate_symbol],
+        help_text="Ticker, e.g. BTC (quoted in USDT): upper-case letters and "
+        "digits, 1 to 20 characters.",
     )
     name = models.CharField(max_length=100, blank=True)
     is_active = models.BooleanField(

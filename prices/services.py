@@ -24,6 +24,7 @@ from django.db.models import F
 from prices.importers import ParsedFile, parse_file
 from prices.models import Cryptocurrency, Interval, PriceBar
 from prices.selectors import bars_fetch
+from prices.symbols import symbol_problem
 from prices.types import PriceSeries
 
 logger = logging.getLogger(__name__)
@@ -51,9 +52,15 @@ class ImportResult:
 
 
 def coin_get_or_create(symbol: str, *, name: str = "") -> Cryptocurrency:
-    """Return the coin with this symbol, creating it (active) if missing."""
+    """Return the coin with this symbol, creating it (active) if missing.
+
+    Raise ValueError naming the symbol when it breaks the symbol rule.
+    """
+    problem = symbol_problem(symbol)
+    if problem:
+        raise ValueError(problem)
     coin, _ = Cryptocurrency.objects.get_or_create(
-        symbol=symbol.upper(), defaults={"name": name}
+        symbol=symbol, defaults={"name": name}
     )
     return coin
 

@@ -127,3 +127,73 @@ def test_real_file_parses(real_data_dir):
     assert len(parsed.series.time) == 43_764
     assert parsed.series.time[0] == 1546196400
     assert np.all(np.diff(parsed.series.time) >= 3600)
+
+
+# Bars from the epoch to one day past the clock: a bar of year 1 or 9999 would
+# break every run over its coin.
+OUT_OF_RANGE = [
+    ("0001-01-01T00:00:00Z", "before 1970-01-01"),
+    ("1969-12-31T23:00:00Z", "before 1970-01-01"),
+    ("9999-12-31T23:00:00Z", "more than a day in the future"),
+    ("2200-01-01T00:00:00Z", "more than a day in the future"),
+]
+
+
+@pytest.mark.parametrize(("stamp", "problem"), OUT_OF_RANGE)
+def test_csv_bars_outside_1970_to_tomorrow_are_refused(tmp_path, stamp, problem):
+    good = "2024-01-01T01:00:00Z,10,12,9,11,4\n"
+    path = write(tmp_path / "X.csv", HEADER + good + f"{stamp},10,12,9,11,4\n")
+    with pytest.raises(ImportFormatError, match=f"line 3: timestamp is {problem}"):
+        parse_file(path)
+
+
+@pytest.mark.parametrize(
+    ("open_time", "problem"),
+    [
+        # 2200-01-01 in milliseconds and 2100-01-01 in microseconds.
+        (7_258_118_400_000, "more than a day in the future"),
+        (4_102_444_800_000_000, "more than a day in the future"),
+    ],
+)
+def test_kline_bars_in_the_future_are_refused(tmp_path, open_time, problem):
+    rows = f"1704067200000,10,12,9,11,4\n{open_time},10,12,9,11,4\n"
+    path = write(tmp_path / "ETHUSDT-1h-2024-01.csv", rows)
+    with pytest.raises(ImportFormatError, match=f"line 2: timestamp is {problem}"):
+        parse_file(path)
+
+
+def test_a_bar_of_today_is_accepted(tmp_path):
+    import time
+
+    hour = int(time.time()) // 3600 * 3600
+    path = write(tmp_path / "ETHUSDT-1h-now.csv", f"{hour * 1000},10,12,9,11,4\n")
+    assert parse_file(path).series.time.tolist() == [hour]
+
+
+@pytest.mark.parametrize(
+    ("name", "symbol", "shown"),
+    [
+        ("=CMDUSDT.csv", None, "'=CMD'"),
+        ("X.csv", "<svg/onload=alert(1)>", "'<SVG/ONLOAD=ALERT(1)>'"),
+        ("ABCDEFGHIJKLMNOPQRSTUVWXYZUSDT.csv", None, "'ABCDEFGHIJKLMNOPQRSTUVWXYZ'"),
+        ("-1h.csv", None, "''"),
+        ("X.csv", "B\u0661", "'B\u0661'"),  # an Arabic-Indic digit
+    ],
+)
+def test_bad_symbols_are_refused_naming_the_symbol(tmp_path, name, symbol, shown):
+    path = write(tmp_path / name, HEADER + "2024-01-01T00:00:00Z,10,12,9,11,4\n")
+    with pytest.raises(ImportFormatError) as caught:
+        parse_file(path, symbol=symbol)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: symbol {shown} must be 1 to 20 upper-case")
+
+
+def test_symbol_rule():
+    from prices.symbols import symbol_problem
+
+    for good in ("BTC", "1INCH", "A", "X" * 20):
+        assert symbol_problem(good) is None
+    for bad in ("", "btc", "X" * 21, "BT C", "BTC-USD", "\u0130", None, 5):
+        assert "must be 1 to 20 upper-case ASCII letters or digits" in symbol_problem(
+            bad
+        )

@@ -103,3 +103,21 @@ def test_coin_changelist_stats_in_one_query_and_exact(admin_client):
         assert coin.hourly_bars == len(times)
         assert coin.first_bar == (times[0] if times else None)
         assert coin.last_bar == (times[-1] if times else None)
+
+
+@pytest.mark.parametrize("symbol", ["=CMD", "<B/ONCLICK=ALERT(1)>", "btc", "B-C"])
+def test_admin_refuses_a_bad_symbol_naming_it(admin_client, symbol):
+    response = admin_client.post(
+        "/admin/prices/cryptocurrency/add/",
+        {"symbol": symbol, "name": "x", "is_active": "on"},
+    )
+    assert response.status_code == 200  # the form again, with the error
+    errors = response.context["adminform"].form.errors["symbol"]
+    assert errors == [
+        f"symbol {symbol!r} must be 1 to 20 upper-case ASCII letters or digits"
+    ]
+    assert not Cryptocurrency.objects.exists()
+    ok = admin_client.post(
+        "/admin/prices/cryptocurrency/add/", {"symbol": "BTC2", "is_active": "on"}
+    )
+    assert ok.status_code == 302 and Cryptocurrency.objects.get().symbol == "BTC2"

@@ -274,3 +274,83 @@ def test_codec_round_trip():
         assert got.dtype == want.dtype
     with pytest.raises(ValueError):
         cache.decode(cache.encode(original)[:-8])
+
+
+@pytest.mark.parametrize(
+    ("bad_name", "bad_text", "options", "problem"),
+    [
+        # A date that datetime cannot represent, a bar before the epoch.
+        ("YEARUSDT.csv", HEADER + "9999-12-31T23:00:00Z,10,12,9,11,4\n", {},
+         "line 2: timestamp is more than a day in the future"),
+        ("OLDUSDT.csv", HEADER + "0001-01-01T00:00:00Z,10,12,9,11,4\n", {},
+         "line 2: timestamp is before 1970-01-01"),
+        # A file name giving a symbol longer than the column (was a DataError).
+        ("AVERYLONGFILENAMEFORACOINUSDT.csv", HEADER + csv_rows(0, 2), {},
+         "symbol 'AVERYLONGFILENAMEFORACOIN' must be"),
+        ("=CMD.csv", HEADER + csv_rows(0, 2), {}, "symbol '=CMD' must be"),
+    ],
+)  # fmt: skip
+def test_every_problem_of_a_file_is_reported_and_the_next_file_imports(
+    tmp_path, bad_name, bad_text, options, problem
+):
+    bad = tmp_path / bad_name
+    bad.write_text(bad_text)
+    good = tmp_path / "GOODUSDT.csv"
+    good.write_text(HEADER + csv_rows(0, 5))
+    err = io.StringIO()
+    with pytest.raises(CommandError, match="1 file"):
+        call_command("import_prices", str(bad), str(good), stdout=io.StringIO(),
+                     stderr=err, **options)  # fmt: skip
+    assert f"error: {bad}" in err.getvalue() and problem in err.getvalue()
+    assert list(Cryptocurrency.objects.values_list("symbol", flat=True)) == ["GOOD"]
+    hourly = PriceBar.objects.filter(crypto__symbol="GOOD", interval="1h")
+    # The good file's rows, by hand from csv_rows: hour h opens at 10 + h.
+    assert list(hourly.order_by("time").values_list("open", "volume")) == [
+        (10.0 + h, float(h)) for h in range(5)
+    ]
+
+
+def test_a_bad_symbol_option_fails_every_file_and_writes_nothing(tmp_path):
+    path = tmp_path / "GOODUSDT.csv"
+    path.write_text(HEADER + csv_rows(0, 3))
+    err = io.StringIO()
+    with pytest.raises(CommandError, match="1 file"):
+        call_command("import_prices", str(path), symbol="<svg/onload=alert(1)>",
+                     stdout=io.StringIO(), stderr=err)  # fmt: skip
+    assert f"error: {path}: symbol '<SVG/ONLOAD=ALERT(1)>' must be" in err.getvalue()
+    assert not Cryptocurrency.objects.exists() and not PriceBar.objects.exists()
+
+
+def test_an_unexpected_error_fails_only_its_file(tmp_path, monkeypatch):
+    from prices import services
+
+    real = services.bars_upsert
+
+    def flaky(coin, series, **kwargs):
+        if coin.symbol == "BOOM":
+            raise RuntimeError("disk on fire")
+        return real(coin, series, **kwargs)
+
+    monkeypatch.setattr(services, "bars_upsert", flaky)
+    boom, good = tmp_path / "BOOMUSDT.csv", tmp_path / "GOODUSDT.csv"
+    boom.write_text(HEADER + csv_rows(0, 3))
+    good.write_text(HEADER + csv_rows(0, 4))
+    err = io.StringIO()
+    with pytest.raises(CommandError, match="1 file"):
+        call_command("import_prices", str(boom), str(good), stdout=io.StringIO(),
+                     stderr=err)  # fmt: skip
+    assert f"error: {boom}: RuntimeError: disk on fire" in err.getvalue()
+    assert not Cryptocurrency.objects.filter(symbol="BOOM").exists()
+    assert PriceBar.objects.filter(crypto__symbol="GOOD", interval="1h").count() == 4
+
+
+def test_coins_are_never_created_with_a_bad_symbol():
+    from django.core.exceptions import ValidationError
+
+    from prices.services import coin_get_or_create
+
+    with pytest.raises(ValueError, match="symbol '=CMD' must be"):
+        coin_get_or_create("=CMD")
+    with pytest.raises(ValidationError, match="symbol 'btc' must be"):
+        Cryptocurrency(symbol="btc").full_clean()
+    assert not Cryptocurrency.objects.exists()

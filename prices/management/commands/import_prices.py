@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import sys
 import time
 
@@ -8,6 +9,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from prices.importers import ImportFormatError
 from prices.models import Interval
 from prices.services import file_import
+
+logger = logging.getLogger(__name__)
 
 
 class Command(BaseCommand):
@@ -52,10 +55,18 @@ class Command(BaseCommand):
                     interval=options["interval"],
                     progress=progress,
                 )
-            except ImportFormatError as exc:
+            except Exception as exc:
+                # Whatever goes wrong with one file (a bad row, a value the
+                # database refuses, a bug) is that file's failure: its
+                # transaction is rolled back and the other files go on.
                 failures += 1
                 if interactive:
                     self.stderr.write("")
+                if not isinstance(exc, ImportFormatError):
+                    logger.debug("importing %s failed", path, exc_info=True)
+                    exc = ImportFormatError(
+                        path, None, f"{type(exc).__name__}: {exc}".strip()
+                    )
                 self.stderr.write(f"error: {exc} (nothing imported from this file)")
                 continue
             if interactive:
