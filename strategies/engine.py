@@ -23,6 +23,7 @@ import numpy as np
 from strategies.kernels import empty, frame, scratch
 from strategies.metrics import PERIODS_PER_YEAR, compute_metrics
 from strategies.registry import get_strategy, validate_params
+from strategies.risk import Risk, validate_risk
 from strategies.signals import IndicatorCache
 from strategies.types import BacktestResult, Bars
 
@@ -209,6 +210,7 @@ def run_backtest(
     slippage_bps: float = 0.0,
     interval: str = "1h",
     initial_equity: float = INITIAL_EQUITY,
+    risk: Risk | Mapping[str, object] | None = None,
 ) -> BacktestResult:
     """Backtest one strategy on one coin's bars.
 
@@ -216,6 +218,8 @@ def run_backtest(
     slippage, interval or initial equity raise ValueError naming the argument.
     A position still open on the last bar is sold at its close with the fee
     charged, so ``final_equity`` and the last equity point are net of that fee.
+    ``risk`` (a Risk, or raw settings for ``validate_risk``) adds stops,
+    targets, short positions and sizing; None is today's all-in long execution.
     """
     return run_many(
         bars,
@@ -224,6 +228,7 @@ def run_backtest(
         slippage_bps=slippage_bps,
         interval=interval,
         initial_equity=initial_equity,
+        risk=risk,
     )[0]
 
 
@@ -235,14 +240,19 @@ def run_many(
     slippage_bps: float = 0.0,
     interval: str = "1h",
     initial_equity: float = INITIAL_EQUITY,
+    risk: Risk | Mapping[str, object] | None = None,
 ) -> list[BacktestResult]:
     """Backtest several (strategy, params) jobs on one coin, sharing indicators.
 
-    Everything is validated before any work starts. The results share one
-    read-only ``buy_hold_equity`` array.
+    Everything is validated before any work starts (bad risk settings raise
+    ParamError naming each field). The results share one read-only
+    ``buy_hold_equity`` array.
     """
     bars = _check_bars(bars)
     _check_costs(fee, slippage_bps, interval, initial_equity)
+    risk = validate_risk(risk)
+    if not risk.is_default:
+        raise NotImplementedError("risk settings other than the defaults")
     checked = [(key, validate_params(key, params or {})) for key, params in jobs]
     buy_hold = bars.close * (initial_equity / bars.close[0])
     buy_hold.flags.writeable = False
