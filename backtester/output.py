@@ -112,10 +112,42 @@ def render_json(run: dict, results: Sequence[dict], summary: dict) -> str:
     )
 
 
+# A spreadsheet runs a cell starting with one of these as a formula
+# ("=HYPERLINK(...)", "@SUM(...)", "-2+3"); tab and carriage return can hide
+# such a start from a viewer.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> object:
+    """Return ``value`` safe for a spreadsheet cell: text that a spreadsheet
+    would read as a formula gets a leading single quote.
+
+    Numbers are left alone (a float -3.2 is a number, not a formula); only
+    strings are escaped, so every CSV the app writes must pass its cells
+    through here (see ``csv_writer``).
+    """
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+class _SafeWriter:
+    def __init__(self, buffer: io.TextIOBase) -> None:
+        self._writer = csv.writer(buffer, lineterminator="\n")
+
+    def writerow(self, row: Sequence[object]) -> None:
+        self._writer.writerow([csv_cell(value) for value in row])
+
+
+def csv_writer(buffer: io.TextIOBase) -> _SafeWriter:
+    """Return a CSV writer whose rows are escaped cell by cell with csv_cell."""
+    return _SafeWriter(buffer)
+
+
 def render_csv(results: Sequence[dict]) -> str:
     """Return one CSV row per result with every metric as a column."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = csv_writer(buffer)
     writer.writerow(
         ["symbol", "strategy", "params", "first_bar", "last_bar", "bars", *CSV_METRICS]
     )
