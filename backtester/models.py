@@ -22,6 +22,10 @@ class BacktestRun(models.Model):
     strategies = models.JSONField()
     # The coins actually run (resolved from "all active" at start).
     symbols = models.JSONField(default=list)
+    # {symbol: the coin's data_version when the run started}: a result's trades
+    # and every bar of its equity are recomputed on demand from these settings,
+    # and only while the coin's prices are still the ones the run saw.
+    data_versions = models.JSONField(default=dict, blank=True)
     interval = models.CharField(max_length=3, default="1h")
     start = models.DateTimeField(null=True, blank=True)
     end = models.DateTimeField(null=True, blank=True, help_text="Exclusive.")
@@ -91,11 +95,12 @@ class BacktestResult(models.Model):
     num_trades = models.PositiveIntegerField(default=0)
     win_rate_pct = models.FloatField(null=True)
     metrics = models.JSONField(default=dict)
-    # For the detail page, as packed NumPy columns (see fields.py): the most recent
-    # trades ("entry_time", "exit_time" epoch seconds, "entry_price", "exit_price",
-    # "return_pct", "bars_held", "fees", "closed_at_end"; ``num_trades`` counts
-    # them all) and the equity curve down-sampled to a few hundred points ("time",
-    # "strategy", "buy_hold").
+    # A preview for lists and exports, as packed NumPy columns (see fields.py): the
+    # most recent trades ("entry_time", "exit_time" epoch seconds, "entry_price",
+    # "exit_price", "return_pct", "bars_held", "fees", "closed_at_end";
+    # ``num_trades`` counts them all) and the equity curve down-sampled to a few
+    # hundred points ("time", "strategy", "buy_hold"). Every trade and every bar
+    # are recomputed on demand (replay.py).
     trades = ColumnsField()
     equity = ColumnsField()
 
