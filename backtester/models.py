@@ -31,6 +31,9 @@ class BacktestRun(models.Model):
     end = models.DateTimeField(null=True, blank=True, help_text="Exclusive.")
     fee = models.FloatField(default=0.001)
     slippage_bps = models.FloatField(default=0.0)
+    # The risk settings every job of the run used, as Risk.as_dict() gives them
+    # (percentages, None for off); {} (runs stored before them) is the default.
+    risk = models.JSONField(default=dict, blank=True)
     status = models.CharField(
         max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True
     )

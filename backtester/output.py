@@ -21,8 +21,37 @@ CSV_METRICS = [
     "sharpe", "sortino", "calmar", "max_drawdown_pct", "max_drawdown_duration",
     "num_trades", "win_rate_pct", "profit_factor", "expectancy_pct", "avg_trade_pct",
     "best_trade_pct", "worst_trade_pct", "avg_trade_duration", "exposure_pct",
-    "final_equity",
+    "final_equity", "long_trades", "short_trades", "win_rate_long_pct",
+    "win_rate_short_pct",
 ]  # fmt: skip
+# The risk settings as CSV columns, in schema order (empty: off).
+CSV_RISK = [
+    "direction", "stop_loss_pct", "take_profit_pct", "trailing_stop_pct",
+    "position_size",
+]  # fmt: skip
+
+
+def risk_label(risk: dict | None) -> str:
+    """Return risk settings in a few words ("" for the defaults).
+
+    The direction unless long, the stops that are on, and a size below 1, e.g.
+    "both · stop 5% · target 10% · size 0.5" (the web pages say the same).
+    """
+    if not risk:
+        return ""
+    parts = []
+    if risk.get("direction", "long") != "long":
+        parts.append(risk["direction"])
+    for key, word in (
+        ("stop_loss_pct", "stop"),
+        ("take_profit_pct", "target"),
+        ("trailing_stop_pct", "trail"),
+    ):
+        if risk.get(key) is not None:
+            parts.append(f"{word} {risk[key]:g}%")
+    if risk.get("position_size", 1.0) != 1.0:
+        parts.append(f"size {risk['position_size']:g}")
+    return " · ".join(parts)
 
 
 def _sort_key(result: dict) -> float:
@@ -46,17 +75,25 @@ def _cell(value, fmt: str) -> str:
 
 
 def render_table(results: Sequence[dict], summary: dict) -> str:
-    """Return an aligned text table sorted by return, with a summary line."""
-    headers = ["symbol", "strategy"] + [h for h, _, _ in TABLE_COLUMNS]
+    """Return an aligned text table sorted by return, with a summary line.
+
+    A "risk" column names the risk settings when a result has any set.
+    """
+    with_risk = any(risk_label(r.get("risk")) for r in results)
+    text = 3 if with_risk else 2  # leading text columns
+    headers = ["symbol", "strategy", *(["risk"] if with_risk else [])]
+    headers += [h for h, _, _ in TABLE_COLUMNS]
     rows = []
     for r in sorted_results(results):
         metrics = r.get("metrics") or {}
+        row = [r["symbol"], r["strategy"]]
+        if with_risk:
+            row.append(risk_label(r.get("risk")) or "-")
         if not metrics:
-            rows.append([r["symbol"], r["strategy"], "no data in range"])
+            rows.append([*row, "no data in range"])
             continue
         rows.append(
-            [r["symbol"], r["strategy"]]
-            + [_cell(metrics.get(key), fmt) for _, key, fmt in TABLE_COLUMNS]
+            row + [_cell(metrics.get(key), fmt) for _, key, fmt in TABLE_COLUMNS]
         )
     widths = [
         max([len(headers[i])] + [len(row[i]) for row in rows if len(row) > i])
@@ -67,7 +104,7 @@ def render_table(results: Sequence[dict], summary: dict) -> str:
         cells = []
         for i, cell in enumerate(row):
             # Text columns left-aligned, numbers right-aligned.
-            cells.append(cell.ljust(widths[i]) if i < 2 else cell.rjust(widths[i]))
+            cells.append(cell.ljust(widths[i]) if i < text else cell.rjust(widths[i]))
         lines.append("  ".join(cells).rstrip())
     lines.insert(1, "  ".join("-" * w for w in widths))
     lines.append("")
@@ -149,19 +186,24 @@ def render_csv(results: Sequence[dict]) -> str:
     buffer = io.StringIO()
     writer = csv_writer(buffer)
     writer.writerow(
-        ["symbol", "strategy", "params", "first_bar", "last_bar", "bars", *CSV_METRICS]
-    )
+        ["symbol", "strategy", "params", *CSV_RISK, "first_bar", "last_bar", "bars",
+         *CSV_METRICS, "exit_reasons"]
+    )  # fmt: skip
     for r in sorted_results(results):
         metrics = r.get("metrics") or {}
+        risk = r.get("risk") or {}
+        reasons = metrics.get("exit_reasons")
         writer.writerow(
             [
                 r["symbol"],
                 r["strategy"],
                 json.dumps(r["params"], sort_keys=True),
+                *("" if risk.get(k) is None else risk[k] for k in CSV_RISK),
                 r["first_bar"] or "",
                 r["last_bar"] or "",
                 r["bars"],
                 *("" if metrics.get(k) is None else metrics[k] for k in CSV_METRICS),
+                "" if reasons is None else json.dumps(reasons, sort_keys=True),
             ]
         )
     return buffer.getvalue()

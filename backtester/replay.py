@@ -24,6 +24,7 @@ from prices.models import Cryptocurrency
 from prices.selectors import bars_load
 from prices.types import PriceSeries
 from strategies.engine import run_many
+from strategies.risk import validate_risk
 from strategies.types import BacktestResult as EngineResult
 from strategies.types import Bars
 
@@ -54,7 +55,13 @@ _lock = threading.Lock()
 
 def engine_options(run: BacktestRun) -> dict:
     """Return the run's settings as keyword arguments of ``run_many``."""
-    return {"fee": run.fee, "slippage_bps": run.slippage_bps, "interval": run.interval}
+    return {
+        "fee": run.fee,
+        "slippage_bps": run.slippage_bps,
+        "interval": run.interval,
+        # {} for runs stored before risk settings: the defaults they ran with.
+        "risk": validate_risk(run.risk or None),
+    }
 
 
 def drawdown_pct(equity: np.ndarray) -> np.ndarray:

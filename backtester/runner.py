@@ -27,11 +27,13 @@ from django.db import close_old_connections, connections
 from django.dispatch import Signal
 
 from backtester import events
+from backtester.trades import EXIT_REASONS, SIDES, encode
 from backtester.validation import RunSpec
 from prices.models import Cryptocurrency, Interval
 from prices.selectors import bars_load, coins_uncached
 from prices.types import PriceSeries
 from strategies.engine import run_many
+from strategies.risk import DEFAULT_RISK, Risk
 from strategies.types import BacktestResult, Bars
 
 logger = logging.getLogger(__name__)
@@ -50,12 +52,16 @@ NO_DATA = "no data in range"
 # Trades stored per result for the detail page (metrics always use all of them).
 MAX_STORED_TRADES = 100
 # The stored trade columns and their types (an engine result with no trades has
-# float columns; storing fixed types keeps every stored value alike).
+# float columns; storing fixed types keeps every stored value alike). ``side``
+# and ``exit_reason`` are int8 codes: indexes into trades.SIDES and
+# trades.EXIT_REASONS.
 TRADE_COLUMNS = {
     "entry_time": np.int64, "exit_time": np.int64, "entry_price": np.float64,
     "exit_price": np.float64, "return_pct": np.float64, "bars_held": np.int64,
-    "fees": np.float64, "closed_at_end": np.bool_,
+    "fees": np.float64, "closed_at_end": np.bool_, "side": np.int8,
+    "exit_reason": np.int8,
 }  # fmt: skip
+CODED_COLUMNS = {"side": SIDES, "exit_reason": EXIT_REASONS}
 
 
 class RunnerBusy(RuntimeError):
@@ -125,19 +131,35 @@ def trade_columns(
     cheap to build and store; the full count is the ``num_trades`` metric.
     """
     keep = slice(max(0, len(table["return_pct"]) - limit), None)
-    return {
+    columns = {
         name: np.array(table[name][keep], dtype=dtype)
         for name, dtype in TRADE_COLUMNS.items()
+        if name not in CODED_COLUMNS
     }
+    if "side" in table:
+        columns["side"] = encode(table["side"][keep], SIDES)
+        columns["exit_reason"] = encode(table["exit_reason"][keep], EXIT_REASONS)
+    else:  # a trade table without them: long trades, out on a signal or at the end
+        columns["side"] = np.zeros(len(columns["return_pct"]), np.int8)
+        columns["exit_reason"] = np.where(
+            columns["closed_at_end"], EXIT_REASONS.index("end"), 0
+        ).astype(np.int8)
+    return columns
 
 
-def result_row(symbol: str, series: PriceSeries, result: BacktestResult) -> ResultRow:
+def result_row(
+    symbol: str,
+    series: PriceSeries,
+    result: BacktestResult,
+    risk: Risk = DEFAULT_RISK,
+) -> ResultRow:
     """Build the public data and stored extras of one backtest result."""
     n = len(series.time)
     data = {
         "symbol": symbol,
         "strategy": result.strategy,
         "params": dict(result.params),
+        "risk": risk.as_dict(),
         "first_bar": _iso(series.time[0]) if n else None,
         "last_bar": _iso(series.time[-1]) if n else None,
         "bars": n,
@@ -150,13 +172,16 @@ def result_row(symbol: str, series: PriceSeries, result: BacktestResult) -> Resu
     )
 
 
-def empty_row(symbol: str, strategy: str, params: dict) -> ResultRow:
+def empty_row(
+    symbol: str, strategy: str, params: dict, risk: Risk = DEFAULT_RISK
+) -> ResultRow:
     """Return the row for a coin with no bars in the requested range."""
     return ResultRow(
         data={
             "symbol": symbol,
             "strategy": strategy,
             "params": dict(params),
+            "risk": risk.as_dict(),
             "first_bar": None,
             "last_bar": None,
             "bars": 0,
@@ -169,15 +194,16 @@ def empty_row(symbol: str, strategy: str, params: dict) -> ResultRow:
 def compute_coin(symbol: str, series: PriceSeries, spec: RunSpec) -> list[ResultRow]:
     """Run every job of the spec on one coin's bars."""
     if not len(series.time):
-        return [empty_row(symbol, key, params) for key, params in spec.jobs]
+        return [empty_row(symbol, key, params, spec.risk) for key, params in spec.jobs]
     results = run_many(
         Bars(*series),
         list(spec.jobs),
         fee=spec.fee,
         slippage_bps=spec.slippage_bps,
         interval=spec.interval,
+        risk=spec.risk,
     )
-    return [result_row(symbol, series, r) for r in results]
+    return [result_row(symbol, series, r, spec.risk) for r in results]
 
 
 def _chunk_key(

@@ -7,6 +7,7 @@ from django.db.models import F, QuerySet
 from backtester.models import BacktestResult, BacktestRun
 from backtester.runner import NO_DATA
 from backtester.services import runs_mark_stale
+from strategies.risk import Risk, validate_risk
 
 
 def runs_list() -> QuerySet[BacktestRun]:
@@ -40,12 +41,21 @@ def result_get(
     ).first()
 
 
-def result_data(result: BacktestResult) -> dict:
-    """Return a stored result in the public shape (as sent over the websocket)."""
+def run_risk(run: BacktestRun) -> Risk:
+    """Return the risk settings a run used (the defaults for runs stored before)."""
+    return validate_risk(run.risk or None)
+
+
+def result_data(result: BacktestResult, *, risk: Risk | None = None) -> dict:
+    """Return a stored result in the public shape (as sent over the websocket).
+
+    ``risk`` saves reading the run for each result when the caller has it.
+    """
     data = {
         "symbol": result.symbol,
         "strategy": result.strategy,
         "params": result.params,
+        "risk": (risk or run_risk(result.run)).as_dict(),
         "first_bar": _iso(result.first_bar),
         "last_bar": _iso(result.last_bar),
         "bars": result.bars,
@@ -68,6 +78,7 @@ def run_data(run: BacktestRun) -> dict:
         "end": _iso(run.end),
         "fee": run.fee,
         "slippage_bps": run.slippage_bps,
+        "risk": run_risk(run).as_dict(),
         "created_at": _iso(run.created_at),
         "elapsed_s": run.elapsed_s,
     }

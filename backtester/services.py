@@ -50,6 +50,7 @@ def run_create(
         end=spec.end,
         fee=spec.fee,
         slippage_bps=spec.slippage_bps,
+        risk=spec.risk.as_dict(),
         status=BacktestRun.Status.QUEUED,
         source=source,
         total=len(coins) * len(spec.jobs),

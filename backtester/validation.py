@@ -12,12 +12,16 @@ from datetime import UTC, date, datetime, time
 
 from prices.symbols import symbol_problem
 from strategies.registry import STRATEGIES, ParamError, validate_params
+from strategies.risk import DEFAULT_RISK, RISK_PARAMS, Risk, validate_risk
 
 INTERVALS = ("1h", "1d")
 MAX_FEE = 0.05
 MAX_SLIPPAGE_BPS = 500.0
 MAX_SYMBOLS = 500
+# The risk settings, top-level fields of a run request like fee and slippage.
+RISK_FIELDS = tuple(spec.name for spec in RISK_PARAMS)
 RUN_FIELDS = {
+    *RISK_FIELDS,
     "type",
     "strategy",
     "strategies",
@@ -57,6 +61,7 @@ class RunSpec:
     interval: str = "1h"
     fee: float = 0.001
     slippage_bps: float = 0.0
+    risk: Risk = DEFAULT_RISK
     extra: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
@@ -68,6 +73,7 @@ class RunSpec:
             "interval": self.interval,
             "fee": self.fee,
             "slippage_bps": self.slippage_bps,
+            "risk": self.risk.as_dict(),
         }
 
 
@@ -191,6 +197,14 @@ def _job(item: object, shared: Mapping, name: str) -> tuple[str, dict]:
         raise RequestError(str(exc), errors[0][0], errors) from None
 
 
+def _risk(data: Mapping) -> Risk:
+    """Return the request's risk settings (absent or null: the default)."""
+    try:
+        return validate_risk({name: data[name] for name in RISK_FIELDS if name in data})
+    except ParamError as exc:
+        raise RequestError(str(exc), exc.errors[0][0], exc.errors) from None
+
+
 def _symbols(value: object) -> tuple[str, ...] | None:
     if value is None or value == "" or value == "all":
         return None
@@ -244,4 +258,5 @@ def run_spec(data: Mapping, *, allow_unknown: bool = False) -> RunSpec:
         slippage_bps=0.0
         if slippage is None
         else _number(slippage, "slippage_bps", 0.0, MAX_SLIPPAGE_BPS),
+        risk=_risk(data),
     )

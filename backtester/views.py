@@ -12,18 +12,21 @@ from django.shortcuts import render
 from django.urls import reverse
 
 from backtester.models import BacktestResult, BacktestRun
-from backtester.output import render_csv, render_json
+from backtester.output import render_csv, render_json, risk_label
 from backtester.selectors import (
     result_data,
     result_get,
     run_data,
     run_get,
     run_results,
+    run_risk,
     runs_list,
 )
+from backtester.trades import trade_labels
 from backtester.validation import INTERVALS, MAX_FEE, MAX_SLIPPAGE_BPS
 from prices.selectors import UnknownSymbolError, bars_load, coins_with_range
 from strategies.registry import STRATEGIES, schema
+from strategies.risk import risk_schema
 
 RUNS_PER_PAGE = 25
 # Closes sent to the price chart; a browser draws a few thousand points smoothly.
@@ -49,6 +52,51 @@ def signed(value: float | None, digits: int = 2) -> str:
     if float(text.replace(",", "")) == 0:
         return text
     return ("+" if value > 0 else MINUS) + text
+
+
+# How the form shows each risk setting: label, input step, and choice names.
+RISK_LABELS = {
+    "stop_loss_pct": ("Stop-loss", "0.5"),
+    "take_profit_pct": ("Take-profit", "0.5"),
+    "trailing_stop_pct": ("Trailing stop", "0.5"),
+    "direction": ("Direction", ""),
+    "position_size": ("Position size", "0.05"),
+}
+DIRECTION_NAMES = {"long": "Long only", "short": "Short only", "both": "Both sides"}
+# Exit reasons as the detail page names them (the chart legend says the same).
+REASON_NAMES = {
+    "signal": "signal", "stop_loss": "stop", "take_profit": "target",
+    "trailing_stop": "trailing", "end": "end", "liquidation": "liquidation",
+}  # fmt: skip
+
+
+def risk_fields() -> list[dict]:
+    """Return the form's risk inputs, built from the published risk schema."""
+    fields = []
+    for entry in risk_schema():
+        label, step = RISK_LABELS.get(entry["name"], (entry["name"], "any"))
+        field = {
+            "name": entry["name"],
+            "label": label,
+            "unit": entry["unit"],
+            "help": entry["help"],
+            "default": entry["default"],
+        }
+        if entry.get("choices"):
+            field["choices"] = [
+                (c, DIRECTION_NAMES.get(c, c)) for c in entry["choices"]
+            ]
+        else:
+            field.update(
+                min=f"{entry['min']:g}",
+                max=f"{entry['max']:g}",
+                min_open=entry["min_exclusive"],
+                max_open=entry["max_exclusive"],
+                step=step,
+                placeholder="off" if entry["default"] is None else entry["default"],
+            )
+        fields.append(field)
+    return fields
 
 
 def _tone(value: float | None) -> str:
@@ -80,6 +128,7 @@ def home(request: HttpRequest) -> HttpResponse:
         "backtester/run.html",
         {
             "strategies": schema(),
+            "risk_fields": risk_fields(),
             "coins": coins,
             "data_range": {
                 "first": min(firsts) if firsts else None,
@@ -165,7 +214,10 @@ def _trade_rows(trades: dict) -> list[dict]:
         dict(zip(keys, values, strict=True))
         for values in zip(*(trades[k].tolist() for k in keys), strict=True)
     ]
-    for row in rows:
+    sides, reasons = trade_labels(trades)
+    for row, side, reason in zip(rows, sides, reasons, strict=True):
+        row["side"], row["exit_reason"] = side, reason
+        row["reason_name"] = REASON_NAMES.get(reason, reason)
         row["entry"] = _when(row["entry_time"])
         row["exit"] = _when(row["exit_time"])
         row["entry_price"] = _price(row["entry_price"])
@@ -224,6 +276,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     )
     summary = run.summary or {}
     best, worst = summary.get("best"), summary.get("worst")
+    risk = run_risk(run)
     return render(
         request,
         "backtester/run_detail.html",
@@ -234,6 +287,8 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
                 for s in run.strategies
             ],
             "summary": summary,
+            "risk": risk.as_dict(),
+            "risk_text": risk_label(risk.as_dict()),
             "beat": _beat(summary),
             "median": signed(summary.get("median_return_pct")),
             "median_tone": _tone(summary.get("median_return_pct")),
@@ -299,6 +354,7 @@ def run_chart(request: HttpRequest, run_id: int) -> JsonResponse:
     with np.errstate(divide="ignore", invalid="ignore"):
         drawdown = (equity / np.maximum.accumulate(equity) - 1) * 100
     trades = result.trades
+    sides, reasons = trade_labels(trades)
 
     def column(name: str, scale: int = 1) -> list:
         return (np.asarray(trades.get(name, [])) * scale).tolist()
@@ -324,13 +380,16 @@ def run_chart(request: HttpRequest, run_id: int) -> JsonResponse:
                 "exit_time": column("exit_time", 1000),
                 "exit_price": column("exit_price"),
                 "return_pct": column("return_pct"),
+                "side": sides,
+                "exit_reason": reasons,
             },
         }
     )
 
 
 def _export_payload(run: BacktestRun) -> tuple[dict, list[dict], dict]:
-    results = [result_data(r) for r in run_results(run)]
+    risk = run_risk(run)
+    results = [result_data(r, risk=risk) for r in run_results(run)]
     return run_data(run), results, run.summary
 
 

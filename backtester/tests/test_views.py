@@ -12,10 +12,11 @@ import pytest
 from django.core.management import call_command
 
 from backtester.models import BacktestResult, BacktestRun
-from backtester.output import CSV_METRICS
+from backtester.output import CSV_METRICS, CSV_RISK
 from backtester.tests.factories import START, make_coins
 from prices.models import Cryptocurrency
 from strategies.registry import STRATEGIES, schema
+from strategies.risk import DEFAULT_RISK
 
 pytestmark = pytest.mark.django_db
 T0 = datetime.fromtimestamp(START, UTC)
@@ -214,7 +215,12 @@ def test_run_detail_defaults_to_the_best_result(client, saved_run):
     # The stored trades, newest first, with the full count.
     assert "latest 2 of 3" in html
     assert html.index("2024-01-01 02:30") < html.index("2024-01-01 01:00")
-    assert "+11.70" in html and "\u22122.60" in html and "(end)" in html
+    assert "+11.70" in html and "\u22122.60" in html
+    # Trades stored before sides and exit reasons: long, out on a signal or at
+    # the end.
+    assert html.count('<span class="side side-long">') == 2
+    assert '<span class="reason reason-end"' in html
+    assert '<span class="reason reason-signal">' in html
     assert json_script(html, "heatmap-data") is None  # one strategy: no heatmap
 
 
@@ -357,12 +363,16 @@ def test_json_export_has_the_cli_shape(client, saved_run):
     assert payload["run"]["start"] == "2024-01-05T04:00:00Z"
     assert payload["summary"] == saved_run.summary
     assert [r["symbol"] for r in payload["results"]] == ["AAA", "BBB", "CCC"]
-    keys = {"symbol", "strategy", "params", "first_bar", "last_bar", "bars", "metrics"}
+    keys = {"symbol", "strategy", "params", "risk", "first_bar", "last_bar", "bars",
+            "metrics"}  # fmt: skip
     # A coin without bars in the range says so, as it did when streamed.
     assert [set(r) - keys for r in payload["results"]] == [set(), set(), {"skipped"}]
     assert payload["results"][0]["first_bar"] == "2024-01-01T00:00:00Z"
     assert payload["results"][2]["metrics"] is None
     assert payload["results"][2]["skipped"] == "no data in range"
+    # A run stored before risk settings existed ran with the defaults.
+    assert payload["run"]["risk"] == DEFAULT_RISK.as_dict()
+    assert all(r["risk"] == DEFAULT_RISK.as_dict() for r in payload["results"])
 
 
 def test_csv_export_header_and_rows(client, saved_run):
@@ -371,8 +381,8 @@ def test_csv_export_header_and_rows(client, saved_run):
     assert f'filename="run-{saved_run.pk}.csv"' in response["Content-Disposition"]
     reader = csv.reader(io.StringIO(response.content.decode()))
     header = next(reader)
-    assert header == ["symbol", "strategy", "params", "first_bar", "last_bar",
-                      "bars", *CSV_METRICS]  # fmt: skip
+    assert header == ["symbol", "strategy", "params", *CSV_RISK, "first_bar",
+                      "last_bar", "bars", *CSV_METRICS, "exit_reasons"]  # fmt: skip
     rows = [dict(zip(header, row, strict=True)) for row in reader]
     assert [r["symbol"] for r in rows] == ["AAA", "BBB", "CCC"]
     assert rows[0]["total_return_pct"] == "12.5" and rows[2]["sharpe"] == ""

@@ -17,6 +17,14 @@ from backtester.services import run_coins, run_create, run_start
 from backtester.validation import RequestError, iso, run_spec
 from strategies.registry import STRATEGIES
 
+# Risk flags (as argparse names them) and the request fields they set.
+RISK_OPTIONS = {
+    "stop_loss": "stop_loss_pct",
+    "take_profit": "take_profit_pct",
+    "trailing_stop": "trailing_stop_pct",
+    "direction": "direction",
+    "size": "position_size",
+}
 # Unsaved runs still need a unique id inside the runner.
 _unsaved_ids = itertools.count(-1, -1)
 
@@ -77,6 +85,34 @@ class Command(BaseCommand):
             default="0",
             help="Slippage in basis points against the trader (0).",
         )
+        # Risk settings: absent flags leave the defaults (no stops, long, all in);
+        # the values are checked by the same rules as the web form's.
+        parser.add_argument(
+            "--stop-loss",
+            metavar="PCT",
+            help="Stop-loss in percent of the entry fill, 0 < PCT < 100 (off).",
+        )
+        parser.add_argument(
+            "--take-profit",
+            metavar="PCT",
+            help="Take-profit in percent of the entry fill, 0 < PCT <= 1000 (off).",
+        )
+        parser.add_argument(
+            "--trailing-stop",
+            metavar="PCT",
+            help="Trailing stop in percent below the best price since entry "
+            "(above, for a short), 0 < PCT < 100 (off).",
+        )
+        parser.add_argument(
+            "--direction",
+            metavar="long|short|both",
+            help="Trade long (default), short, or both sides with reversals.",
+        )
+        parser.add_argument(
+            "--size",
+            metavar="FRACTION",
+            help="Share of equity each entry commits, 0 < FRACTION <= 1 (1).",
+        )
         parser.add_argument(
             "--format",
             default="table",
@@ -127,6 +163,11 @@ class Command(BaseCommand):
             "interval": options["interval"],
             "fee": options["fee"],
             "slippage_bps": options["slippage_bps"],
+            **{
+                field: options[option]
+                for option, field in RISK_OPTIONS.items()
+                if options[option] is not None
+            },
         }
         try:
             spec = run_spec(request)
@@ -199,6 +240,12 @@ class Command(BaseCommand):
 
 def _cli_message(exc: RequestError) -> str:
     """Name CLI flags instead of message fields."""
+    flags = {f: "--" + o.replace("_", "-") for o, f in RISK_OPTIONS.items()}
+    if exc.field in flags:
+        # Every bad risk flag at once, each by its own name.
+        return "; ".join(
+            f"{flags.get(field, field)}: {message}" for field, message in exc.errors
+        )
     field = (exc.field or "").split(".")[0]
     flag = {
         "params": "--param",
