@@ -40,6 +40,20 @@ export function heatColor(value) {
   return t >= 0 ? `rgba(22, 163, 74, ${alpha})` : `rgba(220, 38, 38, ${alpha})`;
 }
 
+// The risk settings of a result in a few words ("" when they are the defaults):
+// direction unless long, then the stops that are on and the size below 1.
+export function riskLabel(risk) {
+  if (!risk) return "";
+  const parts = [];
+  if (risk.direction && risk.direction !== "long") parts.push(risk.direction);
+  const pct = (v) => `${Number(v).toLocaleString("en-US", { maximumFractionDigits: 4 })}%`;
+  if (risk.stop_loss_pct != null) parts.push(`stop ${pct(risk.stop_loss_pct)}`);
+  if (risk.take_profit_pct != null) parts.push(`target ${pct(risk.take_profit_pct)}`);
+  if (risk.trailing_stop_pct != null) parts.push(`trail ${pct(risk.trailing_stop_pct)}`);
+  if (risk.position_size != null && risk.position_size !== 1) parts.push(`size ${risk.position_size}`);
+  return parts.join(" · ");
+}
+
 function el(tag, text, attrs = {}) {
   const node = document.createElement(tag);
   if (text !== undefined) node.textContent = text;

@@ -76,21 +76,54 @@ for (const button of document.querySelectorAll("[data-scale]")) {
 
 const dates = (ms) => ms.map((t) => new Date(t));
 
+// One marker per kind, so the legend explains them: entries by side, exits by
+// the reason they closed. Kinds a result does not have draw no trace.
+const ENTRY_MARKERS = {
+  long: { name: "Long entry ▲", symbol: "triangle-up", color: "#16a34a" },
+  short: { name: "Short entry ▼", symbol: "triangle-down", color: "#7c3aed" },
+};
+const EXIT_MARKERS = Object.fromEntries([
+  ["signal", "signal", "●", "circle", "#334155"],
+  ["stop_loss", "stop", "■", "square", "#dc2626"],
+  ["take_profit", "target", "◆", "diamond", "#0891b2"],
+  ["trailing_stop", "trailing", "✚", "cross", "#ea580c"],
+  ["end", "end", "○", "circle-open", "#6b7280"],
+  ["liquidation", "liquidation", "✖", "x", "#111827"],
+].map(([reason, label, glyph, symbol, color]) =>
+  [reason, { label, name: `Exit: ${label} ${glyph}`, symbol, color }]));
+
+function markerTraces(t, kinds, labels, time, price, hover) {
+  const traces = [];
+  for (const [kind, style] of Object.entries(kinds)) {
+    const rows = labels.flatMap((label, i) => (label === kind ? [i] : []));
+    if (!rows.length) continue;
+    traces.push({
+      x: dates(rows.map((i) => t[time][i])), y: rows.map((i) => t[price][i]),
+      text: rows.map((i) => hover(i)), name: style.name, type: "scatter", mode: "markers",
+      marker: { symbol: style.symbol, color: style.color, size: 9,
+        line: { color: style.symbol.endsWith("-open") ? style.color : "#fff", width: 1 } },
+      hovertemplate: "%{text}<extra></extra>",
+    });
+  }
+  return traces;
+}
+
 function drawPrice(data) {
   const t = data.trades;
   document.getElementById("price-note").textContent =
     t.shown < t.count ? `(the latest ${t.shown} of ${t.count} trades)` : "";
-  const tradeText = t.return_pct.map((r) => `trade ${signed(r)}%`);
+  // Stored before sides and exit reasons existed: long trades, out on a signal.
+  const sides = t.side ?? t.entry_time.map(() => "long");
+  const reasons = t.exit_reason ?? t.entry_time.map(() => "signal");
+  const price = (v) => Number(v).toPrecision(6);
   Plotly.newPlot("price-chart", [
     { x: dates(data.price.time), y: data.price.close, name: `${data.symbol} close`, type: "scatter",
       mode: "lines", line: { color: "#334155", width: 1.2 }, hovertemplate: "%{y:.6g}" },
-    { x: dates(t.entry_time), y: t.entry_price, name: "Entry ▲", type: "scatter", mode: "markers",
-      marker: { symbol: "triangle-up", color: "#16a34a", size: 9, line: { color: "#fff", width: 1 } },
-      hovertemplate: "entry %{y:.6g}<extra></extra>" },
-    { x: dates(t.exit_time), y: t.exit_price, name: "Exit ▼", type: "scatter", mode: "markers",
-      text: tradeText,
-      marker: { symbol: "triangle-down", color: "#dc2626", size: 9, line: { color: "#fff", width: 1 } },
-      hovertemplate: "exit %{y:.6g}, %{text}<extra></extra>" },
+    ...markerTraces(t, ENTRY_MARKERS, sides, "entry_time", "entry_price",
+      (i) => `${sides[i]} entry ${price(t.entry_price[i])}`),
+    ...markerTraces(t, EXIT_MARKERS, reasons, "exit_time", "exit_price",
+      (i) => `${EXIT_MARKERS[reasons[i]]?.label ?? reasons[i]} exit `
+        + `${price(t.exit_price[i])}, ${sides[i]} trade ${signed(t.return_pct[i])}%`),
   ], layout(), config);
 }
 

@@ -1,5 +1,5 @@
 // The run form: built from the strategy schemas, checked as the server checks it.
-import { $, fromScript } from "./common.js";
+import { $, fromScript, riskLabel } from "./common.js";
 
 const strategies = fromScript("strategies-data");
 const coins = fromScript("coins-data");
@@ -138,6 +138,26 @@ for (const chip of chips) {
 }
 for (const id of ["start", "end"]) $(id).addEventListener("input", () => pressChip(null));
 
+// ---- risk: empty stop fields are off; the summary says what is on ------------------
+const riskInputs = [...document.querySelectorAll("[data-risk]")];
+function riskValues() {
+  const risk = {};
+  for (const input of riskInputs) {
+    const text = input.value.trim();
+    if (text === "") continue;
+    risk[input.name] = input.tagName === "SELECT" ? text : Number(text);
+  }
+  return risk;
+}
+function updateRiskState() {
+  $("risk-state").textContent = riskLabel(riskValues()) || "off";
+}
+for (const input of riskInputs) {
+  input.addEventListener("input", updateRiskState);
+  input.addEventListener("change", updateRiskState);
+}
+if (riskInputs.length) updateRiskState();
+
 // ---- errors ---------------------------------------------------------------------
 export function clearErrors() {
   document.querySelectorAll(".field-error").forEach((el) => (el.textContent = ""));
@@ -149,6 +169,8 @@ export function showError(field, message) {
   const name = FIELD_ALIASES[field] ?? field;
   const el = name && document.querySelector(`[data-error-for="${CSS.escape(name)}"]`);
   if (!el || el.closest("[hidden]")) return showBanner(message);
+  const group = el.closest("details");
+  if (group) group.open = true;
   el.textContent = el.textContent ? `${el.textContent} ${message}` : message;
   const input = el.parentElement.querySelector("input:not([type=checkbox]), select");
   if (input) input.setAttribute("aria-invalid", "true");
@@ -171,6 +193,24 @@ function numberField(input, field, { int = false } = {}) {
     showError(field, "Enter a whole number.");
   } else if (value < Number(input.min) || value > Number(input.max)) {
     showError(field, `Must be between ${input.min} and ${input.max}.`);
+  } else {
+    return value;
+  }
+  return null;
+}
+
+// A risk value with the schema's bounds, which may be open ("0 < stop < 100").
+function riskNumber(input) {
+  const text = input.value.trim();
+  const value = Number(text);
+  const min = Number(input.min), max = Number(input.max);
+  const minOpen = "minOpen" in input.dataset, maxOpen = "maxOpen" in input.dataset;
+  if (!Number.isFinite(value)) {
+    showError(input.name, "Enter a number, or leave it empty.");
+  } else if (minOpen ? value <= min : value < min) {
+    showError(input.name, `Must be ${minOpen ? "above" : "at least"} ${min}.`);
+  } else if (maxOpen ? value >= max : value > max) {
+    showError(input.name, `Must be ${maxOpen ? "below" : "at most"} ${max}.`);
   } else {
     return value;
   }
@@ -223,6 +263,20 @@ export function buildRequest() {
     const value = numberField($(name), name);
     if (value === null) ok = false;
     else message[name] = value;
+  }
+  // Only the settings that differ from the defaults are sent: a request without
+  // them is today's long, all-in run.
+  for (const input of riskInputs) {
+    const text = input.value.trim();
+    if (text === "") continue;
+    if (input.tagName === "SELECT") {
+      if (text !== input.dataset.default) message[input.name] = text;
+      continue;
+    }
+    if (input.dataset.default !== "" && Number(text) === Number(input.dataset.default)) continue;
+    const value = riskNumber(input);
+    if (value === null) ok = false;
+    else message[input.name] = value;
   }
   if (!ok) document.querySelector("[aria-invalid=true]")?.focus();
   return ok ? message : null;

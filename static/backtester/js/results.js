@@ -1,6 +1,6 @@
 // The live results: a table that stays sorted while it fills, the heatmap and
 // the summary.
-import { $, DASH, fromScript, plain, renderHeatmap, signed, tone } from "./common.js";
+import { $, DASH, fromScript, plain, renderHeatmap, riskLabel, signed, tone } from "./common.js";
 
 const names = Object.fromEntries(fromScript("strategies-data").map((s) => [s.key, s.name]));
 const tbody = document.querySelector("#results tbody");
@@ -16,6 +16,7 @@ function rowValues(data) {
     ? m.total_return_pct - m.buy_hold_return_pct : null;
   return {
     symbol: data.symbol, strategy: names[data.strategy] ?? data.strategy,
+    risk: riskLabel(data.risk) || null,
     total_return_pct: m.total_return_pct ?? null,
     buy_hold_return_pct: m.buy_hold_return_pct ?? null, excess,
     sharpe: m.sharpe ?? null, max_drawdown_pct: m.max_drawdown_pct ?? null,
@@ -40,6 +41,7 @@ function drawRow(tr, data, v) {
   };
   head(data.symbol);
   cell(v.strategy, "text");
+  cell(v.risk ?? DASH, "text risk-col");
   if (data.metrics) {
     cell(signed(v.total_return_pct), tone(v.total_return_pct));
     cell(signed(v.buy_hold_return_pct), tone(v.buy_hold_return_pct));
@@ -85,12 +87,15 @@ export function upsertRow(data) {
     i = order.findIndex((other) => compare(row, other) < 0);
     if (i < 0) i = order.length;
   }
+  // The risk column shows only when some result has risk settings.
+  if (values.risk) $("results").classList.add("has-risk");
   order.splice(i, 0, row);
   tbody.insertBefore(row.tr, order[i + 1]?.tr ?? null);
   $("results-empty").hidden = true;
 }
 
 export function clearRows() {
+  $("results").classList.remove("has-risk");
   rows.clear();
   order = [];
   tbody.replaceChildren();
