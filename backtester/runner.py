@@ -303,6 +303,24 @@ class Runner:
         if not future.cancelled() and future.exception() is not None:
             logger.warning("price cache warm-up failed: %s", future.exception())
 
+    def submit_compute(self, fn: Callable, /, *args) -> Future:
+        """Run ``fn(*args)`` on the shared compute threads (sweeps use them too)."""
+        return self._compute.submit(fn, *args)
+
+    def submit_control(self, fn: Callable, /, *args) -> Future:
+        """Run a job's driving loop on the control threads."""
+        return self._control.submit(fn, *args)
+
+    def submit_load(
+        self,
+        chunk: Sequence[Cryptocurrency],
+        start: datetime | None,
+        end: datetime | None,
+        interval: str,
+    ) -> Future:
+        """Load a chunk of coins' bars on the loading threads."""
+        return self._load.submit(self._load_coins, chunk, start, end, interval)
+
     @property
     def active_runs(self) -> int:
         with self._lock:

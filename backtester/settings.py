@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "channels",
     "prices",
     "backtester",
+    "backtester.sweeps",
 ]
 
 MIDDLEWARE = [
@@ -184,6 +185,10 @@ BACKTEST_LOADERS = env.int("BACKTEST_LOADERS", default=0) or (
 # quickly), then larger ones.
 BACKTEST_FIRST_CHUNK = 4
 BACKTEST_CHUNK = 16
+# Combinations per unit of sweep work (one coin, one block): a small first block
+# for a quick first heatmap cell, then larger ones that share more indicators.
+SWEEP_FIRST_BLOCK = env.int("SWEEP_FIRST_BLOCK", default=8)
+SWEEP_BLOCK = env.int("SWEEP_BLOCK", default=32)
 # Backtest jobs allowed to wait in the pool before new runs are refused.
 BACKTEST_MAX_QUEUED_RUNS = env.int("BACKTEST_MAX_QUEUED_RUNS", default=8)
 # An active run's heartbeat, in seconds; a run left "running" with no heartbeat

@@ -1,0 +1,189 @@
+"""Run a sweep on the process's shared thread pools.
+
+The control thread loads every coin's bars (in chunks, on the loading threads,
+through the price cache), then feeds the compute threads (coin, block) pieces,
+block by block, a bounded number at a time so that runs started meanwhile are
+not queued behind a whole sweep. Each finished piece is stored and its events
+published from the control thread: one writer, in completion order, while the
+compute threads go on.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import close_old_connections, connections
+
+from backtester.runner import RunnerBusy, get_runner
+from backtester.sweeps import events
+from backtester.sweeps.plan import CoinBlock, SweepPlan
+from backtester.sweeps.services import (
+    sweep_block_run,
+    sweep_block_store,
+    sweep_finish,
+)
+from prices.models import Cryptocurrency
+from prices.types import PriceSeries
+
+logger = logging.getLogger(__name__)
+Publish = Callable[[dict], None]
+
+
+@dataclass
+class SweepHandle:
+    sweep_id: int
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event = field(default_factory=threading.Event)
+    status: str = "running"
+    error: str = ""
+    elapsed_s: float = 0.0
+    final: dict = field(default_factory=dict)
+    _futures: list[Future] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def cancel(self) -> None:
+        """Stop the sweep: queued pieces never start, finished ones stay silent."""
+        self.cancelled.set()
+        with self._lock:
+            for future in self._futures:
+                future.cancel()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self.done.wait(timeout)
+
+
+_active: dict[int, SweepHandle] = {}
+_lock = threading.Lock()
+
+
+def active_sweeps() -> int:
+    with _lock:
+        return len(_active)
+
+
+def submit(
+    *, plan: SweepPlan, coins: Sequence[Cryptocurrency], publish: Publish
+) -> SweepHandle:
+    """Start computing a stored sweep; raise RunnerBusy when the server is full."""
+    runner = get_runner()
+    handle = SweepHandle(plan.sweep_id)
+    with _lock:
+        busy = runner.active_runs + len(_active)
+        if busy >= runner.max_runs:
+            raise RunnerBusy(
+                f"the server is busy with {busy} runs and sweeps; try again in a moment"
+            )
+        _active[plan.sweep_id] = handle
+    runner.submit_control(_drive, handle, plan, list(coins), publish)
+    return handle
+
+
+def _load_all(
+    handle: SweepHandle, plan: SweepPlan, coins: list[Cryptocurrency]
+) -> dict[str, PriceSeries]:
+    runner = get_runner()
+    size = settings.BACKTEST_CHUNK
+    loads = [
+        runner.submit_load(coins[i : i + size], plan.start, plan.end, plan.interval)
+        for i in range(0, len(coins), size)
+    ]
+    with handle._lock:
+        handle._futures.extend(loads)
+    series: dict[str, PriceSeries] = {}
+    for future in loads:
+        if handle.cancelled.is_set() or future.cancelled():
+            break
+        series.update(future.result())
+    return series
+
+
+def _piece(
+    handle: SweepHandle,
+    plan: SweepPlan,
+    symbol: str,
+    series: PriceSeries,
+    indices: range,
+) -> CoinBlock | None:
+    if handle.cancelled.is_set():
+        return None
+    return sweep_block_run(plan, symbol, series, indices)
+
+
+def _drive(
+    handle: SweepHandle,
+    plan: SweepPlan,
+    coins: list[Cryptocurrency],
+    publish: Publish,
+) -> None:
+    began = time.perf_counter()
+    close_old_connections()
+    runner = get_runner()
+    try:
+        series = _load_all(handle, plan, coins)
+        pieces = [(c.symbol, block) for block in plan.blocks() for c in coins]
+        stored: dict[int, int] = {}  # coins stored per block
+        # Enough pieces in flight to keep every compute thread busy.
+        window = max(2, 2 * runner.workers)
+        pending: set[Future] = set()
+        position = 0
+        while not handle.cancelled.is_set() and (pending or position < len(pieces)):
+            while position < len(pieces) and len(pending) < window:
+                symbol, block = pieces[position]
+                position += 1
+                future = runner.submit_compute(
+                    _piece, handle, plan, symbol, series[symbol], block
+                )
+                with handle._lock:
+                    handle._futures.append(future)
+                pending.add(future)
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                piece = None if future.cancelled() else future.result()
+                if piece is None or handle.cancelled.is_set():
+                    continue
+                stored[piece.first] = stored.get(piece.first, 0) + 1
+                for event in sweep_block_store(
+                    plan, piece, coins_done=stored[piece.first]
+                ):
+                    publish(event)
+            with handle._lock:
+                handle._futures = [f for f in handle._futures if not f.done()]
+        handle.status = "cancelled" if handle.cancelled.is_set() else "complete"
+    except Exception as exc:  # the sweep fails, the server goes on
+        logger.exception("sweep %s failed", plan.sweep_id)
+        handle.cancel()
+        handle.status = "failed"
+        handle.error = f"{type(exc).__name__}: {exc}"
+    handle.elapsed_s = time.perf_counter() - began
+    try:
+        handle.final = sweep_finish(
+            plan.sweep_id,
+            status=handle.status,
+            elapsed_s=handle.elapsed_s,
+            error=handle.error,
+        )
+    except Exception:
+        logger.exception("could not save sweep %s", plan.sweep_id)
+        handle.final = events.layer_final(
+            plan.sweep_id,
+            "failed",
+            best=None,
+            elapsed_s=handle.elapsed_s,
+            error="could not save the sweep",
+        )
+    logger.info("sweep %s %s in %.3fs", plan.sweep_id, handle.status, handle.elapsed_s)
+    try:
+        publish(handle.final)
+    except Exception:
+        logger.exception("could not announce the end of sweep %s", plan.sweep_id)
+    finally:
+        connections.close_all()
+        with _lock:
+            _active.pop(plan.sweep_id, None)
+        handle.done.set()

@@ -1,0 +1,118 @@
+"""Turn a sweep request (websocket message or CLI flags) into a checked SweepSpec.
+
+The common fields (strategy, coins, range, interval, costs) are checked by the
+run validation, so a sweep refuses exactly what a run refuses; the grid is
+expanded by the engine's ``grid_expand``, whose errors name the axis or fixed
+parameter at fault and are reported here as ``grid.<axis>`` or
+``params.<name>``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from backtester.validation import RequestError, run_spec
+from strategies.registry import STRATEGIES, ParamError
+from strategies.sweep import OBJECTIVES, grid_expand
+
+SWEEP_FIELDS = {
+    "type", "strategy", "grid", "params", "symbols", "start", "end", "interval",
+    "fee", "slippage_bps", "objective",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A validated sweep: one strategy, its grid expanded, coins and a range."""
+
+    strategy: str
+    grid: dict
+    axes: dict[str, list]
+    combinations: tuple[dict, ...]
+    skipped: int
+    base_params: dict = field(default_factory=dict)
+    symbols: tuple[str, ...] | None = None  # None: every active coin
+    start: datetime | None = None
+    end: datetime | None = None  # exclusive
+    interval: str = "1h"
+    fee: float = 0.001
+    slippage_bps: float = 0.0
+    objective: str = "median_return_pct"
+
+
+def _grid_error(exc: ParamError, grid: Mapping, params: Mapping) -> RequestError:
+    """Return the request error for the engine's first grid problem."""
+    name, message = exc.errors[0]
+    if name in grid:
+        where = f"grid.{name}"
+    elif name in params:
+        where = f"params.{name}"
+    else:
+        where = "grid"
+    return RequestError(f"{where}: {message}", where)
+
+
+def sweep_spec(data: Mapping) -> SweepSpec:
+    """Return the SweepSpec for a request mapping or raise RequestError."""
+    if not isinstance(data, Mapping):
+        raise RequestError("expected a JSON object")
+    unknown = sorted(set(data) - SWEEP_FIELDS)
+    if unknown:
+        raise RequestError(f"{unknown[0]}: unknown field", unknown[0])
+    strategy = data.get("strategy")
+    if not isinstance(strategy, str) or strategy not in STRATEGIES:
+        choices = ", ".join(STRATEGIES)
+        raise RequestError(
+            f"strategy: expected one of {choices}, got {strategy!r}", "strategy"
+        )
+    # The fields a run has too, checked the way a run checks them.
+    common = {
+        key: data[key]
+        for key in ("symbols", "start", "end", "interval", "fee", "slippage_bps")
+        if key in data
+    }
+    run = run_spec({"strategy": strategy, **common})
+    objective = data.get("objective") or "median_return_pct"
+    if objective not in OBJECTIVES:
+        raise RequestError(
+            f"objective: must be one of {', '.join(OBJECTIVES)}", "objective"
+        )
+    grid = data.get("grid")
+    if not isinstance(grid, Mapping) or not grid:
+        raise RequestError(
+            'grid: expected an object of axes, e.g. {"fast": {"start": 5, '
+            '"stop": 50, "step": 5}}',
+            "grid",
+        )
+    params = data.get("params") or {}
+    if not isinstance(params, Mapping):
+        raise RequestError("params: expected an object", "params")
+    try:
+        expanded = grid_expand(strategy, grid, params)
+    except ParamError as exc:
+        raise _grid_error(exc, grid, params) from None
+    except ValueError as exc:
+        raise RequestError(f"grid: {exc}", "grid") from None
+    if not expanded.combinations:
+        raise RequestError(
+            f"grid: none of its {expanded.skipped} combinations is valid "
+            "(for example fast must be less than slow)",
+            "grid",
+        )
+    return SweepSpec(
+        strategy=strategy,
+        grid=dict(grid),
+        axes={k: list(v) for k, v in expanded.axes.items()},
+        combinations=tuple(dict(c) for c in expanded.combinations),
+        skipped=int(expanded.skipped),
+        base_params={k: v for k, v in params.items() if k not in grid},
+        symbols=run.symbols,
+        start=run.start,
+        end=run.end,
+        interval=run.interval,
+        fee=run.fee,
+        slippage_bps=run.slippage_bps,
+        objective=objective,
+    )
