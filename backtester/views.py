@@ -82,6 +82,16 @@ def risk_fields() -> list[dict]:
             "help": entry["help"],
             "default": entry["default"],
         }
+        if entry.get("min") is not None:
+            low = "above" if entry["min_exclusive"] else "from"
+            high = "below" if entry["max_exclusive"] else "up to"
+            limits = f"{low} {entry['min']:g}, {high} {entry['max']:g}"
+            if entry["default"] is None:
+                field["help"] += f" Empty: off; {limits}."
+            else:
+                field["help"] += (
+                    f" {limits.capitalize()}; default {entry['default']:g}."
+                )
         if entry.get("choices"):
             field["choices"] = [
                 (c, DIRECTION_NAMES.get(c, c)) for c in entry["choices"]

@@ -7,6 +7,7 @@ both), not read from the schema under test.
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import re
@@ -21,6 +22,7 @@ from django.core.management import CommandError, call_command
 from django.db import connections
 
 from backtester.models import BacktestResult, BacktestRun
+from backtester.output import render_csv, render_table, risk_label
 from backtester.runner import TRADE_COLUMNS, trade_columns
 from backtester.tests.factories import make_coins
 from backtester.trades import EXIT_REASONS, SIDES, encode, trade_labels
@@ -350,3 +352,45 @@ async def test_websocket_names_a_bad_setting_and_stays_open(coins):
         # The ORM call above opened a connection in asgiref's thread; left open
         # it would keep PostgreSQL from dropping the test database.
         await sync_to_async(connections.close_all)()
+
+
+# ---- table and CSV -------------------------------------------------------------------
+
+
+def result(symbol: str, total: float, risk: dict, **metrics) -> dict:
+    return {
+        "symbol": symbol, "strategy": "sma_crossover", "params": {"fast": 5},
+        "risk": risk, "first_bar": None, "last_bar": None, "bars": 10,
+        "metrics": {"total_return_pct": total, "buy_hold_return_pct": 1.0,
+                    "num_trades": 3, **metrics},
+    }  # fmt: skip
+
+
+def test_table_names_the_settings_only_when_some_are_set():
+    summary = {"results": 2, "skipped": 0, "beat_buy_hold": 1}
+    plain = render_table([result("AAA", 2.0, OFF), result("BBB", 1.0, OFF)], summary)
+    assert "risk" not in plain.splitlines()[0]
+    risky = {**OFF, "direction": "both", "stop_loss_pct": 5.0,
+             "trailing_stop_pct": 2.5, "position_size": 0.5}  # fmt: skip
+    lines = render_table([result("AAA", 2.0, risky)], summary).splitlines()
+    assert lines[0].split()[:3] == ["symbol", "strategy", "risk"]
+    assert "both · stop 5% · trail 2.5% · size 0.5" in lines[2]
+    assert risk_label({**OFF, "take_profit_pct": 1000.0}) == "target 1000%"
+    assert risk_label({**OFF, "direction": "short"}) == "short"
+    assert risk_label(OFF) == "" and risk_label(None) == ""
+
+
+def test_csv_has_a_column_per_setting_and_the_side_metrics():
+    risky = {**OFF, "direction": "short", "take_profit_pct": 10.0}
+    text = render_csv(
+        [result("AAA", 2.0, risky, short_trades=3, long_trades=0,
+                win_rate_short_pct=66.7, exit_reasons={"take_profit": 2, "end": 1})]
+    )  # fmt: skip
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert len(rows) == 1
+    row = rows[0]
+    assert (row["direction"], row["take_profit_pct"]) == ("short", "10.0")
+    assert (row["stop_loss_pct"], row["position_size"]) == ("", "1.0")
+    assert (row["short_trades"], row["long_trades"]) == ("3", "0")
+    assert row["win_rate_long_pct"] == ""  # no long trades: no win rate
+    assert json.loads(row["exit_reasons"]) == {"end": 1, "take_profit": 2}
