@@ -55,6 +55,14 @@ new MutationObserver(() => {
 """
 
 
+CSP_LISTENER = """
+document.addEventListener('securitypolicyviolation', (e) => {
+  window.__cspViolation(`${e.violatedDirective} blocked ${e.blockedURI || 'inline'}`
+                        + ` at ${e.sourceFile}:${e.lineNumber}`);
+});
+"""
+
+
 @functools.cache
 def shots() -> Path:
     """Return the folder screenshots go to (made on first use)."""
@@ -137,7 +145,14 @@ def page(browser, request):
     """A 1280x800 page; on failure a screenshot is saved and its folder printed."""
     failed_before = request.session.testsfailed
     context = browser.new_context(viewport={"width": 1280, "height": 800})
+    # Every Content-Security-Policy violation of any page, reported by the
+    # browser's securitypolicyviolation event (its console message also lands in
+    # page.errors).
+    violations: list[str] = []
+    context.expose_function("__cspViolation", lambda text: violations.append(text))
+    context.add_init_script(CSP_LISTENER)
     page = context.new_page()
+    page.csp_violations = violations
     page.set_default_timeout(20_000)
     page.errors = []  # uncaught exceptions and console errors
     page.on("pageerror", lambda e: page.errors.append(str(e)))
@@ -238,14 +253,17 @@ def test_run_stream_sort_cancel_and_detail(page, server):
     assert page.locator("#params").is_hidden()
     page.click("#coins-all")
     page.click("#run-button")
+    # Predicates are functions, not strings: a string is run with eval, which the
+    # page's Content-Security-Policy forbids.
     page.wait_for_function(
-        "document.querySelectorAll('#results tbody tr').length >= 6"
+        "() => document.querySelectorAll('#results tbody tr').length >= 6"
         " && !document.getElementById('cancel-button').disabled"
     )
     page.screenshot(path=str(shots() / "run-mid-1280.png"))
     page.click("#cancel-button")
     page.wait_for_function(
-        "document.getElementById('progress-text').textContent.includes('cancelled')"
+        "() => document.getElementById('progress-text').textContent"
+        ".includes('cancelled')"
     )
     assert page.get_attribute("#progress", "aria-valuenow") != "100"
     assert page.is_disabled("#cancel-button") and page.is_enabled("#run-button")
@@ -298,12 +316,14 @@ def test_run_stream_sort_cancel_and_detail(page, server):
     page.wait_for_selector("#equity-chart .main-svg")
     assert page.locator("#results tbody tr.selected").count() == 1
     assert page.errors == []
+    assert page.csp_violations == []
 
     # Without the chart library the page says so instead of loading forever.
     page.route("**/plotly.min.js", lambda route: route.abort())
     page.reload()
     page.wait_for_selector("#chart-status.chart-error")
     assert "chart library did not load" in page.inner_text("#chart-status")
+    assert page.csp_violations == []
 
 
 def test_errors_reconnect_and_rerun_with_a_scripted_socket(page, server):
@@ -369,7 +389,7 @@ def test_errors_reconnect_and_rerun_with_a_scripted_socket(page, server):
     page.wait_for_selector("#rerun-button:not([hidden])")
     assert "connection dropped" in page.inner_text("#banner-text")
     assert page.locator("#results tbody tr").count() == 2  # BTC once, ETH
-    page.wait_for_function("document.getElementById('connection').textContent"
+    page.wait_for_function("() => document.getElementById('connection').textContent"
                            " === 'Connected'")  # fmt: skip
     assert len(sockets) == 2
 
@@ -380,6 +400,7 @@ def test_errors_reconnect_and_rerun_with_a_scripted_socket(page, server):
     assert page.locator("#banner").is_hidden()
     assert page.get_attribute("#summary a", "href") == "/runs/8/"
     assert page.errors == []
+    assert page.csp_violations == []
 
 
 SUMMARY = {

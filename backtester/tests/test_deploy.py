@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -59,7 +60,7 @@ def test_missing_secret_key_with_debug_off_fails_clearly():
 
 
 @pytest.mark.django_db
-def test_healthz_reports_services(client, monkeypatch, settings):
+def test_healthz_reports_services(client, monkeypatch, settings, caplog):
     response = client.get("/healthz")
     assert response.status_code == 200
     body = response.json()
@@ -69,12 +70,23 @@ def test_healthz_reports_services(client, monkeypatch, settings):
     from backtester import health
 
     def broken() -> None:
-        raise OSError("connection refused")
+        raise OSError(
+            'connection to server at "db.internal" (10.0.0.7), port 5432 '
+            'failed: password authentication failed for user "btlab"'
+        )
 
     monkeypatch.setattr(health, "_database", broken)
-    response = client.get("/healthz")
+    with caplog.at_level("ERROR", logger="backtester.health"):
+        response = client.get("/healthz")
     assert response.status_code == 503
-    assert "connection refused" in response.json()["checks"]["database"]["error"]
+    # The service is named; its host, port and user stay in the log.
+    assert response.json()["checks"]["database"] == {
+        "ok": False,
+        "error": "database unavailable",
+    }
+    for secret in ("db.internal", "10.0.0.7", "5432", "btlab"):
+        assert secret not in response.content.decode()
+    assert "db.internal" in caplog.text and "database unavailable" in caplog.text
 
 
 @pytest.mark.django_db
@@ -103,7 +115,8 @@ def test_healthz_reports_redis_down(client, settings, monkeypatch):
     body = response.json()
     assert body["checks"]["database"]["ok"] is True
     assert body["checks"]["redis"]["ok"] is False
-    assert "Error 111" in body["checks"]["redis"]["error"]
+    assert body["checks"]["redis"]["error"] == "redis unavailable"
+    assert "127.0.0.1:1" not in response.content.decode()
 
 
 def test_debug_is_off_unless_asked() -> None:
@@ -323,3 +336,32 @@ def test_every_setting_read_from_the_environment_is_documented() -> None:
         f"not in the README's configuration table: {missing_readme}"
     )
     assert not missing_example, f"not in .env.example: {missing_example}"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/", "/runs/", "/accounts/login/", "/admin/login/"])
+def test_every_page_has_a_strict_content_security_policy(client, path):
+    response = client.get(path)
+    assert response.status_code == 200
+    policy = dict(
+        part.strip().split(" ", 1)
+        for part in response["Content-Security-Policy"].split(";")
+    )
+    assert policy["default-src"] == "'self'"
+    assert policy["script-src"] == "'self'" and policy["style-src"] == "'self'"
+    assert policy["object-src"] == "'none'"
+    assert policy["frame-ancestors"] == "'none'"
+    assert "unsafe" not in response["Content-Security-Policy"]
+
+
+def test_templates_hold_no_inline_script_style_or_handler():
+    """The policy forbids inline code: every template keeps it in static files
+    (json_script filters render data blocks, which are not code; the one empty
+    <style> the chart library fills carries the request's nonce)."""
+    inline = re.compile(
+        r"<script(?![^>]*\bsrc=)[^>]*>|<style(?![^>]*\bnonce=)[^>]*>"
+        r"|\sstyle=|\son[a-z]+="
+    )
+    for template in (ROOT / "templates").rglob("*.html"):
+        found = inline.search(template.read_text())
+        assert found is None, f"{template.name}: inline {found.group(0)!r}"
