@@ -3,7 +3,6 @@ chart series at any zoom (recomputed on demand, see replay.py)."""
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from datetime import UTC, datetime
@@ -13,6 +12,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from backtester import series
 from backtester.models import BacktestResult, BacktestRun
+from backtester.output import csv_writer
 from backtester.replay import Replay, ReplayError, result_replay
 from backtester.validation import RequestError, parse_when
 from backtester.views import _run_or_404
@@ -362,7 +362,7 @@ def trades_csv(request: HttpRequest, run_id: int) -> HttpResponse:
     except BadQuery as exc:
         return _error(exc)
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv_writer(out)
     writer.writerow(CSV_TRADE_COLUMNS)
     for i in range(len(trades["return_pct"])):
         record = _trade_record(trades, i)

@@ -64,3 +64,17 @@ def test_the_csv_download_escapes_a_stored_hostile_symbol(admin_client):
     rows = list(csv.DictReader(io.StringIO(response.content.decode())))
     assert rows[0]["symbol"] == "'=cmd|' /C calc'!A0"
     assert rows[0]["total_return_pct"] == "-7.5"
+
+
+def test_every_csv_the_app_writes_goes_through_the_escaping_writer():
+    """A CSV written with the csv module directly would skip csv_cell."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    for package in ("backtester", "prices", "strategies"):
+        for path in (root / package).rglob("*.py"):
+            if "tests" in path.parts or path == root / "backtester" / "output.py":
+                continue
+            text = path.read_text()
+            for call in ("csv.writer(", "csv.DictWriter("):
+                assert call not in text, f"{path.relative_to(root)} uses {call}"
