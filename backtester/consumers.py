@@ -13,6 +13,7 @@ from django.conf import settings
 from backtester import events
 from backtester.runner import RunnerBusy
 from backtester.services import prices_warm, run_coins, run_create, run_start
+from backtester.sweeps.consumers import SweepConsumerMixin
 from backtester.validation import RequestError, run_spec
 
 logger = logging.getLogger(__name__)
@@ -20,8 +21,9 @@ logger = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 64 * 1024
 
 
-class BacktestConsumer(AsyncJsonWebsocketConsumer):
-    """One socket, at most one active run; results arrive in completion order."""
+class BacktestConsumer(SweepConsumerMixin, AsyncJsonWebsocketConsumer):
+    """One socket, at most one active run or sweep; results arrive in
+    completion order. Sweeps are handled by the mixin (backtester.sweeps)."""
 
     run_id: int | None = None
     handle = None
@@ -43,6 +45,7 @@ class BacktestConsumer(AsyncJsonWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         await self._stop_run()
+        await self.stop_sweep()
 
     async def receive(self, text_data: str | None = None, bytes_data=None) -> None:
         if text_data is None:
@@ -62,14 +65,24 @@ class BacktestConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json(events.error("expected a JSON object"))
             return
         kind = content.get("type")
-        if kind == "run":
+        if kind in ("run", "sweep") and (self.handle or self.sweep_handle):
+            busy = "a run" if self.handle else "a sweep"
+            await self.send_json(
+                events.error(f"{busy} is already active on this connection; cancel it")
+            )
+        elif kind == "run":
             await self._start_run(content)
+        elif kind == "sweep":
+            await self.start_sweep(content, _publisher)
+        elif kind == "cancel" and self.sweep_handle is not None:
+            await self.cancel_sweep()
         elif kind == "cancel":
             await self._cancel_run()
         else:
             await self.send_json(
                 events.error(
-                    f"unknown message type {kind!r}; expected 'run' or 'cancel'",
+                    f"unknown message type {kind!r}; expected 'run', 'sweep' or "
+                    "'cancel'",
                     "type",
                 )
             )

@@ -1,0 +1,118 @@
+"""The ``sweep`` message of the ``ws/backtests/`` socket, as a consumer mixin.
+
+``BacktestConsumer`` dispatches ``{"type": "sweep"}`` here; cancel and
+disconnect stop an active sweep as they stop a run. Cells arrive from the
+executor many per channel-layer message and go to the browser one ``cell``
+message each; a cell already forwarded (a retried unit of work reports its
+block again) is dropped, so ``completed`` counts each combination once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from channels.db import database_sync_to_async
+
+from backtester import events as run_events
+from backtester.runner import RunnerBusy
+from backtester.services import run_coins
+from backtester.sweeps import events
+from backtester.sweeps.services import sweep_create, sweep_start
+from backtester.sweeps.validation import sweep_spec
+from backtester.validation import RequestError
+
+
+class SweepConsumerMixin:
+    """Sweep handling for an AsyncJsonWebsocketConsumer with ``_publisher``."""
+
+    sweep_id: int | None = None
+    sweep_handle = None
+    sweep_combinations = 0
+    sweep_seen: set[int]
+
+    async def start_sweep(self, content: dict, publisher) -> None:
+        """Validate, store and start a sweep; reply ``sweep_start`` or ``error``."""
+        try:
+            spec = sweep_spec(content)
+            coins = await database_sync_to_async(run_coins)(spec)
+        except RequestError as exc:
+            await self.send_json(run_events.error(exc.message, exc.field))
+            return
+        sweep = await database_sync_to_async(sweep_create)(
+            spec=spec, coins=coins, user=self.scope.get("user")
+        )
+        group = events.group(sweep.pk)
+        await self.channel_layer.group_add(group, self.channel_name)
+        self.sweep_id, self.sweep_seen = sweep.pk, set()
+        self.sweep_combinations = len(spec.combinations)
+        publish = publisher(self.channel_layer, group, asyncio.get_running_loop())
+        try:
+            self.sweep_handle = await database_sync_to_async(sweep_start)(
+                sweep=sweep, coins=coins, publish=publish
+            )
+        except RunnerBusy as exc:
+            await self.forget_sweep()
+            await self.send_json(run_events.error(str(exc)))
+            return
+        await self.send_json(
+            events.sweep_start(
+                sweep.pk, len(spec.combinations), spec.skipped, sweep.total, spec.axes
+            )
+        )
+
+    async def cancel_sweep(self) -> None:
+        sweep_id = self.sweep_id
+        await self.stop_sweep()
+        await self.send_json(events.cancelled(sweep_id))
+
+    async def stop_sweep(self) -> None:
+        if self.sweep_handle is not None:
+            self.sweep_handle.cancel()
+        await self.forget_sweep()
+
+    async def forget_sweep(self) -> None:
+        if self.sweep_id is not None:
+            await self.channel_layer.group_discard(
+                events.group(self.sweep_id), self.channel_name
+            )
+        self.sweep_handle, self.sweep_id = None, None
+
+    # --- channel-layer events from the executor ---------------------------------
+
+    async def sweep_cells(self, event: dict) -> None:
+        if event["sweep_id"] != self.sweep_id:
+            return  # a cancelled sweep's late message
+        for item in event["cells"]:
+            if item["index"] in self.sweep_seen:
+                continue
+            self.sweep_seen.add(item["index"])
+            await self.send_json(
+                events.cell(
+                    self.sweep_id,
+                    item,
+                    len(self.sweep_seen),
+                    self.sweep_combinations,
+                )
+            )
+
+    async def sweep_complete(self, event: dict) -> None:
+        if event["sweep_id"] != self.sweep_id:
+            return
+        await self.forget_sweep()
+        await self.send_json(
+            events.sweep_complete(event["sweep_id"], event["best"], event["elapsed_s"])
+        )
+
+    async def sweep_cancelled(self, event: dict) -> None:
+        if event["sweep_id"] != self.sweep_id:
+            return
+        await self.forget_sweep()
+        await self.send_json(events.cancelled(event["sweep_id"]))
+
+    async def sweep_failed(self, event: dict) -> None:
+        if event["sweep_id"] != self.sweep_id:
+            return
+        await self.forget_sweep()
+        await self.send_json(
+            run_events.error(event["message"], sweep_id=event["sweep_id"])
+        )

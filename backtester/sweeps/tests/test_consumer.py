@@ -1,0 +1,228 @@
+"""The ``sweep`` message of ``ws/backtests/`` end to end through the ASGI app."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.db import connections
+
+from backtester.sweeps import runner as sweep_runner
+from backtester.sweeps.models import Sweep, SweepCell
+from backtester.tests.factories import make_coins
+from backtester.tests.test_consumer import connect, layer, receive  # noqa: F401
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
+SYMBOLS = ["AAA", "BBB", "CCC"]
+GRID = {"fast": {"start": 5, "stop": 20, "step": 5}, "slow": [10, 20, 30]}
+# fast < slow: (5, 10), (5, 20), (5, 30), (10, 20), (10, 30), (15, 20),
+# (15, 30), (20, 30); skipped: (10, 10), (15, 10), (20, 10), (20, 20).
+VALID = 8
+
+
+@pytest.fixture
+def coins():
+    make_coins(SYMBOLS, bars=400)
+
+
+@pytest.fixture(autouse=True)
+async def _drain_sweeps():
+    yield
+
+    def drain() -> None:
+        deadline = time.monotonic() + 20
+        while sweep_runner.active_sweeps() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        connections.close_all()
+
+    await sync_to_async(drain)()
+
+
+async def until_end(communicator, timeout: float = 20) -> list[dict]:
+    messages = []
+    while True:
+        message = await receive(communicator, timeout)
+        messages.append(message)
+        if message["type"] in ("sweep_complete", "cancelled", "error"):
+            return messages
+
+
+async def test_a_sweep_streams_every_cell_then_the_best(coins, layer):  # noqa: F811
+    communicator = await connect()
+    await communicator.send_json_to(
+        {"type": "sweep", "strategy": "sma_crossover", "grid": GRID}
+    )
+    start = await receive(communicator)
+    assert start["type"] == "sweep_start"
+    assert start["combinations"] == VALID and start["skipped"] == 4
+    assert start["total"] == VALID * len(SYMBOLS)
+    messages = await until_end(communicator)
+    cells, end = messages[:-1], messages[-1]
+    assert end["type"] == "sweep_complete" and end["sweep_id"] == start["sweep_id"]
+    assert [c["type"] for c in cells] == ["cell"] * VALID
+    assert [c["completed"] for c in cells] == list(range(1, VALID + 1))
+    assert {c["combinations"] for c in cells} == {VALID}
+    pairs = sorted((c["params"]["fast"], c["params"]["slow"]) for c in cells)
+    assert pairs == sorted(
+        (f, s) for f in (5, 10, 15, 20) for s in (10, 20, 30) if f < s
+    )
+    # Every streamed cell is the stored one; the best is the highest median.
+    stored = {
+        c.index: c async for c in SweepCell.objects.filter(sweep_id=start["sweep_id"])
+    }
+    for c in cells:
+        assert c["metrics"] == stored[c["index"]].metrics()
+        assert c["metrics"]["coins"] == len(SYMBOLS)
+    medians = [c["metrics"]["median_return_pct"] for c in cells]
+    best = cells[medians.index(max(medians))]
+    assert end["best"]["params"] == best["params"]
+    assert end["best"]["median_return_pct"] == max(medians)
+    sweep = await Sweep.objects.aget(pk=start["sweep_id"])
+    assert sweep.status == "complete" and sweep.completed == VALID
+    await communicator.disconnect()
+
+
+async def test_many_cells_arrive_complete_on_either_layer(coins, layer):  # noqa: F811
+    """400 combinations: cells travel many per layer message, none is lost."""
+    communicator = await connect()
+    grid = {"fast": {"start": 2, "stop": 21, "step": 1}, "slow": "22:41:1"}
+    await communicator.send_json_to(
+        {"type": "sweep", "strategy": "ema_crossover", "grid": grid,
+         "symbols": ["AAA", "BBB"]}
+    )  # fmt: skip
+    start = await receive(communicator)
+    assert start["combinations"] == 400 and start["skipped"] == 0
+    messages = await until_end(communicator, timeout=60)
+    assert messages[-1]["type"] == "sweep_complete"
+    indexes = [m["index"] for m in messages[:-1]]
+    assert sorted(indexes) == list(range(400))
+    await communicator.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("message", "field"),
+    [
+        ({"grid": {"fast": {"start": 50, "stop": 5, "step": 5}}}, "grid.fast"),
+        ({"grid": {"fast": {"start": 5, "stop": 50, "step": 0}}}, "grid.fast"),
+        ({"grid": {"fast": [5, "x"]}}, "grid.fast"),
+        ({"grid": {"speed": [1, 2]}}, "grid.speed"),
+        ({"grid": {"slow": [1000, 2000]}}, "grid.slow"),
+        ({"grid": {}}, "grid"),
+        ({"grid": {"fast": [60, 70]}}, "grid"),  # every combination invalid
+        ({"grid": {"fast": [5]}, "params": {"slow": "x"}}, "params.slow"),
+        ({"grid": {"fast": [5]}, "objective": "luck"}, "objective"),
+        ({"grid": {"fast": [5]}, "symbols": ["NOPE"]}, "symbols"),
+        ({"grid": {"fast": [5]}, "start": "yesterday"}, "start"),
+        ({"grid": {"fast": [5]}, "colour": "red"}, "colour"),
+    ],
+)
+async def test_a_bad_sweep_names_its_field_and_keeps_the_socket(coins, message, field):
+    communicator = await connect()
+    await communicator.send_json_to(
+        {"type": "sweep", "strategy": "sma_crossover", **message}
+    )
+    error = await receive(communicator)
+    assert error["type"] == "error" and error["field"] == field, error
+    if field.startswith(("grid", "params")):
+        assert error["message"].startswith(field + ":"), error
+    # The socket is still usable.
+    await communicator.send_json_to(
+        {"type": "sweep", "strategy": "sma_crossover", "grid": {"fast": [5, 10]}}
+    )
+    assert (await receive(communicator))["type"] == "sweep_start"
+    assert (await until_end(communicator))[-1]["type"] == "sweep_complete"
+    await communicator.disconnect()
+    assert await Sweep.objects.acount() == 1
+
+
+class Gate:
+    """Let the first block of every coin through; hold the rest until set()."""
+
+    def __init__(self) -> None:
+        self.opened = threading.Event()
+        self.held = 0
+
+    def wrap(self, compute):
+        def gated(plan, symbol, series, indices):
+            if indices.start > 0:
+                self.held += 1
+                self.opened.wait(10)
+            return compute(plan, symbol, series, indices)
+
+        return gated
+
+
+async def test_cancel_stops_a_sweep_and_keeps_what_was_sent(
+    coins, monkeypatch, settings
+):
+    settings.SWEEP_FIRST_BLOCK = 2
+    settings.SWEEP_BLOCK = 2
+    gate = Gate()
+    monkeypatch.setattr(
+        sweep_runner, "sweep_block_run", gate.wrap(sweep_runner.sweep_block_run)
+    )
+    communicator = await connect()
+    await communicator.send_json_to(
+        {"type": "sweep", "strategy": "sma_crossover", "grid": GRID}
+    )
+    start = await receive(communicator)
+    first = [await receive(communicator), await receive(communicator)]
+    assert [m["type"] for m in first] == ["cell", "cell"]
+    await communicator.send_json_to({"type": "cancel"})
+    assert await receive(communicator) == {
+        "type": "cancelled",
+        "sweep_id": start["sweep_id"],
+    }
+    gate.opened.set()
+    assert await communicator.receive_nothing(timeout=0.5)
+
+    def finished() -> Sweep:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            sweep = Sweep.objects.get(pk=start["sweep_id"])
+            if sweep.is_finished:
+                return sweep
+            time.sleep(0.02)
+        raise AssertionError("the sweep did not finish")
+
+    sweep = await sync_to_async(finished)()
+    assert sweep.status == "cancelled"
+    assert 2 <= sweep.completed < VALID
+    # A new sweep can start on the same socket.
+    await communicator.send_json_to(
+        {"type": "sweep", "strategy": "sma_crossover", "grid": {"fast": [5]}}
+    )
+    assert (await receive(communicator))["type"] == "sweep_start"
+    assert (await until_end(communicator))[-1]["type"] == "sweep_complete"
+    await communicator.disconnect()
+
+
+async def test_one_job_per_connection(coins, monkeypatch):
+    gate = Gate()
+    monkeypatch.setattr(
+        sweep_runner, "sweep_block_run", gate.wrap(sweep_runner.sweep_block_run)
+    )
+    communicator = await connect()
+    await communicator.send_json_to(
+        {"type": "sweep", "strategy": "sma_crossover", "grid": {"fast": "2:40:1"}}
+    )
+    assert (await receive(communicator))["type"] == "sweep_start"
+    for kind in ("run", "sweep"):
+        await communicator.send_json_to(
+            {"type": kind, "strategy": "sma_crossover", "grid": {"fast": [5]}}
+            if kind == "sweep"
+            else {"type": "run", "strategy": "sma_crossover"}
+        )
+        while True:
+            message = await receive(communicator)
+            if message["type"] != "cell":
+                break
+        assert message["type"] == "error"
+        assert "a sweep is already active" in message["message"]
+    gate.opened.set()
+    await communicator.send_json_to({"type": "cancel"})
+    while (await receive(communicator))["type"] == "cell":
+        pass
+    await communicator.disconnect()
