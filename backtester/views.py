@@ -271,6 +271,36 @@ def _summary_rows(summary: dict) -> list[dict]:
     return rows
 
 
+def _side_line(metrics: dict | None) -> dict | None:
+    """Return a result's trades by side and by exit reason, for display.
+
+    None for results without those metrics (stored before them) and for long
+    runs that only ever left on a signal or at the end: nothing to add there.
+    """
+    metrics = metrics or {}
+    reasons = metrics.get("exit_reasons")
+    if reasons is None:
+        return None
+    plain_long = not metrics.get("short_trades") and not any(
+        reasons.get(r) for r in ("stop_loss", "take_profit", "trailing_stop",
+                                 "liquidation")
+    )  # fmt: skip
+    if plain_long:
+        return None
+    return {
+        "sides": [
+            (side, metrics.get(f"{side}_trades") or 0,
+             _plain(metrics.get(f"win_rate_{side}_pct"), 1))
+            for side in ("long", "short")
+        ],
+        "reasons": [
+            (reason, REASON_NAMES.get(reason, reason), count)
+            for reason, count in reasons.items()
+            if count
+        ],
+    }  # fmt: skip
+
+
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     """Render one run: summary, results, and charts for a selected result."""
     run = _run_or_404(run_id)
@@ -312,6 +342,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
             "selected": selected,
             "selected_name": selected and strategy_name(selected.strategy),
             "selected_cells": selected and _result_row(run, selected)["cells"],
+            "selected_sides": selected and _side_line(selected.metrics),
             "trades": _trade_rows(selected.trades) if selected else [],
             "trade_count": selected.num_trades if selected else 0,
             "heatmap": [

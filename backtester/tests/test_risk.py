@@ -394,3 +394,68 @@ def test_csv_has_a_column_per_setting_and_the_side_metrics():
     assert (row["short_trades"], row["long_trades"]) == ("3", "0")
     assert row["win_rate_long_pct"] == ""  # no long trades: no win rate
     assert json.loads(row["exit_reasons"]) == {"end": 1, "take_profit": 2}
+
+
+# ---- the run detail page -------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_detail_page_shows_settings_sides_and_exit_reasons(client):
+    make_coins(["AAA"], bars=50)
+    risk = {**OFF, "direction": "both", "stop_loss_pct": 5.0, "take_profit_pct": 10.0}
+    run = BacktestRun.objects.create(
+        strategies=[{"strategy": "sma_crossover", "params": {"fast": 5, "slow": 9}}],
+        symbols=["AAA"], status=BacktestRun.Status.COMPLETE, risk=risk,
+    )  # fmt: skip
+    sides = ["long", "short", "long", "short"]
+    reasons = ["stop_loss", "take_profit", "signal", "end"]
+    metrics = {
+        "total_return_pct": 3.0, "buy_hold_return_pct": 1.0, "num_trades": 4,
+        "long_trades": 2, "short_trades": 2, "win_rate_long_pct": 50.0,
+        "win_rate_short_pct": 100.0,
+        "exit_reasons": {"signal": 1, "stop_loss": 1, "take_profit": 1,
+                         "trailing_stop": 0, "end": 1, "liquidation": 0},
+    }  # fmt: skip
+    BacktestResult.objects.create(
+        run=run, symbol="AAA", strategy="sma_crossover", params={"fast": 5, "slow": 9},
+        bars=50, metrics=metrics, total_return_pct=3.0, buy_hold_return_pct=1.0,
+        num_trades=4, trades=trade_columns(engine_table(sides, reasons)),
+    )  # fmt: skip
+    html = client.get(f"/runs/{run.pk}/").content.decode()
+    label = "both · stop 5% · target 10%"
+    assert f'<dd id="run-risk">{label}</dd>' in html
+    assert f'<td class="risk-cell" data-sort="{label}">{label}</td>' in html
+    # The trade list, newest first: a side and a reason on each row.
+    trades = html[html.index('<table id="trades">') :]
+    pattern = r'<span class="side side-(\w+)">.*?<span class="reason reason-(\w+)"'
+    rows = re.findall(pattern, trades, re.S)
+    assert rows == list(zip(sides, reasons, strict=True))[::-1]
+    # The line of trades by side and exits by reason (unused reasons left out).
+    line = html.index('id="side-line"')
+    side_line = html[html.index(">", line) + 1 : html.index("</p>", line)]
+    assert re.sub(r"<[^>]+>|\s+", " ", side_line).split() == [
+        "▲", "Long", "2", "win", "50.0%", "▼", "Short", "2", "win", "100.0%",
+        "Exits", "signal", "1", "·", "stop", "1", "·", "target", "1", "·", "end", "1",
+    ]  # fmt: skip
+    chart = client.get(
+        f"/runs/{run.pk}/chart/?symbol=AAA&strategy=sma_crossover"
+    ).json()["trades"]
+    assert (chart["side"], chart["exit_reason"]) == (sides, reasons)
+
+
+@pytest.mark.django_db
+def test_a_plain_long_result_has_no_side_line(client):
+    run = BacktestRun.objects.create(
+        strategies=[{"strategy": "sma_crossover", "params": {}}], symbols=["AAA"]
+    )
+    metrics = {
+        "total_return_pct": 1.0, "num_trades": 1, "long_trades": 1,
+        "short_trades": 0, "exit_reasons": {"signal": 1, "stop_loss": 0},
+    }  # fmt: skip
+    BacktestResult.objects.create(
+        run=run, symbol="AAA", strategy="sma_crossover", bars=5, metrics=metrics,
+        total_return_pct=1.0, num_trades=1,
+    )  # fmt: skip
+    html = client.get(f"/runs/{run.pk}/").content.decode()
+    assert 'id="side-line"' not in html and 'id="run-risk">long, all in' in html
+    assert "risk-cell" not in html
