@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import F, QuerySet
+from django.db.models import F, Q, QuerySet
 
 from backtester.models import BacktestResult, BacktestRun
 from backtester.runner import NO_DATA
@@ -10,18 +10,36 @@ from backtester.services import runs_mark_stale
 from strategies.risk import Risk, validate_risk
 
 
-def runs_list() -> QuerySet[BacktestRun]:
-    """Return saved runs, newest first (stale ones marked failed first)."""
+def runs_visible(user) -> Q:
+    """Return the filter of the runs ``user`` may see.
+
+    A run belongs to the user who started it. Staff see every run; any other
+    logged-in user sees only their own; an anonymous visitor (possible only when
+    BACKTESTS_REQUIRE_LOGIN is off, the demo) sees only runs without an owner:
+    anonymous runs and those started from the command line. So a logged-in
+    user's runs are never shown to anyone but them and staff.
+    """
+    if getattr(user, "is_staff", False) and user.is_active:
+        return Q()
+    if getattr(user, "is_authenticated", False):
+        return Q(created_by=user)
+    return Q(created_by=None)
+
+
+def runs_list(*, user) -> QuerySet[BacktestRun]:
+    """Return the runs ``user`` may see, newest first (stale ones marked failed)."""
     runs_mark_stale()
-    return BacktestRun.objects.select_related("created_by").order_by(
-        "-created_at", "-id"
+    return (
+        BacktestRun.objects.filter(runs_visible(user))
+        .select_related("created_by")
+        .order_by("-created_at", "-id")
     )
 
 
-def run_get(run_id: int) -> BacktestRun:
-    """Return one run (DoesNotExist if missing)."""
+def run_get(run_id: int, *, user) -> BacktestRun:
+    """Return one run ``user`` may see (DoesNotExist if missing or not theirs)."""
     runs_mark_stale()
-    return BacktestRun.objects.get(pk=run_id)
+    return BacktestRun.objects.filter(runs_visible(user)).get(pk=run_id)
 
 
 def run_results(run: BacktestRun, *, full: bool = False) -> QuerySet[BacktestResult]:

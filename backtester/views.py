@@ -155,7 +155,8 @@ def home(request: HttpRequest) -> HttpResponse:
 
 def run_list(request: HttpRequest) -> HttpResponse:
     """Render saved runs, newest first, 25 a page."""
-    page = Paginator(runs_list(), RUNS_PER_PAGE).get_page(request.GET.get("page"))
+    runs_visible = runs_list(user=request.user)
+    page = Paginator(runs_visible, RUNS_PER_PAGE).get_page(request.GET.get("page"))
     runs = [
         {
             "run": run,
@@ -166,7 +167,12 @@ def run_list(request: HttpRequest) -> HttpResponse:
         }
         for run in page.object_list
     ]
-    return render(request, "backtester/run_list.html", {"page": page, "runs": runs})
+    return render(
+        request,
+        "backtester/run_list.html",
+        # Staff see everyone's runs, so the list says whose each one is.
+        {"page": page, "runs": runs, "show_owner": request.user.is_staff},
+    )
 
 
 def _beat(summary: dict) -> str:
@@ -177,9 +183,11 @@ def _beat(summary: dict) -> str:
     return f"{summary.get('beat_buy_hold', 0)} / {scored}"
 
 
-def _run_or_404(run_id: int) -> BacktestRun:
+def _run_or_404(request: HttpRequest, run_id: int) -> BacktestRun:
+    """Return the run if this request's user may see it; 404 otherwise, the
+    same answer as for a run that does not exist."""
     try:
-        return run_get(run_id)
+        return run_get(run_id, user=request.user)
     except BacktestRun.DoesNotExist:
         raise Http404(f"no run {run_id}") from None
 
@@ -303,7 +311,7 @@ def _side_line(metrics: dict | None) -> dict | None:
 
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     """Render one run: summary, results, and charts for a selected result."""
-    run = _run_or_404(run_id)
+    run = _run_or_404(request, run_id)
     results = list(run_results(run))
     wanted = (request.GET.get("symbol"), request.GET.get("strategy"))
     chosen = next((r for r in results if (r.symbol, r.strategy) == wanted), None)
@@ -373,7 +381,7 @@ def _downsample(n: int, points: int = CHART_POINTS) -> np.ndarray:
 
 def run_chart(request: HttpRequest, run_id: int) -> JsonResponse:
     """Return a result's down-sampled closes, stored trades, equity and drawdown."""
-    run = _run_or_404(run_id)
+    run = _run_or_404(request, run_id)
     symbol = request.GET.get("symbol", "")
     strategy = request.GET.get("strategy", "")
     result = result_get(run, symbol=symbol, strategy=strategy)
@@ -436,7 +444,7 @@ def _export_payload(run: BacktestRun) -> tuple[dict, list[dict], dict]:
 
 def run_export_json(request: HttpRequest, run_id: int) -> HttpResponse:
     """Download the run in the CLI's JSON shape."""
-    run = _run_or_404(run_id)
+    run = _run_or_404(request, run_id)
     response = HttpResponse(
         render_json(*_export_payload(run)), content_type="application/json"
     )
@@ -446,7 +454,7 @@ def run_export_json(request: HttpRequest, run_id: int) -> HttpResponse:
 
 def run_export_csv(request: HttpRequest, run_id: int) -> HttpResponse:
     """Download the run's results as CSV."""
-    run = _run_or_404(run_id)
+    run = _run_or_404(request, run_id)
     _, results, _ = _export_payload(run)
     response = HttpResponse(render_csv(results), content_type="text/csv")
     response["Content-Disposition"] = f'attachment; filename="run-{run.pk}.csv"'
