@@ -27,7 +27,12 @@ METRIC_KEYS = (
     "sharpe", "sortino", "calmar", "max_drawdown_pct", "max_drawdown_duration",
     "num_trades", "win_rate_pct", "profit_factor", "expectancy_pct",
     "avg_trade_pct", "best_trade_pct", "worst_trade_pct", "avg_trade_duration",
-    "exposure_pct", "final_equity",
+    "exposure_pct", "final_equity", "long_trades", "short_trades",
+    "win_rate_long_pct", "win_rate_short_pct", "exit_reasons",
+)  # fmt: skip
+
+EXIT_REASONS = (
+    "signal", "stop_loss", "take_profit", "trailing_stop", "end", "liquidation",
 )  # fmt: skip
 
 
@@ -40,7 +45,14 @@ def _num(value: float) -> float | None:
 def bar_returns(equity: np.ndarray) -> np.ndarray:
     """Return per-bar simple returns of an equity curve (length n-1)."""
     out = empty(max(len(equity) - 1, 0))
-    np.divide(equity[1:], equity[:-1], out=out)
+    if len(equity) and equity[-1] == 0.0:
+        # A liquidated short leaves 0 from then on (only it can reach 0): a bar
+        # after that returns 0, as nothing is left to gain or lose.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            np.divide(equity[1:], equity[:-1], out=out)
+        out[equity[:-1] == 0.0] = 1.0
+    else:
+        np.divide(equity[1:], equity[:-1], out=out)
     out -= 1.0
     return out
 
@@ -241,11 +253,12 @@ def trade_stats(trades: Mapping[str, np.ndarray]) -> dict[str, float | None]:
              "best_trade_pct", "worst_trade_pct", "avg_trade_duration")
         )  # fmt: skip
     returns = np.asarray(trades["return_pct"], dtype=np.float64) / 100.0
-    # Profit and loss in quote currency: proceeds minus cost, fees included.
-    pnl = (
-        trades["units"] * (trades["exit_price"] - trades["entry_price"])
-        - trades["fees"]
-    )
+    # Profit and loss in quote currency: proceeds minus cost, fees included (a
+    # short gains what the price falls).
+    move = trades["exit_price"] - trades["entry_price"]
+    if "side" in trades:
+        move = np.where(np.asarray(trades["side"]) == "short", -move, move)
+    pnl = trades["units"] * move - trades["fees"]
     gains, losses = float(pnl[pnl > 0].sum()), float(-pnl[pnl < 0].sum())
     with np.errstate(divide="ignore", invalid="ignore"):
         geometric = np.exp(np.log1p(returns).mean()) - 1.0
@@ -261,6 +274,31 @@ def trade_stats(trades: Mapping[str, np.ndarray]) -> dict[str, float | None]:
         "worst_trade_pct": _num(returns.min() * 100.0),
         "avg_trade_duration": float(np.mean(trades["bars_held"])),
     }
+
+
+def side_stats(trades: Mapping[str, np.ndarray]) -> dict[str, object]:
+    """Return the trade counts and win rates per side, and the count of trades
+    per exit reason (every reason present, 0 when unused)."""
+    count = len(trades["return_pct"])
+    side = np.asarray(trades.get("side", np.full(count, "long")))
+    reason = np.asarray(trades.get("exit_reason", np.full(count, "signal")))
+    won = np.asarray(trades["return_pct"], dtype=np.float64) > 0
+    out: dict[str, object] = {}
+    rates = {}
+    for name in ("long", "short"):
+        mine = side == name
+        trades_on_side = int(np.count_nonzero(mine))
+        out[f"{name}_trades"] = trades_on_side
+        rates[f"win_rate_{name}_pct"] = (
+            int(np.count_nonzero(won & mine)) * 100.0 / trades_on_side
+            if trades_on_side
+            else None
+        )
+    out.update(rates)
+    out["exit_reasons"] = {
+        name: int(np.count_nonzero(reason == name)) for name in EXIT_REASONS
+    }
+    return out
 
 
 def compute_metrics(
@@ -292,6 +330,11 @@ def compute_metrics(
     avg_trade_duration     mean bars held per trade
     exposure_pct           share of bars in a position, in %
     final_equity           equity at the last close, after any closing fee
+    long_trades            trades on the long side
+    short_trades           trades on the short side
+    win_rate_long_pct      win rate of the long trades, in %
+    win_rate_short_pct     win rate of the short trades, in %
+    exit_reasons           count of trades per exit reason (EXIT_REASONS)
 
     None where undefined: volatility with fewer than 3 bars; Sharpe when the
     curve never moves; Sortino without a losing bar; Calmar without a drawdown;
@@ -319,5 +362,6 @@ def compute_metrics(
         **trade_stats(table),
         "exposure_pct": exposure_pct(position),
         "final_equity": _num(equity[-1]),
+        **side_stats(table),
     }
     return metrics

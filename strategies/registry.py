@@ -33,8 +33,10 @@ class StrategySpec:
     """A strategy: its key, label, rule, parameter schema and signal function.
 
     ``signal(cache, **params)`` returns the boolean target position at each
-    close; ``checks`` are cross-parameter rules such as fast < slow, published
-    with the schema so that forms apply the same ones.
+    close; ``sides(cache, direction, **params)`` each side's entry and exit
+    conditions, for runs with risk settings; ``checks`` are cross-parameter
+    rules such as fast < slow, published with the schema so that forms apply
+    the same ones.
     """
 
     key: str
@@ -43,6 +45,7 @@ class StrategySpec:
     params: tuple[ParamSpec, ...]
     signal: Callable[..., np.ndarray]
     checks: tuple[Check, ...] = ()
+    sides: Callable[..., signals.Sides] | None = None
 
     def as_dict(self) -> dict[str, object]:
         """Return the schema entry of this strategy, JSON-serialisable."""
@@ -75,6 +78,7 @@ STRATEGIES: dict[str, StrategySpec] = {
             ),
             signals.sma_crossover,
             (ordered("fast", "slow"),),
+            signals.sma_sides,
         ),
         StrategySpec(
             "ema_crossover",
@@ -86,6 +90,7 @@ STRATEGIES: dict[str, StrategySpec] = {
             ),
             signals.ema_crossover,
             (ordered("fast", "slow"),),
+            signals.ema_sides,
         ),
         StrategySpec(
             "rsi_reversion",
@@ -98,6 +103,7 @@ STRATEGIES: dict[str, StrategySpec] = {
             ),
             signals.rsi_reversion,
             (ordered("lower", "upper"),),
+            signals.rsi_sides,
         ),
         StrategySpec(
             "bollinger_reversion",
@@ -111,6 +117,7 @@ STRATEGIES: dict[str, StrategySpec] = {
             ),
             signals.bollinger_reversion,
             (BandReachable("period", "std"),),
+            signals.bollinger_sides,
         ),
         StrategySpec(
             "macd_crossover",
@@ -124,6 +131,7 @@ STRATEGIES: dict[str, StrategySpec] = {
             ),
             signals.macd_crossover,
             (ordered("fast", "slow"),),
+            signals.macd_sides,
         ),
         StrategySpec(
             "donchian_breakout",
@@ -135,6 +143,8 @@ STRATEGIES: dict[str, StrategySpec] = {
                 _window("exit", 10, "Exit window in bars.", low=1),
             ),
             signals.donchian_breakout,
+            (),
+            signals.donchian_sides,
         ),
     )
 }

@@ -6,7 +6,7 @@ at the next bar's open. NaN indicators (warm-up) never produce a position.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -161,3 +161,127 @@ def donchian_breakout(cache: IndicatorCache, entry: int, exit: int) -> np.ndarra
         close > cache.get("donchian_high", entry),
         close < cache.get("donchian_low", exit),
     )
+
+
+# -- both sides: entry and exit conditions per side ------------------------------
+#
+# With risk settings the engine needs more than one target array: each side's
+# entry and exit conditions, at each close. A "long while A > B" rule enters on
+# the close where A > B becomes true (so after a stop it needs a fresh cross,
+# and a flat position never buys into a trend halfway) and exits on any close
+# where it is not true; without stops that holds exactly where the rule says.
+
+
+class Sides(NamedTuple):
+    """Entry and exit conditions at each close; a side not traded is None."""
+
+    long_entry: np.ndarray | None
+    long_exit: np.ndarray | None
+    short_entry: np.ndarray | None
+    short_exit: np.ndarray | None
+
+
+def _rising(condition: np.ndarray) -> np.ndarray:
+    """Return condition[t] and not condition[t - 1] (bar 0: condition[0])."""
+    out = empty(len(condition), np.bool_)
+    out[:1] = condition[:1]
+    np.greater(condition[1:], condition[:-1], out=out[1:])
+    return out
+
+
+def _negation(condition: np.ndarray) -> np.ndarray:
+    out = empty(len(condition), np.bool_)
+    np.logical_not(condition, out=out)
+    return out
+
+
+def _level_sides(cache: IndicatorCache, a: np.ndarray, b: np.ndarray, direction: str
+                 ) -> Sides:  # fmt: skip
+    """Return the sides of "long while A > B, short while A < B" (with the tie
+    tolerance both ways)."""
+    long_ = short = (None, None)
+    if direction != "short":
+        held = above(cache, a, b)
+        long_ = (_rising(held), _negation(held))
+    if direction != "long":
+        held = above(cache, b, a)
+        short = (_rising(held), _negation(held))
+    return Sides(*long_, *short)
+
+
+def _pick(direction: str, long_: tuple, short: tuple) -> Sides:
+    """Return Sides with only the directions traded (the others left None)."""
+    if direction == "long":
+        short = (None, None)
+    elif direction == "short":
+        long_ = (None, None)
+    return Sides(*long_, *short)
+
+
+def sma_sides(cache: IndicatorCache, direction: str, fast: int, slow: int) -> Sides:
+    """Return long while SMA(fast) > SMA(slow), short while it is below."""
+    return _level_sides(
+        cache, cache.get("sma", fast), cache.get("sma", slow), direction
+    )
+
+
+def ema_sides(cache: IndicatorCache, direction: str, fast: int, slow: int) -> Sides:
+    """Return long while EMA(fast) > EMA(slow), short while it is below."""
+    return _level_sides(
+        cache, cache.get("ema", fast), cache.get("ema", slow), direction
+    )
+
+
+def macd_sides(
+    cache: IndicatorCache, direction: str, fast: int, slow: int, signal: int
+) -> Sides:
+    """Return long while the MACD line > its signal line, short while below."""
+    value = cache.get("macd", fast, slow, signal)
+    return _level_sides(cache, value.macd, value.signal, direction)
+
+
+def rsi_sides(
+    cache: IndicatorCache, direction: str, period: int, lower: float, upper: float
+) -> Sides:
+    """Return long: enter below ``lower``, exit above ``upper``; short: enter
+    above ``upper``, exit below ``lower``."""
+    value = cache.get("rsi", period)
+    below, over = value < lower, value > upper
+    return _pick(direction, (below, over), (over, below))
+
+
+def bollinger_sides(
+    cache: IndicatorCache, direction: str, period: int, std: float
+) -> Sides:
+    """Return long: enter below the lower band, exit above the middle; short:
+    enter above the upper band, exit below the middle."""
+    bands = cache.get("bbands", period, std)
+    close = cache.bars.close
+    long_ = short = (None, None)
+    if direction != "short":
+        long_ = (above(cache, bands.lower, close), above(cache, close, bands.middle))
+    if direction != "long":
+        short = (above(cache, close, bands.upper), above(cache, bands.middle, close))
+    return Sides(*long_, *short)
+
+
+def donchian_sides(
+    cache: IndicatorCache, direction: str, entry: int, exit: int
+) -> Sides:
+    """Return long: enter above the previous ``entry`` bars' highest high, exit
+    below the previous ``exit`` bars' lowest low; short: enter below the
+    previous ``entry`` bars' lowest low, exit above the previous ``exit`` bars'
+    highest high."""
+    close = cache.bars.close
+    long_ = short = (None, None)
+    if direction != "short":
+        long_ = (
+            close > cache.get("donchian_high", entry),
+            close < cache.get("donchian_low", exit),
+        )
+    if direction != "long":
+        short = (
+            close < cache.get("donchian_low", entry),
+            close > cache.get("donchian_high", exit),
+        )
+    return Sides(*long_, *short)

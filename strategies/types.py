@@ -7,6 +7,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from strategies.risk import DEFAULT_RISK, Risk
+
 
 class Bars(NamedTuple):
     """OHLCV bars of one coin; ``time`` is int64 epoch seconds of each bar's open."""
@@ -20,7 +22,12 @@ class Bars(NamedTuple):
 
 
 class Trade(NamedTuple):
-    """One round trip; prices are fills (slippage included), return net of fees."""
+    """One round trip; prices are fills (slippage included), return net of fees.
+
+    ``side`` is "long" or "short"; ``exit_reason`` one of "signal",
+    "stop_loss", "take_profit", "trailing_stop", "end", "liquidation".
+    ``return_pct`` is the profit over the capital committed at entry.
+    """
 
     entry_index: int
     exit_index: int
@@ -33,11 +40,14 @@ class Trade(NamedTuple):
     bars_held: int
     fees: float
     closed_at_end: bool
+    side: str = "long"
+    exit_reason: str = "signal"
 
 
 TRADE_COLUMNS = (
     "entry_index", "exit_index", "entry_time", "exit_time", "entry_price",
     "exit_price", "units", "return_pct", "bars_held", "fees", "closed_at_end",
+    "side", "exit_reason",
 )  # fmt: skip
 
 
@@ -54,8 +64,9 @@ class BacktestResult:
     """Everything one backtest produces.
 
     ``equity`` is the account value at each bar's close (after the closing fee
-    on the last bar if a position was still open), ``position`` 1 for each bar
-    held, ``buy_hold_equity`` the initial equity times close / first close.
+    on the last bar if a position was still open), ``position`` 1 (-1) for
+    each bar a long (short) is held at the open, ``buy_hold_equity`` the
+    initial equity times close / first close.
     Trades are kept column-wise in ``trade_table`` (one array per Trade field);
     ``trades`` turns them into Trade tuples on first use, so a batch run that
     only needs metrics never builds thousands of Python objects.
@@ -68,6 +79,7 @@ class BacktestResult:
     trade_table: dict[str, np.ndarray] = field(default_factory=empty_trade_table)
     metrics: Metrics = field(default_factory=dict)
     buy_hold_equity: np.ndarray = field(default_factory=lambda: np.empty(0))
+    risk: Risk = DEFAULT_RISK
     _trades: list[Trade] | None = field(default=None, repr=False, compare=False)
 
     @property

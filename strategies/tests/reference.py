@@ -196,13 +196,16 @@ def _trade(entry, exit_index, exit_price, units, proceeds, fee, *, at_end):
 def metrics(curve, position, trades, close, periods):
     """Every metric, from the simulator's output, in plain Python."""
     n = len(curve)
-    returns = [curve[i] / curve[i - 1] - 1 for i in range(1, n)]
+    # Nothing left (a liquidated short): nothing to gain or lose either.
+    returns = [
+        curve[i] / curve[i - 1] - 1 if curve[i - 1] else 0.0 for i in range(1, n)
+    ]
     out = {
         "total_return_pct": (curve[-1] / curve[0] - 1) * 100,
         "buy_hold_return_pct": (close[-1] / close[0] - 1) * 100,
         "final_equity": curve[-1],
         "num_trades": len(trades),
-        "exposure_pct": 100 * sum(position) / n,
+        "exposure_pct": 100 * sum(p != 0 for p in position) / n,
     }
     try:
         out["cagr_pct"] = ((curve[-1] / curve[0]) ** (periods / n) - 1) * 100
@@ -237,7 +240,11 @@ def metrics(curve, position, trades, close, periods):
             win_rate_pct=100 * sum(r > 0 for r in rets) / len(rets),
             profit_factor=sum(p for p in pnl if p > 0) / loss if loss > 0 else None,
             expectancy_pct=statistics.fmean(rets),
-            avg_trade_pct=(growth ** (1 / len(rets)) - 1) * 100,
+            # A liquidated short of size f < 1 loses more than its stake: no
+            # geometric mean of a negative product.
+            avg_trade_pct=None
+            if any(1 + r / 100 < 0 for r in rets)
+            else (growth ** (1 / len(rets)) - 1) * 100,
             best_trade_pct=max(rets),
             worst_trade_pct=min(rets),
             avg_trade_duration=statistics.fmean(t["bars_held"] for t in trades),
@@ -249,4 +256,274 @@ def metrics(curve, position, trades, close, periods):
                  "best_trade_pct", "worst_trade_pct", "avg_trade_duration")
             )
         )  # fmt: skip
+    for side in ("long", "short"):
+        mine = [t for t in trades if t.get("side", "long") == side]
+        out[f"{side}_trades"] = len(mine)
+        out[f"win_rate_{side}_pct"] = (
+            100 * sum(t["return_pct"] > 0 for t in mine) / len(mine) if mine else None
+        )
+    reasons = [
+        t.get("exit_reason", "end" if t["closed_at_end"] else "signal") for t in trades
+    ]
+    out["exit_reasons"] = {
+        name: reasons.count(name)
+        for name in ("signal", "stop_loss", "take_profit", "trailing_stop", "end",
+                     "liquidation")
+    }  # fmt: skip
     return out
+
+
+# -- risk settings: both sides, stops, targets, sizing ---------------------------
+
+
+def side_rules(strategy, params, high, low, close):
+    """Return {side: rule} for +1 (long) and -1 (short), as the rules read.
+
+    A rule is ("while", condition) for the crossovers (held while it is true)
+    or ("when", entry, exit) for the enter/exit strategies.
+    """
+    n = len(close)
+    if strategy in ("sma_crossover", "ema_crossover", "macd_crossover"):
+        if strategy == "macd_crossover":
+            a, b = macd(close, params["fast"], params["slow"], params["signal"])
+        else:
+            average = sma if strategy == "sma_crossover" else ema
+            a, b = average(close, params["fast"]), average(close, params["slow"])
+        return {
+            1: ("while", [above(a[i], b[i], close[i]) for i in range(n)]),
+            -1: ("while", [above(b[i], a[i], close[i]) for i in range(n)]),
+        }
+    if strategy == "rsi_reversion":
+        r = rsi(close, params["period"])
+        low_ = [lt(r[i], params["lower"]) for i in range(n)]
+        high_ = [gt(r[i], params["upper"]) for i in range(n)]
+        return {1: ("when", low_, high_), -1: ("when", high_, low_)}
+    if strategy == "bollinger_reversion":
+        upper, middle, lower = bbands(close, params["period"], params["std"])
+        return {
+            1: (
+                "when",
+                [above(lower[i], close[i], close[i]) for i in range(n)],
+                [above(close[i], middle[i], close[i]) for i in range(n)],
+            ),
+            -1: (
+                "when",
+                [above(close[i], upper[i], close[i]) for i in range(n)],
+                [above(middle[i], close[i], close[i]) for i in range(n)],
+            ),
+        }
+    assert strategy == "donchian_breakout"
+    hh_entry, ll_entry = (
+        previous_high(high, params["entry"]),
+        previous_low(low, params["entry"]),
+    )
+    hh_exit, ll_exit = (
+        previous_high(high, params["exit"]),
+        previous_low(low, params["exit"]),
+    )
+    return {
+        1: (
+            "when",
+            [gt(close[i], hh_entry[i]) for i in range(n)],
+            [lt(close[i], ll_exit[i]) for i in range(n)],
+        ),
+        -1: (
+            "when",
+            [lt(close[i], ll_entry[i]) for i in range(n)],
+            [gt(close[i], hh_exit[i]) for i in range(n)],
+        ),
+    }
+
+
+def simulate_risk(
+    rules,
+    open_,
+    high,
+    low,
+    close,
+    *,
+    fee,
+    slippage_bps,
+    direction="long",
+    stop_loss_pct=None,
+    take_profit_pct=None,
+    trailing_stop_pct=None,
+    position_size=1.0,
+    equity=10_000.0,
+):
+    """Walk the bars with the risk rules, one bar at a time.
+
+    At each open: fill what the previous close decided (an exit, an entry or
+    both: a reversal). Then, while a position is held: a gap through the stop
+    or the target fills at the open (not on the entry bar); else a bar
+    reaching the stop fills there (before the target, and for a short before
+    its liquidation price if the stop is nearer); else a short reaching its
+    liquidation price is closed there with nothing left; else a bar reaching
+    the target fills there. At each close the rules decide the next open.
+    """
+    sides = {"long": [1], "short": [-1], "both": [1, -1]}[direction]
+    slip = slippage_bps / 10_000
+    f = position_size
+    n = len(close)
+    cash = equity
+    pos = 0  # +1 long, -1 short
+    units = price = equity_at_entry = 0.0
+    entry_bar = -1
+    best = 0.0  # a long's highest high, a short's lowest low, since entry
+    liquidation = math.inf
+    decided = 0
+    needs_fresh = {1: False, -1: False}  # a crossover after a stop or target
+    dead = False
+    curve, position, trades = [], [], []
+
+    def entry_holds(side, i):
+        rule = rules[side]
+        if rule[0] == "while":
+            return rule[1][i] and not needs_fresh[side]
+        return rule[1][i]
+
+    def exit_holds(side, i):
+        rule = rules[side]
+        if rule[0] == "while":
+            return not rule[1][i]
+        return rule[2][i]
+
+    def close_position(i, fill, reason, *, at_end=False):
+        nonlocal cash, pos
+        if pos > 0:
+            cash = cash + units * fill * (1 - fee)
+        elif reason == "liquidation":
+            cash = 0.0
+        else:
+            cash = (
+                equity_at_entry - units * price * fee + units * (price - fill)
+                - units * fill * fee
+            )  # fmt: skip
+        pnl = cash - equity_at_entry
+        trades.append(
+            {
+                "entry_index": entry_bar,
+                "exit_index": i,
+                "entry_price": price,
+                "exit_price": fill,
+                "units": units,
+                "return_pct": pnl / (units * price * (1 + fee)) * 100,
+                "bars_held": i - entry_bar,
+                "fees": units * price * fee + units * fill * fee,
+                "closed_at_end": at_end,
+                "pnl": pnl,
+                "side": "long" if pos > 0 else "short",
+                "exit_reason": reason,
+            }
+        )
+        pos = 0
+
+    def open_position(i, side):
+        nonlocal pos, units, price, equity_at_entry, entry_bar, best, cash
+        nonlocal liquidation
+        price = open_[i] * (1 + slip) if side > 0 else open_[i] * (1 - slip)
+        equity_at_entry = cash
+        units = f * cash / (price * (1 + fee))
+        if side > 0:
+            cash = cash - units * price * (1 + fee)
+        else:
+            # Closing at x leaves E + u p (1 - fee) - u x (1 + fee).
+            liquidation = (equity_at_entry + units * price * (1 - fee)) / (
+                units * (1 + fee)
+            )
+        pos, entry_bar, best = side, i, price
+
+    def short_fill(i, raw, reason):
+        fill = raw * (1 + slip)
+        if fill >= liquidation:
+            close_position(i, liquidation, "liquidation")
+        else:
+            close_position(i, fill, reason)
+
+    for i in range(n):
+        if dead:
+            curve.append(0.0)
+            position.append(0)
+            continue
+        if i > 0 and decided != pos:
+            if pos > 0:
+                close_position(i, open_[i] * (1 - slip), "signal")
+            elif pos < 0:
+                short_fill(i, open_[i], "signal")
+                dead = trades[-1]["exit_reason"] == "liquidation"
+            if decided != 0 and not dead:
+                open_position(i, decided)
+        position.append(pos)
+        if pos != 0:
+            side = pos
+            levels = []  # (level, kind)
+            if stop_loss_pct is not None:
+                levels.append((price * (1 - side * stop_loss_pct / 100), "stop_loss"))
+            if trailing_stop_pct is not None:
+                levels.append(
+                    ((1 - side * trailing_stop_pct / 100) * best, "trailing_stop")
+                )
+            stop = kind = None
+            for level, name in levels:  # the tighter one; the fixed stop on a tie
+                if stop is None or (level > stop if side > 0 else level < stop):
+                    stop, kind = level, name
+            target = None
+            if take_profit_pct is not None:
+                target = price * (1 + side * take_profit_pct / 100)
+            gap = i > entry_bar
+            if side > 0:
+                if stop is not None and gap and open_[i] <= stop:
+                    close_position(i, open_[i] * (1 - slip), kind)
+                elif target is not None and gap and open_[i] >= target:
+                    close_position(i, open_[i] * (1 - slip), "take_profit")
+                elif stop is not None and low[i] <= stop:
+                    close_position(i, stop * (1 - slip), kind)
+                elif target is not None and high[i] >= target:
+                    close_position(i, target * (1 - slip), "take_profit")
+                else:
+                    best = max(best, high[i])
+            else:
+                if stop is not None and gap and open_[i] >= stop:
+                    short_fill(i, open_[i], kind)
+                elif target is not None and gap and open_[i] <= target:
+                    short_fill(i, open_[i], "take_profit")
+                elif stop is not None and high[i] >= stop and stop <= liquidation:
+                    short_fill(i, stop, kind)
+                elif high[i] >= liquidation:
+                    close_position(i, liquidation, "liquidation")
+                elif target is not None and low[i] <= target:
+                    short_fill(i, target, "take_profit")
+                else:
+                    best = min(best, low[i])
+            if pos == 0:
+                exit_reason = trades[-1]["exit_reason"]
+                if exit_reason == "liquidation":
+                    dead = True
+                elif exit_reason != "signal":
+                    needs_fresh[side] = True
+        if pos != 0 and i == n - 1:
+            # Still open on the last bar: closed at its close, fee charged.
+            close_position(i, close[i], "end", at_end=True)
+        if dead:
+            curve.append(0.0)
+            continue
+        if pos > 0:
+            curve.append(cash + units * close[i])
+        elif pos < 0:
+            curve.append(
+                equity_at_entry - units * price * fee + units * (price - close[i])
+            )
+        else:
+            curve.append(cash)
+        # The close decides the next open.
+        for side in sides:
+            if rules[side][0] == "while" and not rules[side][1][i]:
+                needs_fresh[side] = False
+        if pos == 0:
+            wanted = [side for side in sides if entry_holds(side, i)]
+            decided = wanted[0] if len(wanted) == 1 else 0
+        elif exit_holds(pos, i) and not entry_holds(pos, i):
+            decided = -pos if -pos in sides and entry_holds(-pos, i) else 0
+        else:
+            decided = pos
+    return curve, position, trades

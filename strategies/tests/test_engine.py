@@ -102,6 +102,8 @@ def params_for(draw, strategy: str, n: int, shortest: int = 2):
 def close_enough(got, want) -> bool:
     if got is None or want is None:
         return got is None and want is None
+    if isinstance(want, dict):
+        return got == want
     return math.isclose(got, want, rel_tol=RTOL, abs_tol=1e-9)
 
 
@@ -122,6 +124,8 @@ def check_against_reference(bars, strategy, params, fee, slippage, interval="1h"
     for got, want in zip(result.trades, trades, strict=True):
         for key in ("entry_index", "exit_index", "bars_held", "closed_at_end"):
             assert getattr(got, key) == want[key], key
+        assert got.side == "long"
+        assert got.exit_reason == ("end" if want["closed_at_end"] else "signal")
         assert got.entry_time == bars.time[want["entry_index"]]
         assert got.exit_time == bars.time[want["exit_index"]]
         for key in ("entry_price", "exit_price", "units", "return_pct", "fees"):

@@ -147,7 +147,16 @@ def test_compute_metrics_keys_types_and_json():
     metrics = m.compute_metrics(equity, trades, position, equity, interval="1h")
     assert tuple(metrics) == m.METRIC_KEYS
     for key, value in metrics.items():
+        if key == "exit_reasons":
+            continue
         assert value is None or type(value) in (int, float), key
+    assert metrics["exit_reasons"] == {
+        "signal": 1, "stop_loss": 0, "take_profit": 0, "trailing_stop": 0,
+        "end": 0, "liquidation": 0,
+    }  # fmt: skip
+    assert (metrics["long_trades"], metrics["short_trades"]) == (1, 0)
+    assert metrics["win_rate_long_pct"] == 100.0
+    assert metrics["win_rate_short_pct"] is None
     assert type(metrics["num_trades"]) is int
     assert type(metrics["max_drawdown_duration"]) is int
     assert metrics["exposure_pct"] == pytest.approx(50.0)
