@@ -12,7 +12,13 @@ from django.conf import settings
 
 from backtester import events
 from backtester.runner import RunnerBusy
-from backtester.services import prices_warm, run_coins, run_create, run_start
+from backtester.services import (
+    prices_warm,
+    run_admit,
+    run_coins,
+    run_create,
+    run_start,
+)
 from backtester.sweeps.consumers import SweepConsumerMixin
 from backtester.validation import RequestError, run_spec
 
@@ -104,16 +110,29 @@ class BacktestConsumer(SweepConsumerMixin, AsyncJsonWebsocketConsumer):
             )
             return
         user = self.scope.get("user")
-        run = await database_sync_to_async(run_create)(
-            spec=spec, coins=coins, user=user
-        )
+        try:
+            # Admission first: a refused request (per-user cap, full server,
+            # throttle) writes nothing.
+            slot = await database_sync_to_async(run_admit)(
+                user=user, address=(self.scope.get("client") or [None])[0]
+            )
+        except RunnerBusy as exc:
+            await self.send_json(events.error(str(exc)))
+            return
+        try:
+            run = await database_sync_to_async(run_create)(
+                spec=spec, coins=coins, user=user
+            )
+        except BaseException:
+            slot.release()
+            raise
         group = events.run_group(run.pk)
         await self.channel_layer.group_add(group, self.channel_name)
         self.run_id, self.total, self.completed = run.pk, run.total, 0
         publish = _publisher(self.channel_layer, group, asyncio.get_running_loop())
         try:
             self.handle = await database_sync_to_async(run_start)(
-                run=run, spec=spec, coins=coins, publish=publish
+                run=run, spec=spec, coins=coins, publish=publish, slot=slot
             )
         except RunnerBusy as exc:
             await self._forget_run()

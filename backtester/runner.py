@@ -68,6 +68,20 @@ class RunnerBusy(RuntimeError):
     """Too many runs are active in this process; try again shortly."""
 
 
+@dataclass(eq=False)
+class Slot:
+    """A place for one run in the runner, held for ``key`` (whose run it is)
+    from admission until the run is submitted or the slot is released."""
+
+    key: str
+    runner: Runner
+    used: bool = False
+
+    def release(self) -> None:
+        """Give the place back unused (the run was never submitted)."""
+        self.runner._release(self)
+
+
 @dataclass
 class ResultRow:
     """One (coin, strategy) outcome: the public data plus what is stored."""
@@ -239,6 +253,11 @@ class Runner:
         # busy while this process parses, computes and stores.
         self._load = ThreadPoolExecutor(max(1, loaders), "backtest-load")
         self._active: dict[int, RunHandle] = {}
+        # Whose each active run is, and the slots admitted but not yet
+        # submitted: a user's runs are counted from admission, before their
+        # database row exists, so a refused request never writes one.
+        self._run_keys: dict[int, str] = {}
+        self._pending: list[Slot] = []
         # The loads of the warm-up under way, by chunk, kept until all are done
         # (see ``warm``).
         self._warm_loads: dict[tuple, Future] = {}
@@ -326,6 +345,46 @@ class Runner:
         with self._lock:
             return len(self._active)
 
+    def per_key_limit(self) -> int:
+        """Return how many runs one user may have active in this process.
+
+        BACKTEST_MAX_RUNS_PER_USER, but never all the slots: at least one is
+        always left for somebody else.
+        """
+        limit = max(1, settings.BACKTEST_MAX_RUNS_PER_USER)
+        return min(limit, self.max_runs - 1) if self.max_runs > 1 else 1
+
+    def reserve(self, key: str) -> Slot:
+        """Hold a place for a run of ``key`` (a user) or raise RunnerBusy.
+
+        Refused when the process has max_runs runs active or admitted, or when
+        ``key`` already has per_key_limit() of them.
+        """
+        limit = self.per_key_limit()
+        with self._lock:
+            busy = len(self._active) + len(self._pending)
+            if busy >= self.max_runs:
+                raise RunnerBusy(
+                    f"the server is busy with {busy} runs; try again in a moment"
+                )
+            mine = sum(1 for k in self._run_keys.values() if k == key) + sum(
+                1 for slot in self._pending if slot.key == key
+            )
+            if mine >= limit:
+                raise RunnerBusy(
+                    f"you already have {mine} active run{'s' * (mine > 1)} "
+                    f"(at most {limit} at a time); wait for one to finish or "
+                    "cancel it"
+                )
+            slot = Slot(key=key, runner=self)
+            self._pending.append(slot)
+        return slot
+
+    def _release(self, slot: Slot) -> None:
+        with self._lock:
+            if slot in self._pending:
+                self._pending.remove(slot)
+
     def submit(
         self,
         *,
@@ -336,8 +395,12 @@ class Runner:
         on_rows: Callable[[RunHandle, list[ResultRow]], None] | None = None,
         on_finish: Hook | None = None,
         on_beat: Hook | None = None,
+        slot: Slot | None = None,
     ) -> RunHandle:
         """Start a run in the background; raise RunnerBusy when the queue is full.
+
+        With a ``slot`` from reserve() the run takes that place (it was counted
+        at admission) and is counted against its key until it ends.
 
         ``on_rows`` is called in the run's control thread with each coin's rows as
         they complete (to store them while other coins compute), ``on_finish``
@@ -346,11 +409,15 @@ class Runner:
         """
         handle = RunHandle(run_id=run_id, total=len(coins) * len(spec.jobs))
         with self._lock:
-            if len(self._active) >= self.max_runs:
+            if slot is not None and slot in self._pending:
+                self._pending.remove(slot)
+            elif len(self._active) + len(self._pending) >= self.max_runs:
                 raise RunnerBusy(
                     f"the server is busy with {len(self._active)} runs; "
                     "try again in a moment"
                 )
+            if slot is not None:
+                self._run_keys[run_id] = slot.key
             self._active[run_id] = handle
         self._control.submit(
             self._drive, handle, spec, list(coins), publish, on_rows, on_finish, on_beat
@@ -460,6 +527,10 @@ class Runner:
             handle.elapsed_s,
             time.perf_counter() - began - handle.elapsed_s,
         )
+        # The run no longer counts against its user once it is saved: a client
+        # told it is complete may start the next one at once.
+        with self._lock:
+            self._run_keys.pop(handle.run_id, None)
         try:
             publish(self._final_event(handle))
         except Exception:
@@ -471,6 +542,7 @@ class Runner:
             connections.close_all()
             with self._lock:
                 self._active.pop(handle.run_id, None)
+                self._run_keys.pop(handle.run_id, None)
             handle.done.set()
 
     @staticmethod

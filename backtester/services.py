@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import Q
 from django.utils import timezone
 
 from backtester import processes
 from backtester.models import BacktestResult, BacktestRun
-from backtester.runner import Publish, ResultRow, RunHandle, get_runner
+from backtester.runner import (
+    Publish,
+    ResultRow,
+    RunHandle,
+    RunnerBusy,
+    Slot,
+    get_runner,
+)
 from backtester.validation import RequestError, RunSpec
 from prices.models import Cryptocurrency
 from prices.selectors import UnknownSymbolError, coins_by_symbols
@@ -107,14 +116,72 @@ def run_save(handle: RunHandle) -> None:
     )
 
 
+THROTTLE_PREFIX = "throttle:runs"
+THROTTLE_WINDOW_S = 60
+_clock = time.time  # the throttle's clock (tests fix it inside one window)
+
+
+class RunsThrottled(RunnerBusy):
+    """The user started BACKTEST_RUNS_PER_MINUTE runs within the last minute."""
+
+
+def run_owner_key(user=None, address: str | None = None) -> str:
+    """Return whose a run is, for limits: the user, or an anonymous client's
+    address (behind a proxy every anonymous visitor shares the proxy's)."""
+    if getattr(user, "is_authenticated", False):
+        return f"user:{user.pk}"
+    return f"anon:{address or 'unknown'}"
+
+
+def _throttle_key(key: str, now: float) -> str:
+    return f"{THROTTLE_PREFIX}:{key}:{int(now // THROTTLE_WINDOW_S)}"
+
+
+def run_admit(*, user=None, address: str | None = None) -> Slot:
+    """Admit one more run of this user or raise RunnerBusy saying why not.
+
+    Call it before anything is written: a refused request (the user's active
+    run cap, a full server, or more than BACKTEST_RUNS_PER_MINUTE runs started
+    this minute) leaves no trace in the database. The returned slot goes to
+    run_start; release it if the run is not started after all.
+    """
+    key = run_owner_key(user, address)
+    limit = settings.BACKTEST_RUNS_PER_MINUTE
+    now = _clock()
+    counter = _throttle_key(key, now)
+    if limit > 0:
+        try:
+            started = cache.get(counter, 0)
+        except Exception:  # the cache being down must not stop every run
+            logger.warning("run throttle unavailable (cache error)", exc_info=True)
+            started = 0
+        if started >= limit:
+            wait = THROTTLE_WINDOW_S - int(now % THROTTLE_WINDOW_S)
+            raise RunsThrottled(
+                f"too many runs: at most {limit} a minute; try again in {wait} s"
+            )
+    slot = get_runner().reserve(key)
+    if limit > 0:
+        try:
+            # add() is a no-op when the counter exists; incr() is atomic in
+            # Redis, so concurrent admissions in several processes all count.
+            cache.add(counter, 0, THROTTLE_WINDOW_S * 2)
+            cache.incr(counter)
+        except Exception:
+            logger.warning("run throttle unavailable (cache error)", exc_info=True)
+    return slot
+
+
 def run_start(
     *,
     run: BacktestRun,
     spec: RunSpec,
     coins: Sequence[Cryptocurrency],
     publish: Publish,
+    slot: Slot | None = None,
 ) -> RunHandle:
-    """Mark the run running and hand it to the runner (RunnerBusy if full)."""
+    """Mark the run running and hand it to the runner (RunnerBusy if full);
+    ``slot`` is the place run_admit held for it."""
     now = timezone.now()
     BacktestRun.objects.filter(pk=run.pk).update(
         status=BacktestRun.Status.RUNNING,
@@ -131,6 +198,7 @@ def run_start(
             on_rows=results_save,
             on_finish=run_save,
             on_beat=run_beat,
+            slot=slot,
         )
     except Exception as exc:
         BacktestRun.objects.filter(pk=run.pk).update(

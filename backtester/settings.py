@@ -192,6 +192,12 @@ SWEEP_FIRST_BLOCK = env.int("SWEEP_FIRST_BLOCK", default=8)
 SWEEP_BLOCK = env.int("SWEEP_BLOCK", default=32)
 # Backtest jobs allowed to wait in the pool before new runs are refused.
 BACKTEST_MAX_QUEUED_RUNS = env.int("BACKTEST_MAX_QUEUED_RUNS", default=8)
+# Active runs one user (an anonymous visitor: one client address) may have in a
+# process; at least one slot always stays free for somebody else.
+BACKTEST_MAX_RUNS_PER_USER = env.int("BACKTEST_MAX_RUNS_PER_USER", default=2)
+# Runs one user may start per minute (counted in the cache, so all processes
+# sharing Redis count together); 0 turns the limit off.
+BACKTEST_RUNS_PER_MINUTE = env.int("BACKTEST_RUNS_PER_MINUTE", default=20)
 # An active run's heartbeat, in seconds; a run left "running" with no heartbeat
 # for BACKTEST_STALE_AFTER seconds (its server stopped) is marked failed.
 BACKTEST_HEARTBEAT = env.float("BACKTEST_HEARTBEAT", default=15.0)
