@@ -1,6 +1,10 @@
 """Engine benchmark: workload W (6 strategies x 48 coins x 43,800 hourly bars,
 default parameters, prices in memory). Prints figures; asserts nothing.
 
+W runs twice on one thread: with the risk settings off, and with a 5% stop, a
+10% target, a 3% trailing stop and both directions; the ratio of the two is
+measured within the one run, so the machine's load affects both alike.
+
     .venv/bin/python bench/engine.py [--coins 48] [--bars 43800] [--repeat 3]
 
 Each mode runs W once to warm up (imports, caches, scratch memory), then
@@ -27,9 +31,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from strategies.engine import run_many  # noqa: E402
 from strategies.registry import STRATEGIES  # noqa: E402
+from strategies.risk import Risk  # noqa: E402
 from strategies.types import Bars  # noqa: E402
 
 JOBS = [(key, {}) for key in STRATEGIES]
+RISK = Risk(stop_loss_pct=5, take_profit_pct=10, trailing_stop_pct=3, direction="both")
 
 
 def synthetic(coins: int, bars: int, seed: int = 42) -> list[Bars]:
@@ -48,22 +54,22 @@ def synthetic(coins: int, bars: int, seed: int = 42) -> list[Bars]:
     return out
 
 
-def coin(bars: Bars) -> tuple[int, float]:
+def coin(bars: Bars, risk: Risk | None = None) -> tuple[int, float]:
     """Run every job on one coin; return (trades, sum of final equities).
 
     Every mode reduces a coin's results as soon as they exist, so none keeps
     more results alive than another (keeping all 288 costs about 20 ms).
     """
     trades, final = 0, 0.0
-    for result in run_many(bars, JOBS):
+    for result in run_many(bars, JOBS, risk=risk):
         trades += result.metrics["num_trades"]
         final += result.metrics["final_equity"]
     return trades, final
 
 
-def work(data: list[Bars]) -> tuple[int, float]:
+def work(data: list[Bars], risk: Risk | None = None) -> tuple[int, float]:
     """Run every job on every coin; return (trades, sum of final equities)."""
-    totals = [coin(bars) for bars in data]
+    totals = [coin(bars, risk) for bars in data]
     return sum(t for t, _ in totals), sum(f for _, f in totals)
 
 
@@ -79,8 +85,9 @@ def _worker_run(index: int, workers: int) -> tuple[int, float]:
 
 
 def measure(label: str, run: Callable[[], object], repeat: int, backtests: int,
-            bars_per_test: int) -> None:  # fmt: skip
-    """Warm up, time ``repeat`` runs and print best, median and throughput."""
+            bars_per_test: int) -> float:  # fmt: skip
+    """Warm up, time ``repeat`` runs, print best, median and throughput and
+    return the best time."""
     run()
     times = []
     for _ in range(repeat):
@@ -93,6 +100,7 @@ def measure(label: str, run: Callable[[], object], repeat: int, backtests: int,
         f"{best / backtests * 1000:.2f} ms per backtest | "
         f"{backtests * bars_per_test / best / 1e6:.0f} M bars/s"
     )
+    return best
 
 
 def main() -> None:
@@ -113,7 +121,18 @@ def main() -> None:
     trades, final = work(data)
     print(f"check: {trades:,} trades, mean final equity {final / backtests:,.2f}")
 
-    measure("1 thread", lambda: work(data), args.repeat, backtests, args.bars)
+    plain = measure("1 thread", lambda: work(data), args.repeat, backtests, args.bars)
+    trades, final = work(data, RISK)
+    print(
+        f"with risk {RISK.as_dict()}: {trades:,} trades, "
+        f"mean final equity {final / backtests:,.2f}"
+    )
+    risky = measure(
+        "1 thread+risk", lambda: work(data, RISK), args.repeat, backtests, args.bars
+    )
+    print(f"risk settings on / off, one thread: {risky / plain:.2f}x")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS after one thread, both settings: {peak:.0f} MB")
     with ThreadPoolExecutor(args.workers) as pool:
 
         def threaded() -> None:

@@ -17,6 +17,7 @@ follows the chain (skipped when every candidate is on it, as for crossovers).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -61,6 +62,14 @@ def liquidation_price(entry: np.ndarray, size: float, fee: float) -> np.ndarray:
     return entry / size + entry * ((1.0 - fee) / (1.0 + fee))
 
 
+@lru_cache(maxsize=8)
+def _offsets(n: int) -> np.ndarray:
+    """Return 0..n-1, shared by the calls on series of that length (read-only)."""
+    out = np.arange(n, dtype=np.intp)
+    out.flags.writeable = False
+    return out
+
+
 def first_exits(
     prices: _Prices,
     start: np.ndarray,
@@ -92,7 +101,7 @@ def first_exits(
     pos = start.copy()  # the next bar to look at
     best = entry.copy()  # the best price before ``pos`` (trailing stops)
     width = 1
-    offsets = np.arange(n, dtype=np.intp)
+    offsets = _offsets(n)
     while len(rows):
         span = offsets[:width]
         index = pos[:, None] + span
@@ -200,6 +209,34 @@ def _fill(
     return k, price, reason
 
 
+def _chain(follow: np.ndarray) -> np.ndarray:
+    """Return the candidates reached from the first one through ``follow``.
+
+    Most candidates are followed by the next one (every crossover candidate
+    is), so the loop only visits those that are not: it jumps from one to the
+    next and takes the run in between whole.
+    """
+    count = len(follow)
+    if not count:
+        return np.empty(0, dtype=np.intp)
+    index = np.arange(count)
+    jumping = follow != index + 1
+    jumping[-1] = True  # the chain ends there at the latest
+    jumps = np.flatnonzero(jumping)
+    # For each candidate, the first jump at or after it.
+    next_jump = np.repeat(jumps, np.diff(np.concatenate(([-1], jumps)))).tolist()
+    follow_list = follow.tolist()
+    runs = []
+    i = 0
+    while i < count:
+        j = next_jump[i]
+        runs.append((i, j + 1))
+        i = follow_list[j]
+    if len(runs) == 1:
+        return index[runs[0][0] : runs[0][1]]
+    return np.concatenate([index[a:b] for a, b in runs])
+
+
 def simulate_risk(
     bars: Bars,
     sides: Sides,
@@ -291,16 +328,7 @@ def simulate_risk(
     follow = np.searchsorted(closes, ends)
     follow[ends >= last_close] = count
     follow[reason == LIQUIDATION] = count
-    if count and np.array_equal(follow, np.arange(1, count + 1)):
-        path = np.arange(count)
-    else:
-        path_list = []
-        follow_list = follow.tolist()
-        i = 0
-        while i < count:
-            path_list.append(i)
-            i = follow_list[i]
-        path = np.array(path_list, dtype=np.intp)
+    path = _chain(follow)
 
     # The path's trades.
     side = side[path]
