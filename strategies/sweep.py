@@ -18,12 +18,14 @@ import itertools
 import math
 import numbers
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from strategies.engine import run_many
+from strategies import batch
+from strategies.engine import INITIAL_EQUITY, _check_bars, _check_costs, run_many
+from strategies.metrics import METRIC_KEYS
 from strategies.params import ParamError, ParamSpec
 from strategies.registry import get_strategy, validate_params
 from strategies.types import Bars, Metrics
@@ -33,6 +35,7 @@ __all__ = [
     "MAX_COMBINATIONS",
     "OBJECTIVES",
     "RISK_KEYS",
+    "SWEEP_KEYS",
     "Grid",
     "aggregate",
     "best_index",
@@ -71,6 +74,23 @@ OBJECTIVES: dict[str, bool] = {
     "mean_sharpe": True,
     "beat_buy_hold": True,
     "median_max_drawdown_pct": False,
+}
+
+# What aggregate reads: a sweep computes only these unless asked for more.
+SWEEP_KEYS = (
+    "total_return_pct",
+    "buy_hold_return_pct",
+    "sharpe",
+    "max_drawdown_pct",
+    "num_trades",
+)
+# The risk settings that reproduce the engine without them.
+PLAIN_RISK: dict[str, object] = {
+    "stop_loss_pct": None,
+    "take_profit_pct": None,
+    "trailing_stop_pct": None,
+    "direction": "long",
+    "position_size": 1.0,
 }
 
 AxisSpec = str | Mapping[str, object] | Sequence[object]
@@ -363,6 +383,26 @@ def _make_risk(settings: Mapping[str, object]) -> object:
     return module.Risk(**settings)
 
 
+def _is_plain(settings: Mapping[str, object]) -> bool:
+    """Return whether risk ``settings`` are the defaults (today's engine)."""
+    if not settings:
+        return True
+    module = _risk_module()
+    if module is None:
+        return all(PLAIN_RISK.get(k, object()) == v for k, v in settings.items())
+    return module.Risk(**settings) == module.Risk()
+
+
+def _checked_keys(keys: Collection[str] | None) -> tuple[str, ...]:
+    """Return the metric keys to compute, in METRIC_KEYS order."""
+    if keys is None:
+        return METRIC_KEYS
+    unknown = [k for k in keys if k not in METRIC_KEYS]
+    if unknown:
+        raise _fail("keys", f"unknown metrics {', '.join(map(repr, unknown))}")
+    return tuple(k for k in METRIC_KEYS if k in keys)
+
+
 def sweep_coin(
     bars: Bars,
     strategy: str,
@@ -372,40 +412,52 @@ def sweep_coin(
     slippage_bps: float = 0.0,
     interval: str = "1h",
     risk: object | None = None,
+    keys: Collection[str] | None = None,
+    initial_equity: float = INITIAL_EQUITY,
 ) -> list[Metrics]:
     """Return the metrics of every combination on one coin, in order.
 
     Each dict equals ``run_backtest(bars, strategy, params, ...).metrics`` for
-    that combination. ``risk`` (a mapping or a Risk) applies to every
-    combination; risk settings inside a combination override it. Indicators
-    are computed once per coin and shared across the combinations.
+    that combination, to the last bit, restricted to ``keys`` if given (a sweep
+    needs SWEEP_KEYS only, and skips the work of the rest). ``risk`` (a mapping
+    or a Risk) applies to every combination; risk settings inside a
+    combination override it. Indicators are computed once per coin and shared
+    by every combination; the backtests run in blocks (see ``batch``).
     """
+    bars = _check_bars(bars)
+    _check_costs(fee, slippage_bps, interval, initial_equity)
+    wanted = _checked_keys(keys)
+    spec = get_strategy(strategy)
     base_risk = _risk_settings(risk)
-    # Group the combinations by their risk settings: one engine call per group.
-    groups: dict[tuple, list[int]] = {}
-    jobs: list[tuple[str, dict[str, object]]] = []
+    plain: list[tuple[int, dict[str, int | float]]] = []
+    risky: dict[tuple, list[tuple[int, dict[str, int | float]]]] = {}
     for index, combination in enumerate(combinations):
         params, own_risk = split_params(combination)
+        job = (index, validate_params(strategy, params))
         settings = {**base_risk, **own_risk}
-        groups.setdefault(tuple(sorted(settings.items())), []).append(index)
-        jobs.append((strategy, params))
-    out: list[Metrics | None] = [None] * len(combinations)
-    for key, indexes in groups.items():
-        extra = {"risk": _make_risk(dict(key))} if key else {}
-        # Blocks keep at most this many equity curves alive at once.
-        for start in range(0, len(indexes), 32):
-            block = indexes[start : start + 32]
+        if _is_plain(settings):
+            plain.append(job)
+        else:
+            risky.setdefault(tuple(sorted(settings.items())), []).append(job)
+    out: list[Metrics] = [{}] * len(combinations)
+    costs = {"fee": fee, "slippage_bps": slippage_bps, "interval": interval,
+             "initial_equity": initial_equity}  # fmt: skip
+    if plain:
+        found = batch.run_block(bars, spec, [p for _, p in plain], keys=wanted,
+                                **costs)  # fmt: skip
+        for (index, _), metrics in zip(plain, found, strict=True):
+            out[index] = metrics
+    for settings, jobs in risky.items():
+        # The risk engine runs each backtest on its own.
+        engine_risk = _make_risk(dict(settings))
+        for start in range(0, len(jobs), 32):
+            block = jobs[start : start + 32]
             results = run_many(
-                bars,
-                [jobs[i] for i in block],
-                fee=fee,
-                slippage_bps=slippage_bps,
-                interval=interval,
-                **extra,
+                bars, [(strategy, p) for _, p in block], risk=engine_risk, **costs
             )
-            for i, result in zip(block, results, strict=True):
-                out[i] = result.metrics
-    return out  # type: ignore[return-value]
+            for (index, _), result in zip(block, results, strict=True):
+                out[index] = {k: result.metrics[k] for k in wanted}
+    return out
 
 
 # -- cells ---------------------------------------------------------------------

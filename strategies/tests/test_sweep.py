@@ -13,6 +13,7 @@ from strategies.params import ParamError
 from strategies.sweep import (
     AGGREGATE_KEYS,
     MAX_COMBINATIONS,
+    SWEEP_KEYS,
     aggregate,
     best_index,
     grid_expand,
@@ -293,3 +294,68 @@ def test_median_of_even_count_uses_both_middle_values():
     values = list(np.random.default_rng(3).normal(size=8))
     coins = [{"total_return_pct": v, "num_trades": 1} for v in values]
     assert aggregate(coins)["median_return_pct"] == statistics.median(values)
+
+
+# -- the block engine against run_backtest, bit for bit -------------------------
+
+STRESS_GRIDS = {
+    "sma_crossover": {"fast": [2, 3, 5, 9], "slow": [3, 6, 20, 60]},
+    "ema_crossover": {"fast": [2, 4], "slow": [5, 30]},
+    "rsi_reversion": {"period": [3, 14], "upper": [60.0, 80.0]},
+    "bollinger_reversion": {"period": [5, 20], "std": [1.0, 2.0]},
+    "macd_crossover": {"fast": [3, 12], "signal": [2, 9]},
+    "donchian_breakout": {"entry": [3, 20], "exit": [2, 10]},
+}
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_every_metric_equals_run_backtest_exactly(seed):
+    # Lengths around the drawdown block (256) and tiny series; flat stretches
+    # (ties, zero returns); costs on and off.
+    rng = np.random.default_rng(seed)
+    n = int(rng.choice([1, 2, 3, 10, 255, 256, 257, 513, 700, 3000]))
+    bars = make_bars(seed, n, flat_runs=int(rng.integers(0, 5)))
+    fee = float(rng.choice([0.0, 0.001, 0.01]))
+    slippage = float(rng.choice([0.0, 5.0, 30.0]))
+    for strategy, grid in STRESS_GRIDS.items():
+        combinations = grid_expand(strategy, grid).combinations
+        found = sweep_coin(bars, strategy, combinations, fee=fee, slippage_bps=slippage)
+        for combination, metrics in zip(combinations, found, strict=True):
+            expected = run_backtest(
+                bars, strategy, combination, fee=fee, slippage_bps=slippage
+            ).metrics
+            assert metrics == expected, (n, strategy, combination)
+            assert list(metrics) == list(expected)
+
+
+def test_a_subset_of_metrics_is_the_same_numbers():
+    bars = make_bars(5, 4_000, flat_runs=3)
+    combinations = grid_expand("sma_crossover", SMALL_GRID).combinations
+    full = sweep_coin(bars, "sma_crossover", combinations)
+    for keys in (SWEEP_KEYS, ("num_trades",), ("sortino", "final_equity")):
+        part = sweep_coin(bars, "sma_crossover", combinations, keys=keys)
+        assert part == [{k: m[k] for k in keys} for m in full]
+    with pytest.raises(ValueError, match="keys"):
+        sweep_coin(bars, "sma_crossover", combinations, keys=("sharp",))
+
+
+def test_more_combinations_than_a_block_and_a_ragged_last_block():
+    bars = make_bars(11, 2_500)
+    grid = grid_expand("sma_crossover", {"fast": "2:40:1", "slow": [41]})
+    assert len(grid.combinations) == 39  # several blocks, the last one short
+    found = sweep_coin(bars, "sma_crossover", grid.combinations, fee=0.002)
+    for combination, metrics in zip(grid.combinations, found, strict=True):
+        assert (
+            metrics
+            == run_backtest(bars, "sma_crossover", combination, fee=0.002).metrics
+        )
+
+
+def test_sweep_coin_rejects_bad_input_like_the_engine():
+    bars = make_bars(1, 300)
+    with pytest.raises(ValueError, match="fee"):
+        sweep_coin(bars, "sma_crossover", [{"fast": 5, "slow": 9}], fee=-1)
+    with pytest.raises(ValueError, match="fast"):
+        sweep_coin(bars, "sma_crossover", [{"fast": 9, "slow": 5}])
+    with pytest.raises(ValueError, match="interval"):
+        sweep_coin(bars, "sma_crossover", [{}], interval="5m")

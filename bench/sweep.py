@@ -1,0 +1,168 @@
+"""Sweep benchmark: sweep S (SMA crossover fast 5:50:5 x slow 20:200:10, 174
+valid combinations) x 48 coins x 43,800 hourly bars = 8,352 backtests.
+Prints figures; asserts nothing.
+
+    .venv/bin/python bench/sweep.py [--coins 48] [--bars 43800] [--repeat 3]
+                                    [--real DIR] [--sections engine,...]
+
+Prices are the demo's synthetic ones (prices/demo.py, the series seed_demo
+stores), or with ``--real`` the real hourly candles of DIR (each coin's own
+history, the last ``--bars`` of it). Each section is a function taking the
+Setup and printing its lines; add a section by writing one and listing it in
+SECTIONS (the websocket and worker sections time the same sweep end to end).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from prices.demo import coin_series  # noqa: E402
+from strategies.engine import run_many  # noqa: E402
+from strategies.sweep import (  # noqa: E402
+    SWEEP_KEYS,
+    Grid,
+    aggregate,
+    grid_expand,
+    sweep_coin,
+)
+from strategies.types import Bars  # noqa: E402
+
+STRATEGY = "sma_crossover"
+GRID_S = {"fast": "5:50:5", "slow": "20:200:10"}
+
+
+@dataclass
+class Setup:
+    """What every section shares: the grid, the coins' bars and the options."""
+
+    grid: Grid
+    data: dict[str, Bars]
+    repeat: int
+    source: str
+
+    @property
+    def backtests(self) -> int:
+        return len(self.grid.combinations) * len(self.data)
+
+    @property
+    def bars(self) -> int:
+        return sum(len(b.close) for b in self.data.values())
+
+
+def timed(run: Callable[[], object], repeat: int) -> tuple[float, float]:
+    """Run once to warm up, then ``repeat`` times; return the best wall time
+    and the best CPU time of this process, in seconds.
+
+    On a shared machine the CPU time is the figure to compare: it leaves out
+    the time other processes held the core.
+    """
+    run()
+    walls, cpus = [], []
+    for _ in range(repeat):
+        began, began_cpu = time.perf_counter(), time.process_time()
+        run()
+        walls.append(time.perf_counter() - began)
+        cpus.append(time.process_time() - began_cpu)
+    return min(walls), min(cpus)
+
+
+def peak_rss_mb() -> float:
+    """Return this process' peak resident memory so far, in MB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def engine_cells(setup: Setup, keys: tuple[str, ...] | None = SWEEP_KEYS) -> list:
+    """Run the sweep on every coin and reduce it to cells (what a sweep does)."""
+    per_coin = [
+        sweep_coin(bars, STRATEGY, setup.grid.combinations, keys=keys)
+        for bars in setup.data.values()
+    ]
+    return [aggregate(list(column)) for column in zip(*per_coin, strict=True)]
+
+
+def baseline_cells(setup: Setup) -> list:
+    """The same cells through run_many, one backtest after another."""
+    jobs = [(STRATEGY, c) for c in setup.grid.combinations]
+    per_coin = [[r.metrics for r in run_many(b, jobs)] for b in setup.data.values()]
+    return [aggregate(list(column)) for column in zip(*per_coin, strict=True)]
+
+
+def section_engine(setup: Setup) -> None:
+    """Engine alone, one thread: sweep_coin per coin then aggregate, against
+    run_many per coin (today's path) in the same process."""
+    count = setup.backtests
+    cells = engine_cells(setup)
+    if cells != baseline_cells(setup):
+        # Not an assertion on time: a wrong number makes the figures moot.
+        print("engine: cells differ from run_many's!")
+    wall, cpu = timed(lambda: engine_cells(setup), setup.repeat)
+    full_wall, full_cpu = timed(lambda: engine_cells(setup, keys=None), setup.repeat)
+    base_wall, base_cpu = timed(lambda: baseline_cells(setup), setup.repeat)
+    print(
+        f"engine, 1 thread, sweep S ({', '.join(SWEEP_KEYS)}): {cpu:.3f} s CPU "
+        f"({wall:.3f} s wall) | {count / cpu:,.0f} backtests/s | "
+        f"{cpu / count * 1e6:.0f} us per backtest"
+    )
+    print(
+        f"engine, 1 thread, all 19 metrics: {full_cpu:.3f} s CPU "
+        f"({full_wall:.3f} s wall)"
+    )
+    print(
+        f"run_many baseline, 1 thread: {base_cpu:.3f} s CPU ({base_wall:.3f} s "
+        f"wall) | sweep_coin is {base_cpu / cpu:.2f}x faster "
+        f"({base_cpu / full_cpu:.2f}x with all metrics)"
+    )
+    print(f"peak RSS so far: {peak_rss_mb():.0f} MB")
+
+
+SECTIONS: dict[str, Callable[[Setup], None]] = {"engine": section_engine}
+
+
+def load(args: argparse.Namespace) -> tuple[dict[str, Bars], str]:
+    """Return the coins' bars and a line saying where they came from."""
+    if args.real:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from strategies.tests.realdata import load_bars
+
+        files = sorted(Path(args.real).glob("*USDT.csv.gz"))[: args.coins]
+        symbols = [f.name.removesuffix("USDT.csv.gz") for f in files]
+        data = {s: load_bars(Path(args.real), s, last=args.bars) for s in symbols}
+        return data, f"real candles from {args.real} (last {args.bars:,} bars each)"
+    data = {
+        str(i): Bars(*coin_series(i, args.bars, args.seed)) for i in range(args.coins)
+    }
+    return data, f"synthetic demo prices (prices/demo.py, seed {args.seed})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--coins", type=int, default=48)
+    parser.add_argument("--bars", type=int, default=43_800)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--real", help="directory of SYMBOLUSDT.csv.gz candles")
+    parser.add_argument("--sections", default=",".join(SECTIONS))
+    args = parser.parse_args()
+
+    data, source = load(args)
+    setup = Setup(grid_expand(STRATEGY, GRID_S), data, args.repeat, source)
+    print(
+        f"sweep S: {len(setup.grid.combinations)} combinations "
+        f"({setup.grid.skipped} skipped) x {len(data)} coins = "
+        f"{setup.backtests:,} backtests, {setup.bars / 1e6:.2f} M bars; {source}; "
+        f"{os.cpu_count()} CPUs"
+    )
+    for name in args.sections.split(","):
+        SECTIONS[name](setup)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,365 @@
+"""Many backtests of one coin at once: targets in a 2-D block, one row each.
+
+``block_metrics`` takes the held position of B backtests as a (B, n) boolean
+block and returns each row's metrics, equal to the last bit to what
+``engine.simulate`` and ``metrics.compute_metrics`` give for that row alone:
+every number is computed by the same floating-point operations in the same
+order (the per-bar arithmetic elementwise, the sums as row reductions that
+NumPy performs exactly like the 1-D ones, the sequential products of the trade
+growths in a padded 2-D array). What changes is the number of NumPy calls: one
+per block instead of one per backtest, and none for metrics nobody asked for.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Collection, Mapping, Sequence
+
+import numpy as np
+
+from strategies import metrics as mx
+from strategies.kernels import scratch
+from strategies.metrics import METRIC_KEYS, PERIODS_PER_YEAR
+from strategies.registry import StrategySpec
+from strategies.signals import IndicatorCache
+from strategies.types import Bars, Metrics
+
+TRADE_STAT_KEYS = frozenset(
+    ("win_rate_pct", "profit_factor", "expectancy_pct", "avg_trade_pct",
+     "best_trade_pct", "worst_trade_pct", "avg_trade_duration")
+)  # fmt: skip
+_RETURN_KEYS = frozenset(("volatility_ann_pct", "sharpe", "sortino"))
+_DRAWDOWN_KEYS = frozenset(("max_drawdown_pct", "max_drawdown_duration", "calmar"))
+_BLOCK = 256  # bars per block in the drawdown scan, as in metrics.drawdown
+# Backtests per block: enough to spread the cost of each NumPy call, few
+# enough that a block's arrays stay in the CPU caches.
+ROWS = 8
+# "Long while A > B" rules whose target is one subtraction of two cached
+# indicators: their rows are written straight into the block.
+_CROSSOVERS = {"sma_crossover": "sma", "ema_crossover": "ema"}
+_local = threading.local()
+
+
+class Work:
+    """Reusable buffers for blocks of up to ``rows`` backtests of ``n`` bars.
+
+    Allocated once per coin: freshly mapped memory costs more to touch than
+    the arithmetic done in it.
+    """
+
+    def __init__(self, rows: int, n: int) -> None:
+        # A flat column after the last bar closes every row's last trade.
+        self.held = np.zeros((rows, n + 1), dtype=np.bool_)
+        self.changed = np.empty((rows, n), dtype=np.bool_)
+        self.returns = np.empty((rows, max(n - 1, 0)))
+        self.temp = np.empty((rows, max(n - 1, 0)))
+
+
+def _work(rows: int, n: int) -> Work:
+    """Return this thread's buffers, reallocated only when they are too small."""
+    work = getattr(_local, "work", None)
+    if work is None or work.held.shape[0] < rows or work.held.shape[1] != n + 1:
+        work = _local.work = Work(rows, n)
+    return work
+
+
+def run_block(
+    bars: Bars,
+    spec: StrategySpec,
+    jobs: Sequence[Mapping[str, int | float]],
+    *,
+    fee: float,
+    slippage_bps: float,
+    interval: str,
+    initial_equity: float,
+    keys: Collection[str] = METRIC_KEYS,
+) -> list[Metrics]:
+    """Return the metrics of strategy ``spec`` with each of ``jobs`` (validated
+    parameters) on one coin, sharing the indicators, ROWS backtests at a time.
+
+    Inputs are trusted (the caller validated bars, costs and parameters).
+    """
+    n = len(bars.close)
+    work = _work(min(ROWS, len(jobs)), n)
+    kind = _CROSSOVERS.get(spec.key)
+    out: list[Metrics] = []
+    with scratch():
+        cache = IndicatorCache(bars)
+        tolerance = cache.get("tolerance")[:-1] if kind else None
+        for start in range(0, len(jobs), ROWS):
+            block = jobs[start : start + ROWS]
+            held = work.held[: len(block)]
+            held[:, 0] = held[:, n] = False
+            for row, params in enumerate(block):
+                if kind:
+                    # signals.above, less its last bar (a target with no next
+                    # open), written as the next bar's position.
+                    gap = work.returns[0, : n - 1]
+                    fast = cache.get(kind, params["fast"])
+                    slow = cache.get(kind, params["slow"])
+                    np.subtract(fast[:-1], slow[:-1], out=gap)
+                    np.greater(gap, tolerance, out=held[row, 1:n])
+                else:
+                    held[row, 1:n] = spec.signal(cache, **params)[:-1]
+            out.extend(
+                block_metrics(
+                    bars,
+                    held,
+                    fee=fee,
+                    slippage_bps=slippage_bps,
+                    interval=interval,
+                    initial_equity=initial_equity,
+                    keys=keys,
+                    work=work,
+                )  # fmt: skip
+            )
+    return out
+
+
+def block_metrics(
+    bars: Bars,
+    held: np.ndarray,
+    *,
+    fee: float,
+    slippage_bps: float,
+    interval: str,
+    initial_equity: float,
+    keys: Collection[str] = METRIC_KEYS,
+    work: Work,
+) -> list[Metrics]:
+    """Return the metrics of each row of ``held`` (B, n + 1): True where a
+    position is held at a bar (the target of the bar before), with column 0
+    and the extra column n False.
+
+    Only ``keys`` are computed and returned, in METRIC_KEYS order. Inputs are
+    trusted: bars checked, costs valid, the flat columns False.
+    """
+    rows, n = held.shape[0], held.shape[1] - 1
+    close = bars.close
+    periods = PERIODS_PER_YEAR[interval]
+    wanted = set(keys)
+    slip = slippage_bps / 10_000.0
+
+    # The bars where a row's position changes, in row and time order. Every
+    # row starts and (with the flat column after its last bar) ends flat, so
+    # the changes of the whole block alternate entry, exit, entry, ...; an
+    # exit at n is a position still open on the last bar.
+    changed = work.changed[:rows]
+    np.not_equal(held[:, 1:], held[:, :-1], out=changed)
+    # One flat scan: a 2-D nonzero costs several times more.
+    row_of, moves = np.divmod(np.flatnonzero(changed), n)
+    moves += 1
+    entries, exits = moves[0::2], moves[1::2]
+    trade_row = row_of[0::2]
+    total = len(entries)
+    trades = np.bincount(trade_row, minlength=rows)
+    trade_start = np.zeros(rows + 1, dtype=np.intp)
+    np.cumsum(trades, out=trade_start[1:])
+    is_open = exits == n
+    exit_index = np.minimum(exits, n - 1)
+    entry_price = bars.open[entries] * (1.0 + slip)
+    exit_price = bars.open[exit_index] * (1.0 - slip)
+    exit_price[is_open] = close[-1]
+
+    # Cash before each trade: the row's running product of the growths of the
+    # trades before it. One column per row: a running product down the
+    # columns multiplies each row in order, all rows at once.
+    cost = entry_price * (1.0 + fee)
+    growth = exit_price * (1.0 - fee) / cost
+    place = np.arange(total) - trade_start[trade_row]
+    width = int(trades.max()) if rows else 0
+    product = np.ones((max(width, 1), rows))
+    inner = place + 1 < width
+    product[place[inner] + 1, trade_row[inner]] = growth[inner]
+    np.cumprod(product, axis=0, out=product)
+    cash_before = product[place, trade_row]
+    cash_before *= initial_equity
+    units = cash_before / cost
+    cash_after = units * exit_price * (1.0 - fee)
+
+    # The equity curve: each row is a flat segment, then a held and a flat one
+    # per trade, laid out with one np.repeat (a flat segment worth the cash, a
+    # held one the units, times the close below).
+    first = 2 * trade_start[:-1] + np.arange(rows)  # each row's first segment
+    begin = np.empty(rows + 2 * total, dtype=np.intp)
+    value = np.empty(rows + 2 * total)
+    begin[first] = 0
+    value[first] = initial_equity
+    held_at = 2 * np.arange(total) + trade_row + 1
+    begin[held_at] = entries
+    value[held_at] = units
+    begin[held_at + 1] = exits
+    value[held_at + 1] = cash_after
+    length = np.empty(len(begin), dtype=np.intp)
+    np.subtract(begin[1:], begin[:-1], out=length[:-1])
+    last = np.empty(rows, dtype=np.intp)
+    last[:-1] = first[1:] - 1
+    last[-1:] = len(begin) - 1
+    length[last] = n - begin[last]
+    equity = np.repeat(value, length).reshape(rows, n)
+    np.multiply(equity, close, out=equity, where=held[:, :n])
+    equity[trade_row[is_open], n - 1] = cash_after[is_open]
+
+    mean = std = downside = None
+    if wanted & _RETURN_KEYS and n > 1:
+        mean, std, downside = _return_stats(equity, "sortino" in wanted, work)
+    lowest = longest = None
+    if wanted & _DRAWDOWN_KEYS:
+        lowest, longest = _drawdowns(equity, "max_drawdown_duration" in wanted)
+
+    if "exposure_pct" in wanted:
+        held_bars = np.bincount(
+            trade_row, weights=exits - entries, minlength=rows
+        ).tolist()
+    buy_hold = mx.buy_hold_return_pct(close)
+    finals = equity[:, -1].tolist()
+    counts_of = trades.tolist()
+    lows = None if lowest is None else lowest.tolist()
+    means = None if mean is None else mean.tolist()
+    stds = None if std is None or n - 1 < 2 else std.tolist()
+    out: list[Metrics] = []
+    for row in range(rows):
+        final = finals[row]
+        found: Metrics = {"buy_hold_return_pct": buy_hold}
+        # Python floats round as NumPy's float64 scalars do: equal values.
+        found["total_return_pct"] = mx._num((final / initial_equity - 1.0) * 100.0)
+        row_mean = None if means is None else means[row]
+        row_std = None if stds is None else stds[row]
+        found["sharpe"] = mx.sharpe(row_mean, row_std, periods)
+        if lows is not None:
+            found["max_drawdown_pct"] = (1.0 - lows[row]) * 100.0
+        found["num_trades"] = counts_of[row]
+        if not wanted.issubset(found):
+            _more_metrics(
+                found, wanted, equity[row], row_mean, row_std, periods,
+                None if downside is None else float(downside[row]),
+                None if longest is None else int(longest[row]),
+            )  # fmt: skip
+            if "exposure_pct" in wanted:
+                found["exposure_pct"] = int(held_bars[row]) * 100.0 / n
+            if wanted & TRADE_STAT_KEYS:
+                span = slice(int(trade_start[row]), int(trade_start[row + 1]))
+                found.update(
+                    mx.trade_stats(
+                        {
+                            "return_pct": (growth[span] - 1.0) * 100.0,
+                            "units": units[span],
+                            "entry_price": entry_price[span],
+                            "exit_price": exit_price[span],
+                            "fees": units[span]
+                            * (entry_price[span] + exit_price[span])
+                            * fee,
+                            "bars_held": exit_index[span] - entries[span],
+                        }
+                    )
+                )
+        out.append({key: found[key] for key in METRIC_KEYS if key in wanted})
+    return out
+
+
+def _more_metrics(
+    found: Metrics,
+    wanted: set[str],
+    curve: np.ndarray,
+    mean: float | None,
+    std: float | None,
+    periods: int,
+    downside: float | None,
+    longest: int | None,
+) -> None:
+    """Add the metrics beyond the sweep's own that need only the curve."""
+    cagr = mx.cagr_pct(curve, periods)
+    found["cagr_pct"] = cagr
+    found["volatility_ann_pct"] = mx.volatility_ann_pct(std, periods)
+    if "max_drawdown_pct" in found:
+        found["calmar"] = mx.calmar(cagr, found["max_drawdown_pct"])
+    if longest is not None:
+        found["max_drawdown_duration"] = longest
+    found["final_equity"] = mx._num(curve[-1])
+    if "sortino" in wanted:
+        found["sortino"] = mx.sortino(mean, downside, periods)
+
+
+def _return_stats(
+    equity: np.ndarray, downside: bool, work: Work
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Return each row's mean, sample std and (if asked) downside deviation of
+    its bar returns, as metrics.mean_std and downside_deviation compute them."""
+    rows, n = equity.shape
+    returns = work.returns[:rows]
+    np.divide(equity[:, 1:], equity[:, :-1], out=returns)
+    returns -= 1.0
+    # A row reduction of a contiguous row sums pairwise exactly as the 1-D sum.
+    mean = returns.sum(axis=1)
+    mean /= n - 1
+    temp = work.temp[:rows]
+    np.subtract(returns, mean[:, None], out=temp)
+    # einsum over 2-D rows accumulates in another order than over 1-D: per row.
+    squares = np.array([mx._sum_of_squares(line) for line in temp])
+    std = np.sqrt(squares / (n - 2)) if n > 2 else np.full(rows, math.nan)
+    down = None
+    if downside:
+        np.minimum(returns, 0.0, out=temp)
+        losses = np.array([mx._sum_of_squares(line) for line in temp])
+        down = np.sqrt(losses / (n - 1))
+    return mean, std, down
+
+
+def _drawdowns(
+    equity: np.ndarray, durations: bool
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Return each row's lowest equity / running peak and (if asked) longest run
+    of bars below a previous peak, by metrics.drawdown's block scan."""
+    rows, n = equity.shape
+    blocks = n // _BLOCK
+    cut = blocks * _BLOCK
+    body = equity[:, :cut].reshape(rows, blocks, _BLOCK)
+    block_max = body.max(axis=2)
+    before = np.empty((rows, blocks + 1))
+    before[:, 0] = -np.inf
+    np.maximum.accumulate(block_max, axis=1, out=before[:, 1:])
+    prior = before[:, :blocks]
+    calm = block_max <= prior
+    lowest = np.full(rows, np.inf)
+    if calm.any():
+        ratio = np.full((rows, blocks), np.inf)
+        np.divide(body.min(axis=2), prior, out=ratio, where=calm)
+        np.minimum(lowest, ratio.min(axis=1), out=lowest)
+    # Blocks reaching the peak before them are scanned bar by bar.
+    touch_row, touch_block = np.nonzero(block_max >= prior)
+    scan = body[touch_row, touch_block]
+    peak = np.maximum.accumulate(scan, axis=1)
+    np.maximum(peak, prior[touch_row, touch_block][:, None], out=peak)
+    if len(touch_row):
+        np.minimum.at(lowest, touch_row, (scan / peak).min(axis=1))
+    high_rows, high_at = [], []
+    if durations:
+        hit, column = np.nonzero(scan >= peak)
+        high_rows.append(touch_row[hit])
+        high_at.append(touch_block[hit] * _BLOCK + column)
+    if n > cut:
+        tail = equity[:, cut:]
+        peak = np.maximum.accumulate(tail, axis=1)
+        np.maximum(peak, before[:, blocks][:, None], out=peak)
+        np.minimum(lowest, (tail / peak).min(axis=1), out=lowest)
+        if durations:
+            hit, column = np.nonzero(tail >= peak)
+            high_rows.append(hit)
+            high_at.append(cut + column)
+    if not durations:
+        return lowest, None
+    # Each row's bars at their peak in order; the longest gap between two of
+    # them, or after the last one, less one (metrics._longest_gap).
+    row_of = np.concatenate(high_rows)
+    at = np.concatenate(high_at)
+    order = np.lexsort((at, row_of))
+    row_of, at = row_of[order], at[order]
+    gap = np.empty(len(at), dtype=np.intp)
+    gap[:-1] = at[1:] - at[:-1]
+    last = np.ones(len(at), dtype=np.bool_)
+    last[:-1] = row_of[1:] != row_of[:-1]
+    gap[last] = n - at[last]
+    longest = np.zeros(rows, dtype=np.intp)
+    np.maximum.at(longest, row_of, gap)
+    return lowest, longest - 1
