@@ -31,6 +31,10 @@ TRADE_STAT_KEYS = frozenset(
 )  # fmt: skip
 _RETURN_KEYS = frozenset(("volatility_ann_pct", "sharpe", "sortino"))
 _DRAWDOWN_KEYS = frozenset(("max_drawdown_pct", "max_drawdown_duration", "calmar"))
+_SIDE_KEYS = frozenset(
+    ("long_trades", "short_trades", "win_rate_long_pct", "win_rate_short_pct",
+     "exit_reasons")
+)  # fmt: skip
 _BLOCK = 256  # bars per block in the drawdown scan, as in metrics.drawdown
 # Backtests per block: enough to spread the cost of each NumPy call, few
 # enough that a block's arrays stay in the CPU caches.
@@ -212,6 +216,9 @@ def block_metrics(
         held_bars = np.bincount(
             trade_row, weights=exits - entries, minlength=rows
         ).tolist()
+    if wanted & _SIDE_KEYS:
+        wins = np.bincount(trade_row[growth > 1.0], minlength=rows).tolist()
+        open_rows = np.bincount(trade_row[is_open], minlength=rows).tolist()
     buy_hold = mx.buy_hold_return_pct(close)
     finals = equity[:, -1].tolist()
     counts_of = trades.tolist()
@@ -238,6 +245,8 @@ def block_metrics(
             )  # fmt: skip
             if "exposure_pct" in wanted:
                 found["exposure_pct"] = int(held_bars[row]) * 100.0 / n
+            if wanted & _SIDE_KEYS:
+                _side_stats(found, counts_of[row], wins[row], open_rows[row])
             if wanted & TRADE_STAT_KEYS:
                 span = slice(int(trade_start[row]), int(trade_start[row + 1]))
                 found.update(
@@ -279,6 +288,18 @@ def _more_metrics(
     found["final_equity"] = mx._num(curve[-1])
     if "sortino" in wanted:
         found["sortino"] = mx.sortino(mean, downside, periods)
+
+
+def _side_stats(found: Metrics, trades: int, wins: int, open_at_end: int) -> None:
+    """Add metrics.side_stats for long trades closed by a signal or at the end."""
+    found["long_trades"] = trades
+    found["short_trades"] = 0
+    found["win_rate_long_pct"] = wins * 100.0 / trades if trades else None
+    found["win_rate_short_pct"] = None
+    reasons = dict.fromkeys(mx.EXIT_REASONS, 0)
+    reasons["signal"] = trades - open_at_end
+    reasons["end"] = open_at_end
+    found["exit_reasons"] = reasons
 
 
 def _return_stats(

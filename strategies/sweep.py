@@ -13,7 +13,6 @@ parameter; a combination carries them beside the strategy's parameters.
 
 from __future__ import annotations
 
-import inspect
 import itertools
 import math
 import numbers
@@ -21,13 +20,13 @@ import statistics
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any
 
 from strategies import batch
 from strategies.engine import INITIAL_EQUITY, _check_bars, _check_costs, run_many
 from strategies.metrics import METRIC_KEYS
 from strategies.params import ParamError, ParamSpec
 from strategies.registry import get_strategy, validate_params
+from strategies.risk import Risk, validate_risk
 from strategies.types import Bars, Metrics
 
 __all__ = [
@@ -84,15 +83,6 @@ SWEEP_KEYS = (
     "max_drawdown_pct",
     "num_trades",
 )
-# The risk settings that reproduce the engine without them.
-PLAIN_RISK: dict[str, object] = {
-    "stop_loss_pct": None,
-    "take_profit_pct": None,
-    "trailing_stop_pct": None,
-    "direction": "long",
-    "position_size": 1.0,
-}
-
 AxisSpec = str | Mapping[str, object] | Sequence[object]
 
 
@@ -224,36 +214,9 @@ def _check_unique(name: str, values: list) -> None:
 # -- risk settings -------------------------------------------------------------
 
 
-def _risk_module() -> Any:
-    """Return strategies.risk when the engine has risk settings, else None."""
-    try:
-        from strategies import risk
-    except ImportError:
-        return None
-    return risk
-
-
-def _engine_takes_risk() -> bool:
-    """Return whether run_many accepts ``risk=``."""
-    return "risk" in inspect.signature(run_many).parameters
-
-
 def _check_risk_value(name: str, value: object) -> object:
     """Return a valid value of risk setting ``name``, or raise ParamError."""
-    module = _risk_module()
-    if module is not None:
-        try:
-            settings = module.Risk(**{name: value})
-        except (TypeError, ValueError) as error:
-            raise _fail(name, str(error)) from None
-        return getattr(settings, name)
-    if name == "direction":
-        if value not in ("long", "short", "both"):
-            raise _fail(name, f"expected long, short or both, got {value!r}")
-        return value
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise _fail(name, f"expected a number, got {value!r}")
-    return value
+    return getattr(validate_risk({name: value}), name)
 
 
 def split_params(
@@ -364,33 +327,15 @@ def grid_expand(
 # -- running -------------------------------------------------------------------
 
 
-def _risk_settings(risk: object) -> dict[str, object]:
-    """Return the risk settings of ``risk`` (None, a mapping or a Risk)."""
+def _risk_settings(risk: Risk | Mapping[str, object] | None) -> dict[str, object]:
+    """Return the risk settings given as a Risk or a mapping (None: none)."""
     if risk is None:
         return {}
-    if isinstance(risk, Mapping):
-        return dict(risk)
-    return {k: getattr(risk, k) for k in RISK_KEYS if hasattr(risk, k)}
-
-
-def _make_risk(settings: Mapping[str, object]) -> object:
-    """Return a Risk for the engine, or raise if the engine has none."""
-    module = _risk_module()
-    if module is None or not _engine_takes_risk():
-        raise ParamError(
-            [(next(iter(settings)), "risk settings are not supported by this engine")]
-        )
-    return module.Risk(**settings)
-
-
-def _is_plain(settings: Mapping[str, object]) -> bool:
-    """Return whether risk ``settings`` are the defaults (today's engine)."""
-    if not settings:
-        return True
-    module = _risk_module()
-    if module is None:
-        return all(PLAIN_RISK.get(k, object()) == v for k, v in settings.items())
-    return module.Risk(**settings) == module.Risk()
+    if isinstance(risk, Risk):
+        return risk.as_dict()
+    if not isinstance(risk, Mapping):
+        raise _fail("risk", "expected a mapping of risk settings")
+    return dict(risk)
 
 
 def _checked_keys(keys: Collection[str] | None) -> tuple[str, ...]:
@@ -411,7 +356,7 @@ def sweep_coin(
     fee: float = 0.001,
     slippage_bps: float = 0.0,
     interval: str = "1h",
-    risk: object | None = None,
+    risk: Risk | Mapping[str, object] | None = None,
     keys: Collection[str] | None = None,
     initial_equity: float = INITIAL_EQUITY,
 ) -> list[Metrics]:
@@ -430,15 +375,15 @@ def sweep_coin(
     spec = get_strategy(strategy)
     base_risk = _risk_settings(risk)
     plain: list[tuple[int, dict[str, int | float]]] = []
-    risky: dict[tuple, list[tuple[int, dict[str, int | float]]]] = {}
+    risky: dict[Risk, list[tuple[int, dict[str, int | float]]]] = {}
     for index, combination in enumerate(combinations):
         params, own_risk = split_params(combination)
         job = (index, validate_params(strategy, params))
-        settings = {**base_risk, **own_risk}
-        if _is_plain(settings):
+        settings = validate_risk({**base_risk, **own_risk})
+        if settings.is_default:
             plain.append(job)
         else:
-            risky.setdefault(tuple(sorted(settings.items())), []).append(job)
+            risky.setdefault(settings, []).append(job)
     out: list[Metrics] = [{}] * len(combinations)
     costs = {"fee": fee, "slippage_bps": slippage_bps, "interval": interval,
              "initial_equity": initial_equity}  # fmt: skip
@@ -448,12 +393,11 @@ def sweep_coin(
         for (index, _), metrics in zip(plain, found, strict=True):
             out[index] = metrics
     for settings, jobs in risky.items():
-        # The risk engine runs each backtest on its own.
-        engine_risk = _make_risk(dict(settings))
+        # Stops, targets and shorts run through the engine's own path.
         for start in range(0, len(jobs), 32):
             block = jobs[start : start + 32]
             results = run_many(
-                bars, [(strategy, p) for _, p in block], risk=engine_risk, **costs
+                bars, [(strategy, p) for _, p in block], risk=settings, **costs
             )
             for (index, _), result in zip(block, results, strict=True):
                 out[index] = {k: result.metrics[k] for k in wanted}

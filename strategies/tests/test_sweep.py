@@ -10,6 +10,7 @@ import pytest
 
 from strategies.engine import run_backtest
 from strategies.params import ParamError
+from strategies.risk import Risk
 from strategies.sweep import (
     AGGREGATE_KEYS,
     MAX_COMBINATIONS,
@@ -18,6 +19,7 @@ from strategies.sweep import (
     best_index,
     grid_expand,
     parse_axis,
+    split_params,
     sweep_coin,
 )
 from strategies.tests.realdata import load_bars
@@ -359,3 +361,29 @@ def test_sweep_coin_rejects_bad_input_like_the_engine():
         sweep_coin(bars, "sma_crossover", [{"fast": 9, "slow": 5}])
     with pytest.raises(ValueError, match="interval"):
         sweep_coin(bars, "sma_crossover", [{}], interval="5m")
+
+
+def test_risk_axes_and_risk_argument_equal_run_backtest():
+    bars = make_bars(21, 3_000)
+    grid = grid_expand(
+        "sma_crossover",
+        {"fast": [5, 10], "stop_loss_pct": [2.0, 5.0], "direction": ["long", "both"]},
+        {"slow": 30},
+    )
+    found = sweep_coin(bars, "sma_crossover", grid.combinations, fee=0.001)
+    for combination, metrics in zip(grid.combinations, found, strict=True):
+        params, risk = split_params(combination)
+        expected = run_backtest(bars, "sma_crossover", params, fee=0.001, risk=risk)
+        assert metrics == expected.metrics, combination
+    # A sweep-wide risk applies to every combination; a combination's own wins.
+    combinations = [
+        {"fast": 5, "slow": 30},
+        {"fast": 5, "slow": 30, "direction": "long"},
+    ]
+    found = sweep_coin(bars, "sma_crossover", combinations, risk={"direction": "short"})
+    short = run_backtest(
+        bars, "sma_crossover", combinations[0], risk=Risk(direction="short")
+    )
+    assert found[0] == short.metrics
+    assert found[1] == run_backtest(bars, "sma_crossover", combinations[0]).metrics
+    assert found[0] != found[1]
