@@ -22,7 +22,7 @@ from backtester.selectors import (
     run_risk,
     runs_list,
 )
-from backtester.trades import trade_labels
+from backtester.trades import EXIT_REASONS, trade_labels
 from backtester.validation import INTERVALS, MAX_FEE, MAX_SLIPPAGE_BPS
 from prices.selectors import UnknownSymbolError, bars_load, coins_with_range
 from strategies.registry import STRATEGIES, schema
@@ -279,6 +279,11 @@ def _summary_rows(summary: dict) -> list[dict]:
     return rows
 
 
+def _reason_order(reason: str) -> tuple[int, str]:
+    known = reason in EXIT_REASONS
+    return (EXIT_REASONS.index(reason) if known else len(EXIT_REASONS), reason)
+
+
 def _side_line(metrics: dict | None) -> dict | None:
     """Return a result's trades by side and by exit reason, for display.
 
@@ -301,10 +306,11 @@ def _side_line(metrics: dict | None) -> dict | None:
              _plain(metrics.get(f"win_rate_{side}_pct"), 1))
             for side in ("long", "short")
         ],
+        # In the documented order: jsonb (PostgreSQL) does not keep key order.
         "reasons": [
-            (reason, REASON_NAMES.get(reason, reason), count)
-            for reason, count in reasons.items()
-            if count
+            (reason, REASON_NAMES.get(reason, reason), reasons[reason])
+            for reason in sorted(reasons, key=_reason_order)
+            if reasons[reason]
         ],
     }  # fmt: skip
 
