@@ -326,6 +326,71 @@ def test_run_stream_sort_cancel_and_detail(page, server):
     assert page.csp_violations == []
 
 
+def test_risk_settings_from_the_form_to_the_exit_markers(page, server):
+    """A `both` run with a stop, a target and a trailing stop, end to end."""
+    page.goto(f"{server}/")
+    page.wait_for_selector("#connection.ok")
+    page.select_option("#strategy", "sma_crossover")
+    # Off by default: the group is closed and says so.
+    assert page.inner_text("#risk-state") == "off"
+    assert not page.is_visible("#stop_loss_pct")
+    page.click("#risk summary")
+    # Checked as the server checks it: 100 is not a stop below 100%.
+    page.fill("#stop_loss_pct", "100")
+    page.click("#run-button")
+    assert "below 100" in page.inner_text('[data-error-for="stop_loss_pct"]')
+    assert page.inner_text("#progress-text") == "Idle"  # nothing was sent
+    page.fill("#stop_loss_pct", "2")
+    page.fill("#take_profit_pct", "4")
+    page.fill("#trailing_stop_pct", "3")
+    page.select_option("#direction", "both")
+    label = "both · stop 2% · target 4% · trail 3%"
+    assert page.inner_text("#risk-state") == label
+    page.click("#coins-none")
+    for symbol in COINS[:3]:
+        page.check(f"#coin-list input[value='{symbol}']")
+    page.click("#run-button")
+    page.wait_for_selector("#summary:not([hidden])")
+    # The live table shows the settings on every row.
+    assert page.is_visible("#results th[data-key='risk']")
+    cells = page.locator("#results tbody tr td.risk-col").all_inner_texts()
+    assert cells == [label] * 3
+    page.click("#summary a")
+
+    page.wait_for_selector("#price-chart .main-svg")
+    assert page.inner_text("#run-risk") == label
+    assert page.locator("#results tbody td.risk-cell").all_inner_texts() == [label] * 3
+    # The trade list: a side and an exit reason for each trade, both sides
+    # traded and the stops at work.
+    heads = page.locator("#trades thead th").all_inner_texts()
+    assert heads[:4] == ["Side", "Entry (UTC)", "Exit (UTC)", "Exit reason"]
+    sides = page.locator("#trades tbody td:nth-child(1)").all_inner_texts()
+    reasons = page.locator("#trades tbody td:nth-child(4)").all_inner_texts()
+    assert {s.split()[-1] for s in sides} == {"long", "short"}
+    assert {"▲ long", "▼ short"} == set(sides)
+    assert {"stop", "target", "trailing"} & set(reasons), reasons
+    assert set(reasons) <= {"signal", "stop", "target", "trailing", "end",
+                            "liquidation"}  # fmt: skip
+    # The chart: one marker trace per side and per exit reason of the trades,
+    # named in the legend.
+    names = page.evaluate(
+        "document.getElementById('price-chart').data.map((t) => t.name)"
+    )
+    wanted = {"▲ long": "Long entry ▲", "▼ short": "Short entry ▼"}
+    assert {wanted[s] for s in sides} <= set(names)
+    legend = {"signal": "Exit: signal ●", "stop": "Exit: stop ■",
+              "target": "Exit: target ◆", "trailing": "Exit: trailing ✚",
+              "end": "Exit: end ○", "liquidation": "Exit: liquidation ✖"}  # fmt: skip
+    assert {legend[r] for r in reasons} <= set(names)
+    symbols = page.evaluate(
+        "document.getElementById('price-chart').data.slice(1)"
+        ".map((t) => t.marker.symbol)"
+    )
+    assert len(symbols) == len(set(symbols)) == len(names) - 1  # all distinct
+    page.screenshot(path=str(shots() / "detail-risk-1280.png"), full_page=True)
+    assert page.errors == []
+
+
 def test_errors_reconnect_and_rerun_with_a_scripted_socket(page, server):
     """Field errors, a banner, a dropped run, reconnecting and re-running."""
     sockets, requests = [], []

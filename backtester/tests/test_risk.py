@@ -20,6 +20,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.core.management import CommandError, call_command
 from django.db import connections
+from django.test import Client
 
 from backtester.models import BacktestResult, BacktestRun
 from backtester.output import render_csv, render_table, risk_label
@@ -27,6 +28,10 @@ from backtester.runner import TRADE_COLUMNS, trade_columns
 from backtester.tests.factories import make_coins
 from backtester.trades import EXIT_REASONS, SIDES, encode, trade_labels
 from backtester.validation import RequestError, run_spec
+from prices.selectors import bars_load
+from strategies.engine import run_many
+from strategies.risk import validate_risk
+from strategies.types import Bars
 
 ROOT = Path(__file__).resolve().parents[2]
 OFF = {
@@ -394,6 +399,52 @@ def test_csv_has_a_column_per_setting_and_the_side_metrics():
     assert (row["short_trades"], row["long_trades"]) == ("3", "0")
     assert row["win_rate_long_pct"] == ""  # no long trades: no win rate
     assert json.loads(row["exit_reasons"]) == {"end": 1, "take_profit": 2}
+
+
+# ---- a run with risk settings, from the flags to the stored trades -------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_both_run_with_stops_from_the_cli_to_the_stored_trades(coins):
+    flags = ["--stop-loss", "2", "--take-profit", "4", "--trailing-stop", "3",
+             "--direction", "both", "--size", "0.5"]  # fmt: skip
+    payload = json.loads(
+        backtest("--strategy", "sma_crossover", "--param", "fast=5",
+                 "--param", "slow=20", "--format", "json", *flags)
+    )  # fmt: skip
+    risk = {"stop_loss_pct": 2.0, "take_profit_pct": 4.0, "trailing_stop_pct": 3.0,
+            "direction": "both", "position_size": 0.5}  # fmt: skip
+    assert payload["run"]["risk"] == risk
+    run = BacktestRun.objects.get(pk=payload["run"]["id"])
+    assert run.risk == risk
+    for item in payload["results"]:
+        assert item["risk"] == risk
+        metrics = item["metrics"]
+        assert metrics["long_trades"] + metrics["short_trades"] == metrics["num_trades"]
+        assert metrics["long_trades"] > 0 and metrics["short_trades"] > 0
+        assert sum(metrics["exit_reasons"].values()) == metrics["num_trades"]
+        # The stored trades (the latest ones) say the same as the engine's,
+        # recomputed here from the same bars and settings.
+        stored = BacktestResult.objects.get(run=run, symbol=item["symbol"]).trades
+        series = bars_load([item["symbol"]])[item["symbol"]]
+        (engine,) = run_many(
+            Bars(*series), [("sma_crossover", {"fast": 5, "slow": 20})],
+            risk=validate_risk(risk),
+        )  # fmt: skip
+        table = engine.trade_table
+        keep = min(len(table["side"]), 100)
+        assert len(stored["side"]) == keep
+        sides, reasons = trade_labels(stored)
+        assert sides == [str(s) for s in table["side"][-keep:]]
+        assert reasons == [str(r) for r in table["exit_reason"][-keep:]]
+        assert {"stop_loss", "take_profit", "trailing_stop"} & set(reasons)
+    # Exported from the pages with the same settings.
+    exported = json.loads(Client().get(f"/runs/{run.pk}/export.json").content)
+    assert exported["run"]["risk"] == risk
+    assert all(r["risk"] == risk for r in exported["results"])
+    # The table names them too.
+    table = backtest("--strategy", "sma_crossover", "--no-save", *flags)
+    assert "both · stop 2% · target 4% · trail 3% · size 0.5" in table
 
 
 # ---- the run detail page -------------------------------------------------------------
