@@ -6,6 +6,7 @@ truth; every problem is reported as :class:`RequestError` naming its field.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
@@ -197,10 +198,30 @@ def _job(item: object, shared: Mapping, name: str) -> tuple[str, dict]:
         raise RequestError(str(exc), errors[0][0], errors) from None
 
 
+# A number as text: plain ASCII decimals only. float() alone would also read
+# "1_0", digits of other scripts and "nan".
+_DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)
+_NUMERIC_RISK = {spec.name for spec in RISK_PARAMS if spec.type is not str}
+
+
 def _risk(data: Mapping) -> Risk:
     """Return the request's risk settings (absent or null: the default)."""
+    given = {name: data[name] for name in RISK_FIELDS if name in data}
+    errors = []
+    for name, value in given.items():
+        if name not in _NUMERIC_RISK:
+            continue
+        text = value.strip() if isinstance(value, str) else None
+        if text and not _DECIMAL.fullmatch(text):
+            errors.append((name, f"expected a number, got {value!r}"))
+        elif type(value) is int and abs(value) > 10**300:
+            # An integer too large for a float would raise OverflowError.
+            errors.append((name, "must be a finite number"))
+    if errors:
+        message = "; ".join(f"{name}: {problem}" for name, problem in errors)
+        raise RequestError(message, errors[0][0], errors)
     try:
-        return validate_risk({name: data[name] for name in RISK_FIELDS if name in data})
+        return validate_risk(given)
     except ParamError as exc:
         raise RequestError(str(exc), exc.errors[0][0], exc.errors) from None
 

@@ -108,6 +108,12 @@ def test_values_inside_the_ranges_are_taken(field, value, stored):
         ("trailing_stop_pct", {"pct": 3}),
         ("position_size", "nan"),
         ("stop_loss_pct", float("inf")),
+        # Text numbers are plain ASCII decimals: float() alone reads these.
+        ("stop_loss_pct", "1_0"),
+        ("take_profit_pct", "\u0661\u0660"),  # Arabic-Indic 10
+        ("trailing_stop_pct", "\uff15"),  # full-width 5
+        ("position_size", "0x1"),
+        ("stop_loss_pct", 10**400),  # too large for a float: no OverflowError
     ],
 )
 def test_bad_values_are_refused_naming_their_field(field, value):
