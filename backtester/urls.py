@@ -20,6 +20,7 @@ urlpatterns = [
         "runs/<int:run_id>/export.json", views.run_export_json, name="run_export_json"
     ),
     path("runs/<int:run_id>/export.csv", views.run_export_csv, name="run_export_csv"),
+    path("sweeps/", include("backtester.sweeps.urls")),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
 ]

@@ -13,13 +13,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from backtester.validation import RequestError, run_spec
+from backtester.validation import RISK_FIELDS, RequestError, run_spec
 from strategies.registry import STRATEGIES, ParamError
 from strategies.sweep import OBJECTIVES, grid_expand
 
+# Risk settings may be given top-level (as in a run) or inside params: either
+# way they are fixed for every combination unless an axis varies them.
 SWEEP_FIELDS = {
-    "type", "strategy", "grid", "params", "symbols", "start", "end", "interval",
-    "fee", "slippage_bps", "objective",
+    *RISK_FIELDS, "type", "strategy", "grid", "params", "symbols", "start", "end",
+    "interval", "fee", "slippage_bps", "objective",
 }  # fmt: skip
 
 
@@ -89,6 +91,8 @@ def sweep_spec(data: Mapping) -> SweepSpec:
     params = data.get("params") or {}
     if not isinstance(params, Mapping):
         raise RequestError("params: expected an object", "params")
+    risk = {k: data[k] for k in RISK_FIELDS if data.get(k) is not None}
+    params = {**risk, **params}
     try:
         expanded = grid_expand(strategy, grid, params)
     except ParamError as exc:

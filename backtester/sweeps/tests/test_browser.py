@@ -1,0 +1,111 @@
+"""The sweep page in headless Chromium: the design's sweep S fills its heatmap
+live, the best cell opens its coins, and a coin opens as a normal run."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from backtester.tests.test_browser import (  # noqa: F401
+    CHROMIUM,
+    browser,
+    number,
+    page,
+    server,
+    shots,
+)
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium"
+    ),
+]
+# Records every cell count the heatmap drew, to show it filled in stages.
+RECORDER = """
+window.__drawn = [];
+new MutationObserver(() => {
+  window.__drawn.push(Number(document.getElementById('heatmap-canvas').dataset.drawn));
+}).observe(document.getElementById('heatmap-canvas'), {attributes: true});
+"""
+# SMA fast 5:50:5 x slow 20:200:10: 10 x 19 = 190 pairs, 16 with fast >= slow.
+S_CELLS, S_SKIPPED = 174, 16
+
+
+def test_sweep_s_fills_the_heatmap_and_the_best_cell_opens_a_run(page, server):  # noqa: F811
+    page.goto(f"{server}/sweeps/")
+    page.wait_for_selector("#connection.ok")
+    # The page starts on the design's sweep S: SMA crossover over every coin.
+    assert page.input_value("#strategy") == "sma_crossover"
+    assert [page.input_value(f"#x-{k}") for k in ("start", "stop", "step")] == [
+        "5", "50", "5",
+    ]  # fmt: skip
+    assert [page.input_value(f"#y-{k}") for k in ("start", "stop", "step")] == [
+        "20", "200", "10",
+    ]  # fmt: skip
+    assert page.inner_text("#coin-count") == "48 of 48"
+
+    # A bad range is refused by the server, named beside its axis.
+    page.fill("#x-step", "0")
+    page.click("#run-button")
+    page.wait_for_selector("#x-error:not(:empty)")
+    assert "step must be positive" in page.inner_text("#x-error")
+    page.fill("#x-step", "5")
+
+    page.evaluate(RECORDER)
+    page.click("#run-button")
+    page.wait_for_function(
+        "() => document.getElementById('progress-text').textContent.includes('done')",
+        timeout=120_000,
+    )
+    assert page.inner_text("#progress-text").startswith(f"{S_CELLS} / {S_CELLS} ")
+    assert page.get_attribute("#progress", "aria-valuenow") == "100"
+    assert f"{S_SKIPPED} invalid combinations skipped" in page.inner_text(
+        "#skipped-note"
+    )
+    # One canvas, every cell drawn.
+    page.wait_for_selector(f"#heatmap-canvas[data-drawn='{S_CELLS}']")
+    assert page.inner_text("#x-error") == ""
+    # Cells were drawn as blocks of combinations finished, not all at the end.
+    drawn = page.evaluate("window.__drawn")
+    assert any(0 < n < S_CELLS for n in drawn), drawn
+    page.screenshot(path=str(shots() / "sweep-s-1280.png"), full_page=True)
+
+    # Hovering a cell shows its numbers.
+    box = page.locator("#heatmap-canvas").bounding_box()
+    page.mouse.move(box["x"] + box["width"] - 20, box["y"] + 20)
+    page.wait_for_selector("#heatmap-tip:not([hidden])")
+    assert "Median return" in page.inner_text("#heatmap-tip")
+
+    # The best combination, listed first, opens its per-coin results.
+    best = page.locator("#best-list li").first
+    assert page.locator("#best-list li").count() == 5
+    best_text = best.inner_text()
+    best.locator("button").click()
+    page.wait_for_selector("#cell-coins tbody tr")
+    assert page.locator("#cell-coins tbody tr").count() == 48
+    params = page.inner_text("#cell-title")
+    fast, slow = (int(v) for v in re.findall(r"=(\d+)", params))
+    assert best_text.startswith(params)
+    first = page.locator("#cell-coins tbody tr").first
+    symbol = first.locator("th").inner_text()
+    coin_return = number(first.locator("td").first.inner_text())
+
+    # ... and one coin of it opens as a normal run of that coin.
+    first.locator("button", has_text="Open run").click()
+    page.wait_for_url(re.compile(r"/runs/\d+/\?symbol="))
+    detail = page.inner_text("main")
+    assert f"fast={fast}, slow={slow}" in detail
+    assert page.locator("#results tbody tr").count() == 1
+    row = page.locator("#results tbody tr").first
+    assert row.locator("th").inner_text() == symbol
+    # The run's return is the one the sweep listed for that coin.
+    assert abs(number(row.locator("td.num").first.inner_text()) - coin_return) < 0.006
+
+    # The stored sweep's page draws the same heatmap.
+    page.goto(f"{server}/sweeps/history/")
+    page.locator("#sweeps tbody tr").first.locator("th a").click()
+    page.wait_for_selector(f"#heatmap-canvas[data-drawn='{S_CELLS}']")
+    assert page.locator("#best-list li").first.inner_text() == best_text
+    assert page.errors == [] and page.csp_violations == []

@@ -1,0 +1,17 @@
+from django.urls import path
+
+from backtester.sweeps import views
+
+urlpatterns = [
+    path("", views.sweep_page, name="sweep_page"),
+    path("history/", views.sweep_list, name="sweep_list"),
+    path("<int:sweep_id>/", views.sweep_detail, name="sweep_detail"),
+    path("<int:sweep_id>/cells/<int:index>/", views.cell_detail, name="sweep_cell"),
+    path(
+        "<int:sweep_id>/cells/<int:index>/run/",
+        views.cell_run,
+        name="sweep_cell_run",
+    ),
+    path("<int:sweep_id>/export.json", views.export_json, name="sweep_export_json"),
+    path("<int:sweep_id>/export.csv", views.export_csv, name="sweep_export_csv"),
+]
