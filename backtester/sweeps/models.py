@@ -48,8 +48,11 @@ class Sweep(models.Model):
     strategy = models.CharField(max_length=40)
     # {name: {"start", "stop", "step"} | [values]}, as requested.
     grid = models.JSONField()
-    # {name: [values]}: each axis expanded, in grid order.
+    # {name: [values]}: each axis expanded. PostgreSQL's jsonb keeps no key
+    # order, so the grid's order (x axis first) is kept in ``axis_names``; read
+    # both through ``ordered_axes``.
     axes = models.JSONField(default=dict)
+    axis_names = models.JSONField(default=list)
     # Parameters and risk settings fixed for every combination (not on an
     # axis); the strategy's defaults fill in the rest.
     base_params = models.JSONField(default=dict, blank=True)
@@ -89,6 +92,12 @@ class Sweep(models.Model):
 
     def __str__(self) -> str:
         return f"Sweep {self.pk} ({self.strategy}, {self.status})"
+
+    @property
+    def ordered_axes(self) -> dict[str, list]:
+        """Return the axes in grid order (the first is the heatmap's x axis)."""
+        names = self.axis_names or list(self.axes)
+        return {name: self.axes[name] for name in names if name in self.axes}
 
     @property
     def combination_count(self) -> int:

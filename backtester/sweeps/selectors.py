@@ -109,7 +109,7 @@ def sweep_data(sweep: Sweep) -> dict:
         "status": sweep.status,
         "strategy": sweep.strategy,
         "grid": sweep.grid,
-        "axes": sweep.axes,
+        "axes": sweep.ordered_axes,
         "params": sweep.base_params,
         "symbols": sweep.symbols,
         "interval": sweep.interval,

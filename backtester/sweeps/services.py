@@ -58,6 +58,7 @@ def sweep_create(
             strategy=spec.strategy,
             grid=spec.grid,
             axes=spec.axes,
+            axis_names=list(spec.axes),
             base_params=spec.base_params,
             combinations=list(spec.combinations),
             symbols=[c.symbol for c in coins],

@@ -95,7 +95,7 @@ def sweep_list(request: HttpRequest) -> HttpResponse:
             if sweep.strategy in STRATEGIES
             else sweep.strategy,
             "axes": " × ".join(
-                f"{name} ({len(values)})" for name, values in sweep.axes.items()
+                f"{name} ({len(values)})" for name, values in sweep.ordered_axes.items()
             ),
             "best": sweep.best,
             "best_params": _axis_text(sweep, sweep.best),
@@ -108,7 +108,9 @@ def sweep_list(request: HttpRequest) -> HttpResponse:
 def _axis_text(sweep: Sweep, cell: dict | None) -> str:
     if not cell:
         return "\u2013"
-    return ", ".join(f"{name}={cell['params'].get(name)}" for name in sweep.axes)
+    return ", ".join(
+        f"{name}={cell['params'].get(name)}" for name in sweep.ordered_axes
+    )
 
 
 def _cell_data(cell: SweepCell) -> dict:
@@ -128,13 +130,13 @@ def sweep_detail(request: HttpRequest, sweep_id: int) -> HttpResponse:
             else sweep.strategy,
             "axes_text": " × ".join(
                 f"{name} {values[0]}…{values[-1]} ({len(values)})"
-                for name, values in sweep.axes.items()
+                for name, values in sweep.ordered_axes.items()
             ),
             "best_text": _axis_text(sweep, sweep.best),
             "page_data": {
                 "sweep_id": sweep.pk,
                 "status": sweep.status,
-                "axes": sweep.axes,
+                "axes": sweep.ordered_axes,
                 "objective": sweep.objective,
                 "combinations": len(sweep.combinations),
                 "cells": [_cell_data(c) for c in sweep_cells(sweep)],

@@ -211,3 +211,12 @@ def test_a_block_is_reported_once_by_the_coin_that_completes_it(coins, settings)
     assert cell.median_return_pct == statistics.median(returns)
     with pytest.raises(ValueError, match="combo_indices"):
         sweep_block_compute(sweep.pk, "AAA", [1, 2])
+
+
+def test_axes_keep_the_grid_order(coins):
+    # PostgreSQL's jsonb would hand {"slow", "fast"} back as fast, slow.
+    args = ["--strategy", "sma_crossover", "--grid", "slow=30,50", "--grid", "fast=10"]
+    payload = json.loads(run("sweep", *args, "--format", "json"))
+    assert list(payload["sweep"]["axes"]) == ["slow", "fast"]
+    header = run("sweep", *args).splitlines()[0].split()
+    assert header[:2] == ["slow", "fast"]
