@@ -226,7 +226,8 @@ def price_json(request: HttpRequest, run_id: int) -> JsonResponse:
         ((trades["entry_time"] >= lo) & (trades["entry_time"] <= hi))
         | ((trades["exit_time"] >= lo) & (trades["exit_time"] <= hi))
     )[-MAX_MARKERS:]
-    sides = series.text_column(trades, "side", "long")[shown].tolist()
+    sides = series.sides(trades)[shown].tolist()
+    reasons = series.exit_reasons(trades)[shown].tolist()
     return JsonResponse(
         {
             "symbol": result.symbol,
@@ -254,6 +255,7 @@ def price_json(request: HttpRequest, run_id: int) -> JsonResponse:
                 "shown": len(shown),
                 "n": (shown + 1).tolist(),
                 "side": sides,
+                "exit_reason": reasons,
                 "entry_time": _ms(trades["entry_time"][shown]),
                 "entry_price": series.finite(trades["entry_price"][shown]),
                 "exit_time": _ms(trades["exit_time"][shown]),
@@ -267,24 +269,21 @@ def price_json(request: HttpRequest, run_id: int) -> JsonResponse:
 # ---- the trade list and its CSV ------------------------------------------------------
 
 
-def _trade_record(trades, i: int) -> dict:
-    """Return trade ``i`` (0-based, oldest first) as a JSON-ready dict."""
+def _trade_record(trades, i: int, sides: np.ndarray, reasons: np.ndarray) -> dict:
+    """Return trade ``i`` (0-based, oldest first) as a JSON-ready dict; ``sides``
+    and ``reasons`` are series.sides(trades) and series.exit_reasons(trades)."""
     record = {
         "n": i + 1,
         "entry_time": _iso(trades["entry_time"][i]),
         "exit_time": _iso(trades["exit_time"][i]),
-        "side": str(trades["side"][i]) if "side" in trades else "long",
+        "side": sides[i],
         "entry_price": float(trades["entry_price"][i]),
         "exit_price": float(trades["exit_price"][i]),
         "units": float(trades["units"][i]),
         "return_pct": float(trades["return_pct"][i]),
         "bars_held": int(trades["bars_held"][i]),
         "fees": float(trades["fees"][i]),
-        "exit_reason": (
-            str(trades["exit_reason"][i])
-            if "exit_reason" in trades
-            else ("end" if trades["closed_at_end"][i] else "signal")
-        ),
+        "exit_reason": reasons[i],
         "closed_at_end": bool(trades["closed_at_end"][i]),
     }
     if "gap" in trades:
@@ -331,7 +330,7 @@ def trades_json(request: HttpRequest, run_id: int) -> JsonResponse:
     except BadQuery as exc:
         return _error(exc)
     chosen = rows[(page - 1) * per_page : page * per_page]
-    reasons = sorted(set(series.text_column(trades, "exit_reason", "").tolist()) - {""})
+    sides, reasons = series.sides(trades), series.exit_reasons(trades)
     return JsonResponse(
         {
             "total": total,
@@ -340,9 +339,9 @@ def trades_json(request: HttpRequest, run_id: int) -> JsonResponse:
             "pages": pages,
             "per_page": per_page,
             "sort": sort,
-            "reasons": reasons,
-            "sides": "side" in trades,
-            "rows": [_trade_record(trades, int(i)) for i in chosen],
+            "reasons": sorted(set(reasons.tolist())),
+            "sides": sorted(set(sides.tolist())),
+            "rows": [_trade_record(trades, int(i), sides, reasons) for i in chosen],
         }
     )
 
@@ -364,8 +363,9 @@ def trades_csv(request: HttpRequest, run_id: int) -> HttpResponse:
     out = io.StringIO()
     writer = csv_writer(out)
     writer.writerow(CSV_TRADE_COLUMNS)
+    sides, reasons = series.sides(trades), series.exit_reasons(trades)
     for i in range(len(trades["return_pct"])):
-        record = _trade_record(trades, i)
+        record = _trade_record(trades, i, sides, reasons)
         writer.writerow([record[name] for name in CSV_TRADE_COLUMNS])
     response = HttpResponse(out.getvalue(), content_type="text/csv")
     name = f"run-{run.pk}-{result.symbol}-{result.strategy}-trades.csv"

@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from backtester.trades import EXIT_REASONS, SIDES
+
 # What the trade list may be sorted by (the stored column of each key).
 TRADE_SORTS = (
     "n", "entry_time", "exit_time", "entry_price", "exit_price", "return_pct",
@@ -118,19 +120,20 @@ def trade_rows(
     elif outcome == "losers":
         keep &= returns < 0
     if side:
-        sides = text_column(trades, "side", "long")
-        keep &= sides == side
+        keep &= sides(trades) == side
     if reason:
-        keep &= text_column(trades, "exit_reason", "") == reason
+        keep &= exit_reasons(trades) == reason
     rows = np.flatnonzero(keep)
     descending = sort.startswith("-")
     key = sort.lstrip("-")
     if key != "n":
-        values = (
-            text_column(trades, key, "")
-            if key in ("side", "exit_reason")
-            else np.asarray(trades[key])
-        )[rows]
+        if key == "side":
+            values = sides(trades)
+        elif key == "exit_reason":
+            values = exit_reasons(trades)
+        else:
+            values = np.asarray(trades[key])
+        values = values[rows]
         # A stable sort; descending reverses a stable sort of the reversed rows so
         # equal values still come in trade order.
         if descending:
@@ -143,11 +146,52 @@ def trade_rows(
     return rows, total
 
 
-def text_column(
-    trades: Mapping[str, np.ndarray], name: str, default: str
-) -> np.ndarray:
-    """Return a trade column as strings (``default`` for every row if missing)."""
-    n = len(trades["return_pct"])
+def _labels(
+    trades: Mapping[str, np.ndarray], name: str, names: tuple[str, ...]
+) -> np.ndarray | None:
+    """Return a side or exit reason column as names (codes or names stored)."""
     if name not in trades:
-        return np.full(n, default, dtype=object)
-    return np.asarray([str(v) for v in np.asarray(trades[name]).tolist()], dtype=object)
+        return None
+    values = np.asarray(trades[name])
+    if values.dtype.kind in "iu":
+        return np.asarray(names, dtype=object)[values.astype(np.intp)]
+    return np.asarray([str(v) for v in values.tolist()], dtype=object)
+
+
+def sides(trades: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Return each trade's side; trades recorded without one are long."""
+    found = _labels(trades, "side", SIDES)
+    if found is None:
+        return np.full(len(trades["return_pct"]), "long", dtype=object)
+    return found
+
+
+def exit_reasons(trades: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Return each trade's exit reason; trades recorded without one exited on a
+    signal, or at the end when still open on the last bar."""
+    found = _labels(trades, "exit_reason", EXIT_REASONS)
+    if found is None:
+        at_end = np.asarray(trades["closed_at_end"], dtype=bool)
+        return np.where(at_end, "end", "signal").astype(object)
+    return found
+
+
+def monthly_returns(
+    times: np.ndarray, equity: np.ndarray, start_equity: float
+) -> list[tuple[int, int, float]]:
+    """Return (year, month, return %) for each calendar month (UTC) with bars.
+
+    A month's return runs from the equity at the previous month's last close
+    (the starting equity for the first month) to its own last close.
+    """
+    if not len(times):
+        return []
+    months = np.asarray(times, dtype="datetime64[s]").astype("datetime64[M]")
+    last = np.r_[np.flatnonzero(months[1:] != months[:-1]), len(months) - 1]
+    closes = np.asarray(equity, dtype=np.float64)[last]
+    bases = np.r_[start_equity, closes[:-1]]
+    out = []
+    for month, base, close in zip(months[last], bases, closes, strict=True):
+        year, index = divmod(int(month.astype(np.int64)), 12)
+        out.append((1970 + year, index + 1, float((close / base - 1.0) * 100.0)))
+    return out

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import json
+from datetime import datetime
 from urllib.parse import urlencode
 
 import numpy as np
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 
+from backtester.metric_info import METRICS
 from backtester.models import BacktestResult, BacktestRun
 from backtester.output import render_csv, render_json, risk_label
+from backtester.replay import ReplayError, result_replay
 from backtester.selectors import (
     result_data,
     result_get,
@@ -22,15 +25,15 @@ from backtester.selectors import (
     run_risk,
     runs_list,
 )
-from backtester.trades import EXIT_REASONS, trade_labels
+from backtester.series import monthly_returns
+from backtester.trades import EXIT_REASONS
 from backtester.validation import INTERVALS, MAX_FEE, MAX_SLIPPAGE_BPS
-from prices.selectors import UnknownSymbolError, bars_load, coins_with_range
+from prices.selectors import coins_with_range
+from strategies.engine import INITIAL_EQUITY
 from strategies.registry import STRATEGIES, schema
 from strategies.risk import risk_schema
 
 RUNS_PER_PAGE = 25
-# Closes sent to the price chart; a browser draws a few thousand points smoothly.
-CHART_POINTS = 1500
 MINUS = "\u2212"
 
 
@@ -195,6 +198,8 @@ def _run_or_404(request: HttpRequest, run_id: int) -> BacktestRun:
 def _result_row(run: BacktestRun, result: BacktestResult) -> dict:
     """Return a result as display cells, each (text, css class, sort value)."""
     excess = result.excess_return_pct
+    # A fall, negative everywhere it is shown (the stored metric is positive).
+    drawdown = None if result.max_drawdown_pct is None else -result.max_drawdown_pct
     metrics = [
         (signed(result.total_return_pct), _tone(result.total_return_pct),
          result.total_return_pct),
@@ -202,7 +207,7 @@ def _result_row(run: BacktestRun, result: BacktestResult) -> dict:
          result.buy_hold_return_pct),
         (signed(excess), _tone(excess), excess),
         (_plain(result.sharpe), "", result.sharpe),
-        (_plain(result.max_drawdown_pct), "", result.max_drawdown_pct),
+        (_plain(drawdown), "", drawdown),
         (str(result.num_trades), "", result.num_trades),
         (_plain(result.win_rate_pct, 1), "", result.win_rate_pct),
     ]  # fmt: skip
@@ -214,36 +219,6 @@ def _result_row(run: BacktestRun, result: BacktestResult) -> dict:
         "cells": metrics if result.metrics else [],
         "url": reverse("run_detail", args=[run.pk]) + query + "#chart",
     }
-
-
-def _when(epoch: float) -> str:
-    return datetime.fromtimestamp(int(epoch), UTC).strftime("%Y-%m-%d %H:%M")
-
-
-def _price(value: float) -> str:
-    """Format a price with about six significant digits (coins span 1e-6 to 1e5)."""
-    return f"{value:,.2f}" if abs(value) >= 1000 else f"{value:.6g}"
-
-
-def _trade_rows(trades: dict) -> list[dict]:
-    """Return stored column-wise trades as rows, newest first."""
-    keys = list(trades)
-    rows = [
-        dict(zip(keys, values, strict=True))
-        for values in zip(*(trades[k].tolist() for k in keys), strict=True)
-    ]
-    sides, reasons = trade_labels(trades)
-    for row, side, reason in zip(rows, sides, reasons, strict=True):
-        row["side"], row["exit_reason"] = side, reason
-        row["reason_name"] = REASON_NAMES.get(reason, reason)
-        row["entry"] = _when(row["entry_time"])
-        row["exit"] = _when(row["exit_time"])
-        row["entry_price"] = _price(row["entry_price"])
-        row["exit_price"] = _price(row["exit_price"])
-        row["return_text"] = signed(row["return_pct"])
-        row["tone"] = _tone(row["return_pct"])
-    rows.reverse()
-    return rows
 
 
 def _pick(item: dict) -> dict:
@@ -315,6 +290,79 @@ def _side_line(metrics: dict | None) -> dict | None:
     }  # fmt: skip
 
 
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
+          "Nov", "Dec")  # fmt: skip
+
+
+def _metric_cells(metrics: dict) -> list[dict]:
+    """Return every metric of a result for display, with its unit and formula."""
+    cells = []
+    for info in METRICS:
+        value = metrics.get(info.key)
+        if info.key == "max_drawdown_pct" and value is not None:
+            value = -value  # a fall: shown negative everywhere, as in the chart
+        if value is None:
+            text = "\u2013"
+        elif info.unit == "%" and info.key.endswith("return_pct"):
+            text = signed(value, info.digits)
+        else:
+            text = _plain(value, info.digits) if info.digits else f"{value:,.0f}"
+        unit = {"%": "%", "bars": " bars", "USDT": " USDT"}.get(info.unit, "")
+        cells.append(
+            {
+                "key": info.key,
+                "label": info.label,
+                "text": text + (unit if value is not None else ""),
+                "tone": _tone(value) if info.key.endswith("return_pct") else "",
+                "help": f"{info.help} Unit: {info.unit or 'count'}.",
+            }
+        )
+    return cells
+
+
+def _monthly_table(months: list[tuple[int, int, float]]) -> list[dict]:
+    """Return year rows of 12 month cells (None where no bars) and the year."""
+    years: dict[int, list] = {}
+    for year, month, value in months:
+        years.setdefault(year, [None] * 12)[month - 1] = value
+    rows = []
+    for year, values in years.items():
+        growth = np.prod([1 + v / 100 for v in values if v is not None])
+        total = float((growth - 1) * 100)
+        rows.append(
+            {
+                "year": year,
+                "cells": [
+                    None if v is None else {"text": signed(v, 1), "tone": _tone(v)}
+                    for v in values
+                ],
+                "total": {"text": signed(total, 1), "tone": _tone(total)},
+            }
+        )
+    return rows
+
+
+def _selected_detail(run: BacktestRun, selected: BacktestResult | None) -> dict:
+    """Return the selected result's metrics and monthly returns (from a replay)."""
+    if selected is None or not selected.metrics:
+        return {"metric_cells": [], "monthly": [], "replay_error": ""}
+    try:
+        replay = result_replay(run, selected)
+    except ReplayError as exc:
+        return {
+            "metric_cells": _metric_cells(selected.metrics),
+            "monthly": [],
+            "replay_error": str(exc),
+        }
+    months = monthly_returns(replay.bars.time, replay.result.equity, INITIAL_EQUITY)
+    return {
+        "metric_cells": _metric_cells(selected.metrics),
+        "monthly": _monthly_table(months),
+        "month_names": MONTHS,
+        "replay_error": "",
+    }
+
+
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     """Render one run: summary, results, and charts for a selected result."""
     run = _run_or_404(request, run_id)
@@ -331,9 +379,11 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     summary = run.summary or {}
     best, worst = summary.get("best"), summary.get("worst")
     risk = run_risk(run)
+    # The page swaps results in place by asking for this section alone.
+    fragment = request.GET.get("fragment") == "result"
     return render(
         request,
-        "backtester/run_detail.html",
+        "backtester/run_result.html" if fragment else "backtester/run_detail.html",
         {
             "run": run,
             "strategies": [
@@ -354,11 +404,18 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
             "by_strategy": _summary_rows(summary),
             "rows": [_result_row(run, r) for r in results],
             "selected": selected,
+            "selected_query": selected
+            and urlencode(
+                {
+                    "symbol": selected.symbol,
+                    "strategy": selected.strategy,
+                    "params": json.dumps(selected.params),
+                }
+            ),
             "selected_name": selected and strategy_name(selected.strategy),
             "selected_cells": selected and _result_row(run, selected)["cells"],
             "selected_sides": selected and _side_line(selected.metrics),
-            "trades": _trade_rows(selected.trades) if selected else [],
-            "trade_count": selected.num_trades if selected else 0,
+            **_selected_detail(run, selected),
             "heatmap": [
                 {
                     "symbol": r.symbol,
@@ -371,74 +428,16 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
             else None,  # fmt: skip
             "names": {key: spec.name for key, spec in STRATEGIES.items()},
             "chart_request": {
-                "url": reverse("run_chart", args=[run.pk]),
+                "equity_url": reverse("run_equity", args=[run.pk]),
+                "price_url": reverse("run_price", args=[run.pk]),
+                "trades_url": reverse("run_trades", args=[run.pk]),
                 "symbol": selected.symbol if selected else None,
                 "strategy": selected.strategy if selected else None,
+                "params": selected.params if selected else None,
                 "max_drawdown_pct": selected.max_drawdown_pct if selected else None,
+                "num_trades": selected.num_trades if selected else 0,
             },
         },
-    )
-
-
-def _downsample(n: int, points: int = CHART_POINTS) -> np.ndarray:
-    """Return at most ``points`` evenly spread indexes of n, first and last kept."""
-    return np.unique(np.linspace(0, n - 1, min(n, points)).round().astype(int))
-
-
-def run_chart(request: HttpRequest, run_id: int) -> JsonResponse:
-    """Return a result's down-sampled closes, stored trades, equity and drawdown."""
-    run = _run_or_404(request, run_id)
-    symbol = request.GET.get("symbol", "")
-    strategy = request.GET.get("strategy", "")
-    result = result_get(run, symbol=symbol, strategy=strategy)
-    if result is None:
-        return JsonResponse(
-            {"error": f"run {run_id} has no result for {symbol} {strategy}"},
-            status=404,
-        )
-    try:
-        bars = bars_load([symbol], start=run.start, end=run.end, interval=run.interval)[
-            symbol
-        ]
-        index = _downsample(len(bars.time))
-        times, closes = bars.time[index] * 1000, bars.close[index]
-    except UnknownSymbolError:  # the coin was deleted since the run
-        times, closes = np.empty(0), np.empty(0)
-    curve = result.equity
-    equity = np.asarray(curve.get("strategy", []), dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        drawdown = (equity / np.maximum.accumulate(equity) - 1) * 100
-    trades = result.trades
-    sides, reasons = trade_labels(trades)
-
-    def column(name: str, scale: int = 1) -> list:
-        return (np.asarray(trades.get(name, [])) * scale).tolist()
-
-    return JsonResponse(
-        {
-            "symbol": symbol,
-            "strategy": strategy,
-            "price": {"time": times.tolist(), "close": closes.tolist()},
-            "equity": {
-                "time": (
-                    np.asarray(curve.get("time", []), dtype=np.int64) * 1000
-                ).tolist(),
-                "strategy": equity.round(2).tolist(),
-                "buy_hold": np.asarray(curve.get("buy_hold", [])).round(2).tolist(),
-                "drawdown_pct": np.nan_to_num(drawdown).round(3).tolist(),
-            },
-            "trades": {
-                "count": result.num_trades,
-                "shown": len(trades.get("entry_time", [])),
-                "entry_time": column("entry_time", 1000),
-                "entry_price": column("entry_price"),
-                "exit_time": column("exit_time", 1000),
-                "exit_price": column("exit_price"),
-                "return_pct": column("return_pct"),
-                "side": sides,
-                "exit_reason": reasons,
-            },
-        }
     )
 
 

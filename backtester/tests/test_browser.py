@@ -290,31 +290,30 @@ def test_run_stream_sort_cancel_and_detail(page, server):
     newest.locator("th a").click()
     page.wait_for_selector("#heatmap tbody tr")
     assert page.locator("#heatmap tbody tr").count() == 6
-    page.wait_for_selector("#equity-chart .main-svg")
+    page.wait_for_selector("#charts[data-loaded] .main-svg")
     assert page.locator("#chart-status").is_hidden()
 
-    # The saved first run: its charts render.
+    # The saved first run: one linked figure with price, equity and drawdown.
     page.goto(f"{server}{detail}")
-    for chart in ("price-chart", "equity-chart", "drawdown-chart"):
-        page.wait_for_selector(f"#{chart}.js-plotly-plot .main-svg")
-    assert page.locator("#price-chart path.js-line").count() >= 1
-    assert page.locator("#price-chart .scatterlayer .trace").count() == 3
-    assert page.locator("#equity-chart .scatterlayer .trace").count() == 2
-    assert page.locator("#drawdown-chart .scatterlayer .trace").count() == 1
+    page.wait_for_selector("#charts[data-loaded] .main-svg")
+    names = page.evaluate("document.getElementById('charts').data.map((t) => t.name)")
+    assert {"Equity", "Buy & hold", "Drawdown", "Long entry ▲"} <= set(names)
+    assert any(name.startswith("Exit: ") for name in names)
+    # The strategy's own lines: its fast and slow SMA.
+    assert len([name for name in names if name.startswith("SMA ")]) == 2
     assert page.locator("#chart-status").is_hidden()
     assert page.locator("#results tbody tr").count() == len(COINS)
-    assert page.locator("#trades tbody tr").count() >= 1
-    page.click("[data-chart='price-chart'][data-scale='log']")
-    assert (
-        page.evaluate("document.getElementById('price-chart').layout.yaxis.type")
-        == "log"
-    )
+    page.wait_for_selector("#trades tbody tr")
+    page.click("[data-axis='yaxis'][data-scale='log']")
+    assert page.evaluate("document.getElementById('charts').layout.yaxis.type") == "log"
     page.screenshot(path=str(shots() / "detail-1280.png"), full_page=True)
-    # Another result, picked from the table, loads its own charts.
+    # Another result, picked from the table, loads its own charts in place.
+    page.evaluate("window.__sameDocument = true")
     page.locator("#results tbody tr:not(.selected) th a").first.click()
     page.wait_for_url(re.compile(r"symbol="))
-    page.wait_for_selector("#equity-chart .main-svg")
+    page.wait_for_selector("#charts[data-loaded] .main-svg")
     assert page.locator("#results tbody tr.selected").count() == 1
+    assert page.evaluate("window.__sameDocument") is True  # no reload
     assert page.errors == []
     assert page.csp_violations == []
 

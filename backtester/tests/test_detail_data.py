@@ -116,8 +116,12 @@ def test_trade_list_filters_and_sorts_on_the_server(client, rsi_run):
     data = client.get(url(run, "trades.json", side="long", per_page=1)).json()
     assert data["count"] == result.num_trades  # every trade is long here
     assert client.get(url(run, "trades.json", side="short")).json()["count"] == 0
+    at_end = sum(t["closed_at_end"] for t in expected)
     data = client.get(url(run, "trades.json", reason="end")).json()
-    assert data["count"] == sum(t["closed_at_end"] for t in expected)
+    assert data["count"] == at_end
+    data = client.get(url(run, "trades.json", reason="signal")).json()
+    assert data["count"] == result.num_trades - at_end > 0
+    assert {row["exit_reason"] for row in data["rows"]} == {"signal"}
 
 
 def test_trade_list_bad_queries_name_the_field(client, rsi_run):
@@ -209,9 +213,7 @@ def test_price_series_merges_candles_and_carries_indicators(client):
     run = backtest("--strategy", "sma_crossover", "--param", "fast=5",
                    "--param", "slow=30", "--symbols", "AAA")  # fmt: skip
     query = {"symbol": "AAA", "strategy": "sma_crossover"}
-    data = client.get(
-        url(run, "price.json", **query, points=100)
-    ).json()
+    data = client.get(url(run, "price.json", **query, points=100)).json()
     bars = random_walk(1000, seed=3)
     assert len(data["time"]) == 100 and data["bars"] == 1000
     # Candle k merges bars 10k .. 10k+9.
@@ -245,3 +247,55 @@ def test_extremes_keep_each_buckets_min_and_max():
         assert lo + part.index(min(part)) in kept
         assert lo + part.index(max(part)) in kept
     assert series.extremes([curve], [], 5000).tolist() == list(range(1003))
+
+
+def test_monthly_returns_run_from_one_month_end_to_the_next():
+    jan31 = int(datetime(2024, 1, 31, 23, tzinfo=UTC).timestamp())
+    times = np.array(
+        [jan31 - 7200, jan31, jan31 + 3600, jan31 + 7200, jan31 + 30 * 86400]
+    )
+    equity = np.array([10_500.0, 11_000.0, 9_900.0, 10_450.0, 12_540.0])
+    # Jan: 10,000 -> 11,000; Feb: 11,000 -> 10,450; Mar (1 March 23:00): 12,540.
+    got = series.monthly_returns(times, equity, 10_000.0)
+    assert [(y, m) for y, m, _ in got] == [(2024, 1), (2024, 2), (2024, 3)]
+    assert [r for _, _, r in got] == pytest.approx([10.0, -5.0, 20.0])
+    assert series.monthly_returns(times[:0], equity[:0], 10_000.0) == []
+
+
+def test_sides_and_exit_reasons_read_stored_codes_and_old_trades():
+    coded = {"return_pct": np.zeros(3), "side": np.array([0, 1, 1], np.int8),
+             "exit_reason": np.array([1, 4, 0], np.int8)}  # fmt: skip
+    assert series.sides(coded).tolist() == ["long", "short", "short"]
+    assert series.exit_reasons(coded).tolist() == ["stop_loss", "end", "signal"]
+    old = {"return_pct": np.zeros(2), "closed_at_end": np.array([False, True])}
+    assert series.sides(old).tolist() == ["long", "long"]
+    assert series.exit_reasons(old).tolist() == ["signal", "end"]
+    rows, total = series.trade_rows(coded, side="short", sort="-exit_reason")
+    assert (rows.tolist(), total) == ([2, 1], 3)  # "signal" after "end"
+
+
+def test_trade_list_of_a_run_with_stops_and_both_sides(client):
+    bars_import(symbol="AAA", series=random_walk(3000, seed=11))
+    run = backtest("--strategy", "sma_crossover", "--param", "fast=5",
+                   "--param", "slow=20", "--symbols", "AAA", "--direction", "both",
+                   "--stop-loss", "1", "--take-profit", "2")  # fmt: skip
+    result = run.results.get()
+    query = {"strategy": "sma_crossover", "per_page": 500}
+    rows, page, pages = [], 1, 1
+    while page <= pages:
+        data = client.get(url(run, "trades.json", **query, page=page)).json()
+        rows += data["rows"]
+        pages, page = data["pages"], page + 1
+    assert len(rows) == result.num_trades
+    counts = {}
+    for row in rows:
+        counts[row["exit_reason"]] = counts.get(row["exit_reason"], 0) + 1
+    assert counts == {k: v for k, v in result.metrics["exit_reasons"].items() if v}
+    shorts = [row for row in rows if row["side"] == "short"]
+    assert len(shorts) == result.metrics["short_trades"] > 0
+    data = client.get(url(run, "trades.json", **query, side="short")).json()
+    assert data["count"] == len(shorts) and data["sides"] == ["long", "short"]
+    data = client.get(url(run, "trades.json", **query, reason="stop_loss")).json()
+    assert data["count"] == counts["stop_loss"]
+    price = client.get(url(run, "price.json", strategy="sma_crossover")).json()
+    assert sorted(set(price["trades"]["exit_reason"])) == sorted(counts)

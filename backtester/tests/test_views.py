@@ -10,7 +10,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.management import call_command
+from django.utils.html import escape
 
+from backtester.metric_info import METRICS
 from backtester.models import BacktestResult, BacktestRun
 from backtester.output import CSV_METRICS, CSV_RISK
 from backtester.tests.factories import START, make_coins
@@ -204,23 +206,29 @@ def test_run_detail_defaults_to_the_best_result(client, saved_run):
     assert f"Run #{saved_run.pk}" in html and "plotly.min.js" in html
     request = json_script(html, "chart-request")
     assert request == {
-        "url": f"/runs/{saved_run.pk}/chart/",
+        "equity_url": f"/runs/{saved_run.pk}/equity.json",
+        "price_url": f"/runs/{saved_run.pk}/price.json",
+        "trades_url": f"/runs/{saved_run.pk}/trades.json",
         "symbol": "AAA",
         "strategy": "sma_crossover",
+        "params": {"fast": 20, "slow": 50},
         "max_drawdown_pct": 10.0,
+        "num_trades": 3,
     }
     # Gains and losses carry a sign, not only a colour; the gap is said in words.
     assert "+12.50" in html and "\u22124.00" in html and "+7.50" in html
     assert "no data in range" in html
-    # The stored trades, newest first, with the full count.
-    assert "latest 2 of 3" in html
-    assert html.index("2024-01-01 02:30") < html.index("2024-01-01 01:00")
-    assert "+11.70" in html and "\u22122.60" in html
-    # Trades stored before sides and exit reasons: long, out on a signal or at
-    # the end.
-    assert html.count('<span class="side side-long">') == 2
-    assert '<span class="reason reason-end"' in html
-    assert '<span class="reason reason-signal">' in html
+    # Every metric, each with its formula and unit; a drawdown is negative.
+    for info in METRICS:
+        assert f'data-metric="{info.key}"' in html
+        assert escape(info.help) in html
+    assert 'data-metric="max_drawdown_pct">\u221210.00%<' in html
+    assert "Unit: %." in html and "Unit: bars." in html
+    # This result was made up for the test (400 bars in a 200-bar range):
+    # recomputing it from its prices gives another, and the page says so
+    # instead of drawing charts.
+    assert "changed since the run (200 now, 400 then)" in html
+    assert "Loading charts" not in html
     assert json_script(html, "heatmap-data") is None  # one strategy: no heatmap
 
 
@@ -230,7 +238,6 @@ def test_run_detail_selects_a_result_and_lists_strategies(client, saved_run):
     ).content.decode()
     assert json_script(html, "chart-request")["symbol"] == "BBB"
     assert "SMA crossover" in html and "fast=20, slow=50" in html
-    assert "No trades." in html
     # An unknown pick falls back to the best result.
     html = client.get(f"/runs/{saved_run.pk}/?symbol=ZZZ&strategy=x").content.decode()
     assert json_script(html, "chart-request")["symbol"] == "AAA"
@@ -246,7 +253,7 @@ def test_run_detail_of_a_run_without_results(client):
     assert "This run has no stored results." in html
     assert "the run failed: boom" in html
     assert "plotly.min.js" not in html
-    assert json_script(html, "chart-request")["symbol"] is None
+    assert 'id="chart-request"' not in html and 'id="charts"' not in html
 
 
 def test_run_detail_of_an_unfinished_multi_strategy_run_has_its_heatmap(client):
@@ -276,7 +283,7 @@ def test_run_detail_of_an_unfinished_multi_strategy_run_has_its_heatmap(client):
         {"symbol": "AAA", "strategy": "ema_crossover", "value": -4.0},
     ]
     assert json_script(html, "chart-request")["symbol"] == "AAA"
-    assert "Loading charts" in html and "plotly.min.js" in html
+    assert "plotly.min.js" in html
 
 
 def test_run_detail_of_a_multi_strategy_run_without_results(client):
@@ -293,61 +300,24 @@ def test_run_detail_of_a_multi_strategy_run_without_results(client):
 
 def test_missing_run_is_404(client):
     assert client.get("/runs/999999/").status_code == 404
-    assert client.get("/runs/999999/chart/?symbol=A&strategy=b").status_code == 404
+    assert client.get("/runs/999999/equity.json?symbol=A&strategy=b").status_code == 404
+    assert client.get("/runs/999999/trades.csv?symbol=A&strategy=b").status_code == 404
     assert client.get("/runs/999999/export.json").status_code == 404
     assert client.get("/runs/999999/export.csv").status_code == 404
 
 
-# ---- chart endpoint ------------------------------------------------------------------
+# ---- recomputed series ---------------------------------------------------------------
 
 
-def test_chart_endpoint_returns_range_closes_and_stored_curves(client, saved_run):
-    response = client.get(
-        f"/runs/{saved_run.pk}/chart/?symbol=AAA&strategy=sma_crossover"
-    )
-    assert response.status_code == 200
-    data = response.json()
-    # The run's range [start, end): 200 hourly closes, in milliseconds.
-    assert len(data["price"]["time"]) == len(data["price"]["close"]) == 200
-    assert data["price"]["time"][0] == (START + 100 * 3600) * 1000
-    assert data["price"]["time"][-1] == (START + 299 * 3600) * 1000
-    assert data["equity"] == {
-        "time": [(START + i * 3600) * 1000 for i in range(4)],
-        "strategy": [10_000.0, 11_000.0, 9_900.0, 12_000.0],
-        "buy_hold": [10_000.0, 10_100.0, 10_200.0, 10_300.0],
-        "drawdown_pct": [0.0, 0.0, -10.0, 0.0],
-    }
-    trades = data["trades"]
-    assert (trades["count"], trades["shown"]) == (3, 2)
-    assert trades["entry_time"] == [(START + 3600) * 1000, (START + 9000) * 1000]
-    assert trades["exit_price"] == [99.0, 110.0]
-
-
-def test_chart_endpoint_down_samples_long_histories(client):
-    make_coins(["LONG"], bars=5000)
-    run = BacktestRun.objects.create(
-        strategies=[{"strategy": "sma_crossover", "params": {}}], symbols=["LONG"]
-    )
-    add_result(run, "LONG", "sma_crossover", metrics(1.0, 1.0))
-    data = client.get(f"/runs/{run.pk}/chart/?symbol=LONG&strategy=sma_crossover")
-    price = data.json()["price"]
-    assert len(price["time"]) == 1500
-    # First and last bars are kept, times stay increasing.
-    assert price["time"][0] == START * 1000
-    assert price["time"][-1] == (START + 4999 * 3600) * 1000
-    assert price["time"] == sorted(price["time"])
-
-
-def test_chart_endpoint_errors(client, saved_run):
-    url = f"/runs/{saved_run.pk}/chart/"
-    missing = client.get(url + "?symbol=ZZZ&strategy=sma_crossover")
-    assert missing.status_code == 404 and "ZZZ" in missing.json()["error"]
-    assert client.get(url).status_code == 404
-    # A coin deleted since the run: the stored curves still come back.
+def test_series_of_a_deleted_coin_say_so(client, saved_run):
     Cryptocurrency.objects.filter(symbol="AAA").delete()
-    data = client.get(url + "?symbol=AAA&strategy=sma_crossover").json()
-    assert data["price"] == {"time": [], "close": []}
-    assert len(data["equity"]["strategy"]) == 4
+    response = client.get(
+        f"/runs/{saved_run.pk}/equity.json?symbol=AAA&strategy=sma_crossover"
+    )
+    assert response.status_code == 409
+    assert response.json()["error"] == "the prices of AAA are no longer stored"
+    html = client.get(f"/runs/{saved_run.pk}/").content.decode()
+    assert "the prices of AAA are no longer stored" in html
 
 
 # ---- exports -------------------------------------------------------------------------
@@ -404,15 +374,24 @@ def test_pages_of_a_run_made_by_the_engine(client):
     best = run.results.order_by("-total_return_pct").first()
     request = json_script(html, "chart-request")
     assert (request["symbol"], request["strategy"]) == (best.symbol, best.strategy)
-    data = client.get(
-        f"/runs/{run.pk}/chart/?symbol={best.symbol}&strategy={best.strategy}"
-    ).json()
-    assert len(data["price"]["close"]) == 400
-    # The stored equity curve ends at the final equity of the metrics.
-    assert data["equity"]["strategy"][-1] == pytest.approx(
+    assert "Monthly returns" in html and "instead of the stored" not in html
+    query = f"symbol={best.symbol}&strategy={best.strategy}"
+    data = client.get(f"/runs/{run.pk}/price.json?{query}").json()
+    assert len(data["close"]) == 400
+    data = client.get(f"/runs/{run.pk}/equity.json?{query}").json()
+    assert data["strategy_equity"][-1] == pytest.approx(
         best.metrics["final_equity"], abs=0.01
     )
-    assert data["trades"]["count"] == best.num_trades
-    assert max(data["equity"]["drawdown_pct"]) <= 0
-    assert min(data["equity"]["drawdown_pct"]) >= -best.max_drawdown_pct - 1e-6
+    assert -min(data["drawdown_pct"]) == pytest.approx(best.max_drawdown_pct)
+    trades = client.get(f"/runs/{run.pk}/trades.json?{query}").json()
+    assert trades["total"] == best.num_trades
     assert "History" in client.get("/runs/").content.decode()
+
+
+def test_run_detail_serves_the_selected_result_alone(client, saved_run):
+    html = client.get(
+        f"/runs/{saved_run.pk}/?symbol=BBB&strategy=sma_crossover&fragment=result"
+    ).content.decode()
+    assert html.lstrip().startswith('<section class="panel" id="chart"')
+    assert "<html" not in html and "<style" not in html
+    assert json_script(html, "chart-request")["symbol"] == "BBB"

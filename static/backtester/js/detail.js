@@ -1,186 +1,496 @@
-// Run detail: sortable results, the strategy x coin heatmap, and the charts of
-// the selected result (price with trades, equity against buy & hold, drawdown).
-import { fromScript, renderHeatmap, signed } from "./common.js";
+// Run detail: sortable results (sort kept in the URL), the strategy x coin
+// heatmap, and for the selected result one linked figure (price with the
+// strategy's indicators and trades, an RSI/MACD panel, equity against buy &
+// hold, drawdown) that re-fetches finer data on zoom, plus the trade list paged,
+// sorted and filtered on the server. Choosing another result swaps the result
+// section in place: no reload, the table keeps its sort and scroll.
+import { $, fromScript, plain, renderHeatmap, signed } from "./common.js";
 
-const request = fromScript("chart-request");
 const names = fromScript("strategy-names");
 const heatmap = fromScript("heatmap-data");
 
-// ---- results table: click a heading to sort, a row to chart it ----------------------
+// ---- results table: sort (kept in the URL), click a row to chart it -----------------
+function sortTable(table, column, dir) {
+  const heads = [...table.tHead.rows[0].cells];
+  const th = heads[column];
+  if (!th) return;
+  const text = th.dataset.type === "text";
+  heads.forEach((h) => h.removeAttribute("aria-sort"));
+  th.setAttribute("aria-sort", dir > 0 ? "ascending" : "descending");
+  const key = (tr) => {
+    const raw = tr.cells[column]?.dataset.sort;
+    if (raw === undefined || raw === "") return null;
+    return text ? raw : Number(raw);
+  };
+  const body = table.tBodies[0];
+  const rows = [...body.rows].map((tr) => [key(tr), tr]);
+  rows.sort(([x], [y]) => {
+    if (x === null || y === null) return (x === null) - (y === null); // blanks last
+    return (text ? x.localeCompare(y) : x - y) * dir;
+  });
+  body.append(...rows.map(([, tr]) => tr));
+}
+
 function makeSortable(table) {
   const heads = [...table.tHead.rows[0].cells];
-  const body = table.tBodies[0];
   heads.forEach((th, column) => {
     th.querySelector("button")?.addEventListener("click", () => {
-      const text = th.dataset.type === "text";
       const now = th.getAttribute("aria-sort");
-      const dir = now ? (now === "ascending" ? -1 : 1) : text ? 1 : -1;
-      heads.forEach((h) => h.removeAttribute("aria-sort"));
-      th.setAttribute("aria-sort", dir > 0 ? "ascending" : "descending");
-      const key = (tr) => {
-        const raw = tr.cells[column]?.dataset.sort;
-        if (raw === undefined || raw === "") return null;
-        return text ? raw : Number(raw);
-      };
-      const rows = [...body.rows].map((tr) => [key(tr), tr]);
-      rows.sort(([x], [y]) => {
-        if (x === null || y === null) return (x === null) - (y === null); // blanks last
-        return (text ? x.localeCompare(y) : x - y) * dir;
-      });
-      body.append(...rows.map(([, tr]) => tr));
+      const dir = now ? (now === "ascending" ? -1 : 1) : th.dataset.type === "text" ? 1 : -1;
+      sortTable(table, column, dir);
+      const url = new URL(location.href);
+      url.searchParams.set("sort", `${dir > 0 ? "" : "-"}${column}`);
+      history.replaceState(history.state, "", url);
     });
   });
-  body.addEventListener("click", (event) => {
+  const wanted = new URL(location.href).searchParams.get("sort");
+  if (wanted && /^-?\d+$/.test(wanted)) {
+    sortTable(table, Math.abs(Number(wanted)), wanted.startsWith("-") ? -1 : 1);
+  }
+  table.tBodies[0].addEventListener("click", (event) => {
     const link = event.target.closest("tr")?.querySelector("a");
-    if (link && !event.target.closest("a")) link.click();
+    if (!link) return;
+    event.preventDefault();
+    select(link.href);
   });
 }
-const results = document.getElementById("results");
+
+// Swap the selected result's section for the one of `href`, without a reload.
+async function select(href, push = true) {
+  const url = new URL(href, location.href);
+  const keep = new URL(location.href).searchParams.get("sort");
+  if (keep && !url.searchParams.has("sort")) url.searchParams.set("sort", keep);
+  const part = new URL(url);
+  part.searchParams.set("fragment", "result");
+  const response = await fetch(part, { headers: { Accept: "text/html" } });
+  if (!response.ok) {
+    location.href = url;
+    return;
+  }
+  const holder = document.createElement("template");
+  holder.innerHTML = await response.text();
+  const fresh = holder.content.getElementById("chart");
+  const old = $("chart");
+  if (window.Plotly && $("charts")) Plotly.purge($("charts"));
+  if (fresh && old) old.replaceWith(document.importNode(fresh, true));
+  if (push) history.pushState({ detail: true }, "", url);
+  const symbol = url.searchParams.get("symbol");
+  const strategy = url.searchParams.get("strategy");
+  for (const tr of $("results")?.tBodies[0].rows ?? []) {
+    const link = tr.querySelector("a");
+    const params = link && new URL(link.href).searchParams;
+    const on = params && params.get("symbol") === symbol && params.get("strategy") === strategy;
+    tr.classList.toggle("selected", Boolean(on));
+    if (on) tr.setAttribute("aria-current", "true");
+    else tr.removeAttribute("aria-current");
+  }
+  initSelected();
+  $("chart")?.scrollIntoView({ block: "start" });
+}
+window.addEventListener("popstate", () => select(location.href, false));
+
+const results = $("results");
 if (results) makeSortable(results);
 
-// Drawn only when the page has both the cells and the table to draw them in, so a
-// run without a heatmap never stops the charts below from loading.
-const heatmapTable = document.getElementById("heatmap");
+// Drawn only when the page has both the cells and the table to draw them in.
+const heatmapTable = $("heatmap");
 if (heatmap?.length && heatmapTable) {
   renderHeatmap(heatmapTable, heatmap, names, (symbol, strategy) =>
     `?${new URLSearchParams({ symbol, strategy })}#chart`);
+  heatmapTable.addEventListener("click", (event) => {
+    const link = event.target.closest("a");
+    if (!link) return;
+    event.preventDefault();
+    select(link.href);
+  });
 }
 
-// ---- charts -----------------------------------------------------------------------
-const status = document.getElementById("chart-status");
-const config = { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["select2d", "lasso2d"] };
-const font = { family: getComputedStyle(document.body).fontFamily, size: 12 };
-
-function layout() {
+// ---- colours from the stylesheet (light or dark) --------------------------------------
+function palette() {
+  const css = getComputedStyle(document.documentElement);
+  const v = (name) => css.getPropertyValue(name).trim();
   return {
-    font,
-    margin: { l: 55, r: 10, t: 10, b: 30 },
-    xaxis: { type: "date" },
-    yaxis: { type: "linear", automargin: true },
-    legend: { orientation: "h", x: 0, y: -0.14 },
-    hovermode: "x unified",
-    paper_bgcolor: "rgba(0,0,0,0)",
-    plot_bgcolor: "rgba(0,0,0,0)",
+    ink: v("--ink"), muted: v("--muted"), line: v("--line"), accent: v("--accent"),
+    gain: v("--gain"), loss: v("--loss"), panel: v("--panel"), price: v("--chart-price"),
+    overlay: [v("--chart-1"), v("--chart-2"), v("--chart-3")],
   };
 }
 
-function setScale(chart, scale) {
-  Plotly.relayout(chart, { "yaxis.type": scale });
-  for (const button of document.querySelectorAll(`[data-chart="${chart}"]`)) {
-    button.setAttribute("aria-pressed", String(button.dataset.scale === scale));
-  }
-}
-for (const button of document.querySelectorAll("[data-scale]")) {
-  button.addEventListener("click", () => setScale(button.dataset.chart, button.dataset.scale));
-}
+// ---- the linked figure -----------------------------------------------------------------
+// Times travel as epoch ms; Plotly gets UTC wall-clock strings so that what it
+// shows and the zoom range it reports are both UTC.
+const utc = (ms) => new Date(ms).toISOString().slice(0, 19).replace("T", " ");
+const toServer = (text) => `${String(text).slice(0, 19).replace(" ", "T")}Z`;
+const CANDLE_BARS = 400; // at most this many bars in view: candles, else a line
 
-const dates = (ms) => ms.map((t) => new Date(t));
-
-// One marker per kind, so the legend explains them: entries by side, exits by
-// the reason they closed. Kinds a result does not have draw no trace.
+// One marker per kind, so the legend explains them: entries by side, exits by the
+// reason they closed. Kinds a window does not have draw no trace.
 const ENTRY_MARKERS = {
-  long: { name: "Long entry ▲", symbol: "triangle-up", color: "#16a34a" },
-  short: { name: "Short entry ▼", symbol: "triangle-down", color: "#7c3aed" },
+  long: { name: "Long entry ▲", symbol: "triangle-up", color: "gain" },
+  short: { name: "Short entry ▼", symbol: "triangle-down", color: "--chart-2" },
 };
 const EXIT_MARKERS = Object.fromEntries([
-  ["signal", "signal", "●", "circle", "#334155"],
-  ["stop_loss", "stop", "■", "square", "#dc2626"],
-  ["take_profit", "target", "◆", "diamond", "#0891b2"],
-  ["trailing_stop", "trailing", "✚", "cross", "#ea580c"],
-  ["end", "end", "○", "circle-open", "#6b7280"],
-  ["liquidation", "liquidation", "✖", "x", "#111827"],
+  ["signal", "signal", "●", "circle", "--chart-price"],
+  ["stop_loss", "stop", "■", "square", "loss"],
+  ["take_profit", "target", "◆", "diamond", "--chart-3"],
+  ["trailing_stop", "trailing", "✚", "cross", "--chart-1"],
+  ["end", "end", "○", "circle-open", "muted"],
+  ["liquidation", "liquidation", "✖", "x", "ink"],
 ].map(([reason, label, glyph, symbol, color]) =>
   [reason, { label, name: `Exit: ${label} ${glyph}`, symbol, color }]));
 
-function markerTraces(t, kinds, labels, time, price, hover) {
+function markerTraces(t, colors) {
+  const css = getComputedStyle(document.documentElement);
+  const colorOf = (c) => (c.startsWith("--") ? css.getPropertyValue(c).trim() : colors[c]);
+  const num = (v) => Number(v).toPrecision(6);
   const traces = [];
-  for (const [kind, style] of Object.entries(kinds)) {
-    const rows = labels.flatMap((label, i) => (label === kind ? [i] : []));
-    if (!rows.length) continue;
-    traces.push({
-      x: dates(rows.map((i) => t[time][i])), y: rows.map((i) => t[price][i]),
-      text: rows.map((i) => hover(i)), name: style.name, type: "scatter", mode: "markers",
-      marker: { symbol: style.symbol, color: style.color, size: 9,
-        line: { color: style.symbol.endsWith("-open") ? style.color : "#fff", width: 1 } },
-      hovertemplate: "%{text}<extra></extra>",
-    });
-  }
+  const group = (kinds, labels, time, price, hover) => {
+    for (const [kind, style] of Object.entries(kinds)) {
+      const rows = labels.flatMap((label, i) => (label === kind ? [i] : []));
+      if (!rows.length) continue;
+      const color = colorOf(style.color);
+      traces.push({ type: "scatter", mode: "markers", yaxis: "y", name: style.name,
+        x: rows.map((i) => utc(t[time][i])), y: rows.map((i) => t[price][i]),
+        text: rows.map(hover), hovertemplate: "%{text}<extra></extra>",
+        marker: { symbol: style.symbol, color, size: 9,
+          line: { color: style.symbol.endsWith("-open") ? color : colors.panel, width: 1 } } });
+    }
+  };
+  group(ENTRY_MARKERS, t.side, "entry_time", "entry_price",
+    (i) => `#${t.n[i]} ${t.side[i]} entry ${num(t.entry_price[i])}`);
+  group(EXIT_MARKERS, t.exit_reason, "exit_time", "exit_price",
+    (i) => `#${t.n[i]} ${EXIT_MARKERS[t.exit_reason[i]]?.label ?? t.exit_reason[i]} exit `
+      + `${num(t.exit_price[i])}, ${signed(t.return_pct[i])}%`);
   return traces;
 }
 
-function drawPrice(data) {
-  const t = data.trades;
-  document.getElementById("price-note").textContent =
-    t.shown < t.count ? `(the latest ${t.shown} of ${t.count} trades)` : "";
-  // Stored before sides and exit reasons existed: long trades, out on a signal.
-  const sides = t.side ?? t.entry_time.map(() => "long");
-  const reasons = t.exit_reason ?? t.entry_time.map(() => "signal");
-  const price = (v) => Number(v).toPrecision(6);
-  Plotly.newPlot("price-chart", [
-    { x: dates(data.price.time), y: data.price.close, name: `${data.symbol} close`, type: "scatter",
-      mode: "lines", line: { color: "#334155", width: 1.2 }, hovertemplate: "%{y:.6g}" },
-    ...markerTraces(t, ENTRY_MARKERS, sides, "entry_time", "entry_price",
-      (i) => `${sides[i]} entry ${price(t.entry_price[i])}`),
-    ...markerTraces(t, EXIT_MARKERS, reasons, "exit_time", "exit_price",
-      (i) => `${EXIT_MARKERS[reasons[i]]?.label ?? reasons[i]} exit `
-        + `${price(t.exit_price[i])}, ${sides[i]} trade ${signed(t.return_pct[i])}%`),
-  ], layout(), config);
-}
-
-function drawEquity(data) {
-  const e = data.equity;
-  const values = [...e.strategy, ...e.buy_hold].filter((v) => v > 0);
-  const log = values.length > 0 && Math.max(...values) / Math.min(...values) > 10;
-  Plotly.newPlot("equity-chart", [
-    { x: dates(e.time), y: e.strategy, name: "Strategy", type: "scatter", mode: "lines",
-      line: { color: "#2553c7", width: 2 }, hovertemplate: "%{y:,.0f}" },
-    { x: dates(e.time), y: e.buy_hold, name: "Buy & hold", type: "scatter", mode: "lines",
-      line: { color: "#6b7280", width: 1.5, dash: "dot" }, hovertemplate: "%{y:,.0f}" },
-  ], layout(), config);
-  if (log) setScale("equity-chart", "log");
-}
-
-function drawDrawdown(data) {
-  const e = data.equity;
-  const spec = layout();
-  spec.yaxis.ticksuffix = "%";
-  if (request.max_drawdown_pct != null) {
-    // The stored curve is down-sampled, so it can miss the deepest bar: mark the
-    // exact figure computed on every bar.
-    const y = -request.max_drawdown_pct;
-    spec.shapes = [{ type: "line", xref: "paper", x0: 0, x1: 1, y0: y, y1: y,
-      line: { color: "#7f1d1d", width: 1, dash: "dash" } }];
-    spec.annotations = [{ xref: "paper", x: 1, xanchor: "right", y, yanchor: "top", showarrow: false,
-      text: `max ${signed(y)}%`, font: { size: 11, color: "#7f1d1d" } }];
+class LinkedCharts {
+  constructor(root, request, status) {
+    this.root = root;
+    this.request = request;
+    this.status = status;
+    this.range = null; // [start, end] as Plotly strings, null for everything
+    this.seq = 0;
+    this.scales = { yaxis: "linear", equity: null };
   }
-  Plotly.newPlot("drawdown-chart", [
-    { x: dates(e.time), y: e.drawdown_pct, name: "Drawdown", type: "scatter", mode: "lines",
-      fill: "tozeroy", fillcolor: "rgba(220, 38, 38, 0.18)", line: { color: "#b42318", width: 1.2 },
-      hovertemplate: "%{y:.2f}%<extra></extra>" },
-  ], spec, config);
+
+  query(extra = {}) {
+    const q = { symbol: this.request.symbol, strategy: this.request.strategy,
+      params: JSON.stringify(this.request.params ?? {}), ...extra };
+    if (this.range) {
+      q.start = toServer(this.range[0]);
+      q.end = toServer(this.range[1]);
+    }
+    const width = this.root.clientWidth || 800;
+    q.points = String(Math.min(3000, Math.max(300, Math.round(width))));
+    return new URLSearchParams(q);
+  }
+
+  async load() {
+    const seq = ++this.seq;
+    const q = this.query();
+    const get = async (url) => {
+      const response = await fetch(`${url}?${q}`, { headers: { Accept: "application/json" } });
+      const data = await response.json();
+      if (!response.ok) throw new Error(data.error || response.statusText);
+      return data;
+    };
+    const [price, equity] = await Promise.all([
+      get(this.request.price_url), get(this.request.equity_url),
+    ]);
+    if (seq !== this.seq) return; // a newer zoom is on its way
+    this.price = price;
+    this.equity = equity;
+    this.draw();
+    const win = $("chart-window");
+    if (win) {
+      win.textContent = `${equity.bars.toLocaleString("en-US")} bars in view · `
+        + (price.bars <= CANDLE_BARS ? "candles, one per bar"
+          : `line of closes${price.bars_per_candle > 1 ? `, ${price.bars_per_candle.toFixed(1)} bars a point` : ""}`)
+        + (equity.downsampled ? " · equity: each bucket's low and high" : " · equity: every bar");
+    }
+    this.root.dataset.equityPoints = String(equity.points);
+    this.root.dataset.equityBars = String(equity.bars);
+    this.root.dataset.loaded = String(seq);
+  }
+
+  traces(colors) {
+    const p = this.price;
+    const e = this.equity;
+    const x = p.time.map(utc);
+    const out = [];
+    if (p.bars <= CANDLE_BARS) {
+      out.push({ type: "candlestick", x, open: p.open, high: p.high, low: p.low, close: p.close,
+        name: `${p.symbol}`, yaxis: "y", increasing: { line: { color: colors.gain } },
+        decreasing: { line: { color: colors.loss } }, hoverinfo: "x+y" });
+    } else {
+      out.push({ type: "scatter", mode: "lines", x, y: p.close, name: `${p.symbol} close`,
+        yaxis: "y", line: { color: colors.price, width: 1.2 }, hovertemplate: "%{y:.6g}" });
+    }
+    Object.entries(p.overlay).forEach(([name, y], i) => {
+      out.push({ type: "scatter", mode: "lines", x, y, name, yaxis: "y",
+        line: { color: colors.overlay[i % 3], width: 1.1 }, hovertemplate: "%{y:.6g}" });
+    });
+    out.push(...markerTraces(p.trades, colors));
+    if (p.panel) {
+      Object.entries(p.panel.lines).forEach(([name, y], i) => {
+        const trace = name === "Histogram"
+          ? { type: "bar", marker: { color: colors.muted } }
+          : { type: "scatter", mode: "lines", line: { color: colors.overlay[i % 3], width: 1.1 } };
+        out.push({ ...trace, x, y, name, yaxis: "y2", hovertemplate: "%{y:.4g}" });
+      });
+    }
+    const ex = e.time.map(utc);
+    out.push({ type: "scatter", mode: "lines", x: ex, y: e.strategy_equity, name: "Equity",
+      yaxis: "y3", line: { color: colors.accent, width: 1.8 }, hovertemplate: "%{y:,.0f}" });
+    out.push({ type: "scatter", mode: "lines", x: ex, y: e.buy_hold, name: "Buy & hold",
+      yaxis: "y3", line: { color: colors.muted, width: 1.2, dash: "dot" }, hovertemplate: "%{y:,.0f}" });
+    out.push({ type: "scatter", mode: "lines", x: ex, y: e.drawdown_pct, name: "Drawdown",
+      yaxis: "y4", fill: "tozeroy", line: { color: colors.loss, width: 1 },
+      hovertemplate: "%{y:.2f}%<extra>drawdown</extra>" });
+    return out;
+  }
+
+  layout(colors) {
+    const panel = Boolean(this.price.panel);
+    const d = panel
+      ? { y: [0.56, 1], y2: [0.41, 0.53], y3: [0.17, 0.38], y4: [0, 0.14] }
+      : { y: [0.48, 1], y3: [0.2, 0.45], y4: [0, 0.17] };
+    const axis = (domain, extra = {}) => ({ domain, automargin: true, gridcolor: colors.line,
+      zerolinecolor: colors.line, color: colors.muted, ...extra });
+    const eqValues = [...this.equity.strategy_equity, ...this.equity.buy_hold].filter((v) => v > 0);
+    const wide = eqValues.length && Math.max(...eqValues) / Math.min(...eqValues) > 10;
+    const shapes = [];
+    const annotations = [];
+    if (this.request.max_drawdown_pct != null) {
+      const y = -this.request.max_drawdown_pct;
+      shapes.push({ type: "line", xref: "paper", x0: 0, x1: 1, yref: "y4", y0: y, y1: y,
+        line: { color: colors.loss, width: 1, dash: "dash" } });
+      annotations.push({ xref: "paper", x: 1, xanchor: "right", yref: "y4", y, yanchor: "bottom",
+        showarrow: false, text: `max ${signed(y)}%`, font: { size: 11, color: colors.loss } });
+    }
+    for (const level of this.price.panel?.levels ?? []) {
+      shapes.push({ type: "line", xref: "paper", x0: 0, x1: 1, yref: "y2", y0: level, y1: level,
+        line: { color: colors.muted, width: 1, dash: "dot" } });
+    }
+    const layout = {
+      font: { family: getComputedStyle(document.body).fontFamily, size: 12, color: colors.ink },
+      margin: { l: 60, r: 12, t: 8, b: 30 },
+      paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
+      showlegend: true, legend: { orientation: "h", x: 0, y: 1, yanchor: "bottom", font: { size: 11 } },
+      hovermode: "x unified", dragmode: "zoom", uirevision: "keep", bargap: 0,
+      xaxis: { type: "date", anchor: "y4", domain: [0, 1], rangeslider: { visible: false },
+        showspikes: true, spikemode: "across", spikesnap: "cursor", spikethickness: 1,
+        spikedash: "dot", spikecolor: colors.muted, gridcolor: colors.line, color: colors.muted },
+      yaxis: axis(d.y, { type: this.scales.yaxis, title: { text: "Price" } }),
+      yaxis3: axis(d.y3, { type: this.scales.equity ?? (wide ? "log" : "linear"),
+        title: { text: "Equity" } }),
+      yaxis4: axis(d.y4, { ticksuffix: "%", title: { text: "DD" } }),
+      shapes, annotations,
+    };
+    if (panel) layout.yaxis2 = axis(d.y2, { title: { text: this.price.panel.name.split(" ")[0] } });
+    if (this.range) layout.xaxis.range = [...this.range];
+    else layout.xaxis.autorange = true;
+    return layout;
+  }
+
+  draw() {
+    const colors = palette();
+    const phone = window.matchMedia("(max-width: 600px)").matches;
+    const config = { responsive: true, displaylogo: false, displayModeBar: !phone,
+      modeBarButtonsToRemove: ["select2d", "lasso2d", "autoScale2d"] };
+    const layout = this.layout(colors);
+    if (!phone) layout.margin.t = 34; // the toolbar sits above the plot, not on it
+    this.drawing = true;
+    Plotly.react(this.root, this.traces(colors), layout, config).then(() => {
+      this.drawing = false;
+      if (!this.bound) this.bind();
+    });
+  }
+
+  bind() {
+    this.bound = true;
+    let timer = null;
+    this.root.on("plotly_relayout", (event) => {
+      if (this.drawing) return;
+      let range;
+      if (event["xaxis.range[0]"] !== undefined) range = [event["xaxis.range[0]"], event["xaxis.range[1]"]];
+      else if (Array.isArray(event["xaxis.range"])) range = event["xaxis.range"];
+      else if (event["xaxis.autorange"]) range = null;
+      else return;
+      clearTimeout(timer);
+      timer = setTimeout(() => this.zoom(range), 120);
+    });
+    this.root.on("plotly_hover", (event) => this.readout(event));
+  }
+
+  zoom(range) {
+    this.range = range;
+    this.load().catch((error) => chartError(this.status, `Could not load the charts: ${error.message}`));
+  }
+
+  readout(event) {
+    const out = $("readout");
+    if (!out || !event.points?.length) return;
+    const parts = [String(event.points[0].x).slice(0, 16) + " UTC"];
+    for (const point of event.points) {
+      const name = point.data.name;
+      if (name.includes("entry") || name.startsWith("Exit")) continue;
+      const y = point.data.type === "candlestick" ? point.close ?? point.y : point.y;
+      if (y === undefined || y === null) continue;
+      const text = name === "Drawdown" ? `${plain(y)}%`
+        : point.data.yaxis === "y3" ? y.toLocaleString("en-US", { maximumFractionDigits: 0 })
+          : Number(y).toPrecision(6);
+      parts.push(`${name} ${text}`);
+    }
+    out.textContent = parts.join(" · ");
+  }
+
+  setScale(axis, scale) {
+    this.scales[axis] = scale;
+    Plotly.relayout(this.root, { [axis === "equity" ? "yaxis3.type" : "yaxis.type"]: scale });
+    for (const button of document.querySelectorAll(`[data-axis="${axis}"]`)) {
+      button.setAttribute("aria-pressed", String(button.dataset.scale === scale));
+    }
+  }
 }
 
-async function loadCharts() {
-  const query = new URLSearchParams({ symbol: request.symbol, strategy: request.strategy });
-  const response = await fetch(`${request.url}?${query}`, { headers: { Accept: "application/json" } });
-  const data = await response.json();
-  if (!response.ok) throw new Error(data.error || response.statusText);
-  drawPrice(data);
-  drawEquity(data);
-  drawDrawdown(data);
-  status.textContent = data.price.time.length ? "" : "The prices of this coin are no longer stored.";
-  status.hidden = !status.textContent;
-}
-
-function chartError(message) {
+function chartError(status, message) {
+  if (!status) return;
+  status.hidden = false;
   status.textContent = message;
   status.classList.add("chart-error");
 }
 
-if (request.symbol && status) {
-  if (!window.Plotly) {
-    chartError("Could not load the charts: the chart library did not load. Reload the page to try again.");
-  } else {
-    loadCharts().catch((error) => chartError(`Could not load the charts: ${error.message}`));
+// ---- the trade list --------------------------------------------------------------------
+const money = (v) => v.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+const price = (v) => (Math.abs(v) >= 1000 ? money(v) : Number(v.toPrecision(6)).toString());
+const when = (iso) => iso.slice(0, 16).replace("T", " ");
+
+class TradeList {
+  constructor(request) {
+    this.request = request;
+    this.state = { page: 1, per_page: 50, sort: "n", outcome: "", side: "", reason: "" };
+    this.table = $("trades");
+    this.reasonsFilled = false;
+  }
+
+  bind() {
+    for (const [id, key] of [["trade-outcome", "outcome"], ["trade-side", "side"], ["trade-reason", "reason"]]) {
+      $(id)?.addEventListener("change", (event) => {
+        this.state[key] = event.target.value;
+        this.state.page = 1;
+        this.load();
+      });
+    }
+    $("trades-prev")?.addEventListener("click", () => { this.state.page -= 1; this.load(); });
+    $("trades-next")?.addEventListener("click", () => { this.state.page += 1; this.load(); });
+    for (const th of this.table.tHead.rows[0].cells) {
+      th.querySelector("button")?.addEventListener("click", () => {
+        const key = th.dataset.key;
+        const now = this.state.sort;
+        if (now.replace("-", "") === key) this.state.sort = now.startsWith("-") ? key : `-${key}`;
+        else this.state.sort = key === "return_pct" || key === "fees" ? `-${key}` : key;
+        this.state.page = 1;
+        this.load();
+      });
+    }
+  }
+
+  async load() {
+    const q = new URLSearchParams({ symbol: this.request.symbol, strategy: this.request.strategy,
+      params: JSON.stringify(this.request.params ?? {}) });
+    for (const [k, v] of Object.entries(this.state)) if (v !== "") q.set(k, String(v));
+    const response = await fetch(`${this.request.trades_url}?${q}`, { headers: { Accept: "application/json" } });
+    const data = await response.json();
+    if (!response.ok) {
+      $("trades-page").textContent = data.error || response.statusText;
+      return;
+    }
+    this.state.page = data.page;
+    this.render(data);
+  }
+
+  render(data) {
+    const body = this.table.tBodies[0];
+    const rows = data.rows.map((t) => {
+      const tr = document.createElement("tr");
+      const cells = [
+        [String(t.n), "num"], [when(t.entry_time), ""], [when(t.exit_time), ""],
+        [`${t.side === "short" ? "▼" : "▲"} ${t.side}`, `side-${t.side}`],
+        [price(t.entry_price), "num"], [price(t.exit_price), "num"],
+        [signed(t.return_pct), `num ${t.return_pct > 0 ? "gain" : t.return_pct < 0 ? "loss" : ""}`],
+        [String(t.bars_held), "num"], [money(t.fees), "num"],
+        [(EXIT_MARKERS[t.exit_reason]?.label ?? t.exit_reason) + (t.gap ? " · gap" : ""),
+          `reason reason-${t.exit_reason}`],
+      ];
+      for (const [text, cls] of cells) {
+        const td = document.createElement("td");
+        td.textContent = text;
+        if (cls) td.className = cls;
+        tr.append(td);
+      }
+      return tr;
+    });
+    body.replaceChildren(...rows);
+    const key = this.state.sort.replace("-", "");
+    for (const th of this.table.tHead.rows[0].cells) {
+      if (th.dataset.key === key) th.setAttribute("aria-sort", this.state.sort.startsWith("-") ? "descending" : "ascending");
+      else th.removeAttribute("aria-sort");
+    }
+    const filtered = data.count === data.total ? "" : ` of ${data.total.toLocaleString("en-US")}`;
+    $("trades-page").textContent = data.count
+      ? `Page ${data.page} of ${data.pages} · ${data.count.toLocaleString("en-US")}${filtered} trades`
+      : "No trades match.";
+    $("trades-count").textContent = `(${data.total.toLocaleString("en-US")})`;
+    $("trades-prev").disabled = data.page <= 1;
+    $("trades-next").disabled = data.page >= data.pages;
+    const select = $("trade-reason");
+    if (select && !this.reasonsFilled) {
+      this.reasonsFilled = true;
+      for (const reason of data.reasons) {
+        const option = document.createElement("option");
+        option.value = reason;
+        option.textContent = EXIT_MARKERS[reason]?.label ?? reason;
+        select.append(option);
+      }
+    }
+    // Only offered when the result has trades on both sides.
+    $("trade-side").closest("label").hidden = data.sides.length < 2 && !this.state.side;
   }
 }
+
+// ---- the selected result ---------------------------------------------------------------
+let charts = null;
+
+function initSelected() {
+  const script = $("chart-request");
+  const request = script ? JSON.parse(script.textContent) : null;
+  charts = null;
+  if (!request?.symbol) return;
+  if ($("trades")) {
+    const list = new TradeList(request);
+    list.bind();
+    list.load();
+  }
+  const root = $("charts");
+  const status = $("chart-status");
+  if (!root) return;
+  if (!window.Plotly) {
+    chartError(status, "Could not load the charts: the chart library did not load. Reload the page to try again.");
+    return;
+  }
+  charts = new LinkedCharts(root, request, status);
+  for (const button of document.querySelectorAll("[data-axis]")) {
+    button.addEventListener("click", () => charts.setScale(button.dataset.axis, button.dataset.scale));
+  }
+  $("chart-reset")?.addEventListener("click", () => charts.zoom(null));
+  charts.load().then(() => {
+    status.textContent = "";
+    status.hidden = true;
+  }).catch((error) => chartError(status, `Could not load the charts: ${error.message}`));
+}
+
+// The charts follow the system's light or dark scheme.
+window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => charts?.price && charts.draw());
+initSelected();

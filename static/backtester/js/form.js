@@ -26,6 +26,7 @@ const RULES = {
 // Server error fields that have no input of their own.
 const FIELD_ALIASES = { strategies: "strategy" };
 
+const form = $("run-form");
 const strategySelect = $("strategy");
 const paramFields = $("param-fields");
 
@@ -280,4 +281,68 @@ export function buildRequest() {
   }
   if (!ok) document.querySelector("[aria-invalid=true]")?.focus();
   return ok ? message : null;
+}
+
+// ---- the settings in the URL -----------------------------------------------------------
+// A run's settings are written to the address when it is sent, so a link shares
+// them and Back shows exactly what was run: the form is rebuilt from the URL,
+// never left as the browser restored it.
+const NOT_SCALAR = new Set(["type", "strategy", "strategies", "params", "symbols"]);
+
+export function toQuery(message) {
+  const query = new URLSearchParams();
+  query.set("strategy", message.strategy ?? "all");
+  for (const [name, value] of Object.entries(message.params ?? {})) query.set(`p.${name}`, value);
+  if (message.symbols) query.set("symbols", message.symbols.join(","));
+  for (const [name, value] of Object.entries(message)) {
+    if (!NOT_SCALAR.has(name) && value !== null && value !== undefined && typeof value !== "object") {
+      query.set(name, String(value));
+    }
+  }
+  return query;
+}
+
+export function applyQuery(query) {
+  clearErrors();
+  const key = query.get("strategy");
+  strategySelect.value = key === "all" || byKey[key] ? key : strategies[0].key;
+  const chosen = strategySelect.value;
+  if (chosen !== "all") {
+    typed[chosen] = {};
+    for (const p of byKey[chosen].params) {
+      if (query.has(`p.${p.name}`)) typed[chosen][p.name] = query.get(`p.${p.name}`);
+    }
+  }
+  renderParams();
+  const wanted = query.has("symbols") ? new Set(query.get("symbols").split(",")) : null;
+  $("coin-filter").value = "";
+  for (const box of coinBoxes()) {
+    box.checked = wanted ? wanted.has(box.value) : true;
+    box.parentElement.hidden = false;
+  }
+  updateCoinCount();
+  $("start").value = query.get("start") ?? "";
+  $("end").value = query.get("end") ?? "";
+  const years = [...chips].find((chip) => {
+    const n = Number(chip.dataset.years);
+    if (!n) return !$("start").value && !$("end").value;
+    if ($("end").value || !range.last) return false;
+    const d = new Date(range.last);
+    d.setUTCFullYear(d.getUTCFullYear() - n);
+    return $("start").value === d.toISOString().slice(0, 10);
+  });
+  pressChip(years ?? null);
+  // Every other setting has an input of the same name (fee, slippage_bps and
+  // whatever the form grows); one missing from the URL takes its default.
+  for (const input of form.querySelectorAll("input[name], select[name]")) {
+    if (NOT_SCALAR.has(input.name) || ["start", "end"].includes(input.name)) continue;
+    if (input.closest("#param-fields")) continue;
+    const value = query.get(input.name);
+    if (input.type === "checkbox") input.checked = value === null ? input.defaultChecked : value === "true";
+    else if (input.tagName === "SELECT") {
+      const fallback = [...input.options].find((o) => o.defaultSelected) ?? input.options[0];
+      input.value = value ?? fallback?.value ?? "";
+    } else input.value = value ?? input.defaultValue;
+  }
+  if (riskInputs.length) updateRiskState();
 }

@@ -1,6 +1,6 @@
 // The live run page: the websocket client between the form and the results.
 import { $ } from "./common.js";
-import { buildRequest, clearErrors, showBanner, showError } from "./form.js";
+import { applyQuery, buildRequest, clearErrors, showBanner, showError, toQuery } from "./form.js";
 import { clearRows, queueHeatmap, renderSummary, upsertRow } from "./results.js";
 
 const form = $("run-form");
@@ -171,6 +171,9 @@ form.addEventListener("submit", (event) => {
   event.preventDefault();
   const message = buildRequest();
   if (!message) return;
+  // The settings go into the address: shareable, and Back shows them exactly.
+  const query = `?${toQuery(message)}`;
+  if (query !== location.search) history.pushState({ run: true }, "", query);
   if (!send(message)) {
     showBanner("Not connected to the server; the run starts as soon as the connection is back.");
     queued = message;
@@ -191,6 +194,15 @@ $("rerun-button").addEventListener("click", () => {
     queued = lastRequest;
     showBanner("Waiting for the connection; the run starts as soon as it is back.");
   }
+});
+
+// The form shows what the address says: on load (a shared link, "Edit & re-run"),
+// on Back/Forward, and when the browser restores the page from its cache.
+const fromAddress = () => applyQuery(new URLSearchParams(location.search));
+fromAddress();
+window.addEventListener("popstate", fromAddress);
+window.addEventListener("pageshow", (event) => {
+  if (event.persisted) fromAddress();
 });
 
 connect();
