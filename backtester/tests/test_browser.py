@@ -356,15 +356,18 @@ def test_risk_settings_from_the_form_to_the_exit_markers(page, server):
     assert cells == [label] * 3
     page.click("#summary a")
 
-    page.wait_for_selector("#price-chart .main-svg")
+    page.wait_for_selector("#charts[data-loaded] .main-svg")
     assert page.inner_text("#run-risk") == label
     assert page.locator("#results tbody td.risk-cell").all_inner_texts() == [label] * 3
     # The trade list: a side and an exit reason for each trade, both sides
     # traded and the stops at work.
+    page.wait_for_selector("#trades tbody tr")
     heads = page.locator("#trades thead th").all_inner_texts()
-    assert heads[:4] == ["Side", "Entry (UTC)", "Exit (UTC)", "Exit reason"]
-    sides = page.locator("#trades tbody td:nth-child(1)").all_inner_texts()
-    reasons = page.locator("#trades tbody td:nth-child(4)").all_inner_texts()
+    assert heads[:4] == ["#", "Entry (UTC)", "Exit (UTC)", "Side"]
+    assert heads[-1] == "Exit reason"
+    page.select_option("#trade-side", "")  # every trade on one page
+    sides = page.locator("#trades tbody td:nth-child(4)").all_inner_texts()
+    reasons = page.locator("#trades tbody td:nth-child(10)").all_inner_texts()
     assert {s.split()[-1] for s in sides} == {"long", "short"}
     assert {"▲ long", "▼ short"} == set(sides)
     assert {"stop", "target", "trailing"} & set(reasons), reasons
@@ -372,20 +375,20 @@ def test_risk_settings_from_the_form_to_the_exit_markers(page, server):
                             "liquidation"}  # fmt: skip
     # The chart: one marker trace per side and per exit reason of the trades,
     # named in the legend.
-    names = page.evaluate(
-        "document.getElementById('price-chart').data.map((t) => t.name)"
+    markers = page.evaluate(
+        "document.getElementById('charts').data"
+        ".filter((t) => t.mode === 'markers')"
+        ".map((t) => [t.name, t.marker.symbol])"
     )
+    names = [name for name, _ in markers]
     wanted = {"▲ long": "Long entry ▲", "▼ short": "Short entry ▼"}
     assert {wanted[s] for s in sides} <= set(names)
     legend = {"signal": "Exit: signal ●", "stop": "Exit: stop ■",
               "target": "Exit: target ◆", "trailing": "Exit: trailing ✚",
               "end": "Exit: end ○", "liquidation": "Exit: liquidation ✖"}  # fmt: skip
     assert {legend[r] for r in reasons} <= set(names)
-    symbols = page.evaluate(
-        "document.getElementById('price-chart').data.slice(1)"
-        ".map((t) => t.marker.symbol)"
-    )
-    assert len(symbols) == len(set(symbols)) == len(names) - 1  # all distinct
+    symbols = [symbol for _, symbol in markers]
+    assert len(symbols) == len(set(symbols))  # all distinct
     page.screenshot(path=str(shots() / "detail-risk-1280.png"), full_page=True)
     assert page.errors == []
 
