@@ -111,3 +111,91 @@ def render_csv(export: dict) -> str:
             + ["" if c.get(k) is None else c[k] for k in CELL_METRICS]
         )
     return buffer.getvalue()
+
+
+# --- walk-forward ---------------------------------------------------------------
+
+
+def _pct(value) -> str:
+    return "-" if value is None else f"{value:+.2f}"
+
+
+def render_walk_forward_table(data: dict) -> str:
+    """Return one line per fold (windows, chosen parameters, in-sample and
+    out-of-sample figures) and the stitched out-of-sample result."""
+    objective = data["objective"]
+    # The in-sample objective gets a column when it is not the median return.
+    extra = objective != "median_return_pct"
+    headers = [
+        "fold", "train (UTC)", "test (UTC)", "coins", "params",
+        *([f"IS {objective}"] if extra else []),
+        "IS median %", "OOS median %", "OOS %", "b&h %",
+    ]  # fmt: skip
+    rows = []
+    for fold in data["folds"]:
+        params = fold["params"]
+        rows.append(
+            [
+                str(fold["fold"]),
+                f"{fold['train']['start'][:10]}..{fold['train']['end'][:10]}",
+                f"{fold['test']['start'][:10]}..{fold['test']['end'][:10]}",
+                str(len(fold["coins"])),
+                ", ".join(f"{k}={v}" for k, v in params.items()) if params else "-",
+                *([_cell(fold["in_sample"].get(objective), "{:.2f}")] if extra else []),
+                _pct(fold["in_sample"].get("median_return_pct")),
+                _pct(fold["out_of_sample"].get("median_return_pct")),
+                _pct(fold["return_pct"]),
+                _pct(fold["buy_hold_return_pct"]),
+            ]
+        )
+    widths = [
+        max([len(headers[i])] + [len(row[i]) for row in rows])
+        for i in range(len(headers))
+    ]
+    lines = [
+        "  ".join(
+            cell.ljust(widths[i]) if i in (1, 2, 4) else cell.rjust(widths[i])
+            for i, cell in enumerate(row)
+        ).rstrip()
+        for row in [headers, *rows]
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    stitched = data["stitched"]
+    lines += [
+        "",
+        f"walk-forward {data['strategy']}: {len(data['folds'])} folds of "
+        f"{data['train_bars']} train + {data['test_bars']} test bars, "
+        f"{data['combinations']} combinations ({data['skipped']} skipped); "
+        f"out-of-sample {_pct(stitched['return_pct'])}% vs buy & hold "
+        f"{_pct(stitched['buy_hold_return_pct'])}% on the same windows",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+WALK_FORWARD_CSV = [
+    "fold", "train_start", "train_end", "test_start", "test_end", "coins", "params",
+    "is_median_return_pct", "is_mean_sharpe", "oos_median_return_pct",
+    "oos_mean_sharpe", "oos_return_pct", "buy_hold_return_pct",
+]  # fmt: skip
+
+
+def render_walk_forward_csv(data: dict) -> str:
+    """Return one CSV row per fold."""
+    buffer = io.StringIO()
+    writer = csv_writer(buffer)
+    writer.writerow(WALK_FORWARD_CSV)
+    for fold in data["folds"]:
+        ins, oos = fold["in_sample"], fold["out_of_sample"]
+        writer.writerow(
+            [
+                fold["fold"], fold["train"]["start"], fold["train"]["end"],
+                fold["test"]["start"], fold["test"]["end"], len(fold["coins"]),
+                json.dumps(fold["params"], sort_keys=True),
+                *("" if v is None else v for v in (
+                    ins.get("median_return_pct"), ins.get("mean_sharpe"),
+                    oos.get("median_return_pct"), oos.get("mean_sharpe"),
+                    fold["return_pct"], fold["buy_hold_return_pct"],
+                )),
+            ]
+        )  # fmt: skip
+    return buffer.getvalue()

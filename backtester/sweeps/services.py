@@ -29,7 +29,7 @@ from backtester.sweeps.plan import CoinBlock, SweepPlan
 from backtester.sweeps.validation import SweepSpec
 from prices.models import Cryptocurrency
 from prices.types import PriceSeries
-from strategies.sweep import OBJECTIVES, aggregate, sweep_coin
+from strategies.sweep import OBJECTIVES, SWEEP_KEYS, aggregate, sweep_coin
 from strategies.types import Bars
 
 logger = logging.getLogger(__name__)
@@ -98,6 +98,8 @@ def sweep_block_run(
         fee=plan.fee,
         slippage_bps=plan.slippage_bps,
         interval=plan.interval,
+        # What cells and the per-coin table show; the engine skips the rest.
+        keys=SWEEP_KEYS,
     )
     # The engine's metric names, in the documented order, as far as it gave them.
     keys = [k for k in CSV_METRICS if k in metrics[0]] if metrics else []

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import sys
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -9,10 +10,17 @@ from backtester.runner import RunnerBusy
 from backtester.services import run_coins
 from backtester.sweeps import events
 from backtester.sweeps.models import Sweep
-from backtester.sweeps.output import render_csv, render_json, render_table
+from backtester.sweeps.output import (
+    render_csv,
+    render_json,
+    render_table,
+    render_walk_forward_csv,
+    render_walk_forward_table,
+)
 from backtester.sweeps.selectors import sweep_export
 from backtester.sweeps.services import sweep_create, sweep_start
 from backtester.sweeps.validation import OBJECTIVES, sweep_spec
+from backtester.sweeps.walkforward import walk_forward_data, walk_forward_run
 from backtester.validation import RequestError
 from strategies.registry import STRATEGIES
 
@@ -27,7 +35,23 @@ FLAGS = {
     "strategy": "--strategy",
     "interval": "--interval",
     "objective": "--objective",
+    "train_bars": "--train-bars",
+    "test_bars": "--test-bars",
+    "folds": "--walk-forward",
 }
+
+
+def _count(text: str | None, flag: str) -> int:
+    """Return a positive whole number given to ``flag``."""
+    if text is None:
+        raise CommandError(f"{flag}: required with --walk-forward")
+    try:
+        value = int(text)
+    except ValueError:
+        raise CommandError(f"{flag}: expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise CommandError(f"{flag}: must be at least 1, got {value}")
+    return value
 
 
 def axis(text: str) -> tuple[str, str]:
@@ -135,12 +159,32 @@ class Command(BaseCommand):
             coins = run_coins(spec)
         except RequestError as exc:
             raise CommandError(_cli_message(exc)) from None
+        if options["walk_forward"] is None and (
+            options["train_bars"] or options["test_bars"]
+        ):
+            raise CommandError("--train-bars and --test-bars need --walk-forward")
         if options["walk_forward"] is not None:
-            from backtester.sweeps.walkforward_cli import walk_forward_command
+            self._walk_forward(spec, coins, fmt, options)
+        else:
+            self._sweep(spec, coins, fmt)
 
-            walk_forward_command(self, spec, coins, options)
-            return
-        self._sweep(spec, coins, fmt)
+    def _walk_forward(self, spec, coins, fmt: str, options: dict) -> None:
+        folds = _count(options["walk_forward"], "--walk-forward")
+        train = _count(options["train_bars"], "--train-bars")
+        test = _count(options["test_bars"], "--test-bars")
+        try:
+            result = walk_forward_run(
+                spec=spec, coins=coins, folds=folds, train_bars=train, test_bars=test
+            )
+        except RequestError as exc:
+            raise CommandError(_cli_message(exc)) from None
+        data = walk_forward_data(result)
+        if fmt == "json":
+            self.stdout.write(json.dumps({"walk_forward": data}, allow_nan=False))
+        elif fmt == "csv":
+            self.stdout.write(render_walk_forward_csv(data), ending="")
+        else:
+            self.stdout.write(render_walk_forward_table(data), ending="")
 
     def _sweep(self, spec, coins, fmt: str) -> None:
         sweep = sweep_create(spec=spec, coins=coins, source=Sweep.Source.CLI)
