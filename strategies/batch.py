@@ -167,17 +167,16 @@ def block_metrics(
     exit_price[is_open] = close[-1]
 
     # Cash before each trade: the row's running product of the growths of the
-    # trades before it. One column per row: a running product down the
-    # columns multiplies each row in order, all rows at once.
+    # trades before it (1, g0, g0 g1, ...), multiplied in order as the engine
+    # does; one short call per row.
     cost = entry_price * (1.0 + fee)
     growth = exit_price * (1.0 - fee) / cost
-    place = np.arange(total) - trade_start[trade_row]
-    width = int(trades.max()) if rows else 0
-    product = np.ones((max(width, 1), rows))
-    inner = place + 1 < width
-    product[place[inner] + 1, trade_row[inner]] = growth[inner]
-    np.cumprod(product, axis=0, out=product)
-    cash_before = product[place, trade_row]
+    cash_before = np.empty(total)
+    bounds = trade_start.tolist()
+    for first, end in zip(bounds[:-1], bounds[1:], strict=True):
+        if end > first:
+            cash_before[first] = 1.0
+            np.cumprod(growth[first : end - 1], out=cash_before[first + 1 : end])
     cash_before *= initial_equity
     units = cash_before / cost
     cash_after = units * exit_price * (1.0 - fee)

@@ -13,6 +13,7 @@ parameter; a combination carries them beside the strategy's parameters.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import numbers
@@ -338,6 +339,24 @@ def _risk_settings(risk: Risk | Mapping[str, object] | None) -> dict[str, object
     return dict(risk)
 
 
+def _validated(strategy: str, params: Mapping[str, object]) -> dict[str, int | float]:
+    """Return validate_params(strategy, params), remembering recent answers (a
+    sweep asks the same combinations for every coin)."""
+    try:
+        # The type too: True == 1 and 5 == 5.0 must not share an answer.
+        key = (strategy, tuple((k, type(v), v) for k, v in params.items()))
+        return dict(_validated_cached(key))
+    except TypeError:  # an unhashable value: validate_params names it
+        return validate_params(strategy, params)
+
+
+@functools.lru_cache(maxsize=20_000)
+def _validated_cached(key: tuple) -> tuple:
+    strategy, items = key
+    params = {name: value for name, _, value in items}
+    return tuple(validate_params(strategy, params).items())
+
+
 def _checked_keys(keys: Collection[str] | None) -> tuple[str, ...]:
     """Return the metric keys to compute, in METRIC_KEYS order."""
     if keys is None:
@@ -378,7 +397,7 @@ def sweep_coin(
     risky: dict[Risk, list[tuple[int, dict[str, int | float]]]] = {}
     for index, combination in enumerate(combinations):
         params, own_risk = split_params(combination)
-        job = (index, validate_params(strategy, params))
+        job = (index, _validated(strategy, params))
         settings = validate_risk({**base_risk, **own_risk})
         if settings.is_default:
             plain.append(job)

@@ -387,3 +387,14 @@ def test_risk_axes_and_risk_argument_equal_run_backtest():
     assert found[0] == short.metrics
     assert found[1] == run_backtest(bars, "sma_crossover", combinations[0]).metrics
     assert found[0] != found[1]
+
+
+def test_validation_is_not_fooled_by_equal_values_of_another_type():
+    bars = make_bars(2, 300)
+    with pytest.raises(ValueError, match="between"):
+        sweep_coin(bars, "sma_crossover", [{"fast": 1, "slow": 20}])
+    with pytest.raises(ValueError, match="boolean"):
+        sweep_coin(bars, "sma_crossover", [{"fast": True, "slow": 20}])
+    assert sweep_coin(bars, "sma_crossover", [{"fast": 5.0, "slow": 20}]) == (
+        sweep_coin(bars, "sma_crossover", [{"fast": 5, "slow": 20}])
+    )
