@@ -527,22 +527,20 @@ class Runner:
             handle.elapsed_s,
             time.perf_counter() - began - handle.elapsed_s,
         )
-        # The run no longer counts against its user once it is saved: a client
-        # told it is complete may start the next one at once.
+        # Close this thread's connections before the run stops counting as
+        # active: whoever waits for an idle runner (a test tearing down its
+        # database, a shutdown) must not find a session still open. The run
+        # stops counting (against the process and its user) before its end is
+        # announced: a client told it is complete may start the next one at once.
+        connections.close_all()
         with self._lock:
+            self._active.pop(handle.run_id, None)
             self._run_keys.pop(handle.run_id, None)
         try:
             publish(self._final_event(handle))
         except Exception:
             logger.exception("could not announce the end of run %s", handle.run_id)
         finally:
-            # Close this thread's connections before the run stops counting as
-            # active: whoever waits for an idle runner (a test tearing down its
-            # database, a shutdown) must not find a session still open.
-            connections.close_all()
-            with self._lock:
-                self._active.pop(handle.run_id, None)
-                self._run_keys.pop(handle.run_id, None)
             handle.done.set()
 
     @staticmethod
