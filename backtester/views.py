@@ -436,9 +436,33 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
                 "params": selected.params if selected else None,
                 "max_drawdown_pct": selected.max_drawdown_pct if selected else None,
                 "num_trades": selected.num_trades if selected else 0,
+                "first": _first_urls(run, selected),
             },
         },
     )
+
+
+# Points of the first chart request: fixed, so the page can ask for the data in
+# its head (preload) while the chart library is still loading.
+FIRST_POINTS = 1200
+
+
+def _first_urls(run: BacktestRun, selected: BacktestResult | None) -> dict | None:
+    """Return the URLs of the selected result's first chart data, or None."""
+    if selected is None or not selected.metrics:
+        return None
+    query = "?" + urlencode(
+        {
+            "symbol": selected.symbol,
+            "strategy": selected.strategy,
+            "params": json.dumps(selected.params),
+            "points": FIRST_POINTS,
+        }
+    )
+    return {
+        "price": reverse("run_price", args=[run.pk]) + query,
+        "equity": reverse("run_equity", args=[run.pk]) + query,
+    }
 
 
 def _export_payload(run: BacktestRun) -> tuple[dict, list[dict], dict]:

@@ -157,9 +157,7 @@ def test_login_required_when_configured(client, settings):
     assert client.get("/accounts/login/").status_code == 200
     User.objects.create_user("trader", password="pw-123456789")
     # Through the login form: the login throttle needs the request.
-    client.post(
-        "/accounts/login/", {"username": "trader", "password": "pw-123456789"}
-    )
+    client.post("/accounts/login/", {"username": "trader", "password": "pw-123456789"})
     assert client.get("/").status_code == 200
 
 

@@ -189,19 +189,32 @@ class LinkedCharts {
   async load() {
     const seq = ++this.seq;
     const q = this.query();
-    const get = async (url) => {
-      const response = await fetch(`${url}?${q}`, { headers: { Accept: "application/json" } });
+    // The first, whole-range request was preloaded by the page's head: ask for
+    // exactly those URLs (and no other header) to be handed that response.
+    const first = !this.range && !this.drawnOnce ? this.request.first : null;
+    const get = async (url, preloaded) => {
+      const response = await fetch(preloaded ?? `${url}?${q}`);
       const data = await response.json();
       if (!response.ok) throw new Error(data.error || response.statusText);
       return data;
     };
     const [price, equity] = await Promise.all([
-      get(this.request.price_url), get(this.request.equity_url),
+      get(this.request.price_url, first?.price), get(this.request.equity_url, first?.equity),
     ]);
+    this.drawnOnce = true;
     if (seq !== this.seq) return; // a newer zoom is on its way
     this.price = price;
     this.equity = equity;
-    this.draw();
+    // Hundreds of trade markers cost more to draw than every line together:
+    // paint the curves first and add the markers a frame later.
+    const many = price.trades.shown > 300;
+    await this.draw(!many);
+    this.root.dataset.painted = String(seq);
+    if (many) {
+      await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
+      if (seq !== this.seq) return;
+      await this.draw(true);
+    }
     const win = $("chart-window");
     if (win) {
       win.textContent = `${equity.bars.toLocaleString("en-US")} bars in view · `
@@ -214,7 +227,7 @@ class LinkedCharts {
     this.root.dataset.loaded = String(seq);
   }
 
-  traces(colors) {
+  traces(colors, markers = true) {
     const p = this.price;
     const e = this.equity;
     const x = p.time.map(utc);
@@ -231,7 +244,7 @@ class LinkedCharts {
       out.push({ type: "scatter", mode: "lines", x, y, name, yaxis: "y",
         line: { color: colors.overlay[i % 3], width: 1.1 }, hovertemplate: "%{y:.6g}" });
     });
-    out.push(...markerTraces(p.trades, colors));
+    if (markers) out.push(...markerTraces(p.trades, colors));
     if (p.panel) {
       Object.entries(p.panel.lines).forEach(([name, y], i) => {
         const trace = name === "Histogram"
@@ -294,7 +307,7 @@ class LinkedCharts {
     return layout;
   }
 
-  draw() {
+  draw(markers = true) {
     const colors = palette();
     const phone = window.matchMedia("(max-width: 600px)").matches;
     const config = { responsive: true, displaylogo: false, displayModeBar: !phone,
@@ -302,7 +315,7 @@ class LinkedCharts {
     const layout = this.layout(colors);
     if (!phone) layout.margin.t = 34; // the toolbar sits above the plot, not on it
     this.drawing = true;
-    Plotly.react(this.root, this.traces(colors), layout, config).then(() => {
+    return Plotly.react(this.root, this.traces(colors, markers), layout, config).then(() => {
       this.drawing = false;
       if (!this.bound) this.bind();
     });
