@@ -22,6 +22,10 @@ from strategies.risk import DEFAULT_RISK
 
 pytestmark = pytest.mark.django_db
 T0 = datetime.fromtimestamp(START, UTC)
+FIRST = (
+    "symbol=AAA&strategy=sma_crossover"
+    "&params=%7B%22fast%22%3A+20%2C+%22slow%22%3A+50%7D&points=1200"
+)
 
 
 def json_script(html: str, element_id: str):
@@ -214,6 +218,11 @@ def test_run_detail_defaults_to_the_best_result(client, saved_run):
         "params": {"fast": 20, "slow": 50},
         "max_drawdown_pct": 10.0,
         "num_trades": 3,
+        # Preloaded by the page head: the first chart request, exactly.
+        "first": {
+            "price": f"/runs/{saved_run.pk}/price.json?{FIRST}",
+            "equity": f"/runs/{saved_run.pk}/equity.json?{FIRST}",
+        },
     }
     # Gains and losses carry a sign, not only a colour; the gap is said in words.
     assert "+12.50" in html and "\u22124.00" in html and "+7.50" in html
