@@ -52,6 +52,7 @@ class BacktestConsumer(SweepConsumerMixin, AsyncJsonWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         await self._stop_run()
         await self.stop_sweep()
+        self.stop_walk_forward()
 
     async def receive(self, text_data: str | None = None, bytes_data=None) -> None:
         if text_data is None:
@@ -80,6 +81,8 @@ class BacktestConsumer(SweepConsumerMixin, AsyncJsonWebsocketConsumer):
             await self._start_run(content)
         elif kind == "sweep":
             await self.start_sweep(content, _publisher)
+        elif kind == "walk_forward":
+            await self.start_walk_forward(content)
         elif kind == "cancel" and self.sweep_handle is not None:
             await self.cancel_sweep()
         elif kind == "cancel":
@@ -87,8 +90,8 @@ class BacktestConsumer(SweepConsumerMixin, AsyncJsonWebsocketConsumer):
         else:
             await self.send_json(
                 events.error(
-                    f"unknown message type {kind!r}; expected 'run', 'sweep' or "
-                    "'cancel'",
+                    f"unknown message type {kind!r}; expected 'run', 'sweep', "
+                    "'walk_forward' or 'cancel'",
                     "type",
                 )
             )

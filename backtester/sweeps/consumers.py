@@ -10,16 +10,22 @@ block again) is dropped, so ``completed`` counts each combination once.
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 
 from channels.db import database_sync_to_async
+from django.db import close_old_connections, connections
 
 from backtester import events as run_events
-from backtester.runner import RunnerBusy
+from backtester.runner import RunnerBusy, get_runner
 from backtester.services import run_coins
 from backtester.sweeps import events
 from backtester.sweeps.services import sweep_create, sweep_start
-from backtester.sweeps.validation import sweep_spec
+from backtester.sweeps.validation import sweep_spec, walk_forward_spec
+from backtester.sweeps.walkforward import walk_forward_data, walk_forward_run
 from backtester.validation import RequestError
+
+logger = logging.getLogger(__name__)
 
 
 class SweepConsumerMixin:
@@ -29,6 +35,7 @@ class SweepConsumerMixin:
     sweep_handle = None
     sweep_combinations = 0
     sweep_seen: set[int]
+    walk_forward_task: asyncio.Task | None = None
 
     async def start_sweep(self, content: dict, publisher) -> None:
         """Validate, store and start a sweep; reply ``sweep_start`` or ``error``."""
@@ -60,10 +67,73 @@ class SweepConsumerMixin:
             )
         )
 
+    async def start_walk_forward(self, content: dict) -> None:
+        """Validate a walk-forward and compute it on the control threads; the
+        result (or an error) arrives as one message when it is done."""
+        if self.walk_forward_task is not None and not self.walk_forward_task.done():
+            await self.send_json(
+                run_events.error("a walk-forward is already running on this connection")
+            )
+            return
+        try:
+            spec = walk_forward_spec(content)
+            coins = await database_sync_to_async(run_coins)(spec.sweep)
+        except RequestError as exc:
+            await self.send_json(run_events.error(exc.message, exc.field))
+            return
+        await self.send_json(
+            events.walk_forward_start(
+                len(spec.sweep.combinations), spec.sweep.skipped, spec.sweep.axes
+            )
+        )
+        self.walk_forward_task = asyncio.create_task(self._walk_forward(spec, coins))
+
+    async def _walk_forward(self, spec, coins) -> None:
+        began = time.perf_counter()
+
+        def compute() -> dict:
+            close_old_connections()
+            try:
+                return walk_forward_data(
+                    walk_forward_run(
+                        spec=spec.sweep,
+                        coins=coins,
+                        folds=spec.folds,
+                        train_bars=spec.train_bars,
+                        test_bars=spec.test_bars,
+                    )
+                )
+            finally:
+                connections.close_all()
+
+        try:
+            # The control threads, not the consumer's: a walk-forward may take
+            # seconds and the socket stays responsive meanwhile.
+            data = await asyncio.wrap_future(get_runner().submit_control(compute))
+        except RequestError as exc:
+            await self.send_json(run_events.error(exc.message, exc.field))
+            return
+        except Exception as exc:  # the request fails, the socket stays
+            logger.exception("walk-forward failed")
+            await self.send_json(
+                run_events.error(
+                    f"the walk-forward failed: {type(exc).__name__}: {exc}"
+                )
+            )
+            return
+        await self.send_json(
+            events.walk_forward_complete(data, time.perf_counter() - began)
+        )
+
     async def cancel_sweep(self) -> None:
         sweep_id = self.sweep_id
         await self.stop_sweep()
         await self.send_json(events.cancelled(sweep_id))
+
+    def stop_walk_forward(self) -> None:
+        """Drop a walk-forward's answer (the socket closed; nobody is left)."""
+        if self.walk_forward_task is not None:
+            self.walk_forward_task.cancel()
 
     async def stop_sweep(self) -> None:
         if self.sweep_handle is not None:

@@ -79,3 +79,20 @@ def sweep_complete(sweep_id: int, best: dict | None, elapsed_s: float) -> dict:
 
 def cancelled(sweep_id: int) -> dict[str, Any]:
     return {"type": "cancelled", "sweep_id": sweep_id}
+
+
+def walk_forward_start(combinations: int, skipped: int, axes: dict) -> dict:
+    return {
+        "type": "walk_forward_start",
+        "combinations": combinations,
+        "skipped": skipped,
+        "axes": axes,
+    }
+
+
+def walk_forward_complete(result: dict, elapsed_s: float) -> dict:
+    return {
+        "type": "walk_forward_complete",
+        "result": result,
+        "elapsed_s": round(elapsed_s, 4),
+    }

@@ -120,3 +120,45 @@ def sweep_spec(data: Mapping) -> SweepSpec:
         slippage_bps=run.slippage_bps,
         objective=objective,
     )
+
+
+@dataclass(frozen=True)
+class WalkForwardSpec:
+    """A validated walk-forward: a sweep's grid plus its fold sizes."""
+
+    sweep: SweepSpec
+    train_bars: int
+    test_bars: int
+    folds: int | None = None
+
+
+def _whole(data: Mapping, name: str, *, required: bool) -> int | None:
+    value = data.get(name)
+    if value is None or value == "":
+        if required:
+            raise RequestError(f"{name}: required", name)
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise RequestError(f"{name}: expected a whole number", name)
+    try:
+        number = float(value)
+    except ValueError:
+        raise RequestError(f"{name}: {value!r} is not a number", name) from None
+    if not number.is_integer() or number < 1:
+        raise RequestError(f"{name}: must be a whole number of at least 1", name)
+    return int(number)
+
+
+def walk_forward_spec(data: Mapping) -> WalkForwardSpec:
+    """Return the WalkForwardSpec of a ``walk_forward`` message or raise
+    RequestError naming the field."""
+    if not isinstance(data, Mapping):
+        raise RequestError("expected a JSON object")
+    sizes = {"train_bars", "test_bars", "folds"}
+    spec = sweep_spec({k: v for k, v in data.items() if k not in sizes})
+    return WalkForwardSpec(
+        sweep=spec,
+        train_bars=_whole(data, "train_bars", required=True),
+        test_bars=_whole(data, "test_bars", required=True),
+        folds=_whole(data, "folds", required=False),
+    )

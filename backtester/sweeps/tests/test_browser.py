@@ -109,3 +109,32 @@ def test_sweep_s_fills_the_heatmap_and_the_best_cell_opens_a_run(page, server): 
     page.wait_for_selector(f"#heatmap-canvas[data-drawn='{S_CELLS}']")
     assert page.locator("#best-list li").first.inner_text() == best_text
     assert page.errors == [] and page.csp_violations == []
+
+
+def test_walk_forward_draws_folds_and_the_stitched_equity(page, server):  # noqa: F811
+    page.goto(f"{server}/sweeps/")
+    page.wait_for_selector("#connection.ok")
+    for axis, values in (("x", ("10", "20", "10")), ("y", ("40", "60", "20"))):
+        for key, value in zip(("start", "stop", "step"), values, strict=True):
+            page.fill(f"#{axis}-{key}", value)
+    page.click("#coins-none")
+    for symbol in ("BTC", "ETH", "SOL"):
+        page.check(f"#coin-list input[value='{symbol}']")
+    page.fill("#train-bars", "2000")
+    page.fill("#test-bars", "1000")
+    page.fill("#folds", "5")
+    page.click("#wf-button")
+    page.wait_for_selector("#wf-wrap:not([hidden])", timeout=60_000)
+    rows = page.locator("#wf-table tbody tr")
+    assert rows.count() == 5
+    summary = page.inner_text("#wf-summary")
+    assert summary.startswith("5 folds of 2000 train + 1000 test bars")
+    assert "buy & hold" in summary
+    # Test windows follow each other: each fold's test starts where the
+    # previous one's ended (same day at the latest).
+    tests = [rows.nth(i).locator("td").nth(1).inner_text() for i in range(5)]
+    for before, after in zip(tests, tests[1:], strict=False):
+        assert before.split(" → ")[1] <= after.split(" → ")[0]
+    assert page.evaluate("document.getElementById('wf-equity').height") > 0
+    page.screenshot(path=str(shots() / "walk-forward-1280.png"), full_page=True)
+    assert page.errors == [] and page.csp_violations == []

@@ -226,3 +226,37 @@ async def test_one_job_per_connection(coins, monkeypatch):
     while (await receive(communicator))["type"] == "cell":
         pass
     await communicator.disconnect()
+
+
+async def test_walk_forward_over_the_socket(monkeypatch):
+    await sync_to_async(make_coins)(SYMBOLS, bars=1500)
+    communicator = await connect()
+    message = {
+        "type": "walk_forward", "strategy": "sma_crossover",
+        "grid": {"fast": [5, 10], "slow": [20, 40]},
+        "train_bars": 400, "test_bars": 200, "folds": 3,
+    }  # fmt: skip
+    await communicator.send_json_to(message)
+    start = await receive(communicator)
+    assert start["type"] == "walk_forward_start" and start["combinations"] == 4
+    done = await receive(communicator, timeout=30)
+    assert done["type"] == "walk_forward_complete", done
+    folds = done["result"]["folds"]
+    assert len(folds) == 3
+    assert [f["test"]["bars"] for f in folds] == [200, 200, 200]
+    assert all(f["params"] in ({"fast": a, "slow": b} for a in (5, 10)
+                               for b in (20, 40)) for f in folds)  # fmt: skip
+    # The last test window ends on the last bar (1,500 hourly bars).
+    assert folds[-1]["test"]["end"] == "2024-03-03T11:00:00Z"
+    for bad, field in (
+        ({"train_bars": None}, "train_bars"),
+        ({"test_bars": 0}, "test_bars"),
+        ({"train_bars": 100_000}, "train_bars"),
+        ({"grid": {"fast": {"start": 5, "stop": 1, "step": 1}}}, "grid.fast"),
+    ):
+        await communicator.send_json_to({**message, **bad})
+        error = await receive(communicator, timeout=30)
+        if error["type"] == "walk_forward_start":
+            error = await receive(communicator, timeout=30)
+        assert error["type"] == "error" and error["field"] == field, error
+    await communicator.disconnect()

@@ -3,6 +3,7 @@
 // heatmap, the progress bar and the best list once per animation frame.
 import { Heatmap } from "./heatmap.js";
 import { openCell, renderBest } from "./panels.js";
+import { renderWalkForward } from "./walkforward.js";
 
 const $ = (id) => document.getElementById(id);
 const data = JSON.parse($("sweep-page-data").textContent);
@@ -248,8 +249,21 @@ function handle(msg) {
       syncButtons();
       setProgress("cancelled");
       break;
+    case "walk_forward_start":
+      $("progress-text").textContent =
+        `Walking forward over ${msg.combinations} combinations…`;
+      break;
+    case "walk_forward_complete":
+      pending = false;
+      syncButtons();
+      $("wf-button").disabled = false;
+      $("progress-text").textContent = "Walk-forward done";
+      $("results-empty").hidden = true;
+      renderWalkForward(msg.result, msg.elapsed_s);
+      break;
     case "error":
       pending = false;
+      $("wf-button").disabled = false;
       if (msg.sweep_id !== undefined) active = false;
       showError(msg.field, msg.message);
       syncButtons();
@@ -281,6 +295,18 @@ $("sweep-form").addEventListener("submit", (event) => {
   pending = true;
   syncButtons();
   $("progress-text").textContent = "Starting…";
+  socket.send(JSON.stringify(request));
+});
+$("wf-button").addEventListener("click", () => {
+  clearErrors();
+  const request = buildRequest();
+  if (!request || socket?.readyState !== WebSocket.OPEN) return;
+  request.type = "walk_forward";
+  request.train_bars = Number($("train-bars").value);
+  request.test_bars = Number($("test-bars").value);
+  if ($("folds").value) request.folds = Number($("folds").value);
+  $("wf-button").disabled = true;
+  $("progress-text").textContent = "Starting the walk-forward…";
   socket.send(JSON.stringify(request));
 });
 $("cancel-button").addEventListener("click", () => {
