@@ -12,6 +12,7 @@ per block instead of one per backtest, and none for metrics nobody asked for.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 from collections.abc import Collection, Mapping, Sequence
@@ -88,7 +89,10 @@ def run_block(
     work = _work(min(ROWS, len(jobs)), n)
     kind = _CROSSOVERS.get(spec.key)
     out: list[Metrics] = []
-    with scratch():
+    # Crossover rows take nothing but the cached averages, which may live in
+    # scratch memory; other rules leave temporaries behind on every call,
+    # which scratch memory would keep until the end (a large grid: gigabytes).
+    with scratch() if kind else contextlib.nullcontext():
         cache = IndicatorCache(bars)
         tolerance = cache.get("tolerance")[:-1] if kind else None
         for start in range(0, len(jobs), ROWS):
