@@ -112,7 +112,7 @@ def section_engine(setup: Setup) -> None:
         f"{cpu / count * 1e6:.0f} us per backtest"
     )
     print(
-        f"engine, 1 thread, all 19 metrics: {full_cpu:.3f} s CPU "
+        f"engine, 1 thread, all metrics: {full_cpu:.3f} s CPU "
         f"({full_wall:.3f} s wall)"
     )
     print(

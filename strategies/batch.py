@@ -219,6 +219,9 @@ def block_metrics(
         held_bars = np.bincount(
             trade_row, weights=exits - entries, minlength=rows
         ).tolist()
+    if wanted & TRADE_STAT_KEYS:
+        table = _trade_table(growth, units, entry_price, exit_price,
+                             exit_index - entries, fee)  # fmt: skip
     if wanted & _SIDE_KEYS:
         wins = np.bincount(trade_row[growth > 1.0], minlength=rows).tolist()
         open_rows = np.bincount(trade_row[is_open], minlength=rows).tolist()
@@ -251,21 +254,7 @@ def block_metrics(
             if wanted & _SIDE_KEYS:
                 _side_stats(found, counts_of[row], wins[row], open_rows[row])
             if wanted & TRADE_STAT_KEYS:
-                span = slice(int(trade_start[row]), int(trade_start[row + 1]))
-                found.update(
-                    mx.trade_stats(
-                        {
-                            "return_pct": (growth[span] - 1.0) * 100.0,
-                            "units": units[span],
-                            "entry_price": entry_price[span],
-                            "exit_price": exit_price[span],
-                            "fees": units[span]
-                            * (entry_price[span] + exit_price[span])
-                            * fee,
-                            "bars_held": exit_index[span] - entries[span],
-                        }
-                    )
-                )
+                _trade_stats(found, table, bounds[row], bounds[row + 1])
         out.append({key: found[key] for key in METRIC_KEYS if key in wanted})
     return out
 
@@ -291,6 +280,45 @@ def _more_metrics(
     found["final_equity"] = mx._num(curve[-1])
     if "sortino" in wanted:
         found["sortino"] = mx.sortino(mean, downside, periods)
+
+
+def _trade_table(
+    growth: np.ndarray,
+    units: np.ndarray,
+    entry_price: np.ndarray,
+    exit_price: np.ndarray,
+    bars_held: np.ndarray,
+    fee: float,
+) -> dict[str, np.ndarray]:
+    """Return the columns metrics.trade_stats reads, for every trade of the
+    block, computed element by element as the engine's trade table and
+    trade_stats compute them."""
+    returns = (growth - 1.0) * 100.0 / 100.0
+    fees = units * (entry_price + exit_price) * fee
+    pnl = units * (exit_price - entry_price) - fees
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = np.log1p(returns)
+    return {"returns": returns, "pnl": pnl, "logs": logs, "bars_held": bars_held}
+
+
+def _trade_stats(
+    found: Metrics, table: dict[str, np.ndarray], first: int, end: int
+) -> None:
+    """Add metrics.trade_stats of the trades [first, end) of the block."""
+    if end == first:
+        found.update(dict.fromkeys(TRADE_STAT_KEYS))
+        return
+    returns = table["returns"][first:end]
+    pnl = table["pnl"][first:end]
+    gains, losses = float(pnl[pnl > 0].sum()), float(-pnl[pnl < 0].sum())
+    geometric = np.exp(table["logs"][first:end].mean()) - 1.0
+    found["win_rate_pct"] = float(np.count_nonzero(returns > 0) * 100.0 / len(returns))
+    found["profit_factor"] = mx._num(gains / losses) if losses > 0 else None
+    found["expectancy_pct"] = mx._num(returns.mean() * 100.0)
+    found["avg_trade_pct"] = mx._num(geometric * 100.0)
+    found["best_trade_pct"] = mx._num(returns.max() * 100.0)
+    found["worst_trade_pct"] = mx._num(returns.min() * 100.0)
+    found["avg_trade_duration"] = float(np.mean(table["bars_held"][first:end]))
 
 
 def _side_stats(found: Metrics, trades: int, wins: int, open_at_end: int) -> None:

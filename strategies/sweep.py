@@ -3,9 +3,19 @@
 A grid maps parameter names to axes (``"start:stop:step"``, inclusive, a
 ``{"start", "stop", "step"}`` mapping or a list of values). ``grid_expand``
 turns it into the valid combinations (full parameters, defaults filled) and a
-count of the skipped ones (fast >= slow and the like); ``sweep_coin`` runs every
-combination on one coin's bars and returns the same metrics ``run_backtest``
-gives; ``aggregate`` reduces one combination's metrics across coins to a cell.
+count of the skipped ones (fast >= slow and the like); ``sweep_coin`` runs
+combinations on one coin's bars and returns the same metrics ``run_backtest``
+gives, bit for bit; ``aggregate`` reduces one combination's metrics across
+coins to a cell and ``best_index`` picks the best cell by an objective::
+
+    grid = grid_expand("sma_crossover", {"fast": "5:50:5", "slow": "20:200:10"})
+    per_coin = [sweep_coin(bars, "sma_crossover", grid.combinations,
+                           keys=SWEEP_KEYS) for bars in coins]
+    cells = [aggregate(list(column)) for column in zip(*per_coin)]
+
+Any slice of ``grid.combinations`` gives the same numbers as the whole (a
+worker can take a block of combinations for one coin). ``keys=SWEEP_KEYS``
+computes only what a cell reads, much faster than all the metrics.
 
 The risk settings (stops, targets, direction, sizing) are axes like any
 parameter; a combination carries them beside the strategy's parameters.
@@ -27,7 +37,7 @@ from strategies.engine import INITIAL_EQUITY, _check_bars, _check_costs, run_man
 from strategies.metrics import METRIC_KEYS
 from strategies.params import ParamError, ParamSpec
 from strategies.registry import get_strategy, validate_params
-from strategies.risk import Risk, validate_risk
+from strategies.risk import DEFAULT_RISK, Risk, validate_risk
 from strategies.types import Bars, Metrics
 
 __all__ = [
@@ -398,7 +408,11 @@ def sweep_coin(
     for index, combination in enumerate(combinations):
         params, own_risk = split_params(combination)
         job = (index, _validated(strategy, params))
-        settings = validate_risk({**base_risk, **own_risk})
+        settings = (
+            validate_risk({**base_risk, **own_risk})
+            if base_risk or own_risk
+            else DEFAULT_RISK
+        )
         if settings.is_default:
             plain.append(job)
         else:

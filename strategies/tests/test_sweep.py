@@ -398,3 +398,19 @@ def test_validation_is_not_fooled_by_equal_values_of_another_type():
     assert sweep_coin(bars, "sma_crossover", [{"fast": 5.0, "slow": 20}]) == (
         sweep_coin(bars, "sma_crossover", [{"fast": 5, "slow": 20}])
     )
+
+
+def test_blocks_of_combinations_give_the_whole_grids_numbers():
+    # Workers run a block of combinations per task: any split gives the same.
+    bars = make_bars(8, 2_000)
+    combinations = grid_expand("sma_crossover", SMALL_GRID).combinations
+    whole = sweep_coin(bars, "sma_crossover", combinations, keys=SWEEP_KEYS)
+    pieces = [
+        sweep_coin(bars, "sma_crossover", combinations[i : i + 4], keys=SWEEP_KEYS)
+        for i in range(0, len(combinations), 4)
+    ]
+    assert [m for piece in pieces for m in piece] == whole
+    reversed_order = sweep_coin(
+        bars, "sma_crossover", combinations[::-1], keys=SWEEP_KEYS
+    )
+    assert reversed_order == whole[::-1]
