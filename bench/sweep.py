@@ -34,6 +34,7 @@ from strategies.sweep import (  # noqa: E402
     sweep_coin,
 )
 from strategies.types import Bars  # noqa: E402
+from strategies.walkforward import walk_forward  # noqa: E402
 
 STRATEGY = "sma_crossover"
 GRID_S = {"fast": "5:50:5", "slow": "20:200:10"}
@@ -97,39 +98,62 @@ def baseline_cells(setup: Setup) -> list:
 
 def section_engine(setup: Setup) -> None:
     """Engine alone, one thread: sweep_coin per coin then aggregate, against
-    run_many per coin (today's path) in the same process."""
+    run_many per coin (today's path) in the same process. The engine runs
+    first, so the peak memory printed after it is the engine's own."""
     count = setup.backtests
     cells = engine_cells(setup)
-    if cells != baseline_cells(setup):
-        # Not an assertion on time: a wrong number makes the figures moot.
-        print("engine: cells differ from run_many's!")
     wall, cpu = timed(lambda: engine_cells(setup), setup.repeat)
     full_wall, full_cpu = timed(lambda: engine_cells(setup, keys=None), setup.repeat)
-    base_wall, base_cpu = timed(lambda: baseline_cells(setup), setup.repeat)
     print(
         f"engine, 1 thread, sweep S ({', '.join(SWEEP_KEYS)}): {cpu:.3f} s CPU "
         f"({wall:.3f} s wall) | {count / cpu:,.0f} backtests/s | "
         f"{cpu / count * 1e6:.0f} us per backtest"
     )
     print(
-        f"engine, 1 thread, all metrics: {full_cpu:.3f} s CPU "
-        f"({full_wall:.3f} s wall)"
+        f"engine, 1 thread, all metrics: {full_cpu:.3f} s CPU ({full_wall:.3f} s wall)"
     )
+    print(f"peak RSS after the engine: {peak_rss_mb():.0f} MB")
+    if cells != baseline_cells(setup):
+        # Not an assertion on time: a wrong number makes the figures moot.
+        print("engine: cells differ from run_many's!")
+    base_wall, base_cpu = timed(lambda: baseline_cells(setup), setup.repeat)
     print(
         f"run_many baseline, 1 thread: {base_cpu:.3f} s CPU ({base_wall:.3f} s "
         f"wall) | sweep_coin is {base_cpu / cpu:.2f}x faster "
         f"({base_cpu / full_cpu:.2f}x with all metrics)"
     )
-    print(f"peak RSS so far: {peak_rss_mb():.0f} MB")
 
 
-SECTIONS: dict[str, Callable[[Setup], None]] = {"engine": section_engine}
+def section_walkforward(setup: Setup) -> None:
+    """Walk-forward of sweep S, one year of training and a quarter of testing
+    per fold, one thread (run it with --sections walkforward)."""
+    began, began_cpu = time.perf_counter(), time.process_time()
+    run = walk_forward(
+        setup.data, STRATEGY, setup.grid, train_bars=8_760, test_bars=2_190
+    )
+    cpu = time.process_time() - began_cpu
+    wall = time.perf_counter() - began
+    backtests = sum(len(f.coins) for f in run.folds) * (
+        len(setup.grid.combinations) + 1
+    )
+    print(
+        f"walk-forward of S, {len(run.folds)} folds of 8,760 + 2,190 bars: "
+        f"{cpu:.3f} s CPU ({wall:.3f} s wall), {backtests:,} backtests | "
+        f"stitched mean equity {run.final['equity']:,.0f} vs buy & hold "
+        f"{run.final['buy_hold']:,.0f}"
+    )
+
+
+SECTIONS: dict[str, Callable[[Setup], None]] = {
+    "engine": section_engine,
+    "walkforward": section_walkforward,
+}
+DEFAULT_SECTIONS = "engine"
 
 
 def load(args: argparse.Namespace) -> tuple[dict[str, Bars], str]:
     """Return the coins' bars and a line saying where they came from."""
     if args.real:
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
         from strategies.tests.realdata import load_bars
 
         files = sorted(Path(args.real).glob("*USDT.csv.gz"))[: args.coins]
@@ -149,7 +173,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--real", help="directory of SYMBOLUSDT.csv.gz candles")
-    parser.add_argument("--sections", default=",".join(SECTIONS))
+    parser.add_argument(
+        "--sections",
+        default=DEFAULT_SECTIONS,
+        help=f"comma-separated, of: {', '.join(SECTIONS)}",
+    )
     args = parser.parse_args()
 
     data, source = load(args)
