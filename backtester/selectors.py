@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from django.db.models import F, Q, QuerySet
+import json
+
+from django.db.models import F, Q, QuerySet, TextField
+from django.db.models.functions import Cast
 
 from backtester.models import BacktestResult, BacktestRun
 from backtester.runner import NO_DATA
@@ -26,14 +29,37 @@ def runs_visible(user) -> Q:
     return Q(created_by=None)
 
 
-def runs_list(*, user) -> QuerySet[BacktestRun]:
-    """Return the runs ``user`` may see, newest first (stale ones marked failed)."""
+def runs_list(*, user, strategy: str = "", status: str = "") -> QuerySet[BacktestRun]:
+    """Return the runs ``user`` may see, newest first (stale ones marked failed),
+    optionally only those running ``strategy`` (a key) or in ``status``."""
     runs_mark_stale()
-    return (
-        BacktestRun.objects.filter(runs_visible(user))
-        .select_related("created_by")
-        .order_by("-created_at", "-id")
-    )
+    runs = BacktestRun.objects.filter(runs_visible(user))
+    if strategy:
+        # The stored list of {"strategy": key, "params": {...}} as text: both
+        # SQLite and PostgreSQL write a key as "strategy": "<key>".
+        runs = runs.annotate(strategies_text=Cast("strategies", TextField())).filter(
+            strategies_text__contains=json.dumps({"strategy": strategy})[1:-1]
+        )
+    if status:
+        runs = runs.filter(status=status)
+    return runs.select_related("created_by").order_by("-created_at", "-id")
+
+
+def runs_by_ids(ids: list[int], *, user) -> list[BacktestRun]:
+    """Return the runs of ``ids`` that ``user`` may see, in the order given."""
+    runs_mark_stale()
+    found = BacktestRun.objects.filter(runs_visible(user)).in_bulk(ids)
+    return [found[i] for i in ids if i in found]
+
+
+def run_deletable(run: BacktestRun, *, user) -> bool:
+    """Return whether ``user`` may delete ``run``: their own finished run (an
+    anonymous demo visitor: a finished run without an owner)."""
+    if not run.is_finished:
+        return False
+    if getattr(user, "is_authenticated", False):
+        return run.created_by_id == user.pk
+    return run.created_by_id is None
 
 
 def run_get(run_id: int, *, user) -> BacktestRun:

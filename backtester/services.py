@@ -104,6 +104,11 @@ def _result(run_id: int, row: ResultRow) -> BacktestResult:
     )
 
 
+def run_remove(run: BacktestRun) -> None:
+    """Delete a run with its results."""
+    run.delete()
+
+
 def run_save(handle: RunHandle) -> None:
     """Store a finished run's status, summary and counts."""
     BacktestRun.objects.filter(pk=handle.run_id).update(

@@ -8,9 +8,11 @@ from urllib.parse import urlencode
 
 import numpy as np
 from django.core.paginator import Paginator
+from django.db.models import F
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.http import require_POST
 
 from backtester.metric_info import METRICS
 from backtester.models import BacktestResult, BacktestRun
@@ -20,18 +22,21 @@ from backtester.selectors import (
     result_data,
     result_get,
     run_data,
+    run_deletable,
     run_get,
     run_results,
     run_risk,
+    runs_by_ids,
     runs_list,
 )
 from backtester.series import monthly_returns
+from backtester.services import run_remove
 from backtester.trades import EXIT_REASONS
 from backtester.validation import INTERVALS, MAX_FEE, MAX_SLIPPAGE_BPS
-from prices.selectors import coins_with_range
+from prices.selectors import coins_active, coins_with_range
 from strategies.engine import INITIAL_EQUITY
 from strategies.registry import STRATEGIES, schema
-from strategies.risk import risk_schema
+from strategies.risk import risk_schema, validate_risk
 
 RUNS_PER_PAGE = 25
 MINUS = "\u2212"
@@ -156,25 +161,199 @@ def home(request: HttpRequest) -> HttpResponse:
     )
 
 
+def params_text(params: dict) -> str:
+    """Return parameters as "fast=20, slow=50"."""
+    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                     for k, v in params.items())  # fmt: skip
+
+
+def fee_text(run: BacktestRun) -> str:
+    """Return the fee as a percentage and the slippage in bps ("0.1% · 0 bps")."""
+    return f"{run.fee * 100:g}% · {run.slippage_bps:g} bps"
+
+
+def run_settings(run: BacktestRun) -> dict:
+    """Return what a run was set to, for the history and compare pages."""
+    if len(run.strategies) == 1:
+        item = run.strategies[0]
+        strategy = strategy_name(item["strategy"])
+        params = params_text(item.get("params") or {})
+    else:
+        strategy = f"{len(run.strategies)} strategies"
+        params = ", ".join(strategy_name(s["strategy"]) for s in run.strategies)
+    symbols = run.symbols or []
+    shown = ", ".join(symbols[:4]) + ("\u2026" if len(symbols) > 4 else "")
+    return {
+        "strategy": strategy,
+        "params": params,
+        "coins": f"{len(symbols)} \u00b7 {shown}" if symbols else "0",
+        "all_coins": ", ".join(symbols),
+        "range": (f"{run.start:%Y-%m-%d} " if run.start else "first bar ")
+        + (f"\u2192 {run.end:%Y-%m-%d}" if run.end else "\u2192 last bar"),
+        "fee": fee_text(run),
+        "risk": risk_label(run.risk) or "long, all in",
+    }
+
+
+def active_symbols() -> list[str]:
+    return list(coins_active().values_list("symbol", flat=True))
+
+
+def rerun_query(run: BacktestRun) -> str:
+    """Return the run page's address query that fills the form with this run's
+    settings (the form reads them from the address, see form.js)."""
+    query: dict[str, object] = {}
+    if len(run.strategies) == 1:
+        item = run.strategies[0]
+        query["strategy"] = item["strategy"]
+        for name, value in (item.get("params") or {}).items():
+            query[f"p.{name}"] = value
+    else:
+        query["strategy"] = "all"
+    if run.symbols and set(run.symbols) != set(active_symbols()):
+        query["symbols"] = ",".join(run.symbols)
+    if run.start:
+        query["start"] = f"{run.start:%Y-%m-%d}"
+    if run.end:
+        query["end"] = f"{run.end:%Y-%m-%d}"
+    query.update(interval=run.interval, fee=f"{run.fee:g}",
+                 slippage_bps=f"{run.slippage_bps:g}")  # fmt: skip
+    risk = run_risk(run).as_dict()
+    defaults = validate_risk(None).as_dict()
+    for name, value in risk.items():
+        if value != defaults.get(name) and value is not None:
+            query[name] = value
+    return urlencode(query)
+
+
+RUN_STATUSES = [s.value for s in BacktestRun.Status]
+
+
 def run_list(request: HttpRequest) -> HttpResponse:
-    """Render saved runs, newest first, 25 a page."""
-    runs_visible = runs_list(user=request.user)
+    """Render saved runs, newest first, 25 a page; filter by strategy and status."""
+    strategy = request.GET.get("strategy", "")
+    status = request.GET.get("status", "")
+    strategy = strategy if strategy in STRATEGIES else ""
+    status = status if status in RUN_STATUSES else ""
+    runs_visible = runs_list(user=request.user, strategy=strategy, status=status)
     page = Paginator(runs_visible, RUNS_PER_PAGE).get_page(request.GET.get("page"))
     runs = [
         {
             "run": run,
-            "strategy": strategy_name(run.strategy_label),
+            "settings": run_settings(run),
             "beat": _beat(run.summary),
             "median": signed(run.summary.get("median_return_pct")),
             "median_tone": _tone(run.summary.get("median_return_pct")),
+            "deletable": run_deletable(run, user=request.user),
         }
         for run in page.object_list
     ]
+    filters = urlencode({k: v for k, v in (("strategy", strategy),
+                                           ("status", status)) if v})  # fmt: skip
     return render(
         request,
         "backtester/run_list.html",
-        # Staff see everyone's runs, so the list says whose each one is.
-        {"page": page, "runs": runs, "show_owner": request.user.is_staff},
+        {
+            "page": page,
+            "runs": runs,
+            # Staff see everyone's runs, so the list says whose each one is.
+            "show_owner": request.user.is_staff,
+            "strategy_choices": [(k, spec.name) for k, spec in STRATEGIES.items()],
+            "status_choices": RUN_STATUSES,
+            "chosen": {"strategy": strategy, "status": status},
+            "filters": filters,
+        },
+    )
+
+
+@require_POST
+def run_delete(request: HttpRequest, run_id: int) -> HttpResponse:
+    """Delete one of the user's own finished runs, then show the history."""
+    run = _run_or_404(request, run_id)
+    if not run_deletable(run, user=request.user):
+        return HttpResponse(
+            "only your own finished runs can be deleted", status=403,
+            content_type="text/plain",
+        )  # fmt: skip
+    run_remove(run)
+    back = request.POST.get("next", "")
+    if not back.startswith("/runs/") or back.startswith("//"):
+        back = reverse("run_list")
+    return redirect(back)
+
+
+MAX_COMPARED = 4
+
+
+def run_compare(request: HttpRequest) -> HttpResponse:
+    """Render 2 to 4 runs side by side, and their equity on one coin."""
+    try:
+        ids = list(dict.fromkeys(int(v) for v in request.GET.getlist("run")))
+    except ValueError:
+        return _compare_error(request, "run: give run numbers, e.g. ?run=3&run=5")
+    if not 2 <= len(ids) <= MAX_COMPARED:
+        return _compare_error(request, "pick 2 to 4 runs to compare")
+    runs = runs_by_ids(ids, user=request.user)
+    if len(runs) != len(ids):
+        raise Http404("no such runs")
+    coins = sorted(set().union(*(r.symbols or [] for r in runs)))
+    shared = [c for c in coins if all(c in (r.symbols or []) for r in runs)]
+    symbol = request.GET.get("symbol") or (shared or coins or [""])[0]
+    columns, series = [], []
+    for run in runs:
+        summary = run.summary or {}
+        result = (
+            run_results(run).filter(symbol=symbol, bars__gt=0)
+            .order_by(F("total_return_pct").desc(nulls_last=True)).first()
+        )  # fmt: skip
+        columns.append(
+            {
+                "run": run,
+                "settings": run_settings(run),
+                "beat": _beat(summary),
+                "median": signed(summary.get("median_return_pct")),
+                "median_tone": _tone(summary.get("median_return_pct")),
+                "mean": signed(summary.get("mean_return_pct")),
+                "sharpe": _plain(summary.get("mean_sharpe")),
+                "best": summary.get("best") and _pick(summary["best"]),
+                "worst": summary.get("worst") and _pick(summary["worst"]),
+                "result": result,
+                "result_return": result and signed(result.total_return_pct),
+            }
+        )
+        if result is not None:
+            series.append(
+                {
+                    "run": run.pk,
+                    "label": f"#{run.pk} {strategy_name(result.strategy)}",
+                    "url": reverse("run_equity", args=[run.pk])
+                    + "?"
+                    + urlencode(
+                        {
+                            "symbol": result.symbol,
+                            "strategy": result.strategy,
+                            "params": json.dumps(result.params),
+                            "points": 1500,
+                        }
+                    ),
+                }  # fmt: skip
+            )
+    return render(
+        request,
+        "backtester/run_compare.html",
+        {
+            "columns": columns,
+            "coins": coins,
+            "symbol": symbol,
+            "ids": ids,
+            "series": series,
+        },
+    )
+
+
+def _compare_error(request: HttpRequest, message: str) -> HttpResponse:
+    return render(
+        request, "backtester/run_compare.html", {"error": message}, status=400
     )
 
 
@@ -392,6 +571,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
             ],
             "summary": summary,
             "risk": risk.as_dict(),
+            "rerun_query": rerun_query(run),
             "risk_text": risk_label(risk.as_dict()),
             "beat": _beat(summary),
             "median": signed(summary.get("median_return_pct")),
