@@ -132,6 +132,7 @@ class BacktestConsumer(SweepConsumerMixin, AsyncJsonWebsocketConsumer):
         group = events.run_group(run.pk)
         await self.channel_layer.group_add(group, self.channel_name)
         self.run_id, self.total, self.completed = run.pk, run.total, 0
+        self.received: set[tuple] = set()
         publish = _publisher(self.channel_layer, group, asyncio.get_running_loop())
         try:
             self.handle = await database_sync_to_async(run_start)(
@@ -169,6 +170,12 @@ class BacktestConsumer(SweepConsumerMixin, AsyncJsonWebsocketConsumer):
         if event["run_id"] != self.run_id:
             return  # a cancelled run's late message
         for data in event["results"]:
+            # A result may come twice when a Celery worker died right after
+            # publishing it (see execution/celery.py): count it once.
+            key = (data["symbol"], data["strategy"], json.dumps(data["params"]))
+            if key in self.received:
+                continue
+            self.received.add(key)
             self.completed += 1
             await self.send_json(events.result(data, self.completed, self.total))
 

@@ -408,6 +408,18 @@ class Runner:
         every BACKTEST_HEARTBEAT seconds while the run is active.
         """
         handle = RunHandle(run_id=run_id, total=len(coins) * len(spec.jobs))
+        self.admit(handle, slot)
+        self._control.submit(
+            self._drive, handle, spec, list(coins), publish, on_rows, on_finish, on_beat
+        )
+        return handle
+
+    def admit(self, handle: RunHandle, slot: Slot | None = None) -> None:
+        """Count a run as active, in the place ``slot`` held; RunnerBusy if full.
+
+        Runs computed elsewhere (on Celery workers) are counted here too, so the
+        process's limit and each user's cap hold whichever executor runs them.
+        """
         with self._lock:
             if slot is not None and slot in self._pending:
                 self._pending.remove(slot)
@@ -417,12 +429,19 @@ class Runner:
                     "try again in a moment"
                 )
             if slot is not None:
-                self._run_keys[run_id] = slot.key
-            self._active[run_id] = handle
-        self._control.submit(
-            self._drive, handle, spec, list(coins), publish, on_rows, on_finish, on_beat
-        )
-        return handle
+                self._run_keys[handle.run_id] = slot.key
+            self._active[handle.run_id] = handle
+
+    def release_owner(self, run_id: int) -> None:
+        """Stop counting a saved run against its user (it may still announce)."""
+        with self._lock:
+            self._run_keys.pop(run_id, None)
+
+    def retire(self, run_id: int) -> None:
+        """Stop counting a run as active: it is over and announced."""
+        with self._lock:
+            self._active.pop(run_id, None)
+            self._run_keys.pop(run_id, None)
 
     def _drive(
         self,
@@ -533,9 +552,7 @@ class Runner:
         # stops counting (against the process and its user) before its end is
         # announced: a client told it is complete may start the next one at once.
         connections.close_all()
-        with self._lock:
-            self._active.pop(handle.run_id, None)
-            self._run_keys.pop(handle.run_id, None)
+        self.retire(handle.run_id)
         try:
             publish(self._final_event(handle))
         except Exception:

@@ -13,6 +13,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from backtester import processes
+from backtester.execution import get_executor
 from backtester.models import BacktestResult, BacktestRun
 from backtester.runner import (
     Publish,
@@ -185,8 +186,9 @@ def run_start(
     publish: Publish,
     slot: Slot | None = None,
 ) -> RunHandle:
-    """Mark the run running and hand it to the runner (RunnerBusy if full);
-    ``slot`` is the place run_admit held for it."""
+    """Mark the run running and hand it to the executor of BACKTEST_EXECUTOR (the
+    thread pool, or Celery workers); RunnerBusy if full. ``slot`` is the place
+    run_admit held for it."""
     now = timezone.now()
     BacktestRun.objects.filter(pk=run.pk).update(
         status=BacktestRun.Status.RUNNING,
@@ -195,7 +197,7 @@ def run_start(
         heartbeat_at=now,
     )
     try:
-        return get_runner().submit(
+        return get_executor().submit(
             run_id=run.pk,
             spec=spec,
             coins=coins,

@@ -212,6 +212,55 @@ if BACKTESTS_REQUIRE_LOGIN:
     # (the login page, /healthz); the websocket consumer checks the same setting.
     MIDDLEWARE.append("django.contrib.auth.middleware.LoginRequiredMiddleware")
 
+# --- Where backtests run ------------------------------------------------------------
+# "threads": the shared thread pool of the web process (the embedded default, no
+# servers needed). "celery": runs are split into tasks for `celery -A backtester
+# worker` processes on any host that reaches Redis and the database.
+BACKTEST_EXECUTOR = env.str("BACKTEST_EXECUTOR", default="threads")
+if BACKTEST_EXECUTOR not in ("threads", "celery"):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(
+        f"BACKTEST_EXECUTOR must be threads or celery: {BACKTEST_EXECUTOR!r}"
+    )
+if BACKTEST_EXECUTOR == "celery" and not REDIS_URL:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(
+        "BACKTEST_EXECUTOR=celery needs REDIS_URL: Redis is the task broker, the "
+        "price cache the workers read and the channel layer they publish to."
+    )
+# Seconds a run's tasks may wait for a worker to start the first one before the
+# run fails (while some worker answers a ping, the run keeps waiting: they are
+# busy, not gone).
+BACKTEST_TASK_PICKUP_TIMEOUT = env.float("BACKTEST_TASK_PICKUP_TIMEOUT", default=10.0)
+# Seconds after which the broker hands a task whose worker died (delivered, never
+# acknowledged) to another worker. Longer than the longest task (a coin's jobs,
+# or a block of sweep combinations: seconds), or a slow task would run twice
+# (harmless, as storing is idempotent, but wasted).
+BACKTEST_TASK_VISIBILITY_TIMEOUT = env.int(
+    "BACKTEST_TASK_VISIBILITY_TIMEOUT", default=120
+)
+CELERY_BROKER_URL = REDIS_URL
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": BACKTEST_TASK_VISIBILITY_TIMEOUT,
+    # Look for tasks of dead workers every few seconds, not every 100 s (the
+    # default interval x throttle), so recovery takes about the timeout.
+    "unacked_restore_interval": min(10, max(1, BACKTEST_TASK_VISIBILITY_TIMEOUT // 10)),
+    "unacked_restore_throttle": 1,
+}
+# A task is acknowledged when it has finished, not when a worker takes it: a
+# worker killed mid-task leaves it to another worker (storing is idempotent).
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# One task at a time per worker process: none sits reserved behind a busy one.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+# Results go to the database and the channel layer, never to a result backend.
+CELERY_TASK_IGNORE_RESULT = True
+
 # --- Auth ---------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {

@@ -1,0 +1,41 @@
+"""The interface both executors offer the services that start runs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from backtester.runner import Hook, Publish, ResultRow, RunHandle, Slot
+from backtester.validation import RunSpec
+from prices.models import Cryptocurrency
+
+
+class Executor(Protocol):
+    """Compute a run's jobs, one coin at a time, publishing each coin's results.
+
+    Results reach the run's channel-layer group as ``run.results`` events and the
+    end as ``run.complete`` / ``run.cancelled`` / ``run.failed``, whoever computes
+    them. ``submit`` returns at once with a handle whose ``cancel()`` stops the
+    run; ``on_finish`` is called once, before the final event, with the handle's
+    status, summary and rows set; ``on_beat`` every BACKTEST_HEARTBEAT seconds.
+    ``on_rows`` receives rows to store when the executor leaves storing to the
+    caller (the thread pool); an executor that stores them itself ignores it.
+    ``slot`` is the place ``Runner.reserve`` held at admission: every executor
+    counts its runs in the process's runner.
+    """
+
+    @property
+    def active_runs(self) -> int: ...
+
+    def submit(
+        self,
+        *,
+        run_id: int,
+        spec: RunSpec,
+        coins: Sequence[Cryptocurrency],
+        publish: Publish,
+        on_rows: Callable[[RunHandle, list[ResultRow]], None] | None = None,
+        on_finish: Hook | None = None,
+        on_beat: Hook | None = None,
+        slot: Slot | None = None,
+    ) -> RunHandle: ...

@@ -1,0 +1,49 @@
+"""What a task message carries: ids and the run's spec as plain JSON, no prices.
+
+The spec is encoded field by field from the dataclass, so a setting added to
+RunSpec travels to the workers without a change here (its value must be JSON:
+numbers, strings, lists, dicts, or a datetime, which goes as ISO-8601).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+
+from backtester.validation import RunSpec
+
+_DATETIME = "__datetime__"
+
+
+def _encode(value: object) -> object:
+    if isinstance(value, datetime):
+        return {_DATETIME: value.isoformat()}
+    if isinstance(value, tuple | list):
+        return [_encode(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _encode(v) for k, v in value.items()}
+    return value
+
+
+def _decode(value: object) -> object:
+    if isinstance(value, dict):
+        if set(value) == {_DATETIME}:
+            return datetime.fromisoformat(value[_DATETIME])
+        return {k: _decode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    return value
+
+
+def spec_dump(spec: RunSpec) -> dict:
+    """Return the spec as a JSON-serializable dict."""
+    return {f.name: _encode(getattr(spec, f.name)) for f in dataclasses.fields(spec)}
+
+
+def spec_load(payload: dict) -> RunSpec:
+    """Rebuild the spec :func:`spec_dump` encoded (tuples where RunSpec has them)."""
+    values = {name: _decode(value) for name, value in payload.items()}
+    values["jobs"] = tuple((key, dict(params)) for key, params in values["jobs"])
+    if values.get("symbols") is not None:
+        values["symbols"] = tuple(values["symbols"])
+    return RunSpec(**values)

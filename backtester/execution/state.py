@@ -1,0 +1,105 @@
+"""A run's coordination state in Redis, shared by the web process and workers.
+
+Per run: a stop flag (set on cancel or at the end: tasks that have not started
+skip their work, running ones stop before storing), the sets of pieces started
+(has any worker picked the run up?), ended (whatever the outcome) and published
+(their results sent to the run's group), why a piece failed, and a list the
+monitor blocks on to wake when a piece starts or ends. Only flags and counters
+live here; results live in the database, and what counts towards completion is
+the rows stored there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.conf import settings
+from django_redis import get_redis_connection
+
+KEY_PREFIX = "exec"
+# Every key expires: a monitor or worker that dies leaves nothing for good. Long
+# enough for a task redelivered after the visibility timeout to find the flag.
+TTL_S = 24 * 3600
+
+
+def _redis():
+    return get_redis_connection("default")
+
+
+def _key(run_id: int, name: str) -> str:
+    # Under the cache's prefix: apart from other apps on a shared Redis.
+    prefix = settings.CACHES["default"].get("KEY_PREFIX") or "btlab"
+    return f"{prefix}:{KEY_PREFIX}:run:{run_id}:{name}"
+
+
+def reset(run_id: int) -> None:
+    """Forget any state of a previous run with this id (a reused test database)."""
+    names = ("stop", "started", "ended", "published", "failed", "wake")
+    _redis().delete(*(_key(run_id, n) for n in names))
+
+
+def stop(run_id: int) -> None:
+    """Tell the run's tasks to do no more work."""
+    _redis().set(_key(run_id, "stop"), 1, ex=TTL_S)
+
+
+def stopped(run_id: int) -> bool:
+    return bool(_redis().exists(_key(run_id, "stop")))
+
+
+def piece_started(run_id: int, piece: str) -> None:
+    _mark(run_id, "started", piece)
+
+
+def piece_ended(run_id: int, piece: str) -> None:
+    _mark(run_id, "ended", piece)
+
+
+def pieces_published(run_id: int, pieces: Iterable[str]) -> None:
+    """Record that these pieces' results went out to the run's group."""
+    _mark(run_id, "published", *pieces)
+
+
+def _mark(run_id: int, name: str, *pieces: str) -> None:
+    if not pieces:
+        return
+    key, wake = _key(run_id, name), _key(run_id, "wake")
+    pipe = _redis().pipeline(transaction=False)
+    pipe.sadd(key, *pieces).expire(key, TTL_S)
+    pipe.rpush(wake, name).expire(wake, TTL_S)
+    pipe.execute()
+
+
+def published(run_id: int) -> set[str]:
+    """Return the pieces whose results were published."""
+    return {p.decode() for p in _redis().smembers(_key(run_id, "published"))}
+
+
+def piece_failed(run_id: int, piece: str, reason: str) -> None:
+    """Record why a piece could not be computed (the run then fails)."""
+    key = _key(run_id, "failed")
+    pipe = _redis().pipeline(transaction=False)
+    pipe.hset(key, piece, reason).expire(key, TTL_S)
+    pipe.execute()
+
+
+def progress(run_id: int) -> tuple[int, int, str | None]:
+    """Return how many pieces have started, how many have ended, and the reason
+    one of them failed (None while none has)."""
+    pipe = _redis().pipeline(transaction=False)
+    pipe.scard(_key(run_id, "started")).scard(_key(run_id, "ended"))
+    pipe.hvals(_key(run_id, "failed"))
+    started, ended, failures = pipe.execute()
+    reason = failures[0].decode() if failures else None
+    return int(started), int(ended), reason
+
+
+def wait(run_id: int, timeout: float) -> bool:
+    """Block until a piece starts or ends, or ``timeout`` seconds pass; return
+    whether something happened. Wake-ups are hints: callers re-read the state."""
+    redis = _redis()
+    key = _key(run_id, "wake")
+    woke = redis.blpop([key], timeout=timeout) is not None
+    if woke:
+        redis.delete(key)  # several pieces ending at once wake the caller once
+    return woke

@@ -1,0 +1,15 @@
+"""Celery tasks: thin wrappers around the services the thread pool also uses."""
+
+from __future__ import annotations
+
+from backtester.celery import app
+from backtester.execution import services
+from backtester.execution.messages import spec_load
+
+RUN_PIECE = "backtester.run_piece"
+
+
+@app.task(name=RUN_PIECE)
+def run_piece(run_id: int, coin_id: int, spec: dict) -> int:
+    """Compute, store and publish one coin of a run (see services.run_piece)."""
+    return services.run_piece(run_id=run_id, coin_id=coin_id, spec=spec_load(spec))

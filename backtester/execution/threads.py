@@ -1,0 +1,17 @@
+"""The thread-pool executor: the process's shared Runner (backtester.runner)."""
+
+from __future__ import annotations
+
+from backtester.runner import RunHandle, get_runner
+
+
+class ThreadExecutor:
+    """Compute runs on this process's bounded thread pool (the default)."""
+
+    @property
+    def active_runs(self) -> int:
+        return get_runner().active_runs
+
+    def submit(self, **kwargs) -> RunHandle:
+        """Start a run on the shared Runner (RunnerBusy when it is full)."""
+        return get_runner().submit(**kwargs)

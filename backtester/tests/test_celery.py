@@ -1,0 +1,289 @@
+"""Runs on Celery workers: same results as the thread pool, nothing lost or
+doubled when a worker is killed, cancel, and a clear failure with no worker.
+
+The workers are real ``celery -A backtester worker -P prefork -c 1`` processes
+on the test's PostgreSQL database and Redis; every test kills its workers in
+teardown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+from asgiref.sync import sync_to_async
+from django.db import connection
+
+from backtester.execution import get_executor, state
+from backtester.execution.messages import spec_dump, spec_load
+from backtester.models import BacktestResult, BacktestRun
+from backtester.tests.factories import make_coins
+from backtester.tests.test_consumer import (  # noqa: F401 - fixture
+    _drain_runs,
+    collect_until_end,
+    connect,
+    receive,
+)
+from backtester.tests.workers import ROOT, Workers, database_url
+from backtester.validation import RunSpec
+from strategies.registry import STRATEGIES
+
+SYMBOLS = [f"K{i:02d}" for i in range(12)]
+# Seconds before the broker hands a dead worker's task to another worker: short,
+# so the kill test does not wait two minutes.
+VISIBILITY_S = 3
+
+
+def test_spec_survives_the_task_message():
+    spec = RunSpec(
+        jobs=(("sma_crossover", {"fast": 10, "slow": 30}), ("rsi_reversion", {})),
+        symbols=("BTC", "ETH"),
+        start=datetime(2024, 1, 1, tzinfo=UTC),
+        end=datetime(2025, 1, 1, tzinfo=UTC),
+        interval="1h",
+        fee=0.002,
+        slippage_bps=5.0,
+    )
+    import json
+
+    assert spec_load(json.loads(json.dumps(spec_dump(spec)))) == spec
+
+
+def test_celery_executor_without_redis_is_a_clear_start_up_error():
+    env = {
+        **os.environ,
+        "BACKTEST_EXECUTOR": "celery",
+        "REDIS_URL": "",
+        "DEBUG": "true",
+    }
+    done = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0
+    assert "BACKTEST_EXECUTOR=celery needs REDIS_URL" in done.stderr
+
+
+# --- on real servers, with worker processes --------------------------------------
+
+
+@pytest.fixture
+def celery_settings(settings):
+    settings.BACKTEST_EXECUTOR = "celery"
+    settings.BACKTEST_TASK_PICKUP_TIMEOUT = 10
+    return settings
+
+
+@pytest.fixture
+def workers(celery_settings):
+    """A factory of worker processes on this test's database and Redis."""
+    env = {
+        "DATABASE_URL": database_url(connection.settings_dict),
+        "REDIS_URL": celery_settings.REDIS_URL,
+        "BACKTEST_EXECUTOR": "celery",
+        "BACKTEST_TASK_VISIBILITY_TIMEOUT": str(VISIBILITY_S),
+        "CONN_MAX_AGE": "0",
+        "DEBUG": "true",
+    }
+    pool = Workers(env)
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
+async def run_over_socket(message: dict, timeout: float = 60) -> list[dict]:
+    communicator = await connect()
+    await communicator.send_json_to(message)
+    messages = [await receive(communicator)]
+    if messages[0]["type"] == "start":
+        messages += await collect_until_end(communicator, timeout=timeout)
+    await communicator.disconnect()
+    return messages
+
+
+def stored(run_id: int) -> list[BacktestResult]:
+    return list(
+        BacktestResult.objects.filter(run_id=run_id).order_by("symbol", "strategy")
+    )
+
+
+def run_row(run_id: int) -> BacktestRun:
+    return BacktestRun.objects.get(pk=run_id)
+
+
+async def wait_idle(timeout: float = 30) -> None:
+    """Wait until the executor's control threads have saved their runs."""
+    executor = get_executor("celery")
+    for _ in range(int(timeout / 0.02)):
+        if not executor.active_runs:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the executor still has active runs")
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+async def test_a_run_on_workers_gives_the_thread_pools_results(settings, workers):
+    await sync_to_async(make_coins)(SYMBOLS[:6], bars=1500)
+    message = {"type": "run", "strategies": "all", "symbols": SYMBOLS[:6]}
+
+    settings.BACKTEST_EXECUTOR = "threads"
+    local = await run_over_socket(message)
+    assert local[-1]["type"] == "complete", local[-1]
+
+    settings.BACKTEST_EXECUTOR = "celery"
+    workers.start("one")
+    await sync_to_async(workers.wait_ready)()
+    remote = await run_over_socket(message)
+    assert remote[-1]["type"] == "complete", (remote[-1], workers.log("one"))
+    await wait_idle()
+
+    def by_key(messages):
+        return {
+            (m["data"]["symbol"], m["data"]["strategy"]): m["data"]
+            for m in messages
+            if m["type"] == "result"
+        }
+
+    assert len(by_key(remote)) == len(remote) - 2 == 6 * len(STRATEGIES)
+    assert by_key(remote) == by_key(local)
+    assert [m["completed"] for m in remote[1:-1]] == list(range(1, 37))
+    # The summary is computed from the stored rows, the thread pool's from
+    # memory: the same numbers (a mean may differ in its last bits).
+    ours, theirs = remote[-1]["summary"], local[-1]["summary"]
+    assert ours["best"] == theirs["best"] and ours["worst"] == theirs["worst"]
+    assert ours["beat_buy_hold"] == theirs["beat_buy_hold"]
+    assert ours["median_return_pct"] == pytest.approx(theirs["median_return_pct"])
+    assert ours["mean_sharpe"] == pytest.approx(theirs["mean_sharpe"])
+
+    local_rows = await sync_to_async(stored)(local[0]["run_id"])
+    remote_rows = await sync_to_async(stored)(remote[0]["run_id"])
+    assert len(remote_rows) == len(local_rows) == 36
+    for a, b in zip(remote_rows, local_rows, strict=True):
+        assert (a.symbol, a.strategy, a.params, a.metrics) == (
+            b.symbol,
+            b.strategy,
+            b.params,
+            b.metrics,
+        )
+        for name in ("time", "strategy", "buy_hold"):
+            np.testing.assert_array_equal(a.equity[name], b.equity[name])
+        for name in b.trades:
+            np.testing.assert_array_equal(a.trades[name], b.trades[name])
+    run = await sync_to_async(run_row)(remote[0]["run_id"])
+    assert (run.status, run.completed, run.total) == ("complete", 36, 36)
+
+
+async def _kill_one_mid_run(workers: Workers) -> None:
+    """Two workers; SIGKILL one while the run is under way; every result
+    arrives and is stored exactly once."""
+    await sync_to_async(make_coins)(SYMBOLS, bars=3000)
+    workers.start("a")
+    workers.start("b")
+    await sync_to_async(workers.wait_ready)()
+    communicator = await connect()
+    await communicator.send_json_to({"type": "run", "strategies": "all"})
+    start = await receive(communicator)
+    assert start["type"] == "start", start
+    run_id, total = start["run_id"], start["total"]
+    # Kill worker "a" once both have taken tasks and a few coins are done.
+    messages = []
+    while True:
+        message = await receive(communicator, timeout=30)
+        messages.append(message)
+        assert message["type"] == "result", (message, workers.log("b"))
+        started, ended, _ = await sync_to_async(state.progress)(run_id)
+        if started >= 3 and ended >= 2:
+            break
+    await sync_to_async(workers.kill)("a")
+    killed_at = len(messages)
+    messages += await collect_until_end(communicator, timeout=60)
+    await communicator.disconnect()
+    await wait_idle()
+    assert messages[-1]["type"] == "complete", (messages[-1], workers.log("b"))
+    assert killed_at < total, "the run ended before the kill"
+    results = [m for m in messages if m["type"] == "result"]
+    keys = [(m["data"]["symbol"], m["data"]["strategy"]) for m in results]
+    assert len(keys) == len(set(keys)) == total
+    assert [m["completed"] for m in results] == list(range(1, total + 1))
+    rows = await sync_to_async(stored)(run_id)
+    assert len(rows) == len({(r.symbol, r.strategy) for r in rows}) == total
+    run = await sync_to_async(run_row)(run_id)
+    assert (run.status, run.completed) == ("complete", total)
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("attempt", range(5))
+async def test_a_worker_killed_mid_run_loses_and_doubles_nothing(workers, attempt):
+    await _kill_one_mid_run(workers)
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+async def test_cancel_revokes_queued_tasks_and_stops_running_ones(workers):
+    await sync_to_async(make_coins)(SYMBOLS, bars=3000)
+    workers.start("one")
+    await sync_to_async(workers.wait_ready)()
+    communicator = await connect()
+    await communicator.send_json_to({"type": "run", "strategies": "all"})
+    start = await receive(communicator)
+    run_id = start["run_id"]
+    first = await receive(communicator, timeout=30)
+    assert first["type"] == "result"
+    await communicator.send_json_to({"type": "cancel"})
+    # Results forwarded before the cancel was read may come first.
+    assert (await collect_until_end(communicator))[-1]["type"] == "cancelled"
+    await communicator.disconnect()
+    await wait_idle()
+    # After a second, nothing runs any more and nothing is stored any more.
+    await asyncio.sleep(1.0)
+    started, ended, _ = await sync_to_async(state.progress)(run_id)
+    count = len(await sync_to_async(stored)(run_id))
+    await asyncio.sleep(1.0)
+    assert await sync_to_async(state.progress)(run_id) == (started, ended, None)
+    assert len(await sync_to_async(stored)(run_id)) == count
+    assert started == ended < len(SYMBOLS)
+    run = await sync_to_async(run_row)(run_id)
+    assert (run.status, run.completed) == ("cancelled", count)
+    # The worker was told to drop the tasks it has not run.
+    from backtester.celery import app
+
+    replies = await sync_to_async(app.control.inspect(timeout=2).revoked)()
+    assert replies, "the worker did not answer"
+    (revoked,) = replies.values()
+    ours = [t for t in revoked if t.startswith(f"btlab-run-{run_id}-")]
+    assert len(ours) == len(SYMBOLS)
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+async def test_with_no_worker_the_run_fails_saying_so(celery_settings):
+    celery_settings.BACKTEST_TASK_PICKUP_TIMEOUT = 1
+    await sync_to_async(make_coins)(SYMBOLS[:2], bars=300)
+    messages = await run_over_socket({"type": "run", "strategy": "sma_crossover"})
+    assert messages[0]["type"] == "start"
+    end = messages[-1]
+    assert end["type"] == "error"
+    assert (
+        "no worker picked up the tasks within 1 s; is a worker running?"
+        in (end["message"])
+    )
+    await wait_idle()
+    run = await sync_to_async(run_row)(messages[0]["run_id"])
+    assert run.status == "failed" and "no worker" in run.error
