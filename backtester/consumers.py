@@ -172,7 +172,11 @@ class BacktestConsumer(SweepConsumerMixin, AsyncJsonWebsocketConsumer):
         for data in event["results"]:
             # A result may come twice when a Celery worker died right after
             # publishing it (see execution/celery.py): count it once.
-            key = (data["symbol"], data["strategy"], json.dumps(data["params"]))
+            key = (
+                data["symbol"],
+                data["strategy"],
+                json.dumps(data["params"], sort_keys=True),
+            )
             if key in self.received:
                 continue
             self.received.add(key)

@@ -2,12 +2,14 @@
 
 The spec is encoded field by field from the dataclass, so a setting added to
 RunSpec travels to the workers without a change here (its value must be JSON:
-numbers, strings, lists, dicts, or a datetime, which goes as ISO-8601).
+numbers, strings, lists, dicts; a datetime goes as ISO-8601, a dataclass such
+as the risk settings as a dict of its fields, rebuilt from the field's type).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import typing
 from datetime import datetime
 
 from backtester.validation import RunSpec
@@ -18,6 +20,10 @@ _DATETIME = "__datetime__"
 def _encode(value: object) -> object:
     if isinstance(value, datetime):
         return {_DATETIME: value.isoformat()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value)
+        }
     if isinstance(value, tuple | list):
         return [_encode(v) for v in value]
     if isinstance(value, dict):
@@ -43,6 +49,9 @@ def spec_dump(spec: RunSpec) -> dict:
 def spec_load(payload: dict) -> RunSpec:
     """Rebuild the spec :func:`spec_dump` encoded (tuples where RunSpec has them)."""
     values = {name: _decode(value) for name, value in payload.items()}
+    for name, hint in typing.get_type_hints(RunSpec).items():
+        if dataclasses.is_dataclass(hint) and isinstance(values.get(name), dict):
+            values[name] = hint(**values[name])
     values["jobs"] = tuple((key, dict(params)) for key, params in values["jobs"])
     if values.get("symbols") is not None:
         values["symbols"] = tuple(values["symbols"])

@@ -32,6 +32,7 @@ from backtester.tests.test_consumer import (  # noqa: F401 - fixture
 from backtester.tests.workers import ROOT, Workers, database_url
 from backtester.validation import RunSpec
 from strategies.registry import STRATEGIES
+from strategies.risk import Risk
 
 SYMBOLS = [f"K{i:02d}" for i in range(12)]
 # Seconds before the broker hands a dead worker's task to another worker: short,
@@ -48,6 +49,7 @@ def test_spec_survives_the_task_message():
         interval="1h",
         fee=0.002,
         slippage_bps=5.0,
+        risk=Risk(stop_loss_pct=5.0, direction="both", position_size=0.5),
     )
     import json
 
