@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: demo test test-sqlite test-services lint bench venv clean
+.PHONY: demo test test-sqlite test-services lint bench worker venv clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -57,6 +57,13 @@ test-services: venv
 	else \
 		echo "PostgreSQL or Redis server binaries not installed: skipping the pass on real servers"; \
 	fi
+
+# A Celery worker for BACKTEST_EXECUTOR=celery: it needs the REDIS_URL and the
+# DATABASE_URL the web server uses (from the environment or .env), and runs
+# CONCURRENCY worker processes (default: one per CPU).
+CONCURRENCY ?= $(shell nproc 2>/dev/null || echo 2)
+worker: venv
+	$(VENV)/bin/celery -A backtester worker --loglevel=info --concurrency=$(CONCURRENCY)
 
 bench: venv
 	$(PY) bench/engine.py
