@@ -432,11 +432,6 @@ class Runner:
                 self._run_keys[handle.run_id] = slot.key
             self._active[handle.run_id] = handle
 
-    def release_owner(self, run_id: int) -> None:
-        """Stop counting a saved run against its user (it may still announce)."""
-        with self._lock:
-            self._run_keys.pop(run_id, None)
-
     def retire(self, run_id: int) -> None:
         """Stop counting a run as active: it is over and announced."""
         with self._lock:

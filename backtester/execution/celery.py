@@ -148,7 +148,6 @@ class CeleryExecutor:
                 on_finish(handle)
         except Exception:
             logger.exception("could not save run %s", run_id)
-        get_runner().release_owner(run_id)
         logger.info(
             "run %s %s on workers: %d results in %.3fs",
             run_id,
@@ -156,15 +155,16 @@ class CeleryExecutor:
             len(handle.rows),
             handle.elapsed_s,
         )
+        # As the thread pool does: stop counting the run, then announce its end.
+        connections.close_all()
+        get_runner().retire(run_id)
+        with self._lock:
+            self._active.pop(run_id, None)
         try:
             publish(Runner._final_event(handle))
         except Exception:
             logger.exception("could not announce the end of run %s", run_id)
         finally:
-            connections.close_all()
-            get_runner().retire(run_id)
-            with self._lock:
-                self._active.pop(run_id, None)
             handle.done.set()
 
     def _watch(
