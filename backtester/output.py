@@ -74,6 +74,35 @@ def _cell(value, fmt: str) -> str:
         return str(value)
 
 
+def table_header(run: dict) -> str:
+    """Return the line above a results table: what was run, over what, at what
+    cost, e.g. "sma_crossover (fast=10, slow=30) · 2 coins · 2024-01-01 ..
+    2025-01-01 · 1h · fee 0.1% · slippage 0 bps"."""
+    jobs = "; ".join(
+        item["strategy"]
+        + (
+            " (" + ", ".join(f"{k}={v:g}" for k, v in item["params"].items()) + ")"
+            if item.get("params")
+            else ""
+        )
+        for item in run["strategies"]
+    )
+    start = (run["start"] or "first bar")[:10]
+    end = (run["end"] or "last bar")[:10]
+    parts = [
+        jobs,
+        f"{len(run['symbols'])} coin{'s' if len(run['symbols']) != 1 else ''}",
+        f"{start} .. {end}",
+        run["interval"],
+        f"fee {run['fee'] * 100:g}%",
+        f"slippage {run['slippage_bps']:g} bps",
+    ]
+    risk = risk_label(run.get("risk"))
+    if risk:
+        parts.append(risk)
+    return " \u00b7 ".join(parts)
+
+
 def render_table(results: Sequence[dict], summary: dict) -> str:
     """Return an aligned text table sorted by return, with a summary line.
 

@@ -534,8 +534,9 @@ class Runner:
         except Exception:
             logger.exception("could not save run %s", handle.run_id)
         logger.info(
-            "run %s %s: %d results computed in %.3fs, saved in %.3fs",
-            handle.run_id,
+            "%s %s: %d results computed in %.3fs, saved in %.3fs",
+            # The command line's unsaved runs have negative ids: no run to name.
+            f"run {handle.run_id}" if handle.run_id > 0 else "unsaved run",
             handle.status,
             len(handle.rows),
             handle.elapsed_s,
@@ -637,7 +638,9 @@ def summarize(results: Sequence[dict]) -> dict:
     beat = [
         r
         for r in scored
-        if r["metrics"]["total_return_pct"] > r["metrics"]["buy_hold_return_pct"]
+        # A result that never traded did not beat anything: it sat in cash.
+        if (r["metrics"].get("num_trades") or 0) > 0
+        and r["metrics"]["total_return_pct"] > r["metrics"]["buy_hold_return_pct"]
     ]
 
     def pick(index: int) -> dict:

@@ -25,7 +25,7 @@ from backtester.runner import (
 )
 from backtester.validation import RequestError, RunSpec
 from prices.models import Cryptocurrency
-from prices.selectors import UnknownSymbolError, coins_by_symbols
+from prices.selectors import UnknownSymbolError, coins_by_symbols, coins_with_range
 
 logger = logging.getLogger(__name__)
 UNFINISHED = [BacktestRun.Status.QUEUED, BacktestRun.Status.RUNNING]
@@ -39,7 +39,35 @@ def run_coins(spec: RunSpec) -> list[Cryptocurrency]:
         raise RequestError(str(exc), "symbols") from None
     if not coins:
         raise RequestError("symbols: there are no active coins to run", "symbols")
+    if spec.start is not None or spec.end is not None:
+        _check_range_has_data(spec, coins)
     return coins
+
+
+def _check_range_has_data(spec: RunSpec, coins: Sequence[Cryptocurrency]) -> None:
+    """Raise RequestError naming 'start' when no coin has a bar in the range:
+    such a run could only store a row of "no data" per coin."""
+    bounds = [
+        (c.first_bar, c.last_bar)
+        for c in coins_with_range(active_only=False).filter(
+            pk__in=[c.pk for c in coins]
+        )
+        if c.first_bar is not None
+    ]
+    for first, last in bounds:
+        if (spec.end is None or first < spec.end) and (
+            spec.start is None or last >= spec.start
+        ):
+            return
+    if not bounds:
+        raise RequestError("symbols: these coins have no prices yet", "symbols")
+    first = min(b[0] for b in bounds).strftime("%Y-%m-%d")
+    last = max(b[1] for b in bounds).strftime("%Y-%m-%d")
+    raise RequestError(
+        f"start: no prices in this range; the data of these coins runs from "
+        f"{first} to {last}",
+        "start",
+    )
 
 
 def run_create(

@@ -93,7 +93,7 @@ def test_csv_output(coins):
 
 def test_table_output_is_sorted_with_a_summary(coins):
     out, _ = run("--strategy", "ema_crossover", "--no-save")
-    lines = out.splitlines()
+    lines = out.splitlines()[1:]  # below the line that says what was run
     assert lines[0].split()[:3] == ["symbol", "strategy", "return"]
     body = [line for line in lines[2:5]]
     returns = [float(line.split()[2]) for line in body]
@@ -109,7 +109,7 @@ def test_table_output_is_sorted_with_a_summary(coins):
         (["--strategy", "sma_crossover", "--param", "fast"], "NAME=VALUE"),
         (["--strategy", "sma_crossover", "--param", "fast=abc"], "fast"),
         (["--strategy", "sma_crossover", "--param", "fast=100"], "fast"),
-        (["--strategy", "sma_crossover", "--start", "2030-01-01"], "no data"),
+        (["--strategy", "sma_crossover", "--start", "2030-01-01"], "no prices"),
         (["--strategy", "sma_crossover", "--start", "yesterday"], "--start"),
         (["--strategy", "sma_crossover", "--format", "xml"], "--format"),
         (["--strategy", "sma_crossover", "--fee", "lots"], "--fee"),
@@ -174,6 +174,64 @@ def test_json_on_stdout_stays_clean_while_logs_go_to_stdout(tmp_path):
     done = manage("backtest", "--strategy", "sma_crossover", "--format", "csv")
     assert done.stdout.splitlines()[0].startswith("symbol,")
     assert "INFO" not in done.stdout
-    # The table is for people: there the log lines stay where LOG_STREAM says.
+    # The table too: stdout has the table only, the log lines go to stderr.
     done = manage("backtest", "--strategy", "sma_crossover", "--no-save")
-    assert "INFO prices.selectors: loaded 2 coins" in done.stdout
+    assert "INFO" not in done.stdout and done.stdout.startswith("sma_crossover (")
+    assert "INFO prices.selectors: loaded 2 coins" in done.stderr
+    assert "unsaved run complete" in done.stderr and "run -1" not in done.stderr
+
+
+# ---- what a new user meets first ----------------------------------------------------
+
+
+def test_table_has_a_header_and_logs_never_reach_stdout(coins):
+    import logging
+
+    handler = logging.StreamHandler(sys.stdout)
+    logging.getLogger("backtester").addHandler(handler)
+    try:
+        out, _ = run("--strategy", "sma_crossover", "--param", "fast=10",
+                     "--param", "slow=30", "--symbols", "AAA,BBB",
+                     "--start", "2024-01-02", "--end", "2024-01-10")  # fmt: skip
+        assert handler.stream is sys.stderr  # moved off stdout, as for json/csv
+    finally:
+        logging.getLogger("backtester").removeHandler(handler)
+    first = out.splitlines()[0]
+    assert first == (
+        "sma_crossover (fast=10, slow=30) \u00b7 2 coins \u00b7 2024-01-02 .. "
+        "2024-01-10 \u00b7 1h \u00b7 fee 0.1% \u00b7 slippage 0 bps"
+    )
+
+
+def test_no_save_never_names_a_run(coins, caplog):
+    caplog.set_level("INFO")
+    run("--strategy", "sma_crossover", "--symbols", "AAA", "--no-save")
+    text = caplog.text
+    assert "unsaved run complete" in text and "run -" not in text
+
+
+def test_help_lists_strategies_with_their_parameters():
+    from backtester.management.commands.backtest import Command
+
+    text = " ".join(
+        Command().create_parser("manage.py", "backtest").format_help().split()
+    )
+    assert "sma_crossover (fast=20, slow=50)" in text
+    assert "rsi_reversion (period=14, lower=30, upper=70)" in text
+    assert "donchian_breakout (entry=20, exit=10)" in text
+
+
+def test_errors_name_the_flag_once(coins):
+    with pytest.raises(CommandError) as error:
+        run("--strategy", "sma_crossover", "--start", "soon")
+    assert str(error.value).startswith("--start: 'soon' is not a date")
+    with pytest.raises(CommandError) as error:
+        run("--strategy", "sma_crossover", "--fee", "2")
+    assert str(error.value) == "--fee: must be between 0 and 0.05"
+
+
+def test_a_range_without_prices_is_refused_before_running(coins):
+    with pytest.raises(CommandError) as error:
+        run("--all-strategies", "--start", "2030-01-01", "--end", "2031-01-01")
+    assert str(error.value).startswith("--start: no prices in this range; the data")
+    assert not BacktestRun.objects.exists()

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from backtester import events
 from backtester.models import BacktestRun
-from backtester.output import render_csv, render_json, render_table
+from backtester.output import render_csv, render_json, render_table, table_header
 from backtester.runner import RunnerBusy, get_runner
 from backtester.selectors import run_data
 from backtester.services import run_coins, run_create, run_start
@@ -54,7 +54,14 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--strategy",
-            help="Strategy key: " + ", ".join(STRATEGIES) + ".",
+            help="Strategy key, with its parameters (default): "
+            + "; ".join(
+                f"{key} ("
+                + ", ".join(f"{p.name}={p.default:g}" for p in spec.params)
+                + ")"
+                for key, spec in STRATEGIES.items()
+            )
+            + ".",
         )
         parser.add_argument(
             "--param",
@@ -139,8 +146,8 @@ class Command(BaseCommand):
                 f"--format: must be table, json or csv, not {options['format']!r}"
             )
         began_at = timezone.now()
-        if options["format"] != "table":
-            _logs_to_stderr()
+        # Logs never share stdout with the output, a table included.
+        _logs_to_stderr()
         if options["interval"] not in ("1h", "1d"):
             raise CommandError(
                 f"--interval: must be 1h or 1d, not {options['interval']!r}"
@@ -233,6 +240,7 @@ class Command(BaseCommand):
         elif fmt == "csv":
             self.stdout.write(render_csv(results), ending="")
         else:
+            self.stdout.write(table_header(header))
             self.stdout.write(render_table(results, handle.summary), ending="")
             if run:
                 self.stdout.write(f"saved as run {run.pk}")
@@ -258,7 +266,15 @@ def _cli_message(exc: RequestError) -> str:
         "strategies": "--strategy",
         "interval": "--interval",
     }.get(field)
-    return f"{flag}: {exc.message}" if flag else exc.message
+    if not flag:
+        return exc.message
+    # The message names its field already ("start: ..."): say the flag instead.
+    message = exc.message
+    for name in (exc.field or "", field):
+        if name and message.startswith(f"{name}: "):
+            message = message[len(name) + 2 :]
+            break
+    return f"{flag}: {message}"
 
 
 class _Progress:
