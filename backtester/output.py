@@ -147,7 +147,7 @@ def summary_line(summary: dict) -> str:
         return "no results"
     scored = summary["results"] - summary.get("skipped", 0)
     parts = [
-        f"{summary['results']} backtests",
+        f"{summary['results']} backtest{'' if summary['results'] == 1 else 's'}",
         f"{summary.get('beat_buy_hold', 0)}/{scored} beat buy & hold",
     ]
     if summary.get("median_return_pct") is not None:

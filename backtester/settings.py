@@ -69,6 +69,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Answers a locked-out login attempt (see AXES_* below).
     "axes.middleware.AxesMiddleware",
+    # The site's own 404 page, DEBUG or not.
+    "backtester.not_found.NotFoundPageMiddleware",
 ]
 
 ROOT_URLCONF = "backtester.urls"

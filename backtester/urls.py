@@ -23,5 +23,7 @@ urlpatterns = [
     path("runs/<int:run_id>/export.csv", views.run_export_csv, name="run_export_csv"),
     path("sweeps/", include("backtester.sweeps.urls")),
     path("admin/", admin.site.urls),
+    # Before the stock auth URLs: the page says whether logging in is needed.
+    path("accounts/login/", views.login, name="login"),
     path("accounts/", include("django.contrib.auth.urls")),
 ]

@@ -7,6 +7,8 @@ from datetime import datetime
 from urllib.parse import urlencode
 
 import numpy as np
+from django.conf import settings
+from django.contrib.auth.views import LoginView
 from django.core.paginator import Paginator
 from django.db.models import F
 from django.http import Http404, HttpRequest, HttpResponse
@@ -126,6 +128,14 @@ def _tone(value: float | None) -> str:
 def _plain(value: float | None, digits: int = 2) -> str:
     """Format a number with a typographic minus and no plus sign."""
     return signed(value, digits).lstrip("+")
+
+
+def login(request: HttpRequest) -> HttpResponse:
+    """Show the login form, saying whether backtests need a login here."""
+    view = LoginView.as_view(
+        extra_context={"login_required": settings.BACKTESTS_REQUIRE_LOGIN}
+    )
+    return view(request)
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -572,6 +582,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
             "summary": summary,
             "risk": risk.as_dict(),
             "rerun_query": rerun_query(run),
+            "fee_text": fee_text(run),
             "risk_text": risk_label(risk.as_dict()),
             "beat": _beat(summary),
             "median": signed(summary.get("median_return_pct")),

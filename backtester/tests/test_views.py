@@ -284,7 +284,9 @@ def test_run_detail_of_an_unfinished_multi_strategy_run_has_its_heatmap(client):
     add_result(run, "AAA", "ema_crossover", metrics(-4.0, 5.0))
     html = client.get(f"/runs/{run.pk}/").content.decode()
     assert run.summary == {}
-    assert "By strategy" in html
+    # No summary, so no per-strategy table, and no heading promising one.
+    assert "By strategy" not in html
+    assert ">Return % by strategy and coin</h2>" in html
     assert '<table id="heatmap"' in html
     assert '<th scope="col" class="num">Backtests</th>' not in html  # no summary
     assert json_script(html, "heatmap-data") == [
@@ -404,3 +406,30 @@ def test_run_detail_serves_the_selected_result_alone(client, saved_run):
     assert html.lstrip().startswith('<section class="panel" id="chart"')
     assert "<html" not in html and "<style" not in html
     assert json_script(html, "chart-request")["symbol"] == "BBB"
+
+
+def test_fee_as_a_percentage_and_the_sites_own_404(client, saved_run, settings):
+    html = client.get(f"/runs/{saved_run.pk}/").content.decode()
+    assert "<dd>0.1% \u00b7 0 bps</dd>" in html
+    settings.DEBUG = True  # the demo: still the site's page, not Django's
+    response = client.get("/runs/999999/")
+    assert response.status_code == 404
+    html = response.content.decode()
+    assert '<h1 id="missing-title">Not found</h1>' in html
+    assert "URLconf" not in html and "Run history" in html
+
+
+def test_login_page_says_whether_login_is_needed(client, settings):
+    settings.BACKTESTS_REQUIRE_LOGIN = False
+    html = client.get("/accounts/login/").content.decode()
+    assert "Logging in is optional here" in html
+    assert "Log in to run backtests." not in html
+    settings.BACKTESTS_REQUIRE_LOGIN = True
+    assert "Log in to run backtests." in client.get("/accounts/login/").content.decode()
+
+
+def test_summary_line_counts_one_backtest():
+    from backtester.output import summary_line
+
+    line = summary_line({"results": 1, "skipped": 0, "beat_buy_hold": 0})
+    assert line.startswith("1 backtest;") or line.startswith("1 backtest ")

@@ -172,10 +172,35 @@ export function showError(field, message) {
   if (!el || el.closest("[hidden]")) return showBanner(message);
   const group = el.closest("details");
   if (group) group.open = true;
+  // Shown under its own field, a server message need not name it again
+  // ("start: must be ..." reads "Must be ..." under Start).
+  for (const prefix of [field, name, field?.split(".").pop()]) {
+    if (prefix && message.startsWith(`${prefix}: `)) {
+      message = message.slice(prefix.length + 2);
+      message = message.charAt(0).toUpperCase() + message.slice(1);
+      break;
+    }
+  }
   el.textContent = el.textContent ? `${el.textContent} ${message}` : message;
+  if (name === "symbols") {
+    // The coins themselves are what to fix, not the filter box.
+    $("coin-list").setAttribute("aria-invalid", "true");
+    return el;
+  }
   const input = el.parentElement.querySelector("input:not([type=checkbox]), select");
   if (input) input.setAttribute("aria-invalid", "true");
   return el;
+}
+
+// Bring the first problem into view above the sticky Run bar and focus what fixes it.
+export function focusFirstError() {
+  const invalid = document.querySelector("[aria-invalid=true]");
+  if (!invalid) return;
+  const target = invalid.id === "coin-list"
+    ? invalid.querySelector("label:not([hidden]) input") : invalid;
+  target?.focus({ preventScroll: true });
+  const error = invalid.closest("fieldset, .field")?.querySelector(".field-error:not(:empty)");
+  (error ?? invalid).scrollIntoView({ block: "center" });
 }
 
 export function showBanner(message, { rerun = false, html = null } = {}) {
@@ -214,6 +239,47 @@ function riskNumber(input) {
     showError(input.name, `Must be ${maxOpen ? "below" : "at most"} ${max}.`);
   } else {
     return value;
+  }
+  return null;
+}
+
+// Bars a strategy needs before it can hold a position: its longest window
+// (MACD: the slow EMA, then the signal line's own EMA on top of it).
+function warmup(key, params) {
+  if (key === "macd_crossover") return params.slow + params.signal;
+  const windows = Object.entries(params)
+    .filter(([name]) => ["fast", "slow", "period", "entry", "exit"].includes(name))
+    .map(([, value]) => value);
+  return windows.length ? Math.max(...windows) : 0;
+}
+
+function defaults(key) {
+  return Object.fromEntries(byKey[key].params.map((p) => [p.name, p.default]));
+}
+
+// A range none of the chosen coins has a bar in cannot run (the server refuses
+// it too); a range shorter than the warm-up runs but cannot trade: say so first.
+function rangeProblem(symbols, start, end, message) {
+  const HOUR = 3_600_000;
+  const chosen = coins.filter((c) => c.first_bar && (!symbols.length || symbols.includes(c.symbol)));
+  if (!chosen.length) return null;
+  const lo = start ? Date.parse(`${start}T00:00:00Z`) : -Infinity;
+  const hi = end ? Date.parse(`${end}T00:00:00Z`) : Infinity;
+  const spans = chosen.map((c) => [Date.parse(c.first_bar), Date.parse(c.last_bar) + HOUR]);
+  const inside = spans.filter(([first, last]) => first < hi && last > lo);
+  if (!inside.length) {
+    const day = (ms) => new Date(ms).toISOString().slice(0, 10);
+    return { error: `No prices in this range: the data of these coins runs from `
+      + `${day(Math.min(...spans.map((s) => s[0])))} to ${day(Math.max(...spans.map((s) => s[1])) - HOUR)}.` };
+  }
+  const hours = Math.max(...inside.map(([first, last]) => (Math.min(hi, last) - Math.max(lo, first)) / HOUR));
+  const bars = Math.floor(message.interval === "1d" ? hours / 24 : hours);
+  const keys = message.strategy ? [message.strategy] : Object.keys(byKey);
+  const need = Math.max(...keys.map((k) => warmup(k, message.params && message.strategy ? message.params : defaults(k))));
+  if (bars <= need) {
+    const unit = message.interval === "1d" ? "daily" : "hourly";
+    return { warning: `This range holds at most ${bars} ${unit} bars, but the strategy needs ${need} `
+      + `bars of warm-up before it can trade: it will make no trades. Press Run again to run it anyway.` };
   }
   return null;
 }
@@ -260,6 +326,15 @@ export function buildRequest() {
     ok = false;
   }
   message.interval = $("interval").value;
+  if (ok && (start || end)) {
+    const problem = rangeProblem(symbols, start, end, message);
+    if (problem?.error) {
+      showError("start", problem.error);
+      ok = false;
+    } else if (problem?.warning) {
+      message.warning = problem.warning; // said before sending (run.js)
+    }
+  }
   for (const name of ["fee", "slippage_bps"]) {
     const value = numberField($(name), name);
     if (value === null) ok = false;
@@ -279,7 +354,7 @@ export function buildRequest() {
     if (value === null) ok = false;
     else message[input.name] = value;
   }
-  if (!ok) document.querySelector("[aria-invalid=true]")?.focus();
+  if (!ok) focusFirstError();
   return ok ? message : null;
 }
 

@@ -9,6 +9,29 @@ const tbody = document.querySelector("#results tbody");
 const rows = new Map(); // "SYMBOL|strategy" -> {data, values, tr}
 let order = [];         // rows in display order
 let sortKey = null, sortDir = -1;
+// The run whose results these are, and whether it is still going: a result
+// links to its charts on the run's detail page (in a new tab while the run is
+// on, so this page keeps following it).
+let runId = null, running = false;
+
+function detailUrl(symbol, strategy) {
+  return `/runs/${runId}/?${new URLSearchParams({ symbol, strategy })}#chart`;
+}
+
+function linkTarget(a) {
+  if (running) {
+    a.target = "_blank";
+    a.rel = "noopener";
+  } else {
+    a.removeAttribute("target");
+  }
+}
+
+export function setRun(id, active) {
+  runId = id;
+  running = active;
+  document.querySelectorAll("#results tbody a, #heatmap a").forEach(linkTarget);
+}
 
 function rowValues(data) {
   const m = data.metrics ?? {};
@@ -19,7 +42,8 @@ function rowValues(data) {
     risk: riskLabel(data.risk) || null,
     total_return_pct: m.total_return_pct ?? null,
     buy_hold_return_pct: m.buy_hold_return_pct ?? null, excess,
-    sharpe: m.sharpe ?? null, max_drawdown_pct: m.max_drawdown_pct ?? null,
+    // Shown negative, as a fall, on every page and chart.
+    sharpe: m.sharpe ?? null, max_drawdown_pct: m.max_drawdown_pct == null ? null : -m.max_drawdown_pct,
     num_trades: m.num_trades ?? null, win_rate_pct: m.win_rate_pct ?? null,
   };
 }
@@ -40,6 +64,13 @@ function drawRow(tr, data, v) {
     return td;
   };
   head(data.symbol);
+  if (data.metrics && runId !== null) {
+    const a = document.createElement("a");
+    a.href = detailUrl(data.symbol, data.strategy);
+    a.textContent = data.symbol;
+    linkTarget(a);
+    cells[0].replaceChildren(a);
+  }
   cell(v.strategy, "text");
   cell(v.risk ?? DASH, "text risk-col");
   if (data.metrics) {
@@ -47,7 +78,7 @@ function drawRow(tr, data, v) {
     cell(signed(v.buy_hold_return_pct), tone(v.buy_hold_return_pct));
     cell(signed(v.excess), tone(v.excess));
     cell(plain(v.sharpe));
-    cell(plain(v.max_drawdown_pct));
+    cell(plain(v.max_drawdown_pct));  // negative: a fall, as on every page
     cell(v.num_trades ?? DASH);
     cell(plain(v.win_rate_pct, 1));
   } else {
@@ -102,6 +133,12 @@ export function clearRows() {
   $("results-empty").hidden = false;
 }
 
+// A click anywhere on a result's row opens its charts, as on the detail page.
+tbody.addEventListener("click", (event) => {
+  const link = event.target.closest("tr")?.querySelector("a");
+  if (link && !event.target.closest("a")) link.click();
+});
+
 for (const th of document.querySelectorAll("#results th[data-key]")) {
   th.querySelector("button").addEventListener("click", () => {
     const key = th.dataset.key;
@@ -126,7 +163,10 @@ export function queueHeatmap() {
     }));
     const several = new Set(cells.map((c) => c.strategy)).size > 1;
     $("heatmap-wrap").hidden = !several;
-    if (several) renderHeatmap($("heatmap"), cells, names);
+    if (several) {
+      renderHeatmap($("heatmap"), cells, names, runId === null ? null : detailUrl);
+      document.querySelectorAll("#heatmap a").forEach(linkTarget);
+    }
   });
 }
 

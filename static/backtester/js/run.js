@@ -1,13 +1,15 @@
 // The live run page: the websocket client between the form and the results.
 import { $ } from "./common.js";
-import { applyQuery, buildRequest, clearErrors, showBanner, showError, toQuery } from "./form.js";
-import { clearRows, queueHeatmap, renderSummary, upsertRow } from "./results.js";
+import {
+  applyQuery, buildRequest, clearErrors, focusFirstError, showBanner, showError, toQuery,
+} from "./form.js";
+import { clearRows, queueHeatmap, renderSummary, setRun, upsertRow } from "./results.js";
 
 const form = $("run-form");
 
 // ---- progress and summary -------------------------------------------------------
 let total = 0, completed = 0, startedAt = 0, finalElapsed = null, timer = null;
-let activeRun = null, pending = false, lastRequest = null;
+let activeRun = null, pending = false, lastRequest = null, warnedFor = null;
 
 let note = "";
 function setProgress(newNote = note) {
@@ -99,6 +101,7 @@ function handle(msg) {
     case "start":
       pending = false;
       activeRun = msg.run_id;
+      setRun(msg.run_id, true);
       total = msg.total;
       completed = 0;
       finalElapsed = null;
@@ -129,6 +132,7 @@ function handle(msg) {
       break;
     case "complete":
       if (msg.run_id !== activeRun) return;
+      setRun(msg.run_id, false);
       activeRun = null;
       completed = total;
       finalElapsed = msg.elapsed_s;
@@ -138,6 +142,7 @@ function handle(msg) {
       renderSummary(msg.summary, msg.run_id, msg.elapsed_s);
       break;
     case "cancelled":
+      if (activeRun !== null) setRun(activeRun, false);
       activeRun = null;
       pending = false;
       finalElapsed = startedAt ? (performance.now() - startedAt) / 1000 : 0;
@@ -163,6 +168,7 @@ function handle(msg) {
       } else {
         showError(msg.field, msg.message);
       }
+      focusFirstError();
       break;
   }
 }
@@ -171,6 +177,13 @@ form.addEventListener("submit", (event) => {
   event.preventDefault();
   const message = buildRequest();
   if (!message) return;
+  const { warning } = message;
+  delete message.warning;
+  if (warning && warnedFor !== JSON.stringify(message)) {
+    warnedFor = JSON.stringify(message); // the same request again runs
+    showBanner(warning);
+    return;
+  }
   // The settings go into the address: shareable, and Back shows them exactly.
   const query = `?${toQuery(message)}`;
   if (query !== location.search) history.pushState({ run: true }, "", query);
