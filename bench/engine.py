@@ -1,9 +1,9 @@
 """Engine benchmark: workload W (6 strategies x 48 coins x 43,800 hourly bars,
 default parameters, prices in memory). Prints figures; asserts nothing.
 
-W runs twice on one thread: with the risk settings off, and with a 5% stop, a
-10% target, a 3% trailing stop and both directions; the ratio of the two is
-measured within the one run, so the machine's load affects both alike.
+W runs on one thread with the risk settings off and with a 5% stop, a 10%
+target, a 3% trailing stop and both directions, the two alternating; their
+ratio is measured within the one run, so the machine's load affects both alike.
 
     .venv/bin/python bench/engine.py [--coins 48] [--bars 43800] [--repeat 3]
 
@@ -103,12 +103,42 @@ def measure(label: str, run: Callable[[], object], repeat: int, backtests: int,
     return best
 
 
+def measure_pair(
+    first: tuple[str, Callable[[], object]],
+    second: tuple[str, Callable[[], object]],
+    repeat: int,
+    backtests: int,
+    bars_per_test: int,
+) -> tuple[float, float]:
+    """Warm up both, time them alternately ``repeat`` times each, print each
+    one's best and median and return the two best times."""
+    times: dict[str, list[float]] = {first[0]: [], second[0]: []}
+    first[1]()
+    second[1]()
+    for _ in range(repeat):
+        for label, run in (first, second):
+            began = time.perf_counter()
+            run()
+            times[label].append(time.perf_counter() - began)
+    for label, measured in times.items():
+        best, median = min(measured), statistics.median(measured)
+        print(
+            f"{label:>13}: best {best:.3f} s, median {median:.3f} s | "
+            f"{best / backtests * 1000:.2f} ms per backtest | "
+            f"{backtests * bars_per_test / best / 1e6:.0f} M bars/s"
+        )
+    return min(times[first[0]]), min(times[second[0]])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--coins", type=int, default=48)
     parser.add_argument("--bars", type=int, default=43_800)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--single", action="store_true", help="one thread only (no pools)"
+    )
     args = parser.parse_args()
 
     data = synthetic(args.coins, args.bars)
@@ -121,18 +151,22 @@ def main() -> None:
     trades, final = work(data)
     print(f"check: {trades:,} trades, mean final equity {final / backtests:,.2f}")
 
-    plain = measure("1 thread", lambda: work(data), args.repeat, backtests, args.bars)
+    # The two modes alternate, so a change in the machine's load reaches both.
     trades, final = work(data, RISK)
     print(
         f"with risk {RISK.as_dict()}: {trades:,} trades, "
         f"mean final equity {final / backtests:,.2f}"
     )
-    risky = measure(
-        "1 thread+risk", lambda: work(data, RISK), args.repeat, backtests, args.bars
-    )
+    plain, risky = measure_pair(
+        ("1 thread", lambda: work(data)),
+        ("1 thread+risk", lambda: work(data, RISK)),
+        args.repeat, backtests, args.bars,
+    )  # fmt: skip
     print(f"risk settings on / off, one thread: {risky / plain:.2f}x")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS after one thread, both settings: {peak:.0f} MB")
+    if args.single:
+        return
     with ThreadPoolExecutor(args.workers) as pool:
 
         def threaded() -> None:

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from strategies.execution import oriented, simulate_risk
+from strategies.execution import execution_prices, simulate_risk
 from strategies.kernels import empty, frame, scratch
 from strategies.metrics import PERIODS_PER_YEAR, compute_metrics
 from strategies.registry import get_strategy, validate_params
@@ -260,7 +260,8 @@ def run_many(
     results = []
     with scratch():
         cache = IndicatorCache(bars)
-        short_prices = None if risk.direction == "long" else oriented(bars, -1)
+        # The oriented prices of the risk search, shared by the coin's jobs.
+        prices = None if risk.is_default else execution_prices(bars, risk.direction)
         for key, params in checked:
             spec = get_strategy(key)
             if risk.is_default:
@@ -285,7 +286,7 @@ def run_many(
                         fee=fee,
                         slippage_bps=slippage_bps,
                         initial_equity=initial_equity,
-                        short_prices=short_prices,
+                        prices=prices,
                     )
                 metrics = compute_metrics(
                     equity, trades, position, bars.close, interval=interval

@@ -21,6 +21,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from strategies.kernels import empty
 from strategies.risk import Risk
 from strategies.signals import Sides
 from strategies.types import Bars
@@ -45,11 +46,29 @@ class _Prices:
     favourable: np.ndarray  # the high of a long's bar, minus the low of a short's
 
 
-def oriented(bars: Bars, side: int) -> _Prices:
-    """Return the bars as the given side (+1 long, -1 short) sees them."""
-    if side > 0:
-        return _Prices(bars.open, bars.low, bars.high)
-    return _Prices(-bars.open, -bars.high, -bars.low)
+def execution_prices(bars: Bars, direction: str) -> _Prices:
+    """Return the bars as the traded sides see them.
+
+    Long: the bars. Short: the bars negated. Both: the long view, then the
+    short one (a short's bar i is at n + i). Each view runs on for another n
+    copies of its last bar, so that a search reading a block of bars past a
+    trade's last one needs no bounds check.
+    """
+    views = []
+    if direction != "short":
+        views.append((bars.open, bars.low, bars.high))
+    if direction != "long":
+        views.append((-bars.open, -bars.high, -bars.low))
+    n = len(bars.open)
+    columns = []
+    for part in zip(*views, strict=True):
+        # Scratch memory when the engine provides it: rebuilt per coin.
+        out = empty(len(part) * n + n)
+        for index, column in enumerate(part):
+            out[index * n : (index + 1) * n] = column
+        out[len(part) * n :] = part[-1][-1]
+        columns.append(out)
+    return _Prices(*columns)
 
 
 def liquidation_price(entry: np.ndarray, size: float, fee: float) -> np.ndarray:
@@ -62,9 +81,9 @@ def liquidation_price(entry: np.ndarray, size: float, fee: float) -> np.ndarray:
     return entry / size + entry * ((1.0 - fee) / (1.0 + fee))
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=64)
 def _offsets(n: int) -> np.ndarray:
-    """Return 0..n-1, shared by the calls on series of that length (read-only)."""
+    """Return 0..n-1, shared by every block of that width (read-only)."""
     out = np.arange(n, dtype=np.intp)
     out.flags.writeable = False
     return out
@@ -78,16 +97,21 @@ def first_exits(
     *,
     stop: np.ndarray | None,
     target: np.ndarray | None,
-    trail: float | None,
+    trail: np.ndarray | None,
     liquidation: np.ndarray | None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return (bar, price, reason) of each trade's first stop, target or
     liquidation exit on bars start..last, or bar -1 where none is reached.
 
-    Prices are oriented (``_Prices``): ``stop`` is below ``entry`` and
-    ``target`` above it; ``trail`` is the factor of the running best price
-    (1 - ts for a long, 1 + ts for a short's negated prices); ``liquidation``
-    the oriented liquidation price. Returned prices are oriented too.
+    Prices are oriented (``_Prices``) and may hold several orientations one
+    after the other, ``start`` and ``last`` indexing into them: each trade's
+    ``stop`` is below its ``entry`` and its ``target`` above; ``trail`` is the
+    factor of the running best price (1 - ts for a long, 1 + ts for a short's
+    negated prices); ``liquidation`` the oriented liquidation price (-inf for
+    none). Returned bars index the same arrays; prices are oriented too.
+
+    The entry bar is checked for every trade at once; the trades still open
+    then look 2, 4, 8, ... bars further in each round, as a 2-D block.
     """
     count = len(start)
     bar = np.full(count, -1, dtype=np.intp)
@@ -96,16 +120,38 @@ def first_exits(
     if count == 0 or (stop is None and target is None and trail is None
                       and liquidation is None):  # fmt: skip
         return bar, price, reason
-    n = len(prices.open)
-    rows = np.arange(count)  # which trade each active row is
-    pos = start.copy()  # the next bar to look at
-    best = entry.copy()  # the best price before ``pos`` (trailing stops)
-    width = 1
-    offsets = _offsets(n)
+    hits: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = []
+
+    # The entry bar: the trailing level is trail * entry there.
+    adverse = prices.adverse[start]
+    if trail is not None:
+        level = entry * trail
+        if stop is not None:
+            np.maximum(level, stop, out=level)
+    else:
+        level = stop
+    barrier = _barrier(level, liquidation)
+    hit = adverse <= barrier
+    if target is not None or trail is not None:
+        favourable = prices.favourable[start]
+    if target is not None:
+        hit |= favourable >= target
+    done = np.flatnonzero(hit)
+    if len(done):
+        hits.append((done, start[done], None if level is None else level[done]))
+    rows = np.flatnonzero(~hit & (last > start))
+    pos = start[rows] + 1  # the next bar to look at
+    best = entry[rows]  # the best price before ``pos`` (trailing stops)
+    if trail is not None:
+        np.maximum(best, favourable[rows], out=best)
+
+    width = 2
     while len(rows):
-        span = offsets[:width]
-        index = pos[:, None] + span
-        np.minimum(index, n - 1, out=index)
+        remaining = last[rows] - pos
+        # The price arrays run on past the last bar (``execution_prices``), so
+        # a block may reach beyond a trade's last bar; hits there are ignored.
+        width = min(width, int(remaining.max()) + 1)
+        index = pos[:, None] + _offsets(width)
         adverse = prices.adverse[index]
         if trail is not None:
             favourable = prices.favourable[index]
@@ -113,44 +159,60 @@ def first_exits(
             level = np.empty_like(adverse)
             level[:, 0] = best
             np.maximum(run[:, :-1], best[:, None], out=level[:, 1:])
-            level *= trail
+            level *= trail[rows, None]
             if stop is not None:
                 np.maximum(level, stop[rows, None], out=level)
         elif stop is not None:
-            level = np.broadcast_to(stop[rows, None], adverse.shape)
+            level = stop[rows, None]
         else:
             level = None
-        hit = np.zeros(adverse.shape, dtype=np.bool_) if level is None else (
-            adverse <= level
-        )  # fmt: skip
+        barrier = _barrier(
+            level, None if liquidation is None else liquidation[rows, None]
+        )
+        hit = adverse <= barrier
         if target is not None:
             if trail is None:
                 favourable = prices.favourable[index]
             hit |= favourable >= target[rows, None]
-        if liquidation is not None:
-            hit |= adverse <= liquidation[rows, None]
-        hit &= span <= (last[rows] - pos)[:, None]
         first = hit.argmax(axis=1)
-        found = hit[np.arange(len(rows)), first]
+        found = hit[np.arange(len(rows)), first] & (first <= remaining)
         done = np.flatnonzero(found)
         if len(done):
             col = first[done]
-            k = pos[done] + col
-            who = rows[done]
-            lvl = None if level is None else level[done, col]
-            b, p, r = _fill(prices, k, start[who], lvl, who, stop, target, trail,
-                            liquidation)  # fmt: skip
-            bar[who], price[who], reason[who] = b, p, r
-        keep = np.flatnonzero(~found)
-        best = best[keep]
+            if level is None:
+                lvl = None
+            elif trail is None:
+                lvl = level[done, 0]
+            else:
+                lvl = level[done, col]
+            hits.append((rows[done], pos[done] + col, lvl))
+        more = np.flatnonzero(~found & (remaining >= width))
+        rows, pos = rows[more], pos[more] + width
+        best = best[more]
         if trail is not None:
-            np.maximum(best, run[keep, -1], out=best)
-        rows = rows[keep]
-        pos = pos[keep] + width
-        alive = pos <= last[rows]
-        rows, pos, best = rows[alive], pos[alive], best[alive]
+            np.maximum(best, run[more, -1], out=best)
         width *= 2
+
+    if hits:
+        who = np.concatenate([h[0] for h in hits])
+        k = np.concatenate([h[1] for h in hits])
+        lvl = None if hits[0][2] is None else np.concatenate([h[2] for h in hits])
+        b, p, r = _fill(prices, k, start[who], lvl, who, stop, target, trail,
+                        liquidation)  # fmt: skip
+        bar[who], price[who], reason[who] = b, p, r
     return bar, price, reason
+
+
+def _barrier(
+    level: np.ndarray | None, liquidation: np.ndarray | None
+) -> np.ndarray | float:
+    """Return the price whose reach ends a trade: the stop level or the
+    liquidation price, whichever comes first (-inf when there is neither)."""
+    if level is None:
+        return -np.inf if liquidation is None else liquidation
+    if liquidation is None:
+        return level
+    return np.maximum(level, liquidation)
 
 
 def _fill(
@@ -161,7 +223,7 @@ def _fill(
     who: np.ndarray,
     stop: np.ndarray | None,
     target: np.ndarray | None,
-    trail: float | None,
+    trail: np.ndarray | None,
     liquidation: np.ndarray | None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return (bar, oriented price, reason) at the bars where an exit is due.
@@ -213,28 +275,33 @@ def _chain(follow: np.ndarray) -> np.ndarray:
     """Return the candidates reached from the first one through ``follow``.
 
     Most candidates are followed by the next one (every crossover candidate
-    is), so the loop only visits those that are not: it jumps from one to the
-    next and takes the run in between whole.
+    is): the chain runs through them whole. Only the others, the jumps, are
+    visited one by one: from a jump the chain goes to the candidate it is
+    followed by and runs on to the next jump at or after it.
     """
     count = len(follow)
     if not count:
         return np.empty(0, dtype=np.intp)
-    index = np.arange(count)
-    jumping = follow != index + 1
+    jumping = follow != np.arange(1, count + 1)
     jumping[-1] = True  # the chain ends there at the latest
     jumps = np.flatnonzero(jumping)
-    # For each candidate, the first jump at or after it.
-    next_jump = np.repeat(jumps, np.diff(np.concatenate(([-1], jumps)))).tolist()
-    follow_list = follow.tolist()
-    runs = []
-    i = 0
-    while i < count:
-        j = next_jump[i]
-        runs.append((i, j + 1))
-        i = follow_list[j]
-    if len(runs) == 1:
-        return index[runs[0][0] : runs[0][1]]
-    return np.concatenate([index[a:b] for a, b in runs])
+    if len(jumps) == 1:
+        return np.arange(count)
+    landing = follow[jumps]  # where the chain goes on from each jump
+    # The jump each landing runs on to (len(jumps): the chain has ended).
+    next_jump = np.searchsorted(jumps, landing).tolist()
+    visited = []
+    k, end = 0, len(jumps)
+    while k < end:
+        visited.append(k)
+        k = next_jump[k]
+    # Mark each run taken: +1 at its first candidate, -1 after its last.
+    visited = np.array(visited)
+    marks = np.zeros(count + 1, dtype=np.int32)
+    marks[0] = 1
+    marks[landing[visited[:-1]]] = 1
+    marks[jumps[visited] + 1] -= 1
+    return np.flatnonzero(np.cumsum(marks[:count]))
 
 
 def simulate_risk(
@@ -245,9 +312,12 @@ def simulate_risk(
     fee: float,
     slippage_bps: float,
     initial_equity: float,
-    short_prices: _Prices | None = None,
+    prices: _Prices | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """Return (equity, position, trade table) under the risk settings.
+
+    ``prices`` are ``execution_prices(bars, risk.direction)``, which several
+    strategies on one coin can share.
 
     ``position`` is +1 / -1 on every bar a long / short is held at the open
     (the bar of a stop exit included), 0 when flat.
@@ -259,7 +329,8 @@ def simulate_risk(
 
     # Candidates: closes where exactly one side's entry holds.
     long_entry, short_entry = sides.long_entry, sides.short_entry
-    if long_entry is not None and short_entry is not None:
+    both = long_entry is not None and short_entry is not None
+    if both:
         one = long_entry[:last_close] != short_entry[:last_close]
         closes = np.flatnonzero(one)
         side = np.where(long_entry[closes], 1, -1).astype(np.int8)
@@ -275,84 +346,79 @@ def simulate_risk(
     # Each candidate's exit signal: the first close from its entry bar on where
     # its own exit holds and its own entry does not (n - 1: none, held to the end).
     signal_exit = np.full(count, last_close, dtype=np.intp)
-    entry = np.empty(count)
-    liquidation = np.full(count, np.inf)
-    bar = np.full(count, -1, dtype=np.intp)
-    price = np.zeros(count)
-    reason = np.zeros(count, dtype=np.int8)
     for value, own_entry, own_exit in (
         (1, long_entry, sides.long_exit),
         (-1, short_entry, sides.short_exit),
     ):
         if own_entry is None:
             continue
-        mine = np.flatnonzero(side == value)
-        if not len(mine):
-            continue
-        exits = np.flatnonzero(own_exit[:last_close] & ~own_entry[:last_close])
+        mine = np.flatnonzero(side == value) if both else slice(None)
+        exits = np.flatnonzero(own_exit[:last_close])
+        exits = exits[~own_entry[exits]]
         at = np.searchsorted(exits, start[mine])
-        found = at < len(exits)
-        signal_exit[mine[found]] = exits[at[found]]
-        fill = bars.open[start[mine]] * (1.0 + value * slip)
-        entry[mine] = fill
-        if value > 0:
-            prices = oriented(bars, 1)
-            oriented_entry = fill
-            liq = None
-        else:
-            prices = short_prices if short_prices is not None else oriented(bars, -1)
-            oriented_entry = -fill
-            liq_real = liquidation_price(fill, size, fee)
-            liquidation[mine] = liq_real
-            liq = -liq_real
-        # Oriented levels: a short's stop above its entry is a negated level
-        # below the negated entry.
-        stop = target = None
-        if risk.stop_loss is not None:
-            stop = fill * (1.0 - value * risk.stop_loss) * value
-        if risk.take_profit is not None:
-            target = fill * (1.0 + value * risk.take_profit) * value
-        trail = None
-        if risk.trailing_stop is not None:
-            trail = 1.0 - risk.trailing_stop if value > 0 else 1.0 + risk.trailing_stop
-        b, p, r = first_exits(
-            prices, start[mine], signal_exit[mine], oriented_entry,
-            stop=stop, target=target, trail=trail, liquidation=liq,
-        )  # fmt: skip
-        bar[mine], price[mine], reason[mine] = b, p * value, r
+        ends = np.append(exits, last_close)[at]
+        signal_exit[mine] = ends
 
-    # The chain: a trade ending on close e is followed by the first candidate on
-    # a close >= e; a liquidation ends all trading.
+    # Entry fills and oriented levels: a short sees the prices negated, so its
+    # stop above the entry is a level below the negated entry. One search
+    # serves both sides, the shorts' bars placed after the longs' (``base``).
+    sign = side.astype(np.float64)
+    entry = bars.open[start] * (1.0 + sign * slip)
+    oriented_entry = entry * sign
+    stop = target = trail = liq = None
+    if risk.stop_loss is not None:
+        stop = entry * (1.0 - sign * risk.stop_loss) * sign
+    if risk.take_profit is not None:
+        target = entry * (1.0 + sign * risk.take_profit) * sign
+    if risk.trailing_stop is not None:
+        trail = 1.0 - sign * risk.trailing_stop
+    liquidation = np.full(count, np.inf)
+    if risk.direction != "long":
+        shorts = side < 0
+        liquidation[shorts] = liquidation_price(entry[shorts], size, fee)
+        liq = np.where(shorts, -liquidation, -np.inf)
+    if prices is None:
+        prices = execution_prices(bars, risk.direction)
+    base = np.where(side < 0, n, 0) if both else 0
+    bar, price, reason = first_exits(
+        prices, start + base, signal_exit + base, oriented_entry,
+        stop=stop, target=target, trail=trail, liquidation=liq,
+    )  # fmt: skip
+    bar[bar >= n] -= n
+    price *= sign
+
+    # Each candidate's exit: a stop, target or liquidation inside a bar, else
+    # its exit signal at the next open, else the last close.
     stopped = bar >= 0
+    at_end = ~stopped & (signal_exit == last_close)
+    by_signal = ~stopped & ~at_end
+    exit_bar = np.where(stopped, bar, signal_exit + 1)
+    exit_bar[at_end] = last_close
+    exit_price = price
+    exit_price[by_signal] = bars.open[exit_bar[by_signal]] * (
+        1.0 - sign[by_signal] * slip
+    )
+    exit_price[at_end] = bars.close[last_close]
+    reason[by_signal] = SIGNAL
+    reason[at_end] = END
+    slipped = stopped & (reason != LIQUIDATION)
+    exit_price[slipped] *= 1.0 - sign[slipped] * slip
+    # A short closed at or beyond its liquidation price is liquidated there.
+    lost = exit_price >= liquidation
+    exit_price[lost], reason[lost] = liquidation[lost], LIQUIDATION
+
+    # The chain: a trade ending on close e (a stop inside bar e, an exit signal
+    # on close e) is followed by the first candidate on a close >= e; the end
+    # of the bars and a liquidation end all trading.
     ends = np.where(stopped, bar, signal_exit)
     follow = np.searchsorted(closes, ends)
     follow[ends >= last_close] = count
     follow[reason == LIQUIDATION] = count
     path = _chain(follow)
 
-    # The path's trades.
-    side = side[path]
-    start = start[path]
-    entry = entry[path]
-    stopped = stopped[path]
-    reason = reason[path]
-    exit_bar = np.where(stopped, bar[path], signal_exit[path] + 1)
-    at_end = ~stopped & (signal_exit[path] == last_close)
-    exit_bar[at_end] = last_close
-    exit_price = np.where(stopped, price[path], 0.0)
-    by_signal = ~stopped & ~at_end
-    exit_price[by_signal] = bars.open[exit_bar[by_signal]] * (
-        1.0 - side[by_signal] * slip
-    )
-    exit_price[at_end] = bars.close[last_close]
-    reason[by_signal] = SIGNAL
-    reason[at_end] = END
-    slipped = stopped & (reason != LIQUIDATION)
-    exit_price[slipped] *= 1.0 - side[slipped] * slip
-    # A short closed at or beyond its liquidation price is liquidated there.
-    liq = liquidation[path]
-    lost = (side < 0) & (exit_price >= liq)
-    exit_price[lost], reason[lost] = liq[lost], LIQUIDATION
+    side, start, entry, reason = side[path], start[path], entry[path], reason[path]
+    stopped, at_end = stopped[path], at_end[path]
+    exit_bar, exit_price = exit_bar[path], exit_price[path]
 
     # Money: each trade commits f of the equity before it.
     cost = entry * (1.0 + fee)

@@ -307,6 +307,18 @@ def test_a_short_that_loses_everything_is_liquidated_and_trading_stops():
     assert result.position.tolist() == [0, 0, -1, -1, 0, 0]
     assert result.metrics["total_return_pct"] == -100.0
     assert result.metrics["max_drawdown_pct"] == 100.0
+    # A stop that would fill beyond the liquidation price: sold short at
+    # 8 * 0.95 = 7.6 (5% slippage), stop 7.6 * 1.99 = 15.124 reached on bar 3,
+    # bought back at 15.124 * 1.05 = 15.88, past 7.6 + 7.6 = 15.2 where equity
+    # is 0: liquidated at 15.2 instead, and the short signal of bar 4 is not
+    # taken either.
+    slipped = run_backtest(bars, "donchian_breakout", DONCHIAN_1, fee=0.0,
+                           slippage_bps=500,
+                           risk=Risk(stop_loss_pct=99, direction="short"))  # fmt: skip
+    (trade,) = slipped.trades
+    assert (trade.exit_index, trade.exit_reason) == (3, "liquidation")
+    assert trade.exit_price == pytest.approx(15.2)
+    assert slipped.equity.tolist()[3:] == [0, 0, 0]
 
 
 # -- properties -----------------------------------------------------------------
