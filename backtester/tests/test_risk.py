@@ -240,6 +240,20 @@ def test_bad_risk_flags_name_the_flag(coins, args, message):
     assert "\n" not in str(info.value)
 
 
+def test_help_gives_each_flag_its_published_range():
+    from backtester.management.commands.backtest import Command
+
+    text = " ".join(
+        Command().create_parser("manage.py", "backtest").format_help().split()
+    )
+    assert "--stop-loss PCT Exit when the price moves" in text
+    assert "0 < PCT < 100; default off" in text  # stop and trailing stop
+    assert text.count("0 < PCT < 100; default off") == 2
+    assert "0 < PCT <= 1000; default off" in text
+    assert "--size FRACTION" in text and "0 < FRACTION <= 1; default 1." in text
+    assert "--direction long|short|both" in text and "Default: long." in text
+
+
 @pytest.mark.django_db(transaction=True)
 def test_several_bad_flags_are_named_in_one_line(coins):
     with pytest.raises(CommandError) as info:

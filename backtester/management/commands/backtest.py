@@ -16,6 +16,7 @@ from backtester.selectors import run_data
 from backtester.services import run_coins, run_create, run_start
 from backtester.validation import RequestError, iso, run_spec
 from strategies.registry import STRATEGIES
+from strategies.risk import RISK_PARAMS
 
 # Risk flags (as argparse names them) and the request fields they set.
 RISK_OPTIONS = {
@@ -25,6 +26,7 @@ RISK_OPTIONS = {
     "direction": "direction",
     "size": "position_size",
 }
+RISK_SPECS = {spec.name: spec for spec in RISK_PARAMS}
 # Unsaved runs still need a unique id inside the runner.
 _unsaved_ids = itertools.count(-1, -1)
 
@@ -92,34 +94,22 @@ class Command(BaseCommand):
             default="0",
             help="Slippage in basis points against the trader (0).",
         )
-        # Risk settings: absent flags leave the defaults (no stops, long, all in);
-        # the values are checked by the same rules as the web form's.
-        parser.add_argument(
-            "--stop-loss",
-            metavar="PCT",
-            help="Stop-loss in percent of the entry fill, 0 < PCT < 100 (off).",
-        )
-        parser.add_argument(
-            "--take-profit",
-            metavar="PCT",
-            help="Take-profit in percent of the entry fill, 0 < PCT <= 1000 (off).",
-        )
-        parser.add_argument(
-            "--trailing-stop",
-            metavar="PCT",
-            help="Trailing stop in percent below the best price since entry "
-            "(above, for a short), 0 < PCT < 100 (off).",
-        )
-        parser.add_argument(
-            "--direction",
-            metavar="long|short|both",
-            help="Trade long (default), short, or both sides with reversals.",
-        )
-        parser.add_argument(
-            "--size",
-            metavar="FRACTION",
-            help="Share of equity each entry commits, 0 < FRACTION <= 1 (1).",
-        )
+        # Risk settings: absent flags leave the defaults (no stops, long, all in).
+        # Help, metavar and range come from the published schema, whose rules
+        # validate the values, as for the web form and the websocket.
+        for option, field in RISK_OPTIONS.items():
+            spec = RISK_SPECS[field]
+            if spec.choices:
+                metavar = "|".join(spec.choices)
+                help = f"{spec.help} Default: {spec.default}."
+            else:
+                metavar = "PCT" if spec.unit == "%" else "FRACTION"
+                default = "off" if spec.default is None else f"{spec.default:g}"
+                limits = spec.limits().replace("value", metavar)
+                help = f"{spec.help} {limits}; default {default}."
+            parser.add_argument(
+                "--" + option.replace("_", "-"), metavar=metavar, help=help
+            )
         parser.add_argument(
             "--format",
             default="table",
