@@ -22,7 +22,7 @@ CSV_METRICS = [
     "num_trades", "win_rate_pct", "profit_factor", "expectancy_pct", "avg_trade_pct",
     "best_trade_pct", "worst_trade_pct", "avg_trade_duration", "exposure_pct",
     "final_equity", "long_trades", "short_trades", "win_rate_long_pct",
-    "win_rate_short_pct",
+    "win_rate_short_pct", "missing_bars", "longest_gap_hours",
 ]  # fmt: skip
 # The risk settings as CSV columns, in schema order (empty: off).
 CSV_RISK = [

@@ -21,7 +21,7 @@ import numpy as np
 
 from strategies import metrics as mx
 from strategies.kernels import scratch
-from strategies.metrics import METRIC_KEYS, PERIODS_PER_YEAR
+from strategies.metrics import METRIC_KEYS
 from strategies.registry import StrategySpec
 from strategies.signals import IndicatorCache
 from strategies.types import Bars, Metrics
@@ -145,7 +145,9 @@ def block_metrics(
     """
     rows, n = held.shape[0], held.shape[1] - 1
     close = bars.close
-    periods = PERIODS_PER_YEAR[interval]
+    # Annual figures count the calendar (see metrics): the same for every row.
+    periods = mx.periods_per_year(bars.time, interval)
+    years = mx.calendar_years(bars.time, n, interval)
     wanted = set(keys)
     slip = slippage_bps / 10_000.0
 
@@ -220,12 +222,16 @@ def block_metrics(
             trade_row, weights=exits - entries, minlength=rows
         ).tolist()
     if wanted & TRADE_STAT_KEYS:
+        # An exit at n (still open at the end) holds the last bar too, as
+        # engine.simulate counts it.
         table = _trade_table(growth, units, entry_price, exit_price,
-                             exit_index - entries, fee)  # fmt: skip
+                             exits - entries, fee)  # fmt: skip
     if wanted & _SIDE_KEYS:
         wins = np.bincount(trade_row[growth > 1.0], minlength=rows).tolist()
         open_rows = np.bincount(trade_row[is_open], minlength=rows).tolist()
     buy_hold = mx.buy_hold_return_pct(close)
+    missing, longest_gap = mx.gap_stats(bars.time, interval)
+    gaps = {"missing_bars": missing, "longest_gap_hours": longest_gap}
     finals = equity[:, -1].tolist()
     counts_of = trades.tolist()
     lows = None if lowest is None else lowest.tolist()
@@ -234,7 +240,7 @@ def block_metrics(
     out: list[Metrics] = []
     for row in range(rows):
         final = finals[row]
-        found: Metrics = {"buy_hold_return_pct": buy_hold}
+        found: Metrics = {"buy_hold_return_pct": buy_hold, **gaps}
         # Python floats round as NumPy's float64 scalars do: equal values.
         found["total_return_pct"] = mx._num((final / initial_equity - 1.0) * 100.0)
         row_mean = None if means is None else means[row]
@@ -245,7 +251,7 @@ def block_metrics(
         found["num_trades"] = counts_of[row]
         if not wanted.issubset(found):
             _more_metrics(
-                found, wanted, equity[row], row_mean, row_std, periods,
+                found, wanted, equity[row], row_mean, row_std, periods, years,
                 None if downside is None else float(downside[row]),
                 None if longest is None else int(longest[row]),
             )  # fmt: skip
@@ -265,12 +271,13 @@ def _more_metrics(
     curve: np.ndarray,
     mean: float | None,
     std: float | None,
-    periods: int,
+    periods: float,
+    years: float,
     downside: float | None,
     longest: int | None,
 ) -> None:
     """Add the metrics beyond the sweep's own that need only the curve."""
-    cagr = mx.cagr_pct(curve, periods)
+    cagr = mx.cagr_pct(curve, years)
     found["cagr_pct"] = cagr
     found["volatility_ann_pct"] = mx.volatility_ann_pct(std, periods)
     if "max_drawdown_pct" in found:

@@ -195,7 +195,10 @@ def simulate(
         "exit_price": exit_price,
         "units": units,
         "return_pct": (growth - 1.0) * 100.0,
-        "bars_held": exit_index - entries,
+        # Bars during which the position is held: the exit bar counts only for
+        # a position closed at the last bar's close (a signal exit fills at the
+        # exit bar's open). So the trades' bars_held add up to exposure's bars.
+        "bars_held": exit_index - entries + closed_at_end,
         "fees": units * (entry_price + exit_price) * fee,
         "closed_at_end": closed_at_end,
         "side": np.full(count, "long"),
@@ -289,7 +292,12 @@ def run_many(
                         prices=prices,
                     )
                 metrics = compute_metrics(
-                    equity, trades, position, bars.close, interval=interval
+                    equity,
+                    trades,
+                    position,
+                    bars.close,
+                    interval=interval,
+                    time=bars.time,
                 )
             results.append(
                 BacktestResult(

@@ -479,7 +479,9 @@ def simulate_risk(
         "exit_price": exit_price,
         "units": units,
         "return_pct": trade_return * 100.0,
-        "bars_held": exit_bar - start,
+        # The bars the position column marks held: the exit bar too when the
+        # trade ends within it or at its close (see engine.simulate).
+        "bars_held": held_end - start,
         "fees": units * (entry + exit_price) * fee,
         "closed_at_end": at_end,
         "side": SIDE_NAMES[side + 1],

@@ -1,10 +1,14 @@
 """Performance statistics, one small function each, and their assembler.
 
 Conventions (where tools differ, the choice is stated at the function):
-per-bar simple returns of the equity curve, risk-free rate 0, annualized with
-``PERIODS_PER_YEAR`` bars a year (crypto trades around the clock). Undefined
-values (no trades, no losses, zero volatility) are ``None`` rather than NaN or
-infinity, and every value is a plain Python number, so the dict is valid JSON.
+per-bar simple returns of the equity curve, risk-free rate 0. Everything
+annualized counts calendar time, not bars: a range spans its first bar's open
+to its last bar's open plus one interval, in years of 365 days (crypto trades
+around the clock), and per-bar figures are annualized at the bars a calendar
+year actually holds in that range (``PERIODS_PER_YEAR`` without gaps, fewer
+with them). Undefined values (no trades, no losses, zero volatility, a CAGR
+over less than 30 days) are ``None`` rather than NaN or infinity, and every
+value is a plain Python number, so the dict is valid JSON.
 """
 
 from __future__ import annotations
@@ -18,6 +22,11 @@ from strategies.kernels import empty, frame
 from strategies.types import TRADE_COLUMNS, Trade
 
 PERIODS_PER_YEAR = {"1h": 8760, "1d": 365}
+INTERVAL_SECONDS = {"1h": 3600, "1d": 86_400}
+SECONDS_PER_YEAR = 365 * 86_400
+# A compound annual rate over a few days or weeks is an extrapolation, not a
+# measurement (+3.96% over 6 hourly bars compounds to 4e26 % a year).
+MIN_CAGR_DAYS = 30
 
 # Below this a per-bar standard deviation is rounding noise, not volatility.
 ZERO_STD = 1e-15
@@ -28,7 +37,8 @@ METRIC_KEYS = (
     "num_trades", "win_rate_pct", "profit_factor", "expectancy_pct",
     "avg_trade_pct", "best_trade_pct", "worst_trade_pct", "avg_trade_duration",
     "exposure_pct", "final_equity", "long_trades", "short_trades",
-    "win_rate_long_pct", "win_rate_short_pct", "exit_reasons",
+    "win_rate_long_pct", "win_rate_short_pct", "exit_reasons", "missing_bars",
+    "longest_gap_hours",
 )  # fmt: skip
 
 EXIT_REASONS = (
@@ -71,20 +81,86 @@ def buy_hold_return_pct(close: np.ndarray) -> float | None:
     return _num((close[-1] / close[0] - 1.0) * 100.0)
 
 
-def cagr_pct(equity: np.ndarray, periods_per_year: int) -> float | None:
-    """Return the compound annual growth rate over len(equity) bars, in percent.
+def calendar_years(time: np.ndarray | None, n: int, interval: str) -> float:
+    """Return the calendar span of n bars in years of 365 days: the first bar's
+    open to the last bar's open plus one interval (without times: n intervals).
 
-    n bars span n bar durations (the first bar's open to the last bar's close),
-    so 43,800 hourly bars are exactly five years.
+    43,800 hourly bars without a gap are exactly five years; the same bars with
+    a month missing in the middle span five years and a month.
     """
-    years = len(equity) / periods_per_year
-    if years <= 0:
+    step = INTERVAL_SECONDS[interval]
+    if time is None or not len(time):
+        return n * step / SECONDS_PER_YEAR
+    return (int(time[-1]) - int(time[0]) + step) / SECONDS_PER_YEAR
+
+
+def periods_per_year(time: np.ndarray | None, interval: str) -> float:
+    """Return the bars a calendar year holds at this range's rate.
+
+    PERIODS_PER_YEAR (8,760 hourly) when no bar is missing; fewer when some
+    are, so that a per-bar mean or deviation is scaled to a calendar year, not
+    to a year of bars that would take longer than a year to happen.
+    """
+    if time is None or len(time) < 2:
+        return PERIODS_PER_YEAR[interval]
+    step = INTERVAL_SECONDS[interval]
+    span = int(time[-1]) - int(time[0]) + step
+    if span == len(time) * step:
+        return PERIODS_PER_YEAR[interval]
+    return len(time) * SECONDS_PER_YEAR / span
+
+
+def cagr_pct(equity: np.ndarray, years: float) -> float | None:
+    """Return the compound annual growth rate over ``years`` calendar years, in
+    percent; None below MIN_CAGR_DAYS (and when a huge return overflows)."""
+    if not years * 365 >= MIN_CAGR_DAYS:
         return None
     try:
         growth = float(equity[-1] / equity[0]) ** (1.0 / years)
-    except OverflowError:  # a huge return over a few bars: no meaningful rate
+    except OverflowError:  # a huge return: no meaningful rate
         return None
     return _num((growth - 1.0) * 100.0)
+
+
+def gap_stats(time: np.ndarray | None, interval: str) -> tuple[int, float]:
+    """Return (missing_bars, longest_gap_hours) of a range's bar times.
+
+    Against the interval's spacing: ``missing_bars`` counts the bars absent
+    between the first and the last bar, ``longest_gap_hours`` the longest
+    stretch without a bar (the time between two consecutive bars less one
+    interval; 0.0 when none is missing).
+    """
+    if time is None or len(time) < 2:
+        return 0, 0.0
+    step = INTERVAL_SECONDS[interval]
+    late = np.diff(np.asarray(time, dtype=np.int64)) - step
+    late = late[late > 0]
+    if not len(late):
+        return 0, 0.0
+    return int((late // step).sum()), int(late.max()) / 3600.0
+
+
+def trade_gaps(
+    entry_time: np.ndarray,
+    exit_time: np.ndarray,
+    bars_held: np.ndarray,
+    closed_at_end: np.ndarray,
+    interval: str,
+) -> np.ndarray:
+    """Return, for each trade, whether bars are missing while it was held.
+
+    A trade held over k bars without a gap spans k intervals from its entry
+    bar's open to its exit bar's open (k - 1 when closed at the last bar's
+    close, which is also its exit bar); any more time means bars are missing.
+    """
+    step = INTERVAL_SECONDS[interval]
+    spanned = np.asarray(bars_held, dtype=np.int64) - np.asarray(
+        closed_at_end, dtype=np.int64
+    )
+    elapsed = np.asarray(exit_time, dtype=np.int64) - np.asarray(
+        entry_time, dtype=np.int64
+    )
+    return elapsed > spanned * step
 
 
 def _sum_of_squares(values: np.ndarray) -> float:
@@ -106,7 +182,7 @@ def mean_std(returns: np.ndarray) -> tuple[float | None, float | None]:
     return mean, math.sqrt(squares / (len(returns) - 1))
 
 
-def volatility_ann_pct(std: float | None, periods_per_year: int) -> float | None:
+def volatility_ann_pct(std: float | None, periods_per_year: float) -> float | None:
     """Return the annualized standard deviation of bar returns, in percent."""
     if std is None:
         return None
@@ -114,7 +190,7 @@ def volatility_ann_pct(std: float | None, periods_per_year: int) -> float | None
 
 
 def sharpe(
-    mean: float | None, std: float | None, periods_per_year: int
+    mean: float | None, std: float | None, periods_per_year: float
 ) -> float | None:
     """Return mean / std of bar returns times sqrt(periods); risk-free 0.
 
@@ -135,7 +211,7 @@ def downside_deviation(returns: np.ndarray) -> float | None:
 
 
 def sortino(
-    mean: float | None, downside: float | None, periods_per_year: int
+    mean: float | None, downside: float | None, periods_per_year: float
 ) -> float | None:
     """Return mean bar return over downside deviation times sqrt(periods).
 
@@ -229,7 +305,11 @@ def calmar(cagr: float | None, max_dd_pct: float) -> float | None:
 
 
 def exposure_pct(position: np.ndarray) -> float:
-    """Return the share of bars spent in a position, in percent."""
+    """Return the share of bars spent in a position, in percent.
+
+    A bar counts when a position is held during it, so the bars_held of all
+    trades add up to exactly these bars (see Trade.bars_held).
+    """
     if not len(position):
         return 0.0
     return int(np.count_nonzero(position)) * 100.0 / len(position)
@@ -308,12 +388,16 @@ def compute_metrics(
     close: np.ndarray,
     *,
     interval: str = "1h",
+    time: np.ndarray | None = None,
 ) -> dict[str, float | int | None]:
     """Return every metric of one backtest, keyed as in METRIC_KEYS.
 
+    ``time`` holds the bars' open times (epoch seconds); without it the bars
+    are taken as evenly spaced.
+
     total_return_pct       final / first equity - 1, in %
     buy_hold_return_pct    last / first close - 1, in %, without fees
-    cagr_pct               compound annual growth over len(equity) bars, in %
+    cagr_pct               compound annual growth over the calendar span, in %
     volatility_ann_pct     std (ddof=1) of bar returns * sqrt(periods), in %
     sharpe                 mean / std of bar returns * sqrt(periods)
     sortino                mean / downside deviation * sqrt(periods)
@@ -327,27 +411,32 @@ def compute_metrics(
     avg_trade_pct          geometric mean net trade return, in %
     best_trade_pct         best net trade return, in %
     worst_trade_pct        worst net trade return, in %
-    avg_trade_duration     mean bars held per trade
-    exposure_pct           share of bars in a position, in %
+    avg_trade_duration     mean bars held per trade (bars_held)
+    exposure_pct           share of bars in a position, in %: sum(bars_held) / bars
     final_equity           equity at the last close, after any closing fee
     long_trades            trades on the long side
     short_trades           trades on the short side
     win_rate_long_pct      win rate of the long trades, in %
     win_rate_short_pct     win rate of the short trades, in %
     exit_reasons           count of trades per exit reason (EXIT_REASONS)
+    missing_bars           bars absent between the first and last bar
+    longest_gap_hours      longest stretch without a bar, in hours
 
-    None where undefined: volatility with fewer than 3 bars; Sharpe when the
-    curve never moves; Sortino without a losing bar; Calmar without a drawdown;
-    the trade statistics without trades; profit factor without a losing trade;
-    CAGR when a huge return over a few bars overflows.
+    ``periods`` is periods_per_year(): the bars a calendar year holds at this
+    range's rate. None where undefined: volatility with fewer than 3 bars;
+    Sharpe when the curve never moves; Sortino without a losing bar; CAGR (and
+    so Calmar) over less than 30 days or when a huge return overflows; Calmar
+    without a drawdown; the trade statistics without trades; profit factor
+    without a losing trade.
     """
-    periods = PERIODS_PER_YEAR[interval]
+    periods = periods_per_year(time, interval)
+    missing, longest_gap = gap_stats(time, interval)
     table = trade_table(trades)
     returns = bar_returns(equity)
     mean, std = mean_std(returns)
     lowest, highs = drawdown(equity)
     max_dd = (1.0 - lowest) * 100.0
-    cagr = cagr_pct(equity, periods)
+    cagr = cagr_pct(equity, calendar_years(time, len(equity), interval))
     metrics = {
         "total_return_pct": _num(total_return_pct(equity)),
         "buy_hold_return_pct": buy_hold_return_pct(close),
@@ -363,5 +452,7 @@ def compute_metrics(
         "exposure_pct": exposure_pct(position),
         "final_equity": _num(equity[-1]),
         **side_stats(table),
+        "missing_bars": missing,
+        "longest_gap_hours": longest_gap,
     }
     return metrics

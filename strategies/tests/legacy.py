@@ -88,7 +88,9 @@ def simulate(
         "exit_price": exit_price,
         "units": units,
         "return_pct": (growth - 1.0) * 100.0,
-        "bars_held": exit_index - entries,
+        # The one deliberate change since: a position closed at the last bar's
+        # close counts that bar as held, as exposure_pct does.
+        "bars_held": exit_index - entries + closed_at_end,
         "fees": units * (entry_price + exit_price) * fee,
         "closed_at_end": closed_at_end,
     }

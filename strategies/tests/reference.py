@@ -186,16 +186,34 @@ def _trade(entry, exit_index, exit_price, units, proceeds, fee, *, at_end):
         "exit_price": exit_price,
         "units": units,
         "return_pct": (proceeds / cost - 1) * 100,
-        "bars_held": exit_index - index,
+        # The bars held: the exit bar counts when sold at its close (the end).
+        "bars_held": exit_index - index + (1 if at_end else 0),
         "fees": units * price * fee + units * exit_price * fee,
         "closed_at_end": at_end,
         "pnl": proceeds - cost,
     }
 
 
-def metrics(curve, position, trades, close, periods):
-    """Every metric, from the simulator's output, in plain Python."""
+def metrics(curve, position, trades, close, periods, times=None):
+    """Every metric, from the simulator's output, in plain Python.
+
+    ``periods`` bars a year name the interval (8,760: hourly); ``times`` are
+    the bars' open times in seconds (evenly spaced when not given). Annual
+    figures count calendar time: the first open to the last open plus one
+    interval, in 365-day years.
+    """
     n = len(curve)
+    year = 365 * 24 * 3600
+    step = round(year / periods)
+    if times is None:
+        times = [i * step for i in range(n)]
+    years = (times[-1] - times[0] + step) / year
+    periods = n / years  # the bars a calendar year holds at this range's rate
+    missing, longest_gap = 0, 0
+    for before, after in zip(times[:-1], times[1:], strict=True):
+        if after - before > step:
+            missing += (after - before - step) // step
+            longest_gap = max(longest_gap, after - before - step)
     # Nothing left (a liquidated short): nothing to gain or lose either.
     returns = [
         curve[i] / curve[i - 1] - 1 if curve[i - 1] else 0.0 for i in range(1, n)
@@ -207,8 +225,14 @@ def metrics(curve, position, trades, close, periods):
         "num_trades": len(trades),
         "exposure_pct": 100 * sum(p != 0 for p in position) / n,
     }
+    out["missing_bars"] = missing
+    out["longest_gap_hours"] = longest_gap / 3600
     try:
-        out["cagr_pct"] = ((curve[-1] / curve[0]) ** (periods / n) - 1) * 100
+        out["cagr_pct"] = (
+            ((curve[-1] / curve[0]) ** (1 / years) - 1) * 100
+            if years * 365 >= 30
+            else None
+        )
     except OverflowError:
         out["cagr_pct"] = None
     peak, deepest, run, longest = curve[0], 0.0, 0, 0
@@ -388,7 +412,9 @@ def simulate_risk(
             return not rule[1][i]
         return rule[2][i]
 
-    def close_position(i, fill, reason, *, at_end=False):
+    def close_position(i, fill, reason, *, at_end=False, during_bar=True):
+        # during_bar: the fill is within bar i or at its close, so bar i was
+        # held; a signal fills at bar i's open, before it.
         nonlocal cash, pos
         if pos > 0:
             cash = cash + units * fill * (1 - fee)
@@ -408,7 +434,7 @@ def simulate_risk(
                 "exit_price": fill,
                 "units": units,
                 "return_pct": pnl / (units * price * (1 + fee)) * 100,
-                "bars_held": i - entry_bar,
+                "bars_held": i - entry_bar + (1 if during_bar else 0),
                 "fees": units * price * fee + units * fill * fee,
                 "closed_at_end": at_end,
                 "pnl": pnl,
@@ -433,12 +459,12 @@ def simulate_risk(
             )
         pos, entry_bar, best = side, i, price
 
-    def short_fill(i, raw, reason):
+    def short_fill(i, raw, reason, *, during_bar=True):
         fill = raw * (1 + slip)
         if fill >= liquidation:
-            close_position(i, liquidation, "liquidation")
+            close_position(i, liquidation, "liquidation", during_bar=during_bar)
         else:
-            close_position(i, fill, reason)
+            close_position(i, fill, reason, during_bar=during_bar)
 
     for i in range(n):
         if dead:
@@ -447,9 +473,9 @@ def simulate_risk(
             continue
         if i > 0 and decided != pos:
             if pos > 0:
-                close_position(i, open_[i] * (1 - slip), "signal")
+                close_position(i, open_[i] * (1 - slip), "signal", during_bar=False)
             elif pos < 0:
-                short_fill(i, open_[i], "signal")
+                short_fill(i, open_[i], "signal", during_bar=False)
                 dead = trades[-1]["exit_reason"] == "liquidation"
             if decided != 0 and not dead:
                 open_position(i, decided)

@@ -131,7 +131,7 @@ def check_against_reference(bars, strategy, params, fee, slippage, interval="1h"
         for key in ("entry_price", "exit_price", "units", "return_pct", "fees"):
             assert close_enough(getattr(got, key), want[key]), key
     periods = PERIODS_PER_YEAR[interval]
-    expected = ref.metrics(curve, position, trades, close, periods)
+    expected = ref.metrics(curve, position, trades, close, periods, bars.time.tolist())
     assert set(result.metrics) == set(expected) == set(METRIC_KEYS)
     for key, want in expected.items():
         assert close_enough(result.metrics[key], want), (key, result.metrics[key], want)
@@ -357,7 +357,8 @@ def test_short_series_give_no_trades_and_defined_metrics(strategy, n):
     metrics = result.metrics
     assert metrics["num_trades"] == 0 and metrics["win_rate_pct"] is None
     assert metrics["final_equity"] == 10_000 and metrics["total_return_pct"] == 0
-    assert metrics["cagr_pct"] == 0 and metrics["max_drawdown_pct"] == 0
+    # A few hours are no basis for an annual rate.
+    assert metrics["cagr_pct"] is None and metrics["max_drawdown_pct"] == 0
     assert metrics["exposure_pct"] == 0 and metrics["sharpe"] is None
     assert len(result.equity) == len(result.position) == n
     json.dumps(metrics, allow_nan=False)
@@ -374,7 +375,8 @@ def test_flat_market_never_trades(strategy):
 
 def test_gaps_in_time_are_not_filled():
     """A month missing between two bars is one step like any other: no bars
-    are filled in, holding periods and metrics count bars, times are kept."""
+    are filled in and holding periods count bars, times are kept; annual
+    figures count the calendar and the gap is reported."""
     day = 86_400
     # The bars of test_fills_by_hand, daily, with days 3 to 32 missing.
     time = np.array([0, 1, 2, 33, 34, 35], dtype=np.int64) * day
@@ -404,10 +406,13 @@ def test_gaps_in_time_are_not_filled():
     assert metrics["avg_trade_duration"] == 2
     assert metrics["exposure_pct"] == pytest.approx(100 * 2 / 6)
     assert metrics["max_drawdown_duration"] == 3  # bars after the peak, not days
-    # Six bars are annualized as six days, not as the 36 the calendar spans.
+    # Six bars spanning 36 calendar days (day 0 to day 35 plus one day): the
+    # rate is over 36 days, not six (which would claim below -99 %).
     growth = final / 10_000
-    assert metrics["cagr_pct"] == pytest.approx((growth ** (365 / 6) - 1) * 100)
-    assert metrics["cagr_pct"] < -99  # over 36 days it would be about -59 %
+    assert metrics["cagr_pct"] == pytest.approx((growth ** (365 / 36) - 1) * 100)
+    assert -60 < metrics["cagr_pct"] < -58
+    assert metrics["missing_bars"] == 30  # days 3 to 32
+    assert metrics["longest_gap_hours"] == 30 * 24
 
     # A long random walk: moving the second half a month later changes the
     # times of the trades and nothing else.
@@ -417,7 +422,16 @@ def test_gaps_in_time_are_not_filled():
     b = run_backtest(gapped, "sma_crossover", {"fast": 3, "slow": 8})
     np.testing.assert_array_equal(a.equity, b.equity)
     np.testing.assert_array_equal(a.position, b.position)
-    assert a.metrics == b.metrics
+    # Only what counts the calendar moves: the annual figures and the gaps.
+    calendar = {"cagr_pct", "volatility_ann_pct", "sharpe", "sortino", "calmar",
+                "missing_bars", "longest_gap_hours"}  # fmt: skip
+    assert {k: v for k, v in a.metrics.items() if k not in calendar} == {
+        k: v for k, v in b.metrics.items() if k not in calendar
+    }
+    assert (a.metrics["missing_bars"], b.metrics["missing_bars"]) == (0, 30 * 24)
+    # 120 hourly bars stretched over 120 hours plus 30 days: fewer bars a year.
+    scale = math.sqrt(120 / (120 + 30 * 24))
+    assert b.metrics["sharpe"] == pytest.approx(a.metrics["sharpe"] * scale)
     across = [t for t in b.trades if t.entry_index < 60 <= t.exit_index]
     assert across, "no trade spans the gap"
     for before, after in zip(a.trades, b.trades, strict=True):
@@ -610,3 +624,40 @@ def test_real_candles_match_the_reference(symbol):
     for strategy in STRATEGIES:
         for params in ({}, SHORT[strategy]):
             check_against_reference(bars, strategy, params, 0.001, 1.0)
+
+
+@pytest.mark.parametrize(
+    "risk",
+    [None, {"stop_loss_pct": 1.0}, {"take_profit_pct": 2.0, "direction": "both"},
+     {"trailing_stop_pct": 1.5, "direction": "short", "position_size": 0.5}],
+)  # fmt: skip
+@pytest.mark.parametrize("strategy", list(STRATEGIES))
+def test_bars_held_add_up_to_exposure(strategy, risk):
+    """Every bar a position is held during belongs to one trade's bars_held:
+    the exit bar counts when the trade is closed within it or at its close
+    (the end), not when a signal sells at its open."""
+    bars = make_bars(11, 700)
+    result = run_backtest(bars, strategy, {}, risk=risk)
+    table = result.trade_table
+    held = np.asarray(table["bars_held"], dtype=np.int64)
+    assert held.sum() == np.count_nonzero(result.position)
+    n = len(bars.close)
+    assert result.metrics["exposure_pct"] == pytest.approx(100 * held.sum() / n)
+    for trade in result.trades:
+        # The bars of this trade, read from the position column.
+        span = result.position[trade.entry_index : trade.exit_index + 1]
+        side = 1 if trade.side == "long" else -1
+        assert trade.bars_held == int(np.count_nonzero(span == side)), trade
+
+
+def test_a_trade_closed_at_the_end_holds_its_last_bar():
+    # Bought at the open of bar 2 and still long: closed at bar 4's close, so
+    # bars 2, 3 and 4 were held.
+    bars = bars_from([10, 10, 10, 11, 12], [10, 12, 11, 12, 13])
+    result = run_backtest(bars, "donchian_breakout", {"entry": 1, "exit": 1})
+    (trade,) = result.trades
+    assert (trade.entry_index, trade.exit_index, trade.closed_at_end) == (2, 4, True)
+    assert trade.bars_held == 3
+    assert result.position.tolist() == [0, 0, 1, 1, 1]
+    assert result.metrics["exposure_pct"] == pytest.approx(60.0)
+    assert result.metrics["avg_trade_duration"] == 3

@@ -62,7 +62,9 @@ def check_risk_against_reference(
             assert close_enough(getattr(have, key), expected[key]), key
     if metrics:
         periods = PERIODS_PER_YEAR[interval]
-        expected = ref.metrics(curve, position, trades, bars.close.tolist(), periods)
+        expected = ref.metrics(
+            curve, position, trades, bars.close.tolist(), periods, bars.time.tolist()
+        )
         assert set(result.metrics) == set(expected) == set(METRIC_KEYS)
         for key, want_value in expected.items():
             assert close_enough(result.metrics[key], want_value), (
@@ -185,7 +187,8 @@ def test_a_bar_reaching_both_stop_and_target_exits_at_the_stop():
     # units = 10,000 / (12 * 1.001) = 832.5008...; sold at 11.4:
     # 832.5008 * 11.4 * 0.999 = 9,481.0190 (a 5.19% loss with both fees).
     (trade,) = result.trades
-    assert (trade.entry_index, trade.exit_index, trade.bars_held) == (2, 2, 0)
+    # Held during bar 2 (bought at its open, stopped within it): one bar.
+    assert (trade.entry_index, trade.exit_index, trade.bars_held) == (2, 2, 1)
     assert (trade.exit_reason, trade.side) == ("stop_loss", "long")
     assert trade.exit_price == pytest.approx(11.4)
     assert trade.units == pytest.approx(832.50083250)

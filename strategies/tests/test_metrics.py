@@ -83,16 +83,88 @@ def test_returns_sharpe_sortino_by_hand():
 
 
 def test_cagr_and_calmar_by_hand():
-    # 365 daily bars span one year: CAGR equals the total return.
-    assert m.cagr_pct(np.linspace(100.0, 150.0, 365), 365) == pytest.approx(50.0)
+    # 365 daily bars span one calendar year: CAGR equals the total return.
+    year = m.calendar_years(np.arange(365) * 86_400, 365, "1d")
+    assert year == 1.0
+    assert m.cagr_pct(np.linspace(100.0, 150.0, 365), year) == pytest.approx(50.0)
     # 43,800 hourly bars are five years: doubling is 2 ** (1/5) - 1 a year.
     doubling = np.geomspace(1.0, 2.0, 43_800)
-    assert m.cagr_pct(doubling, 8760) == pytest.approx((2**0.2 - 1) * 100)
+    assert m.calendar_years(None, 43_800, "1h") == 5.0
+    assert m.cagr_pct(doubling, 5.0) == pytest.approx((2**0.2 - 1) * 100)
     assert m.calmar(50.0, 20.0) == pytest.approx(2.5)
     assert m.calmar(50.0, 0.0) is None and m.calmar(None, 5.0) is None
-    assert m.cagr_pct(np.array([100.0]), 365) == 0.0
-    # A huge return over a couple of hours has no meaningful annual rate.
-    assert m.cagr_pct(np.array([1.0, 1e6]), 8760) is None
+    # Under 30 days there is no annual rate: +3.96% over 6 hours would
+    # compound to about 4e26 % a year.
+    six_hours = np.array([100.0, 101, 102, 103, 103.5, 103.96])
+    assert m.cagr_pct(six_hours, 6 / 8760) is None
+    assert m.cagr_pct(six_hours, 29.9 / 365) is None
+    assert m.cagr_pct(six_hours, 30 / 365) == pytest.approx(
+        (1.0396 ** (365 / 30) - 1) * 100
+    )
+    # A huge return has no meaningful annual rate either.
+    assert m.cagr_pct(np.array([1.0, 1e300]), 30 / 365) is None
+
+
+def test_cagr_counts_the_calendar_across_a_gap():
+    """An FTT-like coin: 13,000 hourly bars, then 7,467 hours without a bar,
+    then 13,000 more. Its equity doubles. Counted in bars the range is
+    26,000 / 8,760 = 2.968 years; on the calendar it is (26,000 + 7,467)
+    hours = 3.820 years, so the rate is lower."""
+    step = 3600
+    time = np.r_[np.arange(13_000), np.arange(13_000) + 13_000 + 7_467] * step
+    equity = np.geomspace(10_000.0, 20_000.0, len(time))
+    metrics = m.compute_metrics(
+        equity, [], np.zeros(len(time), np.int8), equity, interval="1h", time=time
+    )
+    by_bars = (2 ** (8760 / 26_000) - 1) * 100  # 26.31 %
+    by_calendar = (2 ** (8760 / 33_467) - 1) * 100  # 19.89 %
+    assert metrics["cagr_pct"] == pytest.approx(by_calendar)
+    assert metrics["cagr_pct"] != pytest.approx(by_bars)
+    assert round(by_bars, 2) == 26.31 and round(by_calendar, 2) == 19.89
+    assert metrics["missing_bars"] == 7_467
+    assert metrics["longest_gap_hours"] == 7_467.0
+    # Per-bar figures are annualized at 26,000 bars in 33,467 / 8,760 years.
+    returns = m.bar_returns(equity)
+    per_year = 26_000 / (33_467 / 8760)
+    mean, std = float(np.mean(returns)), float(np.std(returns, ddof=1))
+    assert metrics["volatility_ann_pct"] == pytest.approx(
+        std * math.sqrt(per_year) * 100
+    )
+    # Without the gap the same curve is annualized at 8,760 bars a year.
+    even = m.compute_metrics(
+        equity, [], np.zeros(len(time), np.int8), equity, interval="1h",
+        time=np.arange(len(time)) * step,
+    )  # fmt: skip
+    assert even["cagr_pct"] == pytest.approx(by_bars)
+    assert (even["missing_bars"], even["longest_gap_hours"]) == (0, 0.0)
+    assert even["volatility_ann_pct"] == pytest.approx(std * math.sqrt(8760) * 100)
+    del mean
+
+
+def test_gap_stats_by_hand():
+    hour = 3600
+    # Bars at hours 0, 1, 4, 5, 30: two missing (2, 3), then 24 (6 to 29).
+    time = np.array([0, 1, 4, 5, 30]) * hour
+    assert m.gap_stats(time, "1h") == (26, 24.0)
+    assert m.gap_stats(np.arange(10) * hour, "1h") == (0, 0.0)
+    assert m.gap_stats(np.array([5 * hour]), "1h") == (0, 0.0)
+    # Daily bars: days 0 and 3 have two days between them, 48 hours.
+    assert m.gap_stats(np.array([0, 3]) * 86_400, "1d") == (2, 48.0)
+
+
+def test_a_trade_held_across_a_gap_is_flagged():
+    hour = 3600
+    flags = m.trade_gaps(
+        entry_time=np.array([0, 10, 20, 40]) * hour,
+        # 3 bars held over 3 hours; 3 bars over 5 hours (2 missing); closed
+        # at the end after 4 bars: entry bar 20 to the last bar 23; the same
+        # with hour 42 missing (last bar 44).
+        exit_time=np.array([3, 15, 23, 44]) * hour,
+        bars_held=np.array([3, 3, 4, 4]),
+        closed_at_end=np.array([False, False, True, True]),
+        interval="1h",
+    )
+    assert flags.tolist() == [False, True, False, True]
 
 
 def test_undefined_ratios_are_none():
