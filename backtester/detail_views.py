@@ -285,9 +285,9 @@ def _trade_record(trades, i: int, sides: np.ndarray, reasons: np.ndarray) -> dic
         "fees": float(trades["fees"][i]),
         "exit_reason": reasons[i],
         "closed_at_end": bool(trades["closed_at_end"][i]),
+        # Bars were missing while this trade was held (see metrics.trade_gaps).
+        "gap": bool(trades["gap"][i]) if "gap" in trades else False,
     }
-    if "gap" in trades:
-        record["gap"] = bool(trades["gap"][i])
     return record
 
 
@@ -348,7 +348,7 @@ def trades_json(request: HttpRequest, run_id: int) -> JsonResponse:
 
 CSV_TRADE_COLUMNS = (
     "n", "entry_time", "exit_time", "side", "entry_price", "exit_price", "units",
-    "return_pct", "bars_held", "fees", "exit_reason", "closed_at_end",
+    "return_pct", "bars_held", "fees", "exit_reason", "closed_at_end", "gap",
 )  # fmt: skip
 
 

@@ -58,7 +58,7 @@ MAX_STORED_TRADES = 100
 TRADE_COLUMNS = {
     "entry_time": np.int64, "exit_time": np.int64, "entry_price": np.float64,
     "exit_price": np.float64, "return_pct": np.float64, "bars_held": np.int64,
-    "fees": np.float64, "closed_at_end": np.bool_, "side": np.int8,
+    "fees": np.float64, "closed_at_end": np.bool_, "gap": np.bool_, "side": np.int8,
     "exit_reason": np.int8,
 }  # fmt: skip
 CODED_COLUMNS = {"side": SIDES, "exit_reason": EXIT_REASONS}
@@ -148,8 +148,10 @@ def trade_columns(
     columns = {
         name: np.array(table[name][keep], dtype=dtype)
         for name, dtype in TRADE_COLUMNS.items()
-        if name not in CODED_COLUMNS
+        if name not in CODED_COLUMNS and name in table
     }
+    # A table from before the engine flagged gaps: none flagged.
+    columns.setdefault("gap", np.zeros(len(columns["return_pct"]), np.bool_))
     if "side" in table:
         columns["side"] = encode(table["side"][keep], SIDES)
         columns["exit_reason"] = encode(table["exit_reason"][keep], EXIT_REASONS)

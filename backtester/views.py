@@ -384,6 +384,24 @@ def _run_or_404(request: HttpRequest, run_id: int) -> BacktestRun:
         raise Http404(f"no run {run_id}") from None
 
 
+# A result whose range has a stretch longer than this without bars is flagged
+# wherever results are shown (the live table does the same in results.js).
+GAP_FLAG_HOURS = 24.0
+
+
+def gap_note(metrics: dict | None) -> str | None:
+    """Return a sentence about the gaps in a result's range when its longest one
+    is over GAP_FLAG_HOURS, else None."""
+    hours = (metrics or {}).get("longest_gap_hours")
+    if hours is None or not hours > GAP_FLAG_HOURS:
+        return None
+    missing = metrics.get("missing_bars") or 0
+    return (
+        f"{missing:,} bars missing in this range; the longest gap is "
+        f"{hours:,.0f} hours"
+    )
+
+
 def _result_row(run: BacktestRun, result: BacktestResult) -> dict:
     """Return a result as display cells, each (text, css class, sort value)."""
     excess = result.excess_return_pct
@@ -407,6 +425,7 @@ def _result_row(run: BacktestRun, result: BacktestResult) -> dict:
         "strategy_name": strategy_name(result.strategy),
         "cells": metrics if result.metrics else [],
         "url": reverse("run_detail", args=[run.pk]) + query + "#chart",
+        "gap": gap_note(result.metrics),
     }
 
 
@@ -605,6 +624,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
             ),
             "selected_name": selected and strategy_name(selected.strategy),
             "selected_cells": selected and _result_row(run, selected)["cells"],
+            "selected_gap": selected and gap_note(selected.metrics),
             "selected_sides": selected and _side_line(selected.metrics),
             **_selected_detail(run, selected),
             "heatmap": [

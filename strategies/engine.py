@@ -22,7 +22,7 @@ import numpy as np
 
 from strategies.execution import execution_prices, simulate_risk
 from strategies.kernels import empty, frame, scratch
-from strategies.metrics import PERIODS_PER_YEAR, compute_metrics
+from strategies.metrics import PERIODS_PER_YEAR, compute_metrics, trade_gaps
 from strategies.registry import get_strategy, validate_params
 from strategies.risk import Risk, validate_risk
 from strategies.signals import IndicatorCache
@@ -291,6 +291,15 @@ def run_many(
                         initial_equity=initial_equity,
                         prices=prices,
                     )
+                # Bars missing while a trade was held: flagged in its "gap"
+                # column (the trade list shows it).
+                trades["gap"] = trade_gaps(
+                    trades["entry_time"],
+                    trades["exit_time"],
+                    trades["bars_held"],
+                    trades["closed_at_end"],
+                    interval,
+                )
                 metrics = compute_metrics(
                     equity,
                     trades,

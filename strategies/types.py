@@ -67,7 +67,8 @@ class BacktestResult:
     on the last bar if a position was still open), ``position`` 1 (-1) for
     each bar a long (short) is held at the open, ``buy_hold_equity`` the
     initial equity times close / first close.
-    Trades are kept column-wise in ``trade_table`` (one array per Trade field);
+    Trades are kept column-wise in ``trade_table`` (one array per Trade field,
+    plus ``gap``: True where bars are missing while the trade was held);
     ``trades`` turns them into Trade tuples on first use, so a batch run that
     only needs metrics never builds thousands of Python objects.
     """

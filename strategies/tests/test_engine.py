@@ -444,6 +444,10 @@ def test_gaps_in_time_are_not_filled():
     assert gap_trade.exit_time - gap_trade.entry_time == (
         3600 * gap_trade.bars_held + 30 * day
     )
+    # The trades held across the gap, and only those, are flagged.
+    spans = [t.entry_index < 60 <= t.exit_index for t in b.trades]
+    assert b.trade_table["gap"].tolist() == spans
+    assert not a.trade_table["gap"].any()
 
 
 def test_run_many_equals_separate_runs():

@@ -434,8 +434,9 @@ class TradeList {
         [price(t.entry_price), "num"], [price(t.exit_price), "num"],
         [signed(t.return_pct), `num ${t.return_pct > 0 ? "gain" : t.return_pct < 0 ? "loss" : ""}`],
         [String(t.bars_held), "num"], [money(t.fees), "num"],
-        [(EXIT_MARKERS[t.exit_reason]?.label ?? t.exit_reason) + (t.gap ? " · gap" : ""),
-          `reason reason-${t.exit_reason}`],
+        [EXIT_MARKERS[t.exit_reason]?.label ?? t.exit_reason, `reason reason-${t.exit_reason}`],
+        // Bars missing while the trade was held (its own column, so it is seen).
+        [t.gap ? "gap" : "", t.gap ? "gap-flag" : ""],
       ];
       for (const [text, cls] of cells) {
         const td = document.createElement("td");

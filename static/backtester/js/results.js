@@ -48,12 +48,30 @@ function rowValues(data) {
   };
 }
 
+// A result whose range has a stretch this long without bars is flagged (the
+// detail page uses the same threshold).
+const GAP_FLAG_HOURS = 24;
+
+function gapBadge(metrics) {
+  const hours = metrics?.longest_gap_hours;
+  if (!(hours > GAP_FLAG_HOURS)) return null;
+  const badge = document.createElement("span");
+  badge.className = "badge gap";
+  badge.textContent = "gap";
+  const missing = (metrics.missing_bars ?? 0).toLocaleString("en-US");
+  badge.title = `${missing} bars missing in this range; the longest gap is `
+    + `${Math.round(hours).toLocaleString("en-US")} hours`;
+  return badge;
+}
+
 function drawRow(tr, data, v) {
   const cells = [];
   const head = (text) => {
     const th = document.createElement("th");
     th.scope = "row";
     th.textContent = text;
+    const badge = gapBadge(data.metrics);
+    if (badge) th.append(" ", badge);
     cells.push(th);
   };
   const cell = (text, cls = "") => {
