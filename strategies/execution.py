@@ -151,46 +151,76 @@ def first_exits(
         # The price arrays run on past the last bar (``execution_prices``), so
         # a block may reach beyond a trade's last bar; hits there are ignored.
         width = min(width, int(remaining.max()) + 1)
-        index = pos[:, None] + _offsets(width)
+        # A block has a row per bar ahead and a column per trade while there
+        # are more trades than bars (NumPy's running maximum and reductions
+        # then run along long rows), else a row per trade.
+        tall = width <= len(rows)
+        if tall:
+            index = _offsets(width)[:, None] + pos
+            per_trade = np.s_[None, :]
+        else:
+            index = pos[:, None] + _offsets(width)
+            per_trade = np.s_[:, None]
+        axis = 0 if tall else 1
         adverse = prices.adverse[index]
+        # The stop level is max(stop, trail * max(best, running high)); as
+        # rounding is monotonic, that is max(stop, trail * best, trail * each
+        # running high): a floor per trade, and one product per bar. For the
+        # test the liquidation price joins the floor.
+        floor = None if stop is None else stop[rows]
+        if trail is not None:
+            factor = trail[rows]
+            carried = best * factor
+            floor = carried if floor is None else np.maximum(floor, carried)
+        lowest = floor
+        if liquidation is not None:
+            lowest = (
+                liquidation[rows] if floor is None
+                else np.maximum(floor, liquidation[rows])
+            )  # fmt: skip
         if trail is not None:
             favourable = prices.favourable[index]
-            run = np.maximum.accumulate(favourable, axis=1)
-            level = np.empty_like(adverse)
-            level[:, 0] = best
-            np.maximum(run[:, :-1], best[:, None], out=level[:, 1:])
-            level *= trail[rows, None]
-            if stop is not None:
-                np.maximum(level, stop[rows, None], out=level)
-        elif stop is not None:
-            level = stop[rows, None]
+            run = _running(np.maximum, favourable, axis)
+            barrier = np.empty_like(adverse)
+            if tall:
+                head, inner, before = barrier[0], barrier[1:], run[:-1]
+            else:
+                head, inner, before = barrier[:, 0], barrier[:, 1:], run[:, :-1]
+            head[...] = lowest
+            np.multiply(before, factor[per_trade], out=inner)
+            np.maximum(inner, lowest[per_trade], out=inner)
+        elif lowest is not None:
+            barrier = lowest[per_trade]
         else:
-            level = None
-        barrier = _barrier(
-            level, None if liquidation is None else liquidation[rows, None]
-        )
+            barrier = -np.inf
         hit = adverse <= barrier
         if target is not None:
             if trail is None:
                 favourable = prices.favourable[index]
-            hit |= favourable >= target[rows, None]
-        first = hit.argmax(axis=1)
-        found = hit[np.arange(len(rows)), first] & (first <= remaining)
+            hit |= favourable >= target[rows][per_trade]
+        if tall:
+            # The first hit of each column: the count of bars before any hit.
+            first = width - np.count_nonzero(_running(np.logical_or, hit, 0), axis=0)
+        else:
+            first = hit.argmax(axis=1)
+            first[~hit[np.arange(len(rows)), first]] = width
+        found = first <= np.minimum(remaining, width - 1)
         done = np.flatnonzero(found)
         if len(done):
             col = first[done]
-            if level is None:
-                lvl = None
-            elif trail is None:
-                lvl = level[done, 0]
-            else:
-                lvl = level[done, col]
+            lvl = None if floor is None else floor[done]
+            if trail is not None:
+                later = np.flatnonzero(col > 0)
+                which = done[later]
+                ahead = (col[later] - 1, which) if tall else (which, col[later] - 1)
+                trailing = run[ahead] * factor[which]
+                lvl[later] = np.maximum(lvl[later], trailing)
             hits.append((rows[done], pos[done] + col, lvl))
         more = np.flatnonzero(~found & (remaining >= width))
         rows, pos = rows[more], pos[more] + width
         best = best[more]
         if trail is not None:
-            np.maximum(best, run[more, -1], out=best)
+            np.maximum(best, run[-1, more] if tall else run[more, -1], out=best)
         width *= 2
 
     if hits:
@@ -201,6 +231,24 @@ def first_exits(
                         liquidation)  # fmt: skip
         bar[who], price[who], reason[who] = b, p, r
     return bar, price, reason
+
+
+def _running(op: np.ufunc, values: np.ndarray, axis: int) -> np.ndarray:
+    """Return op accumulated along ``axis`` (np.maximum: the running maximum).
+
+    By doubling (each step folds in the values 1, 2, 4, ... places back), in
+    log2(width) array operations: ``op.accumulate`` along a short axis pays
+    a call per row, which costs more than the arithmetic.
+    """
+    out = values.copy()
+    size, step = out.shape[axis], 1
+    while step < size:
+        if axis == 0:
+            op(out[step:], out[:-step], out=out[step:])
+        else:
+            op(out[:, step:], out[:, :-step], out=out[:, step:])
+        step *= 2
+    return out
 
 
 def _barrier(
