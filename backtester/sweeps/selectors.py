@@ -34,6 +34,11 @@ def plan_of(sweep: Sweep) -> SweepPlan:
     )
 
 
+def sweep_all_done(sweep_id: int) -> bool:
+    """Return whether every cell of the sweep is computed (time to finish it)."""
+    return not SweepCell.objects.filter(sweep_id=sweep_id, done=False).exists()
+
+
 def _visible(user) -> Q:
     """Sweeps a user may see: their own, and those nobody owns (the CLI's).
 

@@ -13,7 +13,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from backtester.sweeps.models import Sweep, SweepCell, SweepCoinResult
-from backtester.sweeps.selectors import sweep_plan
+from backtester.sweeps.selectors import sweep_all_done, sweep_plan
 from backtester.sweeps.services import sweep_block_compute
 from backtester.tests.factories import make_coins
 from prices.services import bars_import
@@ -195,8 +195,10 @@ def test_a_block_is_reported_once_by_the_coin_that_completes_it(coins, settings)
     reported = []
     for symbol in ("AAA", "BBB", "CCC"):
         for block in plan.blocks():
+            assert not sweep_all_done(sweep.pk)
             events = sweep_block_compute(sweep.pk, symbol, list(block))
             reported.append((symbol, [c["index"] for e in events for c in e["cells"]]))
+    assert sweep_all_done(sweep.pk)
     assert reported == [
         ("AAA", []), ("AAA", []), ("BBB", []), ("BBB", []),
         ("CCC", [0, 1]), ("CCC", [2]),
