@@ -150,7 +150,12 @@ if REDIS_URL:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                # A consumer waits for its next message with a 5 s blocking
+                # pop, and redis-py's default read timeout is also 5 s: a
+                # socket silent that long (a sweep's first cell on a busy
+                # server) could time out on the client just before Redis
+                # answered "nothing yet", and the consumer died with 1011.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
                 # A full run emits hundreds of events to one consumer channel; the
                 # default capacity of 100 would drop the overflow.
                 "capacity": env.int("CHANNEL_CAPACITY", default=5000),

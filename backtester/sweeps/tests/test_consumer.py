@@ -260,3 +260,17 @@ async def test_walk_forward_over_the_socket(monkeypatch):
             error = await receive(communicator, timeout=30)
         assert error["type"] == "error" and error["field"] == field, error
     await communicator.disconnect()
+
+
+@pytest.mark.redis
+async def test_the_redis_layer_outwaits_its_blocking_pop(settings):
+    """A consumer's channel read must not time out on the client before Redis
+    answers its blocking pop (which it does after brpop_timeout seconds)."""
+    from channels.layers import get_channel_layer
+    from channels_redis.core import RedisChannelLayer
+
+    channel_layer = get_channel_layer()
+    assert isinstance(channel_layer, RedisChannelLayer)
+    pool = channel_layer.create_pool(0)
+    assert pool.connection_kwargs["socket_timeout"] > channel_layer.brpop_timeout
+    await pool.disconnect()
