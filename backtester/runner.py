@@ -338,9 +338,22 @@ class Runner:
         start: datetime | None,
         end: datetime | None,
         interval: str,
-    ) -> Future:
-        """Load a chunk of coins' bars on the loading threads."""
-        return self._load.submit(self._load_coins, chunk, start, end, interval)
+    ) -> tuple[Future, bool]:
+        """Load a chunk of coins' bars on the loading threads.
+
+        Returns (future, shared): while the warm-up is loading this very chunk
+        its load is returned (shared True), which the caller must not cancel.
+        """
+        key = _chunk_key(chunk, start, end, interval)
+        with self._lock:
+            future = self._warm_loads.get(key)
+        if future is not None:
+            return future, True
+        return self._load.submit(self._load_coins, chunk, start, end, interval), False
+
+    def chunks(self, coins: Sequence[Cryptocurrency]) -> list[Sequence]:
+        """Split coins into the chunks a run loads (and the warm-up too)."""
+        return _chunks(coins, settings.BACKTEST_FIRST_CHUNK, settings.BACKTEST_CHUNK)
 
     @property
     def active_runs(self) -> int:

@@ -67,8 +67,8 @@ class Sweep(models.Model):
     slippage_bps = models.FloatField(default=0.0)
     objective = models.CharField(max_length=40, default="median_return_pct")
     # How the combinations are split into units of work (see plan.blocks).
-    block_first = models.PositiveIntegerField(default=8)
-    block_size = models.PositiveIntegerField(default=32)
+    block_first = models.PositiveIntegerField(default=12)
+    block_size = models.PositiveIntegerField(default=48)
     status = models.CharField(
         max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True
     )

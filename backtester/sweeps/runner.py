@@ -17,7 +17,6 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 
-from django.conf import settings
 from django.db import close_old_connections, connections
 
 from backtester.runner import RunnerBusy, get_runner
@@ -88,13 +87,15 @@ def _load_all(
     handle: SweepHandle, plan: SweepPlan, coins: list[Cryptocurrency]
 ) -> dict[str, PriceSeries]:
     runner = get_runner()
-    size = settings.BACKTEST_CHUNK
-    loads = [
-        runner.submit_load(coins[i : i + size], plan.start, plan.end, plan.interval)
-        for i in range(0, len(coins), size)
-    ]
-    with handle._lock:
-        handle._futures.extend(loads)
+    # A run's chunks: right after the page opened, the warm-up may be loading
+    # them already, and its loads are shared instead of reading bars twice.
+    loads = []
+    for chunk in runner.chunks(coins):
+        future, shared = runner.submit_load(chunk, plan.start, plan.end, plan.interval)
+        loads.append(future)
+        if not shared:  # a cancel must not cancel the warm-up's load
+            with handle._lock:
+                handle._futures.append(future)
     series: dict[str, PriceSeries] = {}
     for future in loads:
         if handle.cancelled.is_set() or future.cancelled():
