@@ -6,10 +6,14 @@ from django.contrib import admin, messages
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.utils.functional import cached_property
+from django.utils.html import format_html, format_html_join
 
 from prices.models import Cryptocurrency, PriceBar
-from prices.selectors import coins_with_stats
+from prices.selectors import coin_gaps, coins_with_stats
 from prices.services import coin_cache_clear
+
+# Gaps listed on a coin's page, longest first.
+GAPS_SHOWN = 20
 
 
 @admin.register(Cryptocurrency)
@@ -21,10 +25,11 @@ class CryptocurrencyAdmin(admin.ModelAdmin):
         "hourly_bars",
         "first_bar",
         "last_bar",
+        "missing_bars",
     ]
     list_filter = ["is_active"]
     search_fields = ["symbol", "name"]
-    readonly_fields = ["data_version", "created_at", "updated_at"]
+    readonly_fields = ["data_version", "created_at", "updated_at", "gaps"]
     actions = ["activate", "deactivate", "clear_cached_prices"]
     ordering = ["symbol"]
 
@@ -43,6 +48,46 @@ class CryptocurrencyAdmin(admin.ModelAdmin):
     @admin.display(description="last bar", ordering="last_bar")
     def last_bar(self, obj: Cryptocurrency):
         return obj.last_bar
+
+    @admin.display(description="missing hourly bars")
+    def missing_bars(self, obj: Cryptocurrency) -> int | str:
+        # From the counts and bounds the changelist query already has: the
+        # hours the range spans less the bars present. No bar is read.
+        if not obj.hourly_bars:
+            return "\u2013"
+        span = (obj.last_bar - obj.first_bar).total_seconds() // 3600 + 1
+        return int(span) - obj.hourly_bars
+
+    @admin.display(description="gaps in the hourly bars")
+    def gaps(self, obj: Cryptocurrency) -> str:
+        if obj.pk is None:
+            return "\u2013"
+        count, longest = coin_gaps(obj.pk, limit=GAPS_SHOWN)
+        if not count:
+            return "none: every hour from the first bar to the last is present"
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    f"{gap.after:%Y-%m-%d %H:%M}",
+                    f"{gap.before:%Y-%m-%d %H:%M}",
+                    f"{gap.missing_bars:,}",
+                    f"{gap.hours:,.0f}",
+                )
+                for gap in longest
+            ),
+        )
+        shown = f", the {len(longest)} longest shown" if count > len(longest) else ""
+        return format_html(
+            "<p>{} gap{}{} (UTC):</p><table><thead><tr><th>last bar before</th>"
+            "<th>first bar after</th><th>missing bars</th><th>hours</th></tr>"
+            "</thead><tbody>{}</tbody></table>",
+            f"{count:,}",
+            "" if count == 1 else "s",
+            shown,
+            rows,
+        )
 
     @admin.action(description="Activate selected coins")
     def activate(self, request, queryset: QuerySet) -> None:

@@ -7,14 +7,27 @@ import logging
 import struct
 import time as _time
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import numpy as np
 from django.db import connection
-from django.db.models import Count, Func, IntegerField, OuterRef, QuerySet, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import (
+    Count,
+    DurationField,
+    ExpressionWrapper,
+    F,
+    Func,
+    IntegerField,
+    OuterRef,
+    QuerySet,
+    Subquery,
+    Window,
+)
+from django.db.models.functions import Coalesce, Lag
 
 from prices import cache
+from prices.importers import INTERVAL_SECONDS
 from prices.models import Cryptocurrency, Interval, PriceBar
 from prices.types import PriceSeries
 
@@ -92,6 +105,50 @@ def coins_with_stats() -> QuerySet[Cryptocurrency]:
     return coins_with_range(active_only=False).annotate(
         hourly_bars=Coalesce(Subquery(count), 0)
     )
+
+
+@dataclass(frozen=True)
+class Gap:
+    """A stretch without bars: ``after`` is the last bar before it, ``before``
+    the first bar after it."""
+
+    after: datetime
+    before: datetime
+    missing_bars: int
+
+    @property
+    def hours(self) -> float:
+        """Hours without a bar (the spacing of the interval not counted)."""
+        return (self.before - self.after).total_seconds() / 3600 - 1
+
+
+def coin_gaps(
+    coin_id: int, *, interval: str = Interval.HOUR, limit: int = 20
+) -> tuple[int, list[Gap]]:
+    """Return (how many gaps, the ``limit`` longest) in a coin's bars.
+
+    A window function pairs each bar with the one before it in the database,
+    and only the pairs further apart than the interval come back, longest
+    first: the coin's bars never reach Python (two queries, one index range
+    each).
+    """
+    step = timedelta(seconds=INTERVAL_SECONDS[interval])
+    spaced = (
+        PriceBar.objects.filter(crypto_id=coin_id, interval=interval)
+        .annotate(previous=Window(Lag("time"), order_by=F("time").asc()))
+        .annotate(
+            spacing=ExpressionWrapper(
+                F("time") - F("previous"), output_field=DurationField()
+            )
+        )
+        .filter(spacing__gt=step)
+    )
+    longest = spaced.order_by("-spacing", "time").values_list("previous", "time")
+    gaps = [
+        Gap(after=after, before=before, missing_bars=int((before - after) / step) - 1)
+        for after, before in longest[:limit]
+    ]
+    return (spaced.count() if len(gaps) == limit else len(gaps)), gaps
 
 
 def bars_queryset(

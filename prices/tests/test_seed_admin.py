@@ -121,3 +121,45 @@ def test_admin_refuses_a_bad_symbol_naming_it(admin_client, symbol):
         "/admin/prices/cryptocurrency/add/", {"symbol": "BTC2", "is_active": "on"}
     )
     assert ok.status_code == 302 and Cryptocurrency.objects.get().symbol == "BTC2"
+
+
+def test_the_coin_admin_shows_each_coins_gaps(admin_client):
+    from prices.services import bars_import
+    from prices.types import PriceSeries
+
+    # 40 hourly bars from 2024-01-01 00:00 with hours 10-12 and 30-59 missing:
+    # bars at hours 0-9, then 13-29 (shifted by 3 h), then 60-72 (by 33 h).
+    n = 40
+    hour = 3600
+    index = np.arange(n)
+    time = 1_704_067_200 + hour * (
+        index + np.where(index >= 10, 3, 0) + np.where(index >= 27, 30, 0)
+    )
+    flat = np.full(n, 5.0)
+    bars_import(symbol="HOLE", series=PriceSeries(time, flat, flat, flat, flat, flat))
+    bars_import(symbol="FULL", series=PriceSeries(time[:10], *[flat[:10]] * 5))
+    # The list: hours spanned less bars present, from its own query's stats.
+    response = admin_client.get("/admin/prices/cryptocurrency/")
+    rows = {
+        coin.symbol: row
+        for coin, row in zip(
+            response.context["cl"].result_list,
+            response.context["results"],
+            strict=True,
+        )
+    }
+    assert "<td class=\"field-missing_bars\">33</td>" in "".join(rows["HOLE"])
+    assert "<td class=\"field-missing_bars\">0</td>" in "".join(rows["FULL"])
+    # A coin's page: its gaps, longest first, by hand.
+    coin = Cryptocurrency.objects.get(symbol="HOLE")
+    html = admin_client.get(f"/admin/prices/cryptocurrency/{coin.pk}/change/")
+    html = html.content.decode()
+    assert "2 gaps (UTC)" in html
+    longest = html.index("2024-01-02 05:00")  # bar 26 at hour 29; next at hour 60
+    assert "2024-01-03 12:00" in html and "30</td><td>30</td>" in html
+    assert longest < html.index("2024-01-01 09:00")  # then hours 10-12
+    full = Cryptocurrency.objects.get(symbol="FULL")
+    html = admin_client.get(f"/admin/prices/cryptocurrency/{full.pk}/change/")
+    assert "every hour from the first bar to the last is present" in (
+        html.content.decode()
+    )
