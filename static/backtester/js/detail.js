@@ -4,7 +4,7 @@
 // hold, drawdown) that re-fetches finer data on zoom, plus the trade list paged,
 // sorted and filtered on the server. Choosing another result swaps the result
 // section in place: no reload, the table keeps its sort and scroll.
-import { $, fromScript, plain, renderHeatmap, signed } from "./common.js";
+import { $, DASH, fromScript, plain, renderHeatmap, signed } from "./common.js";
 
 const names = fromScript("strategy-names");
 const heatmap = fromScript("heatmap-data");
@@ -342,20 +342,38 @@ class LinkedCharts {
     this.load().catch((error) => chartError(this.status, `Could not load the charts: ${error.message}`));
   }
 
+  // One line for every panel at the time under the pointer, whichever panel
+  // it is over: the price (and the strategy's lines), equity, buy & hold, drawdown.
   readout(event) {
     const out = $("readout");
-    if (!out || !event.points?.length) return;
-    const parts = [String(event.points[0].x).slice(0, 16) + " UTC"];
-    for (const point of event.points) {
-      const name = point.data.name;
-      if (name.includes("entry") || name.startsWith("Exit")) continue;
-      const y = point.data.type === "candlestick" ? point.close ?? point.y : point.y;
-      if (y === undefined || y === null) continue;
-      const text = name === "Drawdown" ? `${plain(y)}%`
-        : point.data.yaxis === "y3" ? y.toLocaleString("en-US", { maximumFractionDigits: 0 })
-          : Number(y).toPrecision(6);
-      parts.push(`${name} ${text}`);
+    if (!out || !event.points?.length || !this.price) return;
+    const x = String(event.points[0].x);
+    const ms = Date.parse(`${x.slice(0, 19).replace(" ", "T")}Z`);
+    const nearest = (times) => {
+      let lo = 0, hi = times.length - 1;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (times[mid] < ms) lo = mid + 1;
+        else hi = mid;
+      }
+      return lo > 0 && ms - times[lo - 1] < times[lo] - ms ? lo - 1 : lo;
+    };
+    const p = this.price;
+    const e = this.equity;
+    const i = nearest(p.time);
+    const k = nearest(e.time);
+    const num = (v) => (v == null ? DASH : Number(v).toPrecision(6));
+    const parts = [`${x.slice(0, 16)} UTC`, `close ${num(p.close[i])}`];
+    if (p.bars <= CANDLE_BARS) {
+      parts.push(`O ${num(p.open[i])} H ${num(p.high[i])} L ${num(p.low[i])}`);
     }
+    for (const [name, values] of Object.entries(p.overlay)) parts.push(`${name} ${num(values[i])}`);
+    for (const [name, values] of Object.entries(p.panel?.lines ?? {})) {
+      parts.push(`${name} ${values[i] == null ? DASH : Number(values[i]).toFixed(2)}`);
+    }
+    const whole = (v) => (v == null ? DASH : v.toLocaleString("en-US", { maximumFractionDigits: 0 }));
+    parts.push(`Equity ${whole(e.strategy_equity[k])}`, `Buy & hold ${whole(e.buy_hold[k])}`,
+      `Drawdown ${e.drawdown_pct[k] == null ? DASH : `${plain(e.drawdown_pct[k])}%`}`);
     out.textContent = parts.join(" · ");
   }
 
