@@ -319,6 +319,31 @@ def _fill(
     return k, price, reason
 
 
+def _first_exits_signalled(
+    exit_: np.ndarray, entry: np.ndarray, start: np.ndarray
+) -> np.ndarray:
+    """Return, for each start, the first close >= start where ``exit_`` holds
+    and ``entry`` does not (len(exit_) where there is none).
+
+    The closes are found through the first close of each run of exits, which
+    are few even where exits are most closes (a crossover's side is out of
+    the market about half the time): the first exit from s on is s itself or
+    the first run to begin after s.
+    """
+    size = len(exit_)
+    held = empty(size, np.bool_)
+    np.greater(exit_, entry, out=held)  # exit and not entry
+    begins = empty(size, np.bool_)
+    begins[:1] = held[:1]
+    np.greater(held[1:], held[:-1], out=begins[1:])
+    runs = np.flatnonzero(begins)
+    after = np.append(runs, size)[np.searchsorted(runs, start, side="right")]
+    inside = start < size
+    at_start = np.zeros(len(start), dtype=np.bool_)
+    at_start[inside] = held[start[inside]]
+    return np.where(at_start, start, after)
+
+
 def _chain(follow: np.ndarray) -> np.ndarray:
     """Return the candidates reached from the first one through ``follow``.
 
@@ -401,11 +426,9 @@ def simulate_risk(
         if own_entry is None:
             continue
         mine = np.flatnonzero(side == value) if both else slice(None)
-        exits = np.flatnonzero(own_exit[:last_close])
-        exits = exits[~own_entry[exits]]
-        at = np.searchsorted(exits, start[mine])
-        ends = np.append(exits, last_close)[at]
-        signal_exit[mine] = ends
+        signal_exit[mine] = _first_exits_signalled(
+            own_exit[:last_close], own_entry[:last_close], start[mine]
+        )
 
     # Entry fills and oriented levels: a short sees the prices negated, so its
     # stop above the entry is a level below the negated entry. One search
