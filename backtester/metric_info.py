@@ -9,7 +9,7 @@ from typing import NamedTuple
 class MetricInfo(NamedTuple):
     key: str
     label: str
-    unit: str  # "%", "bars", "ratio", "" (a count) or "USDT"
+    unit: str  # "%", "bars", "hours", "ratio", "" (a count) or "USDT"
     digits: int
     help: str
 
@@ -20,17 +20,19 @@ METRICS: tuple[MetricInfo, ...] = (
     MetricInfo("buy_hold_return_pct", "Buy & hold", "%", 2,
                "Last close / first close − 1 over the same bars, without fees."),
     MetricInfo("cagr_pct", "CAGR", "%", 2,
-               "Compound annual growth: (final / start)^(periods a year / bars) − 1; "
-               "8,760 hourly or 365 daily periods a year."),
+               "Compound annual growth over the calendar: (final / start)^(1 / years) "
+               "− 1, years = (last bar − first bar + one interval) / 365 days; none "
+               "under 30 days."),
     MetricInfo("volatility_ann_pct", "Volatility", "%", 2,
-               "Standard deviation (ddof 1) of per-bar equity returns × √(periods a "
-               "year)."),
+               "Standard deviation (ddof 1) of per-bar equity returns × √(bars a "
+               "year), bars a year = bars / calendar years (8,760 hourly without "
+               "gaps)."),
     MetricInfo("sharpe", "Sharpe", "ratio", 2,
-               "Mean / standard deviation of per-bar equity returns × √(periods a "
+               "Mean / standard deviation of per-bar equity returns × √(bars a "
                "year); risk-free rate 0."),
     MetricInfo("sortino", "Sortino", "ratio", 2,
                "Mean per-bar return / downside deviation (root mean square of the "
-               "negative returns) × √(periods a year)."),
+               "negative returns) × √(bars a year)."),
     MetricInfo("calmar", "Calmar", "ratio", 2, "CAGR % / max drawdown %."),
     MetricInfo("max_drawdown_pct", "Max drawdown", "%", 2,
                "Deepest fall of equity below its running peak, shown negative: "
@@ -52,9 +54,16 @@ METRICS: tuple[MetricInfo, ...] = (
     MetricInfo("best_trade_pct", "Best trade", "%", 2, "Highest net trade return."),
     MetricInfo("worst_trade_pct", "Worst trade", "%", 2, "Lowest net trade return."),
     MetricInfo("avg_trade_duration", "Average duration", "bars", 1,
-               "Mean bars held per trade (exit bar − entry bar)."),
+               "Mean bars held per trade: the bars a position is held during, the "
+               "exit bar included when the trade ends within it or at its close."),
     MetricInfo("exposure_pct", "Exposure", "%", 1,
-               "Share of bars with a position held."),
+               "Share of bars with a position held: the trades' bars held / bars."),
     MetricInfo("final_equity", "Final equity", "USDT", 2,
                "Equity at the last close, after the fee of any closing sale."),
+    MetricInfo("missing_bars", "Missing bars", "bars", 0,
+               "Bars absent between the first and the last bar of the range (at the "
+               "interval's spacing); they are not filled in."),
+    MetricInfo("longest_gap_hours", "Longest gap", "hours", 1,
+               "Longest stretch without a bar: time between two consecutive bars "
+               "less one interval; a gap over 24 hours is flagged."),
 )  # fmt: skip

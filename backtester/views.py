@@ -515,7 +515,9 @@ def _metric_cells(metrics: dict) -> list[dict]:
             text = signed(value, info.digits)
         else:
             text = _plain(value, info.digits) if info.digits else f"{value:,.0f}"
-        unit = {"%": "%", "bars": " bars", "USDT": " USDT"}.get(info.unit, "")
+        unit = {"%": "%", "bars": " bars", "hours": " h", "USDT": " USDT"}.get(
+            info.unit, ""
+        )
         cells.append(
             {
                 "key": info.key,

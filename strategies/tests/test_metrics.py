@@ -237,3 +237,26 @@ def test_compute_metrics_keys_types_and_json():
     json.dumps(metrics, allow_nan=False)
     with pytest.raises(KeyError):
         m.compute_metrics(equity, trades, position, equity, interval="5m")
+
+
+def test_real_ftt_gap_calendar_against_bar_cagr(real_data_dir):
+    """FTT's real hourly history has a 7,467-hour hole: its CAGR is taken over
+    the calendar (checked here with plain arithmetic on the curve's ends and
+    the first and last bar times), not over the bars."""
+    from prices.importers import parse_file
+    from strategies.engine import run_backtest
+    from strategies.types import Bars
+
+    series = parse_file(real_data_dir / "FTTUSDT.csv.gz").series
+    result = run_backtest(Bars(*series), "donchian_breakout")
+    first, last = int(series.time[0]), int(series.time[-1])
+    years = (last - first + 3600) / (365 * 24 * 3600)
+    growth = result.equity[-1] / result.equity[0]
+    bars = len(series.time)
+    assert result.metrics["cagr_pct"] == pytest.approx(
+        (growth ** (1 / years) - 1) * 100
+    )
+    by_bars = (growth ** (8760 / bars) - 1) * 100
+    assert round(result.metrics["cagr_pct"], 1) == 73.0 and round(by_bars, 1) == 100.5
+    assert result.metrics["longest_gap_hours"] == 7467.0
+    assert result.metrics["missing_bars"] == (last - first) // 3600 + 1 - bars
