@@ -138,3 +138,27 @@ def test_walk_forward_draws_folds_and_the_stitched_equity(page, server):  # noqa
     assert page.evaluate("document.getElementById('wf-equity').height") > 0
     page.screenshot(path=str(shots() / "walk-forward-1280.png"), full_page=True)
     assert page.errors == [] and page.csp_violations == []
+
+
+def test_a_2500_cell_grid_is_drawn_in_batches(page, server):  # noqa: F811
+    page.goto(f"{server}/sweeps/")
+    page.wait_for_selector("#connection.ok")
+    page.select_option("#strategy", "ema_crossover")
+    for axis, values in (("x", ("2", "51", "1")), ("y", ("52", "101", "1"))):
+        for key, value in zip(("start", "stop", "step"), values, strict=True):
+            page.fill(f"#{axis}-{key}", value)
+    page.click("#coins-none")
+    page.check("#coin-list input[value='BTC']")
+    page.evaluate(RECORDER)
+    page.click("#run-button")
+    page.wait_for_selector("#heatmap-canvas[data-drawn='2500']", timeout=120_000)
+    page.wait_for_function(
+        "() => document.getElementById('progress-text').textContent.includes('done')"
+    )
+    assert page.inner_text("#progress-text").startswith("2500 / 2500 ")
+    # One canvas, redrawn once per animation frame for many cells at a time,
+    # never once per cell.
+    draws = page.evaluate("window.__drawn")
+    assert 1 <= len(draws) < 2500 / 10, len(draws)
+    assert page.locator("#heatmap-wrap canvas").count() == 1
+    assert page.errors == [] and page.csp_violations == []

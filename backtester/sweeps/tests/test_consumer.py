@@ -85,19 +85,20 @@ async def test_a_sweep_streams_every_cell_then_the_best(coins, layer):  # noqa: 
 
 
 async def test_many_cells_arrive_complete_on_either_layer(coins, layer):  # noqa: F811
-    """400 combinations: cells travel many per layer message, none is lost."""
+    """2,500 combinations: cells travel many per layer message, none is lost."""
     communicator = await connect()
-    grid = {"fast": {"start": 2, "stop": 21, "step": 1}, "slow": "22:41:1"}
+    grid = {"fast": {"start": 2, "stop": 51, "step": 1}, "slow": "52:101:1"}
     await communicator.send_json_to(
         {"type": "sweep", "strategy": "ema_crossover", "grid": grid,
          "symbols": ["AAA", "BBB"]}
     )  # fmt: skip
     start = await receive(communicator)
-    assert start["combinations"] == 400 and start["skipped"] == 0
+    assert start["combinations"] == 2500 and start["skipped"] == 0
     messages = await until_end(communicator, timeout=60)
     assert messages[-1]["type"] == "sweep_complete"
     indexes = [m["index"] for m in messages[:-1]]
-    assert sorted(indexes) == list(range(400))
+    assert sorted(indexes) == list(range(2500))
+    assert [m["completed"] for m in messages[:-1]] == list(range(1, 2501))
     await communicator.disconnect()
 
 
