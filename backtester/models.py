@@ -1,4 +1,7 @@
-"""Backtest runs and their per-(coin, strategy) results."""
+"""Backtest runs and their per-(coin, strategy, params) results."""
+
+import hashlib
+import json
 
 from django.conf import settings
 from django.db import models
@@ -79,6 +82,17 @@ class BacktestRun(models.Model):
         }
 
 
+def params_key(params: dict) -> str:
+    """Return the identity of a parameter set: a hash of its canonical JSON.
+
+    Keys are sorted and validated values are already int or float, so equal
+    parameter sets always give the same key (``{"fast": 10, "slow": 30}`` and
+    its reordering alike).
+    """
+    text = json.dumps(params, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
 class BacktestResult(models.Model):
     run = models.ForeignKey(
         BacktestRun, on_delete=models.CASCADE, related_name="results"
@@ -86,6 +100,12 @@ class BacktestResult(models.Model):
     symbol = models.CharField(max_length=20)
     strategy = models.CharField(max_length=40)
     params = models.JSONField(default=dict)
+    # A result is one (coin, strategy, params) of its run: the same strategy may
+    # run with several parameter sets. Set from ``params`` on save.
+    params_key = models.CharField(max_length=32, editable=False)
+    # The result's number within its run (1..total, in the order results were
+    # published): a client that missed one can tell which, and ask for it.
+    seq = models.PositiveIntegerField(null=True, blank=True)
     first_bar = models.DateTimeField(null=True)
     last_bar = models.DateTimeField(null=True)
     bars = models.PositiveIntegerField(default=0)
@@ -111,12 +131,18 @@ class BacktestResult(models.Model):
         ordering = ["run", "-total_return_pct", "symbol"]
         constraints = [
             models.UniqueConstraint(
-                fields=["run", "symbol", "strategy"], name="result_run_symbol_uniq"
-            )
+                fields=["run", "symbol", "strategy", "params_key"],
+                name="result_run_symbol_params_uniq",
+            ),
+            models.UniqueConstraint(fields=["run", "seq"], name="result_run_seq_uniq"),
         ]
 
     def __str__(self) -> str:
         return f"{self.symbol} {self.strategy} ({self.total_return_pct}%)"
+
+    def save(self, *args, **kwargs) -> None:
+        self.params_key = params_key(self.params or {})
+        super().save(*args, **kwargs)
 
     @property
     def excess_return_pct(self) -> float | None:

@@ -54,6 +54,32 @@ def strategy_name(key: str) -> str:
     return spec.name if spec else key
 
 
+def params_text(params: dict) -> str:
+    """Return a parameter set as "fast=10, slow=30"."""
+    return ", ".join(f"{name}={value}" for name, value in params.items())
+
+
+def _repeated(run: BacktestRun) -> set[str]:
+    """Return the strategies a run holds with more than one parameter set."""
+    keys = run.strategy_keys
+    return {key for key in keys if keys.count(key) > 1}
+
+
+def result_label(strategy: str, params: dict, repeated: set[str]) -> str:
+    """Return a result's strategy name, with its parameters where the run holds
+    the strategy more than once (so the two rows can be told apart)."""
+    name = strategy_name(strategy)
+    return f"{name} ({params_text(params)})" if strategy in repeated else name
+
+
+def result_query(symbol: str, strategy: str, params: dict | None) -> str:
+    """Return the query naming one result: its coin, strategy and parameters."""
+    fields = {"symbol": symbol, "strategy": strategy}
+    if params is not None:
+        fields["params"] = json.dumps(params)
+    return urlencode(fields)
+
+
 def signed(value: float | None, digits: int = 2) -> str:
     """Format a number with an explicit + or \u2212 sign ("\u2013" for None)."""
     if value is None:
@@ -402,7 +428,9 @@ def gap_note(metrics: dict | None) -> str | None:
     )
 
 
-def _result_row(run: BacktestRun, result: BacktestResult) -> dict:
+def _result_row(
+    run: BacktestRun, result: BacktestResult, repeated: set[str] = frozenset()
+) -> dict:
     """Return a result as display cells, each (text, css class, sort value)."""
     excess = result.excess_return_pct
     # A fall, negative everywhere it is shown (the stored metric is positive).
@@ -418,22 +446,23 @@ def _result_row(run: BacktestRun, result: BacktestResult) -> dict:
         (str(result.num_trades), "", result.num_trades),
         (_plain(result.win_rate_pct, 1), "", result.win_rate_pct),
     ]  # fmt: skip
-    query = "?" + urlencode({"symbol": result.symbol, "strategy": result.strategy})
+    query = "?" + result_query(result.symbol, result.strategy, result.params)
     return {
         "symbol": result.symbol,
         "strategy": result.strategy,
-        "strategy_name": strategy_name(result.strategy),
+        "strategy_name": result_label(result.strategy, result.params, repeated),
         "cells": metrics if result.metrics else [],
         "url": reverse("run_detail", args=[run.pk]) + query + "#chart",
         "gap": gap_note(result.metrics),
     }
 
 
-def _pick(item: dict) -> dict:
+def _pick(item: dict, repeated: set[str] = frozenset()) -> dict:
     """Return a summary's best or worst result with its display name and link."""
-    query = urlencode({"symbol": item["symbol"], "strategy": item["strategy"]})
+    query = result_query(item["symbol"], item["strategy"], item.get("params"))
+    label = result_label(item["strategy"], item.get("params") or {}, repeated)
     return {
-        "label": f"{item['symbol']} \u00b7 {strategy_name(item['strategy'])}",
+        "label": f"{item['symbol']} \u00b7 {label}",
         "text": signed(item["total_return_pct"]),
         "query": f"?{query}#chart",
     }
@@ -573,16 +602,36 @@ def _selected_detail(run: BacktestRun, selected: BacktestResult | None) -> dict:
     }
 
 
+def _query_params(raw: str | None) -> dict | None:
+    """Return the ``params`` of a result link (JSON), or None if absent or bad."""
+    try:
+        params = json.loads(raw) if raw else None
+    except ValueError:
+        return None
+    return params if isinstance(params, dict) else None
+
+
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     """Render one run: summary, results, and charts for a selected result."""
     run = _run_or_404(request, run_id)
     results = list(run_results(run))
+    repeated = _repeated(run)
     wanted = (request.GET.get("symbol"), request.GET.get("strategy"))
-    chosen = next((r for r in results if (r.symbol, r.strategy) == wanted), None)
+    params = _query_params(request.GET.get("params"))
+    chosen = next(
+        (
+            r
+            for r in results
+            if (r.symbol, r.strategy) == wanted and params in (None, r.params)
+        ),
+        None,
+    )
     if chosen is None:
         chosen = next((r for r in results if r.metrics), None)  # the best
     selected = (
-        result_get(run, symbol=chosen.symbol, strategy=chosen.strategy)
+        result_get(
+            run, symbol=chosen.symbol, strategy=chosen.strategy, key=chosen.params_key
+        )
         if chosen is not None
         else None
     )
@@ -611,10 +660,10 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
             "mean": signed(summary.get("mean_return_pct")),
             "mean_tone": _tone(summary.get("mean_return_pct")),
             "sharpe": _plain(summary.get("mean_sharpe")),
-            "best": best and _pick(best),
-            "worst": worst and _pick(worst),
+            "best": best and _pick(best, repeated),
+            "worst": worst and _pick(worst, repeated),
             "by_strategy": _summary_rows(summary),
-            "rows": [_result_row(run, r) for r in results],
+            "rows": [_result_row(run, r, repeated) for r in results],
             "selected": selected,
             "selected_query": selected
             and urlencode(
@@ -632,7 +681,11 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
             "heatmap": [
                 {
                     "symbol": r.symbol,
+                    # The heatmap's row: one per (strategy, parameter set).
+                    "row": f"{r.strategy}|{r.params_key}",
+                    "label": result_label(r.strategy, r.params, repeated),
                     "strategy": r.strategy,
+                    "params": r.params,
                     "value": r.total_return_pct,
                 }
                 for r in results

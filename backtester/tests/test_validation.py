@@ -147,7 +147,8 @@ def test_summary_by_hand():
     assert summary["median_return_pct"] == 10.0
     assert summary["mean_return_pct"] == pytest.approx(12.0)
     assert summary["mean_sharpe"] == pytest.approx(1.5)
-    assert summary["best"] == {"symbol": "C", "strategy": "s1",
+    # The best names its parameter set too: a run may hold a strategy twice.
+    assert summary["best"] == {"symbol": "C", "strategy": "s1", "params": {},
                                "total_return_pct": 30.0}  # fmt: skip
     assert summary["worst"]["symbol"] == "B"
     assert "by_strategy" not in summary

@@ -13,7 +13,7 @@ from django.core.management import call_command
 from django.utils.html import escape
 
 from backtester.metric_info import METRICS
-from backtester.models import BacktestResult, BacktestRun
+from backtester.models import BacktestResult, BacktestRun, params_key
 from backtester.output import CSV_METRICS, CSV_RISK
 from backtester.tests.factories import START, make_coins
 from prices.models import Cryptocurrency
@@ -289,10 +289,13 @@ def test_run_detail_of_an_unfinished_multi_strategy_run_has_its_heatmap(client):
     assert ">Return % by strategy and coin</h2>" in html
     assert '<table id="heatmap"' in html
     assert '<th scope="col" class="num">Backtests</th>' not in html  # no summary
+    key, params = params_key({"fast": 20, "slow": 50}), {"fast": 20, "slow": 50}
     assert json_script(html, "heatmap-data") == [
-        {"symbol": "AAA", "strategy": "sma_crossover", "value": 12.5},
-        {"symbol": "AAA", "strategy": "ema_crossover", "value": -4.0},
-    ]
+        {"symbol": "AAA", "row": f"sma_crossover|{key}", "label": "SMA crossover",
+         "strategy": "sma_crossover", "params": params, "value": 12.5},
+        {"symbol": "AAA", "row": f"ema_crossover|{key}", "label": "EMA crossover",
+         "strategy": "ema_crossover", "params": params, "value": -4.0},
+    ]  # fmt: skip
     assert json_script(html, "chart-request")["symbol"] == "AAA"
     assert "plotly.min.js" in html
 

@@ -62,16 +62,19 @@ function el(tag, text, attrs = {}) {
 }
 
 // Draw a strategy (rows) x coin (columns) table of total returns, with a
-// median column. cells: [{symbol, strategy, value}]; names: key -> display name;
-// link(symbol, strategy) optionally returns a URL for a cell.
+// median column. cells: [{symbol, strategy, value, row?, label?}]: a run holding a
+// strategy with several parameter sets gives each its own row key and label;
+// names: key -> display name; link(cell) optionally returns a URL for a cell.
 export function renderHeatmap(table, cells, names, link = null) {
+  const rowOf = (c) => c.row ?? c.strategy;
+  const labels = new Map(cells.map((c) => [rowOf(c), c.label ?? names[c.strategy] ?? c.strategy]));
+  const strategyOf = new Map(cells.map((c) => [rowOf(c), c.strategy]));
   // Strategies in the registry's order, then any unknown ones.
   const known = Object.keys(names);
-  const strategies = [...new Set(cells.map((c) => c.strategy))].sort(
-    (a, b) => (known.indexOf(a) + 1 || 1e9) - (known.indexOf(b) + 1 || 1e9),
-  );
+  const rank = (k) => known.indexOf(strategyOf.get(k)) + 1 || 1e9;
+  const strategies = [...new Set(cells.map(rowOf))].sort((a, b) => rank(a) - rank(b));
   const symbols = [...new Set(cells.map((c) => c.symbol))].sort();
-  const value = new Map(cells.map((c) => [`${c.symbol}|${c.strategy}`, c.value]));
+  const byCell = new Map(cells.map((c) => [`${c.symbol}|${rowOf(c)}`, c]));
   const head = el("tr");
   head.append(el("th", "Strategy", { scope: "col", class: "sticky" }));
   head.append(el("th", "Median", { scope: "col" }));
@@ -79,20 +82,21 @@ export function renderHeatmap(table, cells, names, link = null) {
   const body = document.createElement("tbody");
   for (const k of strategies) {
     const tr = el("tr");
-    tr.append(el("th", names[k] ?? k, { scope: "row", class: "sticky" }));
-    const mid = median(cells.filter((c) => c.strategy === k).map((c) => c.value));
+    tr.append(el("th", labels.get(k), { scope: "row", class: "sticky" }));
+    const mid = median(cells.filter((c) => rowOf(c) === k).map((c) => c.value));
     const midCell = el("td", signed(mid, 0), { class: "median" });
     midCell.style.background = heatColor(mid);
     tr.append(midCell);
     for (const s of symbols) {
-      const v = value.get(`${s}|${k}`);
+      const cell = byCell.get(`${s}|${k}`);
+      const v = cell?.value;
       const td = el("td");
-      if (v !== undefined) {
+      if (cell !== undefined) {
         const text = signed(v, 0);
-        const url = link && v !== null ? link(s, k) : null;
+        const url = link && v !== null ? link(cell) : null;
         if (url) td.append(el("a", text, { href: url }));
         else td.textContent = text;
-        td.title = `${s} · ${names[k] ?? k}: ${signed(v, 2)}%`;
+        td.title = `${s} · ${labels.get(k)}: ${signed(v, 2)}%`;
         td.style.background = heatColor(v);
       }
       tr.append(td);

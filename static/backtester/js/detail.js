@@ -95,8 +95,8 @@ if (results) makeSortable(results);
 // Drawn only when the page has both the cells and the table to draw them in.
 const heatmapTable = $("heatmap");
 if (heatmap?.length && heatmapTable) {
-  renderHeatmap(heatmapTable, heatmap, names, (symbol, strategy) =>
-    `?${new URLSearchParams({ symbol, strategy })}#chart`);
+  renderHeatmap(heatmapTable, heatmap, names, ({ symbol, strategy, params }) =>
+    `?${new URLSearchParams({ symbol, strategy, params: JSON.stringify(params) })}#chart`);
   heatmapTable.addEventListener("click", (event) => {
     const link = event.target.closest("a");
     if (!link) return;

@@ -6,7 +6,7 @@ const names = Object.fromEntries(fromScript("strategies-data").map((s) => [s.key
 const tbody = document.querySelector("#results tbody");
 
 // ---- results table ----------------------------------------------------------------
-const rows = new Map(); // "SYMBOL|strategy" -> {data, values, tr}
+const rows = new Map(); // "SYMBOL|strategy|params" -> {data, values, tr}
 let order = [];         // rows in display order
 let sortKey = null, sortDir = -1;
 // The run whose results these are, and whether it is still going: a result
@@ -14,8 +14,10 @@ let sortKey = null, sortDir = -1;
 // on, so this page keeps following it).
 let runId = null, running = false;
 
-function detailUrl(symbol, strategy) {
-  return `/runs/${runId}/?${new URLSearchParams({ symbol, strategy })}#chart`;
+// A result's charts: its coin, strategy and parameters name it in the run.
+function detailUrl({ symbol, strategy, params }) {
+  const query = new URLSearchParams({ symbol, strategy, params: JSON.stringify(params ?? {}) });
+  return `/runs/${runId}/?${query}#chart`;
 }
 
 function linkTarget(a) {
@@ -33,12 +35,24 @@ export function setRun(id, active) {
   document.querySelectorAll("#results tbody a, #heatmap a").forEach(linkTarget);
 }
 
+// The parameter sets seen per strategy: a run may hold a strategy twice.
+const variants = new Map();
+
+const paramsText = (params) =>
+  Object.entries(params ?? {}).map(([k, v]) => `${k}=${v}`).join(", ");
+
+// The strategy's name, with its parameters once it runs with more than one set.
+function label(data) {
+  const name = names[data.strategy] ?? data.strategy;
+  return variants.get(data.strategy)?.size > 1 ? `${name} (${paramsText(data.params)})` : name;
+}
+
 function rowValues(data) {
   const m = data.metrics ?? {};
   const excess = m.total_return_pct != null && m.buy_hold_return_pct != null
     ? m.total_return_pct - m.buy_hold_return_pct : null;
   return {
-    symbol: data.symbol, strategy: names[data.strategy] ?? data.strategy,
+    symbol: data.symbol, strategy: label(data),
     risk: riskLabel(data.risk) || null,
     total_return_pct: m.total_return_pct ?? null,
     buy_hold_return_pct: m.buy_hold_return_pct ?? null, excess,
@@ -84,7 +98,7 @@ function drawRow(tr, data, v) {
   head(data.symbol);
   if (data.metrics && runId !== null) {
     const a = document.createElement("a");
-    a.href = detailUrl(data.symbol, data.strategy);
+    a.href = detailUrl(data);
     a.textContent = data.symbol;
     linkTarget(a);
     cells[0].replaceChildren(a);
@@ -115,9 +129,24 @@ function compare(a, b) {
   return (typeof x === "string" ? x.localeCompare(y) : x - y) * sortDir;
 }
 
-// Add a result, or redraw it in place if the same coin and strategy arrives again.
+// Add a result, or redraw it in place if the same coin, strategy and parameters
+// arrive again.
 export function upsertRow(data) {
-  const key = `${data.symbol}|${data.strategy}`;
+  const variant = paramsText(data.params);
+  const key = `${data.symbol}|${data.strategy}|${variant}`;
+  if (!variants.has(data.strategy)) variants.set(data.strategy, new Set());
+  const seen = variants.get(data.strategy);
+  if (!seen.has(variant)) {
+    seen.add(variant);
+    if (seen.size === 2) {
+      // A second parameter set: name the parameters on the rows drawn so far.
+      for (const other of order) {
+        if (other.data.strategy !== data.strategy) continue;
+        other.values = rowValues(other.data);
+        drawRow(other.tr, other.data, other.values);
+      }
+    }
+  }
   const values = rowValues(data);
   let row = rows.get(key);
   if (row) {
@@ -146,6 +175,7 @@ export function upsertRow(data) {
 export function clearRows() {
   $("results").classList.remove("has-risk");
   rows.clear();
+  variants.clear();
   order = [];
   tbody.replaceChildren();
   $("results-empty").hidden = false;
@@ -178,8 +208,10 @@ export function queueHeatmap() {
     heatmapQueued = false;
     const cells = [...rows.values()].map((r) => ({
       symbol: r.data.symbol, strategy: r.data.strategy, value: r.values.total_return_pct,
+      row: `${r.data.strategy}|${paramsText(r.data.params)}`, label: r.values.strategy,
+      params: r.data.params,
     }));
-    const several = new Set(cells.map((c) => c.strategy)).size > 1;
+    const several = new Set(cells.map((c) => c.row)).size > 1;
     $("heatmap-wrap").hidden = !several;
     if (several) {
       renderHeatmap($("heatmap"), cells, names, runId === null ? null : detailUrl);
