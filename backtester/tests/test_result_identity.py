@@ -16,7 +16,7 @@ from backtester.tests.test_consumer import (  # noqa: F401 - fixtures
     _drain_runs,
     collect_until_end,
     connect,
-    layer,
+    layer,  # noqa: F811 - a fixture
     receive,
     wait_done,
 )
@@ -54,7 +54,7 @@ def test_the_same_coin_strategy_and_params_are_stored_once():
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.asyncio
-async def test_a_run_with_the_same_strategy_twice_stores_both(layer, client):
+async def test_a_run_with_the_same_strategy_twice_stores_both(layer, client):  # noqa: F811
     """The reproduction: two SMA parameter sets on BTC and ETH used to fail on
     the (run, symbol, strategy) constraint and send the IntegrityError."""
     await sync_to_async(make_coins)(["BTC", "ETH"], bars=300)
