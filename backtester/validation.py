@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 
 from prices.symbols import symbol_problem
+from strategies.params import brief, parse_decimal
 from strategies.registry import STRATEGIES, ParamError, validate_params
 from strategies.risk import DEFAULT_RISK, RISK_PARAMS, Risk, validate_risk
 
@@ -21,6 +22,12 @@ MAX_SLIPPAGE_BPS = 500.0
 MAX_SYMBOLS = 500
 # The risk settings, top-level fields of a run request like fee and slippage.
 RISK_FIELDS = tuple(spec.name for spec in RISK_PARAMS)
+# Strategy entries in one run (each one runs on every coin).
+MAX_JOBS = 50
+# Dates a run may ask for: crypto prices start after 1970, and a far-future end
+# is a typo (and past year 9999 no datetime can hold it).
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 RUN_FIELDS = {
     *RISK_FIELDS,
     "type",
@@ -92,6 +99,8 @@ def parse_when(value: object, name: str) -> datetime | None:
     if not isinstance(value, str):
         raise RequestError(f"{name}: expected an ISO-8601 date string", name)
     text = value.strip()
+    if not text.isascii():
+        text = ""  # fromisoformat takes other scripts' digits; a date does not
     try:
         if len(text) == 10:
             parsed = datetime.combine(date.fromisoformat(text), time(0))
@@ -99,23 +108,36 @@ def parse_when(value: object, name: str) -> datetime | None:
             parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise RequestError(
-            f"{name}: {value!r} is not a date (use YYYY-MM-DD or ISO-8601)", name
+            f"{name}: {brief(value)} is not a date (use YYYY-MM-DD or ISO-8601)", name
         ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        # 0001-01-01T00:00+01:00 is a valid string whose UTC time is year 0.
+        parsed = parsed.astimezone(UTC)
+    except OverflowError:
+        parsed = None
+    if parsed is None or not EARLIEST <= parsed <= LATEST:
+        raise RequestError(
+            f"{name}: must be between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}", name
+        )
+    return parsed
 
 
 def _number(value: object, name: str, low: float, high: float) -> float:
+    """Return a JSON number or a plain ASCII decimal string within [low, high]."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise RequestError(f"{name}: expected a number", name)
-    try:
-        number = float(value)
-    except ValueError:
-        raise RequestError(f"{name}: {value!r} is not a number", name) from None
-    if not low <= number <= high:
+    if isinstance(value, str):
+        parsed = parse_decimal(value)
+        if parsed is None:
+            raise RequestError(f"{name}: {brief(value)} is not a number", name)
+        value = parsed
+    # Compared before any float(): a 401-digit integer overflows a float, and
+    # NaN compares false both ways.
+    if not low <= value <= high:
         raise RequestError(f"{name}: must be between {low:g} and {high:g}", name)
-    return number
+    return float(value)
 
 
 def _jobs(data: Mapping) -> tuple[tuple[str, dict], ...]:
@@ -132,6 +154,10 @@ def _jobs(data: Mapping) -> tuple[tuple[str, dict], ...]:
         items = [raw]
     elif name == "strategies" and isinstance(raw, list) and raw:
         items = raw
+        if len(items) > MAX_JOBS:
+            raise RequestError(
+                f"strategies: at most {MAX_JOBS} entries in one run", "strategies"
+            )
     elif name == "strategy":
         raise RequestError('strategy: expected a strategy key (or "all")', "strategy")
     else:
@@ -176,12 +202,16 @@ def _job(item: object, shared: Mapping, name: str) -> tuple[str, dict]:
         unknown = sorted(set(item) - {"strategy", "params"}, key=str)
         if unknown:
             raise RequestError(
-                f"{name}: unknown field {unknown[0]!r} in the item for {key!r}", name
+                f"{name}: unknown field {brief(unknown[0])} in the item for "
+                f"{brief(key)}",
+                name,
             )
         if params is None:
             params = {}
         elif not isinstance(params, Mapping):
-            raise RequestError(f"{name}: params of {key!r} must be an object", name)
+            raise RequestError(
+                f"{name}: params of {brief(key)} must be an object", name
+            )
     else:
         raise RequestError(
             f"{name}: each item must be a key or {{strategy, params}}", name
@@ -189,7 +219,7 @@ def _job(item: object, shared: Mapping, name: str) -> tuple[str, dict]:
     if key not in STRATEGIES:
         choices = ", ".join(STRATEGIES)
         raise RequestError(
-            f"{name}: unknown strategy {key!r}; choose one of {choices}", name
+            f"{name}: unknown strategy {brief(key)}; choose one of {choices}", name
         )
     try:
         return key, validate_params(key, params)
@@ -227,7 +257,9 @@ def _risk(data: Mapping) -> Risk:
 
 
 def _symbols(value: object) -> tuple[str, ...] | None:
-    if value is None or value == "" or value == "all":
+    # Omitted (or "all") means every active coin; an empty string or list is a
+    # choice of nothing, an error like any other empty choice.
+    if value is None or value == "all":
         return None
     if isinstance(value, str):
         value = value.split(",")
@@ -252,14 +284,15 @@ def run_spec(data: Mapping, *, allow_unknown: bool = False) -> RunSpec:
     if not isinstance(data, Mapping):
         raise RequestError("expected a JSON object")
     if not allow_unknown:
-        unknown = sorted(set(data) - RUN_FIELDS)
+        unknown = sorted(set(data) - RUN_FIELDS, key=str)
         if unknown:
-            raise RequestError(f"{unknown[0]}: unknown field", unknown[0])
+            name = brief(unknown[0]).strip("'")
+            raise RequestError(f"{name}: unknown field", name)
     jobs = _jobs(data)
     interval = data.get("interval")
     if interval is None or interval == "":
         interval = "1h"
-    elif interval not in INTERVALS:
+    elif not isinstance(interval, str) or interval not in INTERVALS:
         raise RequestError(
             f"interval: must be one of {', '.join(INTERVALS)}", "interval"
         )

@@ -4,11 +4,38 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
+
+# A number as text: plain ASCII decimal digits, an optional sign, fraction and
+# exponent. Python's int() and float() also take "1_0", other scripts' digits
+# and surrounding blanks; a parameter does not.
+DECIMAL = re.compile(
+    r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII
+)
+# Longer text is no parameter value (and int() refuses past 4,300 digits).
+MAX_NUMBER_TEXT = 64
+
+
+def parse_decimal(text: str) -> int | float | None:
+    """Return the number a plain ASCII decimal string spells, or None."""
+    text = text.strip(" \t")
+    if len(text) > MAX_NUMBER_TEXT or not DECIMAL.fullmatch(text):
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+def brief(value: object, limit: int = 40) -> str:
+    """Return repr(value) cut to about ``limit`` characters, for messages."""
+    text = repr(value) if isinstance(value, str | int | float) else type(value).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
 class ParamError(ValueError):
@@ -33,9 +60,9 @@ class ParamSpec:
     def coerce(self, value: object) -> tuple[int | float | None, str | None]:
         """Return (value, None) or (None, problem) for a raw value.
 
-        Numbers of either kind and numeric strings (as the command line passes
-        them) are accepted; booleans are not numbers here, and an integer
-        parameter takes only integral values.
+        Numbers of either kind and plain ASCII decimal strings (as the command
+        line passes them) are accepted; booleans are not numbers here, and an
+        integer parameter takes only integral values.
         """
         kind = self.type.__name__
         # bool is an int subclass (and numpy's bool_ is Integral-like): refuse
@@ -43,18 +70,17 @@ class ParamSpec:
         if isinstance(value, bool | np.bool_):
             return None, f"expected {kind}, got a boolean"
         if isinstance(value, str):
-            text = value.strip()
-            try:
-                value = int(text)
-            except ValueError:
-                try:
-                    value = float(text)
-                except ValueError:
-                    return None, f"expected {kind}, got {value!r}"
+            number = parse_decimal(value)
+            if number is None:
+                return None, f"expected {kind}, got {brief(value)}"
+            value = number
         if not isinstance(value, numbers.Real):
             return None, f"expected {kind}, got {type(value).__name__}"
+        out_of_range = f"must be between {self.min} and {self.max}"
         if isinstance(value, numbers.Integral):
             value = int(value)
+            if not self.min <= value <= self.max:  # before float() can overflow
+                return None, f"{out_of_range}, got {brief(value)}"
         else:
             value = float(value)
             if not math.isfinite(value):
@@ -66,7 +92,7 @@ class ParamSpec:
         if self.type is float:
             value = float(value)
         if not self.min <= value <= self.max:
-            return None, f"must be between {self.min} and {self.max}, got {value}"
+            return None, f"{out_of_range}, got {brief(value)}"
         return value, None
 
     def as_dict(self) -> dict[str, object]:

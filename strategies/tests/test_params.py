@@ -95,7 +95,17 @@ def test_every_problem_is_listed_at_once():
         ("rsi_reversion", {"upper": 100}, "upper", "between"),
         ("bollinger_reversion", {"std": "wide"}, "std", "expected float"),
         ("bollinger_reversion", {"std": float("nan")}, "std", "finite"),
-        ("bollinger_reversion", {"std": "inf"}, "std", "finite"),
+        ("bollinger_reversion", {"std": float("inf")}, "std", "finite"),
+        # Text is plain ASCII decimal or nothing: not "inf", "1_0" or other
+        # scripts' digits (all of which Python's float() and int() accept).
+        ("bollinger_reversion", {"std": "inf"}, "std", "expected float"),
+        ("sma_crossover", {"fast": "1_0"}, "fast", "expected int"),
+        ("sma_crossover", {"fast": "\u0661\u0660"}, "fast", "expected int"),
+        ("sma_crossover", {"fast": "\uff11\uff10"}, "fast", "expected int"),
+        # Huge values are out of range, not an OverflowError.
+        ("sma_crossover", {"fast": 10**400}, "fast", "between"),
+        ("bollinger_reversion", {"std": 10**400}, "std", "between"),
+        ("rsi_reversion", {"lower": -(10**400)}, "lower", "between"),
         ("bollinger_reversion", {"period": None}, "period", "expected int"),
         ("bollinger_reversion", {"period": [20]}, "period", "expected int"),
         ("donchian_breakout", {"entry": 0}, "entry", "between"),
