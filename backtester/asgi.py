@@ -1,6 +1,7 @@
 """ASGI entry point: HTTP through Django, websockets through Channels."""
 
 import os
+import threading
 
 from django.core.asgi import get_asgi_application
 
@@ -13,6 +14,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from backtester.routing import websocket_urlpatterns  # noqa: E402
+from backtester.services import runs_mark_stale_at_boot  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
@@ -22,3 +24,9 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+
+# A server starting after a crash marks the runs its dead predecessor left
+# running (and their stored counts) at once, not when a page is first read.
+threading.Thread(
+    target=runs_mark_stale_at_boot, name="runs-mark-stale", daemon=True
+).start()

@@ -15,8 +15,19 @@ def start(run_id: int, total: int) -> dict[str, Any]:
     return {"type": "start", "run_id": run_id, "total": total}
 
 
-def result(data: dict, completed: int, total: int) -> dict[str, Any]:
-    return {"type": "result", "data": data, "completed": completed, "total": total}
+def result(
+    data: dict, completed: int, total: int, *, seq: int | None, run_id: int
+) -> dict[str, Any]:
+    """Return one result; ``seq`` numbers it in its run (1..total), so a client
+    can tell a missing one and ask for it again (``resend``)."""
+    return {
+        "type": "result",
+        "run_id": run_id,
+        "seq": seq,
+        "data": data,
+        "completed": completed,
+        "total": total,
+    }
 
 
 def complete(summary: dict, elapsed_s: float, run_id: int) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -89,6 +90,8 @@ class ResultRow:
     data: dict
     trades: dict[str, np.ndarray] = field(default_factory=dict)
     equity: dict[str, np.ndarray] = field(default_factory=dict)
+    # Its number in the run (1..total), given when it is published.
+    seq: int | None = None
 
 
 @dataclass
@@ -98,19 +101,33 @@ class RunHandle:
     cancelled: threading.Event = field(default_factory=threading.Event)
     done: threading.Event = field(default_factory=threading.Event)
     rows: list[ResultRow] = field(default_factory=list)
+    # How many rows ``on_rows`` has stored: what ``completed`` records.
+    stored: int = 0
     status: str = "running"
     error: str = ""
+    # A publish that failed (the channel layer is down): the rows are still
+    # stored, then the run fails naming the service.
+    publish_error: BaseException | None = None
     summary: dict = field(default_factory=dict)
     elapsed_s: float = 0.0
     _futures: list[Future] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def cancel(self) -> None:
-        """Stop the run: queued coins never start, finished ones stay silent."""
-        self.cancelled.set()
+        """Stop the run: queued coins never start, finished ones stay silent.
+
+        Once it returns no row is numbered any more: ``published()`` then lists
+        every row the run will store.
+        """
         with self._lock:
+            self.cancelled.set()
             for future in self._futures:
                 future.cancel()
+
+    def published(self) -> list[ResultRow]:
+        """Return the rows numbered (published) so far, by seq."""
+        with self._lock:
+            return list(self.rows)
 
     def wait(self, timeout: float | None = None) -> bool:
         return self.done.wait(timeout)
@@ -260,6 +277,9 @@ class Runner:
         # database row exists, so a refused request never writes one.
         self._run_keys: dict[int, str] = {}
         self._pending: list[Slot] = []
+        # Finished runs whose final record could not be saved (the database
+        # was down): saved again by ``retry_unsaved``.
+        self._unsaved: dict[int, RunHandle] = {}
         # The loads of the warm-up under way, by chunk, kept until all are done
         # (see ``warm``).
         self._warm_loads: dict[tuple, Future] = {}
@@ -453,6 +473,23 @@ class Runner:
             self._active.pop(run_id, None)
             self._run_keys.pop(run_id, None)
 
+    def retry_unsaved(self, save: Hook) -> int:
+        """Save again the final records that failed to save; return how many
+        are saved now (a run is kept for the next try while it still fails)."""
+        with self._lock:
+            pending = list(self._unsaved.values())
+        saved = 0
+        for handle in pending:
+            try:
+                save(handle)
+            except Exception as exc:
+                logger.warning("run %s still not saved: %r", handle.run_id, exc)
+                continue
+            with self._lock:
+                self._unsaved.pop(handle.run_id, None)
+            saved += 1
+        return saved
+
     def _drive(
         self,
         handle: RunHandle,
@@ -465,6 +502,9 @@ class Runner:
     ) -> None:
         began = time.perf_counter()
         close_old_connections()
+        # Coin tasks whose rows are not stored yet: a run that fails still
+        # stores what it published, so the record matches what clients saw.
+        unstored: set[Future] = set()
         try:
             first, size = settings.BACKTEST_FIRST_CHUNK, settings.BACKTEST_CHUNK
             chunks = _chunks(coins, first, size)
@@ -522,13 +562,18 @@ class Runner:
                                 )
                                 handle._futures.append(task)
                                 pending.add(task)
+                                unstored.add(task)
                         continue
+                    unstored.discard(future)
                     rows = future.result()
                     # Rows a task returns were published: store them even when
                     # a cancel arrived since, so a cancelled run keeps exactly
                     # the results its client saw (and ``completed`` counts).
                     if rows and on_rows:
                         on_rows(handle, rows)
+                    handle.stored += len(rows)
+                    if handle.publish_error is not None:
+                        raise handle.publish_error
             if handle.cancelled.is_set():
                 handle.status = "cancelled"
             else:
@@ -538,7 +583,10 @@ class Runner:
             logger.exception("backtest run %s failed", handle.run_id)
             handle.cancel()
             handle.status = "failed"
-            handle.error = f"{type(exc).__name__}: {exc}"
+            # The client and the stored record name the service at fault, never
+            # the exception's text (hosts, ports, SQL): the log has the details.
+            handle.error = failure_reason(exc)
+            self._store_published(handle, unstored, on_rows)
         handle.elapsed_s = time.perf_counter() - began
         handle.summary["elapsed_s"] = round(handle.elapsed_s, 4)
         try:
@@ -548,6 +596,13 @@ class Runner:
                 on_finish(handle)
         except Exception:
             logger.exception("could not save run %s", handle.run_id)
+            if handle.status != "failed":
+                # The client must not be told "complete" for a run whose
+                # record says otherwise; the record is saved again later.
+                handle.status = "failed"
+                handle.error = failure_reason(sys.exc_info()[1])
+            with self._lock:
+                self._unsaved[handle.run_id] = handle
         logger.info(
             "%s %s: %d results computed in %.3fs, saved in %.3fs",
             # The command line's unsaved runs have negative ids: no run to name.
@@ -570,6 +625,32 @@ class Runner:
             logger.exception("could not announce the end of run %s", handle.run_id)
         finally:
             handle.done.set()
+
+    @staticmethod
+    def _store_published(
+        handle: RunHandle,
+        tasks: set[Future],
+        on_rows: Callable[[RunHandle, list[ResultRow]], None] | None,
+    ) -> None:
+        """Store the rows that coin tasks of a failed run published."""
+        wait(tasks, timeout=30)  # cancelled: running ones stop after this coin
+        for task in tasks:
+            if not task.done() or task.cancelled() or task.exception() is not None:
+                continue
+            rows = task.result()
+            if not rows:
+                continue
+            try:
+                if on_rows:
+                    on_rows(handle, rows)
+            except Exception:
+                logger.warning(
+                    "could not store published rows of run %s",
+                    handle.run_id,
+                    exc_info=True,
+                )
+                return
+            handle.stored += len(rows)
 
     @staticmethod
     def _beat(handle: RunHandle, on_beat: Hook) -> None:
@@ -632,15 +713,52 @@ class Runner:
         if handle.cancelled.is_set():
             return []
         with handle._lock:
-            handle.rows.extend(rows)
-        publish(
-            {
-                "type": events.LAYER_RESULTS,
-                "run_id": handle.run_id,
-                "results": [row.data for row in rows],
-            }
-        )
+            # Checked with the lock held: a cancel either comes first (nothing
+            # numbered, nothing stored) or after (numbered, stored, sent).
+            if handle.cancelled.is_set():
+                return []
+            for row in rows:
+                handle.rows.append(row)
+                row.seq = len(handle.rows)
+        try:
+            publish(
+                {
+                    "type": events.LAYER_RESULTS,
+                    "run_id": handle.run_id,
+                    "results": [{"seq": row.seq, "data": row.data} for row in rows],
+                }
+            )
+        except Exception as exc:
+            # The rows are stored all the same (the client gets them from the
+            # database); the control thread then fails the run.
+            logger.warning(
+                "publishing results of run %s failed: %r", handle.run_id, exc
+            )
+            handle.publish_error = exc
         return rows
+
+
+def failure_reason(exc: BaseException) -> str:
+    """Return why a run failed as the client may read it: the service at fault.
+
+    A database or Redis (cache or channel layer) that cannot be reached is
+    named; anything else is an internal error. Never the exception's text,
+    which can hold host names, ports and queries.
+    """
+    from django.db import DatabaseError, InterfaceError, OperationalError
+
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        module = type(exc).__module__
+        if isinstance(exc, OperationalError | InterfaceError):
+            return "the database is unavailable"
+        if isinstance(exc, DatabaseError):
+            return "the results could not be stored in the database"
+        if module.startswith("redis") or module.startswith("channels_redis"):
+            return "Redis is unavailable"
+        exc = exc.__cause__ or exc.__context__
+    return "an internal error stopped the run (see the server log)"
 
 
 def summarize(results: Sequence[dict]) -> dict:
@@ -663,6 +781,7 @@ def summarize(results: Sequence[dict]) -> dict:
         return {
             "symbol": r["symbol"],
             "strategy": r["strategy"],
+            "params": r.get("params", {}),
             "total_return_pct": r["metrics"]["total_return_pct"],
         }
 
@@ -687,6 +806,11 @@ def summarize(results: Sequence[dict]) -> dict:
 
 _runner: Runner | None = None
 _runner_lock = threading.Lock()
+
+
+def current_runner() -> Runner | None:
+    """Return this process's runner if it has one (never creates it)."""
+    return _runner
 
 
 def get_runner() -> Runner:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 
 from django.db.models import F, Q, QuerySet, TextField
 from django.db.models.functions import Cast
@@ -77,12 +78,30 @@ def run_results(run: BacktestRun, *, full: bool = False) -> QuerySet[BacktestRes
 
 
 def result_get(
-    run: BacktestRun, *, symbol: str, strategy: str
+    run: BacktestRun, *, symbol: str, strategy: str, key: str | None = None
 ) -> BacktestResult | None:
-    """Return one stored result of a run with its trades and equity, or None."""
-    return BacktestResult.objects.filter(
-        run=run, symbol=symbol, strategy=strategy
-    ).first()
+    """Return one stored result of a run with its trades and equity, or None.
+
+    ``key`` is the result's ``params_key``; without it the first parameter set
+    of that coin and strategy is taken (a link from before a strategy could run
+    twice in one run).
+    """
+    results = BacktestResult.objects.filter(run=run, symbol=symbol, strategy=strategy)
+    if key:
+        results = results.filter(params_key=key)
+    return results.order_by("seq", "pk").first()
+
+
+def results_by_seq(run_id: int, *, exclude: Collection[int] = ()) -> list[dict]:
+    """Return a run's stored results as ``{"seq", "data"}`` items in seq order,
+    leaving out the seqs in ``exclude`` (those a client already has)."""
+    stored = BacktestResult.objects.filter(run_id=run_id)
+    have = set(exclude)
+    missing = [s for s in stored.values_list("seq", flat=True) if s not in have]
+    if not missing:
+        return []
+    results = stored.filter(seq__in=missing).defer("trades", "equity").order_by("seq")
+    return [{"seq": r.seq, "data": result_data(r)} for r in results]
 
 
 def run_risk(run: BacktestRun) -> Risk:

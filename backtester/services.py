@@ -9,18 +9,21 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import Q
+from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from backtester import processes
 from backtester.execution import get_executor
-from backtester.models import BacktestResult, BacktestRun
+from backtester.models import BacktestResult, BacktestRun, params_key
 from backtester.runner import (
     Publish,
     ResultRow,
     RunHandle,
     RunnerBusy,
     Slot,
+    current_runner,
+    failure_reason,
     get_runner,
 )
 from backtester.validation import RequestError, RunSpec
@@ -118,6 +121,8 @@ def _result(run_id: int, row: ResultRow) -> BacktestResult:
         symbol=row.data["symbol"],
         strategy=row.data["strategy"],
         params=row.data["params"],
+        params_key=params_key(row.data["params"]),
+        seq=row.seq,
         first_bar=_epoch_to_dt(row.data["first_bar"]),
         last_bar=_epoch_to_dt(row.data["last_bar"]),
         bars=row.data["bars"],
@@ -145,7 +150,7 @@ def run_save(handle: RunHandle) -> None:
         summary=handle.summary,
         error=handle.error,
         elapsed_s=handle.elapsed_s,
-        completed=len(handle.rows),
+        completed=handle.stored,
         finished_at=timezone.now(),
     )
 
@@ -216,7 +221,11 @@ def run_start(
 ) -> RunHandle:
     """Mark the run running and hand it to the executor of BACKTEST_EXECUTOR (the
     thread pool, or Celery workers); RunnerBusy if full. ``slot`` is the place
-    run_admit held for it."""
+    run_admit held for it. A run refused after all is removed again, so a
+    refused request leaves no record."""
+    runner = current_runner()
+    if runner is not None:
+        runner.retry_unsaved(run_save)
     now = timezone.now()
     BacktestRun.objects.filter(pk=run.pk).update(
         status=BacktestRun.Status.RUNNING,
@@ -235,13 +244,22 @@ def run_start(
             on_beat=run_beat,
             slot=slot,
         )
+    except RunnerBusy:
+        run_discard(run.pk)
+        raise
     except Exception as exc:
+        logger.exception("could not start run %s", run.pk)
         BacktestRun.objects.filter(pk=run.pk).update(
             status=BacktestRun.Status.FAILED,
-            error=str(exc),
+            error=failure_reason(exc),
             finished_at=timezone.now(),
         )
         raise
+
+
+def run_discard(run_id: int) -> None:
+    """Remove a run that never started (its request was refused)."""
+    BacktestRun.objects.filter(pk=run_id, results__isnull=True).delete()
 
 
 def prices_warm() -> int:
@@ -273,14 +291,28 @@ def runs_mark_stale() -> int:
 
     Return how many runs were marked.
     """
+    runner = current_runner()
+    if runner is not None:
+        runner.retry_unsaved(run_save)
     now = timezone.now()
     unfinished = BacktestRun.objects.filter(status__in=UNFINISHED)
     owners = set(unfinished.exclude(owner="").values_list("owner", flat=True))
     dead = [owner for owner in owners if processes.is_alive(owner) is False]
+    # ``completed`` becomes what was stored before the process stopped.
+    stored = Coalesce(
+        Subquery(
+            BacktestResult.objects.filter(run=OuterRef("pk"))
+            .values("run")
+            .annotate(n=Count("pk"))
+            .values("n")
+        ),
+        0,
+    )
     count = unfinished.filter(owner__in=dead).update(
         status=BacktestRun.Status.FAILED,
         error="interrupted by a server restart",
         finished_at=now,
+        completed=stored,
     )
     silence = settings.BACKTEST_STALE_AFTER
     cutoff = now - timedelta(seconds=silence)
@@ -292,8 +324,36 @@ def runs_mark_stale() -> int:
         status=BacktestRun.Status.FAILED,
         error=f"interrupted: its server gave no sign of life for {silence} s",
         finished_at=now,
+        completed=stored,
     )
     return count
+
+
+def runs_mark_stale_at_boot(attempts: int = 30, pause: float = 2.0) -> None:
+    """Mark the runs that stopped processes left unfinished, as a server starts.
+
+    Run in a thread of a starting server (asgi.py), so that after a crash the
+    records are right before anyone opens a page or starts a run. The database
+    may still be starting too: a connection error is tried again a while.
+    """
+    from django.db import OperationalError, close_old_connections, connections
+
+    for _ in range(attempts):
+        close_old_connections()
+        try:
+            count = runs_mark_stale()
+        except OperationalError as exc:
+            logger.info("start-up check of unfinished runs waits: %r", exc)
+            time.sleep(pause)
+            continue
+        except Exception as exc:  # never stop a server from starting
+            logger.info("start-up check of unfinished runs skipped: %r", exc)
+            return
+        finally:
+            connections.close_all()
+        if count:
+            logger.warning("marked %d runs left by stopped processes as failed", count)
+        return
 
 
 def runs_mark_stale_on_start(sender, **kwargs) -> None:

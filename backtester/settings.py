@@ -148,7 +148,9 @@ if REDIS_URL:
     }
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            # channels-redis' layer, repaired so that no message is lost to a
+            # disconnecting client and a Redis outage closes no socket.
+            "BACKEND": "backtester.layers.RedisChannelLayer",
             "CONFIG": {
                 # A consumer waits for its next message with a 5 s blocking
                 # pop, and redis-py's default read timeout is also 5 s: a

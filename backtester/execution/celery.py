@@ -31,6 +31,7 @@ from backtester.runner import (
     RunHandle,
     Runner,
     Slot,
+    failure_reason,
     get_runner,
     summarize,
 )
@@ -131,7 +132,7 @@ class CeleryExecutor:
                 handle.error = str(exc)
             else:
                 logger.exception("backtest run %s failed", run_id)
-                handle.error = f"{type(exc).__name__}: {exc}"
+                handle.error = failure_reason(exc)
             handle.cancelled.set()
             handle.status = "failed"
         self._stop_tasks(run_id, task_ids, revoke=handle.status != "complete")
@@ -216,7 +217,7 @@ class CeleryExecutor:
         )
         for coin in coins:
             rows = services.results_rows(run_id, [coin.symbol])
-            services.results_publish(run_id, [row.data for row in rows])
+            services.results_publish(run_id, rows)
         state.pieces_published(run_id, [str(c.pk) for c in coins])
 
     def _workers_answer(self) -> bool:

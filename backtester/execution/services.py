@@ -21,7 +21,7 @@ from django.db import transaction
 from backtester import events
 from backtester.execution import state
 from backtester.models import BacktestResult, BacktestRun
-from backtester.runner import ResultRow, compute_coin
+from backtester.runner import ResultRow, compute_coin, failure_reason
 from backtester.selectors import result_data
 from backtester.services import _result
 from backtester.validation import RunSpec
@@ -50,13 +50,13 @@ def run_piece(*, run_id: int, coin_id: int, spec: RunSpec) -> int:
         rows = compute_coin(coin.symbol, series, spec)
         if state.stopped(run_id) or not results_store_once(run_id, rows):
             return 0
-        results_publish(run_id, [row.data for row in rows])
+        results_publish(run_id, rows)
         state.pieces_published(run_id, [piece])
         return len(rows)
     except Exception as exc:
         # The web process fails the run, as the thread pool does when a coin
         # raises; the worker's log has the traceback.
-        state.piece_failed(run_id, piece, f"{type(exc).__name__}: {exc}")
+        state.piece_failed(run_id, piece, failure_reason(exc))
         raise
     finally:
         state.piece_ended(run_id, piece)
@@ -79,14 +79,21 @@ def results_store_once(run_id: int, rows: Sequence[ResultRow]) -> bool:
         )
         if status != BacktestRun.Status.RUNNING:
             return False
-        if BacktestResult.objects.filter(run_id=run_id, symbol__in=symbols).exists():
+        stored = BacktestResult.objects.filter(run_id=run_id)
+        if stored.filter(symbol__in=symbols).exists():
             return False
+        # Numbered here, under the run's lock: seqs are 1..n in store order.
+        first = stored.count() + 1
+        for seq, row in enumerate(rows, first):
+            row.seq = seq
         BacktestResult.objects.bulk_create([_result(run_id, row) for row in rows])
     return True
 
 
-def results_publish(run_id: int, results: list[dict]) -> None:
-    """Send a piece's results to the run's group, as the thread pool does."""
+def results_publish(run_id: int, rows: Sequence[ResultRow]) -> None:
+    """Send a piece's numbered results to the run's group, as the thread pool
+    does."""
+    results = [{"seq": row.seq, "data": row.data} for row in rows]
     async_to_sync(get_channel_layer().group_send)(
         events.run_group(run_id),
         {"type": events.LAYER_RESULTS, "run_id": run_id, "results": results},
@@ -115,4 +122,4 @@ def results_rows(run_id: int, symbols: Sequence[str] | None = None) -> list[Resu
     if symbols is not None:
         stored = stored.filter(symbol__in=list(symbols))
     stored = stored.defer("trades", "equity").order_by("symbol", "strategy", "pk")
-    return [ResultRow(data=result_data(result)) for result in stored]
+    return [ResultRow(data=result_data(result), seq=result.seq) for result in stored]

@@ -38,7 +38,7 @@ async def test_all_288_results_arrive_through_the_redis_layer(
     capacity of 100 messages per channel and with the project's setting."""
     await sync_to_async(make_coins)(SYMBOLS, bars=200)
     config = copy.deepcopy(settings.CHANNEL_LAYERS["default"])
-    assert config["BACKEND"] == "channels_redis.core.RedisChannelLayer"
+    assert config["BACKEND"] == "backtester.layers.RedisChannelLayer"
     config["CONFIG"]["prefix"] = f"btlab-test-{uuid.uuid4().hex[:8]}"
     if capacity == "100":
         config["CONFIG"]["capacity"] = 100

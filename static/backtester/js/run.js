@@ -10,6 +10,9 @@ const form = $("run-form");
 // ---- progress and summary -------------------------------------------------------
 let total = 0, completed = 0, startedAt = 0, finalElapsed = null, timer = null;
 let activeRun = null, pending = false, lastRequest = null, warnedFor = null;
+// The seqs (1..total) of the results shown for the current run: a result the
+// page already has is not counted twice, and a gap at the end is asked for.
+let shownRun = null, seqs = new Set();
 
 let note = "";
 function setProgress(newNote = note) {
@@ -102,6 +105,8 @@ function handle(msg) {
       pending = false;
       activeRun = msg.run_id;
       setRun(msg.run_id, true);
+      shownRun = msg.run_id;
+      seqs = new Set();
       total = msg.total;
       completed = 0;
       finalElapsed = null;
@@ -123,17 +128,27 @@ function handle(msg) {
       }
       break;
     case "result":
-      if (activeRun === null) return; // a late message of a run we left
-      completed = msg.completed;
-      total = msg.total;
+      // A late message of a run we left, or one we already show.
+      if (msg.run_id !== shownRun || seqs.has(msg.seq)) return;
+      seqs.add(msg.seq);
+      if (activeRun !== null) {
+        completed = seqs.size;
+        total = msg.total;
+      }
       upsertRow(msg.data);
       queueHeatmap();
       setProgress();
       break;
-    case "complete":
+    case "complete": {
       if (msg.run_id !== activeRun) return;
       setRun(msg.run_id, false);
       activeRun = null;
+      // The server sends every stored result before "complete"; should one
+      // still be missing, ask for it (results are numbered 1..n).
+      const stored = msg.summary?.results ?? 0;
+      const missing = [];
+      for (let seq = 1; seq <= stored; seq += 1) if (!seqs.has(seq)) missing.push(seq);
+      if (missing.length) send({ type: "resend", run_id: msg.run_id, seqs: missing });
       completed = total;
       finalElapsed = msg.elapsed_s;
       syncButtons();
@@ -141,6 +156,7 @@ function handle(msg) {
       setProgress("done");
       renderSummary(msg.summary, msg.run_id, msg.elapsed_s);
       break;
+    }
     case "cancelled":
       if (activeRun !== null) setRun(activeRun, false);
       activeRun = null;
