@@ -7,13 +7,14 @@
    copied to a backup set only by a second command (``ZADD``) after the pop's
    reply is read. When a client disconnects, Channels cancels its consumer's
    receive; if that consumer held the lock, the cancel lands between the pop and
-   the backup, and the message it had just taken for *another* consumer - a
-   run's batch of results, or its ``complete`` - is gone. Under churn (clients
-   connecting, starting a run and leaving while others finish), 1-2 of 10
-   finishing clients lost one coin's batch this way. Here the pop and its backup
-   run shielded from the cancel; a message that arrives after the receiver left
-   is handed to the consumer it was for, or left in the backup, from which the
-   next receive puts it back in the queue.
+   the backup (or while the pop's reply waits to be read: redis-py then drops
+   the connection), and the message it had just taken for *another* consumer -
+   a run's batch of results, or its ``complete`` - is gone. Under churn
+   (clients connecting, starting a run and leaving while others finish), 1-2 of
+   10 finishing clients lost one coin's batch this way. Here the pop and its
+   backup run shielded from the cancel, and a message such a pop takes after
+   its receiver left is moved back to the queue, where the consumer holding the
+   lock next pops it and hands it to its owner.
 2. **Redis going away closed every socket.** A consumer's receive raised the
    connection error out of the consumer, and the websocket was closed with 1011
    before anyone could tell the client why. Here the receive waits and tries
@@ -33,10 +34,23 @@ logger = logging.getLogger(__name__)
 
 # Seconds between receive attempts while Redis cannot be reached.
 RECEIVE_RETRY = 1.0
+# Move one message from the backup set (KEYS[2]) back to its queue (KEYS[1])
+# with its original score, so it keeps its place and its expiry.
+REQUEUE = """
+local score = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if score then
+    redis.call('ZREM', KEYS[2], ARGV[1])
+    redis.call('ZADD', KEYS[1], score, ARGV[1])
+end
+"""
 
 
 class RedisChannelLayer(BaseRedisChannelLayer):
     """channels-redis' layer that loses no message to a cancelled receive."""
+
+    # A pop whose receiver left runs on until it returns (see _requeue): a
+    # shorter blocking pop than the default 5 s ends such a pop sooner.
+    brpop_timeout = 1
 
     async def receive(self, channel: str) -> dict:
         warned = False
@@ -56,26 +70,23 @@ class RedisChannelLayer(BaseRedisChannelLayer):
         try:
             return await asyncio.shield(pop)
         except asyncio.CancelledError:
-            # The pop goes on without its receiver: deliver what it takes.
-            pop.add_done_callback(functools.partial(self._hand_over, index, channel))
+            # The pop goes on without its receiver: put what it takes back.
+            pop.add_done_callback(functools.partial(self._requeue, index, channel))
             raise
 
-    def _hand_over(self, index: int, channel_key: str, pop: asyncio.Future) -> None:
-        """Give a message popped for a receiver that has gone to its consumer."""
+    def _requeue(self, index: int, channel_key: str, pop: asyncio.Future) -> None:
+        """Move a message popped for a receiver that has gone back to the queue,
+        where the consumer now holding the receive lock pops it again."""
         if pop.cancelled() or pop.exception() is not None or pop.result() is None:
             return
-        message = self.deserialize(pop.result())
-        targets = message.pop("__asgi_channel__", None)
-        if isinstance(targets, str):
-            targets = [targets]
-        # Only consumers waiting in this process have a buffer; a message for
-        # none of them stays in the backup, and the next receive requeues it.
-        live = [t for t in targets or () if t in self.receive_buffer]
-        if not live:
-            return
-        for target in live:
-            self.receive_buffer[target].put_nowait(dict(message))
-        # As a normal receive does: the message is delivered, drop its backup.
-        cleaner = asyncio.ensure_future(self._clean_receive_backup(index, channel_key))
-        self.receive_cleaners.append(cleaner)
-        cleaner.add_done_callback(self.receive_cleaners.remove)
+        task = asyncio.ensure_future(
+            self.connection(index).eval(
+                REQUEUE,
+                2,
+                channel_key,
+                self._backup_channel_name(channel_key),
+                pop.result(),
+            )
+        )
+        self.receive_cleaners.append(task)
+        task.add_done_callback(self.receive_cleaners.remove)
