@@ -18,7 +18,7 @@ def fill_params_keys(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("backtester", "0003_run_owner_heartbeat"),
+        ("backtester", "0005_run_risk"),
     ]
 
     operations = [
