@@ -427,13 +427,15 @@ def test_errors_reconnect_and_rerun_with_a_scripted_socket(page, server):
                 ws.send(json.dumps({"type": "error", "message": "the server is busy"}))
             elif n == 3:  # a run that the dropped connection ends
                 ws.send(json.dumps({"type": "start", "run_id": 7, "total": 3}))
-                for symbol in ("BTC", "BTC", "ETH"):  # BTC twice: one row
-                    ws.send(json.dumps(result_event(symbol, 2, 3)))
+                # BTC twice (the same seq): one row
+                for seq, symbol in ((1, "BTC"), (1, "BTC"), (2, "ETH")):
+                    ws.send(json.dumps(result_event(symbol, seq, 3, run_id=7)))
                 ws.close(code=1011)
             elif n == 4:  # the re-run on the new connection
                 ws.send(json.dumps({"type": "start", "run_id": 8, "total": 3}))
-                for i, symbol in enumerate(("BTC", "ETH", "SOL"), 1):
-                    ws.send(json.dumps(result_event(symbol, i, 3)))
+                # Result 2 is lost on the way: the page asks for it at the end.
+                for seq, symbol in ((1, "BTC"), (3, "SOL")):
+                    ws.send(json.dumps(result_event(symbol, seq, 3, run_id=8)))
                 ws.send(
                     json.dumps(
                         {
@@ -444,6 +446,9 @@ def test_errors_reconnect_and_rerun_with_a_scripted_socket(page, server):
                         }
                     )
                 )
+            elif n == 5:  # the page noticed the gap
+                assert data == {"type": "resend", "run_id": 8, "seqs": [2]}
+                ws.send(json.dumps(result_event("ETH", 2, 3, run_id=8)))
 
         ws.on_message(on_message)
 
@@ -472,6 +477,10 @@ def test_errors_reconnect_and_rerun_with_a_scripted_socket(page, server):
     page.click("#rerun-button")  # the same request again, on the new socket
     page.wait_for_selector("#summary:not([hidden])")
     assert requests[3] == requests[2]
+    page.wait_for_function(
+        "() => document.querySelectorAll('#results tbody tr').length === 3"
+    )
+    assert requests[4] == {"type": "resend", "run_id": 8, "seqs": [2]}
     assert page.locator("#results tbody tr").count() == 3
     assert page.locator("#banner").is_hidden()
     assert page.get_attribute("#summary a", "href") == "/runs/8/"
@@ -487,12 +496,15 @@ SUMMARY = {
 }  # fmt: skip
 
 
-def result_event(symbol: str, completed: int, total: int) -> dict:
+def result_event(
+    symbol: str, completed: int, total: int, *, run_id: int = 1, seq: int | None = None
+) -> dict:
     metrics = {"total_return_pct": completed * 2.0 - 3, "buy_hold_return_pct": 1.0,
                "sharpe": 0.5, "max_drawdown_pct": 12.0, "num_trades": 4,
                "win_rate_pct": 50.0}  # fmt: skip
     return {
-        "type": "result", "completed": completed, "total": total,
+        "type": "result", "completed": completed, "total": total, "run_id": run_id,
+        "seq": completed if seq is None else seq,
         "data": {"symbol": symbol, "strategy": "sma_crossover", "params": {},
                  "first_bar": None, "last_bar": None, "bars": 10, "metrics": metrics},
     }  # fmt: skip
