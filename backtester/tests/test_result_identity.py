@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from urllib.parse import urlencode
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -104,15 +105,20 @@ def _check_pages(client, run: BacktestRun, stored: list[BacktestResult]) -> None
     assert "SMA crossover (fast=10, slow=30)" in html
     assert "SMA crossover (fast=5, slow=20)" in html
     for result in stored:
-        query = (
-            f"symbol={result.symbol}&strategy={result.strategy}&key={result.params_key}"
+        query = urlencode(
+            {
+                "symbol": result.symbol,
+                "strategy": result.strategy,
+                "params": json.dumps(result.params),
+            }
         )
         page = client.get(f"/runs/{run.pk}/?{query}").content.decode()
         fast = result.params["fast"]
         assert f"fast={fast}" in page.split('id="chart-title"')[1].split("</h2>")[0]
-        chart = client.get(f"/runs/{run.pk}/chart/?{query}").json()
-        assert chart["equity"]["strategy"][-1] == pytest.approx(
-            result.equity["strategy"][-1], abs=0.01
+        curve = client.get(f"/runs/{run.pk}/equity.json?{query}").json()
+        assert curve["params"] == result.params
+        assert curve["strategy_equity"][-1] == pytest.approx(
+            result.metrics["final_equity"]
         )
     exported = json.loads(client.get(f"/runs/{run.pk}/export.json").content)
     pairs = {(r["symbol"], r["params"]["fast"]) for r in exported["results"]}
