@@ -66,7 +66,10 @@ async def churner(rng: random.Random) -> None:
     try:
         await communicator.send_json_to(RUN)
         for _ in range(rng.randrange(3)):  # leave at start, or a few results in
-            await receive(communicator, timeout=30)
+            message = await receive(communicator, timeout=30)
+            assert message["type"] in ("start", "result", "complete"), message
+            if message["type"] == "complete":
+                break
         await asyncio.sleep(rng.uniform(0, 0.02))
     finally:
         await communicator.disconnect()
@@ -84,8 +87,11 @@ async def test_finishing_clients_end_with_exactly_the_stored_results(
     await sync_to_async(make_coins)(COINS, bars=300)
     config = copy.deepcopy(settings.CHANNEL_LAYERS["default"])
     config["CONFIG"]["prefix"] = f"btlab-churn-{uuid.uuid4().hex[:8]}"
-    # Room for every run at once: a refusal is not what this test is about.
-    runner = Runner(workers=2, max_runs=FINISHERS + CHURNERS)
+    # Room for every run at once: a refusal is not what this test is about
+    # (all the clients here are one anonymous address).
+    settings.BACKTEST_MAX_RUNS_PER_USER = 4 * (FINISHERS + CHURNERS)
+    settings.BACKTEST_RUNS_PER_MINUTE = 0
+    runner = Runner(workers=2, max_runs=4 * (FINISHERS + CHURNERS))
     monkeypatch.setattr(runner_module, "_runner", runner)
     caplog.set_level(logging.WARNING, logger="backtester.consumers")
     rng = random.Random(12)
