@@ -54,11 +54,6 @@ def strategy_name(key: str) -> str:
     return spec.name if spec else key
 
 
-def params_text(params: dict) -> str:
-    """Return a parameter set as "fast=10, slow=30"."""
-    return ", ".join(f"{name}={value}" for name, value in params.items())
-
-
 def _repeated(run: BacktestRun) -> set[str]:
     """Return the strategies a run holds with more than one parameter set."""
     keys = run.strategy_keys
