@@ -122,7 +122,7 @@ def test_every_parameter_problem_is_listed():
     assert {"params.fast", "params.signal"} <= fields
 
 
-def _result(symbol, strategy, ret, bh, sharpe):
+def _result(symbol, strategy, ret, bh, sharpe, trades=3):
     return {
         "symbol": symbol,
         "strategy": strategy,
@@ -130,6 +130,7 @@ def _result(symbol, strategy, ret, bh, sharpe):
             "total_return_pct": ret,
             "buy_hold_return_pct": bh,
             "sharpe": sharpe,
+            "num_trades": trades,
         },
     }
 
@@ -154,6 +155,9 @@ def test_summary_by_hand():
     assert "by_strategy" not in summary
     two = summarize(results + [_result("A", "s2", 1.0, 0.0, 0.5)])
     assert two["by_strategy"]["s2"]["results"] == 1
+    # Flat at 0% while buy & hold lost 3% is no strategy beating the market.
+    idle = summarize([_result("E", "s1", 0.0, -3.0, None, trades=0)])
+    assert idle["beat_buy_hold"] == 0
 
 
 def test_empty_summary():
