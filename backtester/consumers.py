@@ -21,6 +21,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
 from backtester import events
+from backtester.auth import scope_client_ip
 from backtester.runner import ResultRow, RunHandle, RunnerBusy, failure_reason
 from backtester.selectors import results_by_seq
 from backtester.services import (
@@ -207,7 +208,7 @@ class BacktestConsumer(SweepConsumerMixin, AsyncJsonWebsocketConsumer):
             # Admission first: a refused request (per-user cap, full server,
             # throttle) writes nothing.
             slot = await database_sync_to_async(run_admit)(
-                user=user, address=(self.scope.get("client") or [None])[0]
+                user=user, address=scope_client_ip(self.scope)
             )
         except RunnerBusy as exc:
             await self.send_json(events.error(str(exc)))

@@ -365,6 +365,7 @@ def test_risk_settings_from_the_form_to_the_exit_markers(page, server):
     heads = page.locator("#trades thead th").all_inner_texts()
     assert {"Side", "Exit reason"} <= set(heads), heads
     side_column, reason_column = heads.index("Side"), heads.index("Exit reason")
+    assert heads[-2:] == ["Exit reason", "Gap"]
     page.select_option("#trade-side", "")  # every trade on one page
     cells = page.locator("#trades tbody td")
     sides = page.locator(
@@ -380,6 +381,11 @@ def test_risk_settings_from_the_form_to_the_exit_markers(page, server):
     assert {s.split()[-1] for s in sides} == {"long", "short"}
     assert {"▲ long", "▼ short"} == set(sides)
     assert {"stop", "target", "trailing"} & set(reasons), reasons
+    # The demo's bars have no gaps: no trade is flagged.
+    gaps = page.locator(
+        f"#trades tbody td:nth-child({heads.index('Gap') + 1})"
+    ).all_inner_texts()
+    assert len(gaps) == len(reasons) and set(gaps) == {""}
     assert set(reasons) <= {"signal", "stop", "target", "trailing", "end",
                             "liquidation"}  # fmt: skip
     # The chart: one marker trace per side and per exit reason of the trades,
@@ -484,6 +490,11 @@ def test_errors_reconnect_and_rerun_with_a_scripted_socket(page, server):
     assert page.locator("#results tbody tr").count() == 3
     assert page.locator("#banner").is_hidden()
     assert page.get_attribute("#summary a", "href") == "/runs/8/"
+    # Only the result whose range has a gap over a day is flagged, saying why.
+    badges = page.locator("#results tbody tr th .badge.gap")
+    assert badges.count() == 1
+    assert page.locator("#results tbody tr th").all_inner_texts().count("SOL gap") == 1
+    assert "50 bars missing" in badges.first.get_attribute("title")
     assert page.errors == []
     assert page.csp_violations == []
 
@@ -502,6 +513,8 @@ def result_event(
     metrics = {"total_return_pct": completed * 2.0 - 3, "buy_hold_return_pct": 1.0,
                "sharpe": 0.5, "max_drawdown_pct": 12.0, "num_trades": 4,
                "win_rate_pct": 50.0}  # fmt: skip
+    if symbol == "SOL":  # a range with 50 hours without bars: flagged
+        metrics.update(missing_bars=50, longest_gap_hours=50.0)
     return {
         "type": "result", "completed": completed, "total": total, "run_id": run_id,
         "seq": completed if seq is None else seq,

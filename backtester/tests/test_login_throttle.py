@@ -72,3 +72,14 @@ def test_the_client_address_behind_trusted_proxies(settings, rf):
     assert client_ip(request) == "203.0.113.7"  # the spoofable first entry ignored
     settings.TRUSTED_PROXIES = 3  # a header shorter than the chain: the peer
     assert client_ip(request) == "172.18.0.5"
+
+
+def test_the_websocket_client_address_behind_trusted_proxies(settings):
+    from backtester.auth import scope_client_ip
+
+    scope = {"client": ["172.18.0.5", 5000],
+             "headers": [(b"x-forwarded-for", b"6.6.6.6, 203.0.113.7")]}  # fmt: skip
+    assert scope_client_ip(scope) == "172.18.0.5"
+    settings.TRUSTED_PROXIES = 1
+    assert scope_client_ip(scope) == "203.0.113.7"
+    assert scope_client_ip({"headers": []}) is None

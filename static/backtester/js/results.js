@@ -84,8 +84,6 @@ function drawRow(tr, data, v) {
     const th = document.createElement("th");
     th.scope = "row";
     th.textContent = text;
-    const badge = gapBadge(data.metrics);
-    if (badge) th.append(" ", badge);
     cells.push(th);
   };
   const cell = (text, cls = "") => {
@@ -103,6 +101,8 @@ function drawRow(tr, data, v) {
     linkTarget(a);
     cells[0].replaceChildren(a);
   }
+  const badge = gapBadge(data.metrics);
+  if (badge) cells[0].append(" ", badge);
   cell(v.strategy, "text");
   cell(v.risk ?? DASH, "text risk-col");
   if (data.metrics) {
