@@ -433,7 +433,11 @@ def simulate_risk(
                 "entry_price": price,
                 "exit_price": fill,
                 "units": units,
-                "return_pct": pnl / (units * price * (1 + fee)) * 100,
+                # A liquidation loses all the equity E, which is 1 / f times
+                # the capital committed, f E (exactly so, not as rounded).
+                "return_pct": -100 / f
+                if reason == "liquidation"
+                else pnl / (units * price * (1 + fee)) * 100,
                 "bars_held": i - entry_bar + (1 if during_bar else 0),
                 "fees": units * price * fee + units * fill * fee,
                 "closed_at_end": at_end,

@@ -22,11 +22,18 @@ RTOL = 1e-9
 TRADE_KEYS = ("entry_index", "exit_index", "side", "exit_reason", "closed_at_end")
 
 
-def reference_run(bars, strategy, params, risk: Risk, fee, slippage):
+def reference_rules(bars, strategy, params):
+    """Return the reference's side rules of a strategy on these bars."""
+    high, low, close = (column.tolist() for column in bars[2:5])
+    return ref.side_rules(strategy, validate_params(strategy, params), high, low,
+                          close)  # fmt: skip
+
+
+def reference_run(bars, strategy, params, risk: Risk, fee, slippage, rules=None):
     """Return the reference's (curve, position, trades) for these settings."""
     high, low, close = (column.tolist() for column in bars[2:5])
-    rules = ref.side_rules(strategy, validate_params(strategy, params), high, low,
-                           close)  # fmt: skip
+    if rules is None:
+        rules = reference_rules(bars, strategy, params)
     return ref.simulate_risk(
         rules, bars.open.tolist(), high, low, close, fee=fee,
         slippage_bps=slippage, **risk.as_dict(),
@@ -35,16 +42,16 @@ def reference_run(bars, strategy, params, risk: Risk, fee, slippage):
 
 def check_risk_against_reference(
     bars, strategy, params, risk: Risk, fee, slippage, interval="1h", *,
-    metrics=True,
+    metrics=True, rules=None,
 ):  # fmt: skip
     """Assert the engine and the reference agree; return the reference trades.
 
     Trade lists identical (bars, side, reason), every price and amount and the
     equity curve within 1e-9 relative, the metrics too (unless ``metrics`` is
-    False, for the long real-data runs where the reference metrics are slow).
+    False). ``rules`` are the reference's side rules when already computed.
     """
     curve, position, trades = reference_run(bars, strategy, params, risk, fee,
-                                            slippage)  # fmt: skip
+                                            slippage, rules)  # fmt: skip
     result = run_backtest(
         bars, strategy, params, fee=fee, slippage_bps=slippage, interval=interval,
         risk=risk,

@@ -25,7 +25,10 @@ from strategies.signals import IndicatorCache
 from strategies.tests import legacy
 from strategies.tests import reference as ref
 from strategies.tests.test_engine import check_against_reference
-from strategies.tests.test_execution import check_risk_against_reference
+from strategies.tests.test_execution import (
+    check_risk_against_reference,
+    reference_rules,
+)
 from strategies.types import Bars
 
 FULL = os.environ.get("BTLAB_FULL_REFERENCE") == "1"
@@ -109,16 +112,17 @@ def test_defaults_match_the_reference(real_data_dir):
 def test_risk_settings_match_the_reference_on_every_coin(real_data_dir):
     """All 48 coins x 6 strategies x the settings above (each direction, fee
     and slippage on): identical trade lists (bars, side, exit reason), prices,
-    equity curve and final equity within 1e-9 relative."""
+    equity curve, final equity and every metric within 1e-9 relative."""
     runs = trades = 0
     reasons: dict[str, int] = {}
     for path in coin_files(real_data_dir):
         bars = load(path)
         bars = bars if FULL else tail(bars, REFERENCE_BARS)
         for key in STRATEGIES:
+            rules = reference_rules(bars, key, {})
             for risk in [Risk(), *SETTINGS]:
                 done = check_risk_against_reference(
-                    bars, key, {}, risk, FEE, SLIPPAGE, metrics=False
+                    bars, key, {}, risk, FEE, SLIPPAGE, rules=rules
                 )
                 runs += 1
                 trades += len(done)
