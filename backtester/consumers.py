@@ -85,8 +85,19 @@ def parse_message(text: str) -> dict:
     except ValueError as exc:
         raise RequestError(f"malformed JSON: {exc}") from None
     if _depth(content) > MAX_JSON_DEPTH:
+        # Name the field that holds the deep value, as for any other bad value:
+        # its path through objects ("params.fast").
+        path, value, allowed = [], content, MAX_JSON_DEPTH
+        while isinstance(value, dict):
+            key = next((k for k, v in value.items() if _depth(v) >= allowed), None)
+            if key is None:
+                break
+            path.append(key)
+            value, allowed = value[key], allowed - 1
+        field = ".".join(path) or None
         raise RequestError(
-            f"malformed JSON: nested deeper than {MAX_JSON_DEPTH} levels"
+            f"{field or 'message'}: nested deeper than {MAX_JSON_DEPTH} levels",
+            field,
         )
     if not isinstance(content, dict):
         raise RequestError("expected a JSON object")

@@ -243,7 +243,7 @@ def _risk(data: Mapping) -> Risk:
             continue
         text = value.strip() if isinstance(value, str) else None
         if text and not _DECIMAL.fullmatch(text):
-            errors.append((name, f"expected a number, got {value!r}"))
+            errors.append((name, f"expected a number, got {brief(value)}"))
         elif type(value) is int and abs(value) > 10**300:
             # An integer too large for a float would raise OverflowError.
             errors.append((name, "must be a finite number"))

@@ -418,8 +418,7 @@ def gap_note(metrics: dict | None) -> str | None:
         return None
     missing = metrics.get("missing_bars") or 0
     return (
-        f"{missing:,} bars missing in this range; the longest gap is "
-        f"{hours:,.0f} hours"
+        f"{missing:,} bars missing in this range; the longest gap is {hours:,.0f} hours"
     )
 
 

@@ -87,7 +87,7 @@ class ParamSpec:
                 return None, "must be a finite number"
             if self.type is int:
                 if not value.is_integer():
-                    return None, f"expected an integer, got {value!r}"
+                    return None, f"expected an integer, got {brief(value)}"
                 value = int(value)
         if self.type is float:
             value = float(value)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from strategies.params import ParamError
+from strategies.params import ParamError, brief
 
 __all__ = [
     "DEFAULT_RISK",
@@ -69,14 +69,14 @@ class RiskSpec:
         if self.type is str:
             if isinstance(value, str) and value.strip().lower() in self.choices:
                 return value.strip().lower(), None
-            return None, f"must be one of {', '.join(self.choices)}, got {value!r}"
+            return None, f"must be one of {', '.join(self.choices)}, got {brief(value)}"
         if isinstance(value, bool | np.bool_):
             return None, "expected a number, got a boolean"
         if isinstance(value, str):
             try:
                 value = float(value.strip())
             except ValueError:
-                return None, f"expected a number, got {value!r}"
+                return None, f"expected a number, got {brief(value)}"
         if not isinstance(value, numbers.Real):
             return None, f"expected a number, got {type(value).__name__}"
         value = float(value)
@@ -165,13 +165,15 @@ class Risk:
             if spec.type is str and value not in spec.choices:
                 # No coercion here: "Long" is refused, as a typo would be.
                 choices = ", ".join(spec.choices)
-                errors.append((spec.name, f"must be one of {choices}, got {value!r}"))
+                errors.append(
+                    (spec.name, f"must be one of {choices}, got {brief(value)}")
+                )
                 continue
             coerced, problem = spec.coerce(value)
             if problem:
                 errors.append((spec.name, problem))
             elif isinstance(value, str) and spec.type is not str:
-                errors.append((spec.name, f"expected a number, got {value!r}"))
+                errors.append((spec.name, f"expected a number, got {brief(value)}"))
             elif coerced is not None and spec.type is float:
                 object.__setattr__(self, spec.name, float(coerced))
         if errors:
