@@ -49,23 +49,40 @@ _local = threading.local()
 class Work:
     """Reusable buffers for blocks of up to ``rows`` backtests of ``n`` bars.
 
-    Allocated once per coin: freshly mapped memory costs more to touch than
-    the arithmetic done in it.
+    Kept per thread from one coin to the next: freshly mapped memory costs
+    more to touch than the arithmetic done in it. The buffers are flat, so a
+    shorter series gets contiguous blocks out of the same memory.
     """
 
     def __init__(self, rows: int, n: int) -> None:
+        self.rows, self.n = rows, n
+        self._held = np.zeros(rows * (n + 1), dtype=np.bool_)
+        self._changed = np.empty(rows * n, dtype=np.bool_)
+        self._returns = np.empty(rows * n)
+        self._temp = np.empty(rows * n)
+        self.shape(rows, n)
+
+    def fits(self, rows: int, n: int) -> bool:
+        """Return whether blocks of ``rows`` backtests of ``n`` bars fit."""
+        return rows <= self.rows and n <= self.n
+
+    def shape(self, rows: int, n: int) -> None:
+        """Lay the buffers out for ``rows`` backtests of ``n`` bars."""
         # A flat column after the last bar closes every row's last trade.
-        self.held = np.zeros((rows, n + 1), dtype=np.bool_)
-        self.changed = np.empty((rows, n), dtype=np.bool_)
-        self.returns = np.empty((rows, max(n - 1, 0)))
-        self.temp = np.empty((rows, max(n - 1, 0)))
+        self.held = self._held[: rows * (n + 1)].reshape(rows, n + 1)
+        self.changed = self._changed[: rows * n].reshape(rows, n)
+        size = rows * max(n - 1, 0)
+        self.returns = self._returns[:size].reshape(rows, max(n - 1, 0))
+        self.temp = self._temp[:size].reshape(rows, max(n - 1, 0))
 
 
 def _work(rows: int, n: int) -> Work:
-    """Return this thread's buffers, reallocated only when they are too small."""
+    """Return this thread's buffers for ``rows`` x ``n``, reallocated only
+    when they are too small."""
     work = getattr(_local, "work", None)
-    if work is None or work.held.shape[0] < rows or work.held.shape[1] != n + 1:
-        work = _local.work = Work(rows, n)
+    if work is None or not work.fits(rows, n):
+        work = _local.work = Work(max(rows, ROWS), n)
+    work.shape(rows, n)
     return work
 
 
