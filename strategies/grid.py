@@ -116,9 +116,10 @@ def parse_axis(name: str, spec: AxisSpec) -> list:
 
     ``spec`` is ``"start:stop:step"`` (the command line; ``"a,b,c"`` or one
     value also work), a ``{"start", "stop", "step"}`` mapping or a list of
-    values. Ranges include ``stop`` when the steps land on it; integral ranges
-    stay ints. An empty axis, a step that is not positive, duplicates or more
-    than MAX_COMBINATIONS values are errors naming the axis.
+    values (None in a list is "off", for the risk settings). Ranges include
+    ``stop`` when the steps land on it; integral ranges stay ints. An empty
+    axis, a step that is not positive, duplicates or more than
+    MAX_COMBINATIONS values are errors naming the axis.
     """
     if isinstance(spec, str):
         parts = spec.split(":")
@@ -155,6 +156,9 @@ def parse_axis(name: str, spec: AxisSpec) -> list:
             f"{len(values):,} values; a grid may have at most {MAX_COMBINATIONS:,}",
         )
     for value in values:
+        # None is "off" for a risk setting (a parameter refuses it later).
+        if value is None:
+            continue
         if isinstance(value, bool) or not isinstance(value, numbers.Real | str):
             raise _fail(name, f"expected numbers or names, got {value!r}")
         if isinstance(value, str) and not value:

@@ -414,3 +414,22 @@ def test_blocks_of_combinations_give_the_whole_grids_numbers():
         bars, "sma_crossover", combinations[::-1], keys=SWEEP_KEYS
     )
     assert reversed_order == whole[::-1]
+
+
+def test_a_risk_axis_may_include_off():
+    grid = grid_expand("sma_crossover", {"stop_loss_pct": [None, 2, 5]}, {"fast": 5})
+    assert grid.axes["stop_loss_pct"] == [None, 2.0, 5.0]
+    assert [c["stop_loss_pct"] for c in grid.combinations] == [None, 2.0, 5.0]
+    with pytest.raises(ParamError) as caught:
+        grid_expand("sma_crossover", {"fast": [None, 5]})
+    assert caught.value.errors[0][0] == "fast"
+    bars = make_bars(4, 1_500)
+    found = sweep_coin(bars, "sma_crossover", grid.combinations)
+    # "Off" is the plain engine.
+    assert found[0] == run_backtest(bars, "sma_crossover", {"fast": 5}).metrics
+    assert (
+        found[1]
+        == run_backtest(
+            bars, "sma_crossover", {"fast": 5}, risk={"stop_loss_pct": 2}
+        ).metrics
+    )
