@@ -148,8 +148,8 @@ def test_the_coin_admin_shows_each_coins_gaps(admin_client):
             strict=True,
         )
     }
-    assert "<td class=\"field-missing_bars\">33</td>" in "".join(rows["HOLE"])
-    assert "<td class=\"field-missing_bars\">0</td>" in "".join(rows["FULL"])
+    assert '<td class="field-missing_bars">33</td>' in "".join(rows["HOLE"])
+    assert '<td class="field-missing_bars">0</td>' in "".join(rows["FULL"])
     # A coin's page: its gaps, longest first, by hand.
     coin = Cryptocurrency.objects.get(symbol="HOLE")
     html = admin_client.get(f"/admin/prices/cryptocurrency/{coin.pk}/change/")
