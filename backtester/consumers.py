@@ -22,8 +22,15 @@ from django.conf import settings
 
 from backtester import events
 from backtester.auth import scope_client_ip
-from backtester.runner import ResultRow, RunHandle, RunnerBusy, failure_reason
-from backtester.selectors import results_by_seq
+from backtester.models import BacktestRun
+from backtester.runner import (
+    ResultRow,
+    RunHandle,
+    RunnerBusy,
+    failure_reason,
+    get_runner,
+)
+from backtester.selectors import results_by_seq, run_get
 from backtester.services import (
     prices_warm,
     run_admit,
@@ -134,7 +141,10 @@ class BacktestConsumer(SweepConsumerMixin, AsyncJsonWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         self.gone = True
-        await self._stop_run()
+        # A run goes on without its socket: a reload or a dropped connection
+        # attaches to it again by id (``attach``). Only an explicit cancel
+        # stops a run; a sweep still stops with its socket.
+        await self._forget_run()
         await self.stop_sweep()
         self.stop_walk_forward()
 
@@ -150,9 +160,9 @@ class BacktestConsumer(SweepConsumerMixin, AsyncJsonWebsocketConsumer):
         try:
             await super().send_json(content, close)
         except Exception as exc:
-            logger.info("websocket send failed (%s); stopping its work", exc)
+            logger.info("websocket send failed (%s); leaving its work", exc)
             self.gone = True
-            await self._stop_run()
+            await self._forget_run()  # the run goes on; its page may attach
             await self.stop_sweep()
             self.stop_walk_forward()
             return False
@@ -185,12 +195,14 @@ class BacktestConsumer(SweepConsumerMixin, AsyncJsonWebsocketConsumer):
             await self._cancel_run()
         elif kind == "resend":
             await self._resend(content)
+        elif kind == "attach":
+            await self._attach(content)
         else:
             shown = kind if isinstance(kind, str) and len(kind) <= 20 else "..."
             await self.send_json(
                 events.error(
                     f"unknown message type {shown!r}; expected 'run', 'sweep', "
-                    "'walk_forward', 'cancel' or 'resend'",
+                    "'walk_forward', 'cancel', 'resend' or 'attach'",
                     "type",
                 )
             )
@@ -262,6 +274,57 @@ class BacktestConsumer(SweepConsumerMixin, AsyncJsonWebsocketConsumer):
         self.runs.add(run.pk)
         self.watch = asyncio.create_task(self._watch(run.pk, self.handle))
         await self.send_json(events.start(run.pk, run.total))
+
+    async def _attach(self, content: dict) -> None:
+        """Follow a run started earlier (a reload, a dropped connection): its
+        stored results first, then the live ones, then its end."""
+        run_id = content.get("run_id")
+        if isinstance(run_id, bool) or not isinstance(run_id, int):
+            await self.send_json(
+                events.error("run_id: expected a run number", "run_id")
+            )
+            return
+        if self.handle is not None or self.run_id is not None:
+            await self.send_json(
+                events.error("a run is already active on this connection; cancel it")
+            )
+            return
+        group = events.run_group(run_id)
+        # Join first: a result published from now on arrives live, one stored
+        # before is read below, and the end sends whatever is still missing.
+        try:
+            await self.channel_layer.group_add(group, self.channel_name)
+            run = await database_sync_to_async(run_get)(
+                run_id, user=self.scope.get("user")
+            )
+            items = await database_sync_to_async(results_by_seq)(run_id)
+        except BacktestRun.DoesNotExist:
+            await self.channel_layer.group_discard(group, self.channel_name)
+            await self.send_json(events.error(f"run_id: no run {run_id}", "run_id"))
+            return
+        except Exception as exc:
+            await self._fail_request(exc)
+            return
+        self.run_id, self.total, self.seen = run.pk, run.total, set()
+        self.runs.add(run.pk)
+        # Cancellable from here when it runs in this process.
+        self.handle = get_runner().handle(run.pk)
+        await self.send_json(
+            events.start(run.pk, run.total, attached=True, status=run.status)
+        )
+        for item in items:
+            if item["seq"] in self.seen:
+                continue
+            self.seen.add(item["seq"])
+            event = events.result(
+                item["data"], len(self.seen), self.total, seq=item["seq"], run_id=run.pk
+            )
+            if not await self.send_json(event):
+                return
+        if run.is_finished:
+            await self._end_run(run.pk, _final_event(run))
+        elif self.handle is not None:
+            self.watch = asyncio.create_task(self._watch(run.pk, self.handle))
 
     async def _fail_request(self, exc: Exception) -> None:
         """Tell the client a service failed (its name only; the log has the rest)."""
@@ -448,3 +511,12 @@ def _publisher(layer, group: str, loop: asyncio.AbstractEventLoop):
         future.result(timeout=30)
 
     return publish
+
+
+def _final_event(run: BacktestRun) -> dict:
+    """Return the event that ended a finished run, as it was sent live."""
+    if run.status == BacktestRun.Status.COMPLETE:
+        return events.complete(run.summary or {}, run.elapsed_s or 0.0, run.pk)
+    if run.status == BacktestRun.Status.CANCELLED:
+        return events.cancelled(run.pk)
+    return events.error(f"the run failed: {run.error}", run_id=run.pk)

@@ -11,8 +11,8 @@ LAYER_FAILED = "run.failed"
 LAYER_CANCELLED = "run.cancelled"
 
 
-def start(run_id: int, total: int) -> dict[str, Any]:
-    return {"type": "start", "run_id": run_id, "total": total}
+def start(run_id: int, total: int, **extra: Any) -> dict[str, Any]:
+    return {"type": "start", "run_id": run_id, "total": total, **extra}
 
 
 def result(

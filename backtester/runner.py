@@ -375,6 +375,11 @@ class Runner:
         """Split coins into the chunks a run loads (and the warm-up too)."""
         return _chunks(coins, settings.BACKTEST_FIRST_CHUNK, settings.BACKTEST_CHUNK)
 
+    def handle(self, run_id: int) -> RunHandle | None:
+        """Return the handle of a run active in this process, if it is."""
+        with self._lock:
+            return self._active.get(run_id)
+
     @property
     def active_runs(self) -> int:
         with self._lock:

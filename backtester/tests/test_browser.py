@@ -431,30 +431,32 @@ def test_errors_reconnect_and_rerun_with_a_scripted_socket(page, server):
                 )
             elif n == 2:
                 ws.send(json.dumps({"type": "error", "message": "the server is busy"}))
-            elif n == 3:  # a run that the dropped connection ends
+            elif n == 3:  # a run whose connection drops mid-way
                 ws.send(json.dumps({"type": "start", "run_id": 7, "total": 3}))
                 # BTC twice (the same seq): one row
                 for seq, symbol in ((1, "BTC"), (1, "BTC"), (2, "ETH")):
                     ws.send(json.dumps(result_event(symbol, seq, 3, run_id=7)))
                 ws.close(code=1011)
-            elif n == 4:  # the re-run on the new connection
-                ws.send(json.dumps({"type": "start", "run_id": 8, "total": 3}))
+            elif n == 4:  # the new connection attaches: stored, then live
+                attached = {"type": "start", "run_id": 7, "total": 3,
+                            "attached": True, "status": "running"}  # fmt: skip
+                ws.send(json.dumps(attached))
                 # Result 2 is lost on the way: the page asks for it at the end.
                 for seq, symbol in ((1, "BTC"), (3, "SOL")):
-                    ws.send(json.dumps(result_event(symbol, seq, 3, run_id=8)))
+                    ws.send(json.dumps(result_event(symbol, seq, 3, run_id=7)))
                 ws.send(
                     json.dumps(
                         {
                             "type": "complete",
-                            "run_id": 8,
+                            "run_id": 7,
                             "summary": SUMMARY,
                             "elapsed_s": 0.1,
                         }
                     )
                 )
             elif n == 5:  # the page noticed the gap
-                assert data == {"type": "resend", "run_id": 8, "seqs": [2]}
-                ws.send(json.dumps(result_event("ETH", 2, 3, run_id=8)))
+                assert data == {"type": "resend", "run_id": 7, "seqs": [2]}
+                ws.send(json.dumps(result_event("ETH", 2, 3, run_id=7)))
 
         ws.on_message(on_message)
 
@@ -472,24 +474,19 @@ def test_errors_reconnect_and_rerun_with_a_scripted_socket(page, server):
     assert page.inner_text("#banner-text") == "the server is busy"
     assert page.locator('[data-error-for="params.slow"]').inner_text() == ""
 
-    page.click("#run-button")  # the connection drops mid-run
-    page.wait_for_selector("#rerun-button:not([hidden])")
-    assert "connection dropped" in page.inner_text("#banner-text")
-    assert page.locator("#results tbody tr").count() == 2  # BTC once, ETH
-    page.wait_for_function("() => document.getElementById('connection').textContent"
-                           " === 'Connected'")  # fmt: skip
-    assert len(sockets) == 2
-
-    page.click("#rerun-button")  # the same request again, on the new socket
+    page.click("#run-button")  # the connection drops mid-run: the run goes on
     page.wait_for_selector("#summary:not([hidden])")
-    assert requests[3] == requests[2]
+    # The page reconnected and attached to the same run, which it follows to
+    # its end: nothing was re-run.
+    assert len(sockets) == 2
+    assert requests[3] == {"type": "attach", "run_id": 7}
     page.wait_for_function(
         "() => document.querySelectorAll('#results tbody tr').length === 3"
     )
-    assert requests[4] == {"type": "resend", "run_id": 8, "seqs": [2]}
+    assert requests[4] == {"type": "resend", "run_id": 7, "seqs": [2]}
     assert page.locator("#results tbody tr").count() == 3
     assert page.locator("#banner").is_hidden()
-    assert page.get_attribute("#summary a", "href") == "/runs/8/"
+    assert page.get_attribute("#summary a", "href") == "/runs/7/"
     # Only the result whose range has a gap over a day is flagged, saying why.
     badges = page.locator("#results tbody tr th .badge.gap")
     assert badges.count() == 1

@@ -291,7 +291,8 @@ async def test_a_crashing_run_is_stored_as_failed(coins, layer, monkeypatch):
     await communicator.disconnect()
 
 
-async def test_disconnect_mid_run_cancels_it(coins, layer, gate):
+async def test_disconnect_mid_run_lets_it_finish(coins, layer, gate):
+    """A reload or a dropped connection does not stop a run: only cancel does."""
     communicator = await connect()
     await communicator.send_json_to({"type": "run", "strategy": "sma_crossover"})
     start = await receive(communicator)
@@ -300,8 +301,64 @@ async def test_disconnect_mid_run_cancels_it(coins, layer, gate):
     gate.set()
     await wait_done(start["run_id"])
     run = await BacktestRun.objects.aget(pk=start["run_id"])
-    assert run.status == "cancelled"
-    assert run.completed < len(coins)
+    assert run.status == "complete"
+    assert run.completed == len(coins)
+
+
+async def test_attach_mid_run_gets_stored_then_live_results(coins, layer, gate):
+    communicator = await connect()
+    await communicator.send_json_to({"type": "run", "strategy": "sma_crossover"})
+    start = await receive(communicator)
+    first = await receive(communicator)
+    for _ in range(500):  # the first result is stored; the rest wait at the gate
+        if await BacktestResult.objects.filter(run_id=start["run_id"]).acount():
+            break
+        await asyncio.sleep(0.02)
+    await communicator.disconnect()
+    # The page reloads: a new socket attaches by run id.
+    again = await connect()
+    await again.send_json_to({"type": "attach", "run_id": start["run_id"]})
+    attached = await receive(again)
+    assert attached == {
+        "type": "start", "run_id": start["run_id"], "total": len(coins),
+        "attached": True, "status": "running",
+    }  # fmt: skip
+    stored = await receive(again)
+    assert stored["data"] == first["data"] and stored["completed"] == 1
+    gate.set()
+    messages = await collect_until_end(again)
+    results = [m for m in messages if m["type"] == "result"]
+    assert messages[-1]["type"] == "complete"
+    assert [m["completed"] for m in results] == list(range(2, len(coins) + 1))
+    symbols = [stored["data"]["symbol"]] + [m["data"]["symbol"] for m in results]
+    assert sorted(symbols) == sorted(coins)  # each once
+    await again.disconnect()
+
+
+async def test_attach_to_a_finished_run_replays_it_and_its_end(coins, layer):
+    communicator = await connect()
+    await communicator.send_json_to({"type": "run", "strategy": "sma_crossover"})
+    live = await collect_until_end(communicator)
+    await communicator.disconnect()
+    run_id = live[0]["run_id"]
+    again = await connect()
+    await again.send_json_to({"type": "attach", "run_id": run_id})
+    replay = await collect_until_end(again)
+    assert replay[0]["status"] == "complete"
+    assert sorted(m["data"]["symbol"] for m in replay if m["type"] == "result") == (
+        sorted(coins)
+    )
+    assert replay[-1]["type"] == "complete"
+    assert replay[-1]["summary"] == live[-1]["summary"]
+    # Bad or unknown ids: an error naming run_id, and the socket stays open.
+    await again.send_json_to({"type": "attach", "run_id": "7"})
+    assert (await receive(again))["field"] == "run_id"
+    await again.send_json_to({"type": "attach", "run_id": run_id + 1000})
+    error = await receive(again)
+    assert error["field"] == "run_id" and "no run" in error["message"]
+    await again.send_json_to({"type": "attach", "run_id": run_id})
+    assert (await receive(again))["type"] == "start"
+    await again.disconnect()
 
 
 async def test_two_clients_see_only_their_own_results(coins, layer):

@@ -222,3 +222,24 @@ def test_new_user_problems_on_the_pages(page, server):
     assert background == "rgb(15, 19, 24)" and ink == "#e6e9ee"
     page.screenshot(path=str(shots() / "detail-dark-390.png"), full_page=True)
     assert page.errors == [] and page.csp_violations == []
+
+
+def test_reload_mid_run_reattaches_and_ends_with_every_result(page, server):
+    page.goto(f"{server}/")
+    page.wait_for_selector("#connection.ok")
+    page.select_option("#strategy", "all")
+    page.click("#run-button")
+    page.wait_for_function(
+        "() => document.querySelectorAll('#results tbody tr').length >= 6"
+    )
+    assert page.is_hidden("#summary")  # still running
+    page.reload()  # leaving does not stop the run: the page picks it up again
+    page.wait_for_selector("#summary:not([hidden])", timeout=60_000)
+    total = 48 * 6
+    assert page.locator("#results tbody tr").count() == total
+    assert page.inner_text("#progress-text").startswith(f"{total} / {total}")
+    detail = page.get_attribute("#summary a", "href")
+    page.goto(f"{server}{detail}")
+    assert page.inner_text("#run-title .badge") == "Complete"
+    assert page.locator("#results tbody tr").count() == total
+    assert page.errors == [] and page.csp_violations == []

@@ -13,6 +13,9 @@ let activeRun = null, pending = false, lastRequest = null, warnedFor = null;
 // The seqs (1..total) of the results shown for the current run: a result the
 // page already has is not counted twice, and a gap at the end is asked for.
 let shownRun = null, seqs = new Set();
+// The run this tab follows, kept across a reload (per tab, like the page).
+const RUN_KEY = "btlab.activeRun";
+const forget = () => sessionStorage.removeItem(RUN_KEY);
 
 let note = "";
 function setProgress(newNote = note) {
@@ -66,7 +69,12 @@ function connect() {
       clearErrors();
       startRequest(message);
       send(message);
+      return;
     }
+    // A run this tab started goes on on the server through a reload or a
+    // dropped connection: follow it again (stored results first, then live).
+    const following = activeRun ?? Number(sessionStorage.getItem(RUN_KEY) || 0);
+    if (following) send({ type: "attach", run_id: following });
   });
   socket.addEventListener("message", (event) => handle(JSON.parse(event.data)));
   socket.addEventListener("close", (event) => {
@@ -78,16 +86,13 @@ function connect() {
       setConnection("Not logged in", "warn");
       return;
     }
-    if (activeRun !== null || pending) {
-      // The server stops a run whose socket closes: it will not resume.
-      showBanner(
-        activeRun !== null
-          ? `The connection dropped, so the server stopped run #${activeRun} at ${completed} of ${total} results.`
-          : "The connection dropped before the run started.",
-        { rerun: true },
-      );
+    if (activeRun !== null) {
+      // The run goes on on the server; the page follows it again on reconnect.
+      showBanner(`The connection dropped; run #${activeRun} goes on on the server and this page picks it up again when the connection is back.`);
+      setProgress("reconnecting");
+    } else if (pending) {
+      showBanner("The connection dropped before the run started.", { rerun: true });
       setProgress("interrupted");
-      activeRun = null;
       pending = false;
       syncButtons();
     }
@@ -102,8 +107,10 @@ function connect() {
 function handle(msg) {
   switch (msg.type) {
     case "start":
+      if (msg.attached) showBanner("");
       pending = false;
       activeRun = msg.run_id;
+      sessionStorage.setItem(RUN_KEY, String(msg.run_id));
       setRun(msg.run_id, true);
       shownRun = msg.run_id;
       seqs = new Set();
@@ -141,6 +148,7 @@ function handle(msg) {
       break;
     case "complete": {
       if (msg.run_id !== activeRun) return;
+      forget();
       setRun(msg.run_id, false);
       activeRun = null;
       // The server sends every stored result before "complete"; should one
@@ -158,6 +166,7 @@ function handle(msg) {
       break;
     }
     case "cancelled":
+      forget();
       if (activeRun !== null) setRun(activeRun, false);
       activeRun = null;
       pending = false;
@@ -167,7 +176,15 @@ function handle(msg) {
       setProgress("cancelled");
       break;
     case "error":
+      if (msg.field === "run_id") {
+        forget(); // the run to follow is gone (deleted, or not this user's)
+        activeRun = null;
+        syncButtons();
+        $("progress-text").textContent = "Idle";
+        return;
+      }
       if (msg.run_id !== undefined && msg.run_id === activeRun) {
+        forget();
         activeRun = null; // the run failed on the server
         finalElapsed = (performance.now() - startedAt) / 1000;
         $("progress").classList.add("stopped");
@@ -232,6 +249,12 @@ fromAddress();
 window.addEventListener("popstate", fromAddress);
 window.addEventListener("pageshow", (event) => {
   if (event.persisted) fromAddress();
+});
+
+// Leaving stops nothing a server has: only a request still waiting to be sent
+// (no connection yet) would be lost, so only then does the browser ask.
+window.addEventListener("beforeunload", (event) => {
+  if (queued || (pending && activeRun === null)) event.preventDefault();
 });
 
 connect();
