@@ -18,7 +18,9 @@
 2. **Redis going away closed every socket.** A consumer's receive raised the
    connection error out of the consumer, and the websocket was closed with 1011
    before anyone could tell the client why. Here the receive waits and tries
-   again, so the consumer lives on to report the failed run (see consumers.py).
+   again, so the consumer lives on to report the failed run (see consumers.py);
+   and after Redis restarts, a command that meets a dead pooled connection is
+   sent once more on a new one (the first run after Redis came back failed).
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ import functools
 import logging
 
 from channels_redis.core import RedisChannelLayer as BaseRedisChannelLayer
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +55,31 @@ class RedisChannelLayer(BaseRedisChannelLayer):
     # A pop whose receiver left runs on until it returns (see _requeue): a
     # shorter blocking pop than the default 5 s ends such a pop sooner.
     brpop_timeout = 1
+
+    async def _once_more(self, method, *args):
+        """Call a layer method; on a connection error, call it once more.
+
+        After Redis restarts, the pooled connections are dead: the first command
+        on each fails, and a new connection would work. Without this, the first
+        run after Redis came back failed.
+        """
+        try:
+            return await method(*args)
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            logger.info("channel layer: retrying after %r", exc)
+            return await method(*args)
+
+    async def send(self, channel: str, message: dict) -> None:
+        await self._once_more(super().send, channel, message)
+
+    async def group_add(self, group: str, channel: str) -> None:
+        await self._once_more(super().group_add, group, channel)
+
+    async def group_discard(self, group: str, channel: str) -> None:
+        await self._once_more(super().group_discard, group, channel)
+
+    async def group_send(self, group: str, message: dict) -> None:
+        await self._once_more(super().group_send, group, message)
 
     async def receive(self, channel: str) -> dict:
         warned = False
