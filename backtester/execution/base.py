@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from backtester.runner import Hook, Publish, ResultRow, RunHandle, Slot
 from backtester.validation import RunSpec
 from prices.models import Cryptocurrency
+
+if TYPE_CHECKING:
+    from backtester.sweeps.plan import SweepPlan
+    from backtester.sweeps.runner import SweepHandle
 
 
 class Executor(Protocol):
@@ -39,3 +43,11 @@ class Executor(Protocol):
         on_beat: Hook | None = None,
         slot: Slot | None = None,
     ) -> RunHandle: ...
+
+    def submit_sweep(
+        self, *, plan: SweepPlan, coins: Sequence[Cryptocurrency], publish: Publish
+    ) -> SweepHandle:
+        """Start a stored sweep: its (coin, block of combinations) pieces are
+        computed, stored and published as ``sweep.cells`` events, then the end
+        (``sweep.complete`` / ``cancelled`` / ``failed``)."""
+        ...

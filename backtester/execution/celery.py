@@ -1,8 +1,9 @@
-"""The Celery executor: a run becomes one task per coin, run by worker processes.
+"""The Celery executor: a run becomes one task per coin, a sweep one task per
+coin and block of combinations, run by worker processes.
 
 The web process sends the tasks and watches the run from a control thread: it
 wakes when a piece starts or ends (state.wait), counts the rows stored in the
-database, and ends the run when all are stored (complete), when the client
+database, and ends the job when all are stored (complete), when the client
 cancels (the tasks are revoked and a stop flag makes running ones drop their
 work), when a piece fails, or when no worker has started any task within
 BACKTEST_TASK_PICKUP_TIMEOUT seconds and none answers a ping (failed, saying
@@ -18,6 +19,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import close_old_connections, connections
@@ -30,13 +32,18 @@ from backtester.runner import (
     ResultRow,
     RunHandle,
     Runner,
+    RunnerBusy,
     Slot,
     failure_reason,
     get_runner,
     summarize,
 )
+from backtester.sweeps.plan import SweepPlan
 from backtester.validation import RunSpec
 from prices.models import Cryptocurrency
+
+if TYPE_CHECKING:
+    from backtester.sweeps.runner import SweepHandle
 
 logger = logging.getLogger(__name__)
 
@@ -67,12 +74,14 @@ class CeleryExecutor:
         self._tasks = tasks
         self._control = ThreadPoolExecutor(max_runs, "backtest-celery")
         self._active: dict[int, RunHandle] = {}
+        self._sweeps: dict[int, SweepHandle] = {}
         self._lock = threading.Lock()
 
     @property
     def active_runs(self) -> int:
+        """Runs and sweeps this executor is watching."""
         with self._lock:
-            return len(self._active)
+            return len(self._active) + len(self._sweeps)
 
     def submit(
         self,
@@ -112,30 +121,43 @@ class CeleryExecutor:
     ) -> None:
         began = time.perf_counter()
         close_old_connections()
-        run_id = handle.run_id
+        run_id, job = handle.run_id, state.run_job(handle.run_id)
         task_ids: list[str] = []
+
+        def all_stored() -> bool:
+            return services.results_stored(run_id) >= handle.total
+
+        def unsent() -> list[Cryptocurrency]:
+            sent = state.published(job)
+            return [c for c in coins if str(c.pk) not in sent]
+
+        def publish_unsent(missing: list[Cryptocurrency]) -> None:
+            for coin in missing:
+                rows = services.results_rows(run_id, [coin.symbol])
+                services.results_publish(run_id, rows)
+            state.pieces_published(job, [str(c.pk) for c in missing])
+
         try:
-            state.reset(run_id)
+            state.reset(job)
             payload = spec_dump(spec)
             for coin in coins:
-                # Unique per sending, so a revoke never reaches another run's.
-                task_id = f"btlab-run-{run_id}-{coin.pk}-{uuid.uuid4().hex[:12]}"
-                self._tasks.run_piece.apply_async(
-                    kwargs={"run_id": run_id, "coin_id": coin.pk, "spec": payload},
-                    task_id=task_id,
+                task_ids.append(
+                    self._send(
+                        self._tasks.run_piece,
+                        f"run-{run_id}-{coin.pk}",
+                        run_id=run_id,
+                        coin_id=coin.pk,
+                        spec=payload,
+                    )
                 )
-                task_ids.append(task_id)
-            handle.status = self._watch(handle, coins, on_beat)
+            handle.status = self._watch(
+                handle, job, all_stored, unsent, publish_unsent, on_beat
+            )
         except Exception as exc:  # the run fails, the server goes on
-            if isinstance(exc, RunFailed):
-                logger.warning("backtest run %s failed: %s", run_id, exc)
-                handle.error = str(exc)
-            else:
-                logger.exception("backtest run %s failed", run_id)
-                handle.error = failure_reason(exc)
+            handle.error = self._failure(f"backtest run {run_id}", exc)
             handle.cancelled.set()
             handle.status = "failed"
-        self._stop_tasks(run_id, task_ids, revoke=handle.status != "complete")
+        self._stop_tasks(job, task_ids, revoke=handle.status != "complete")
         handle.elapsed_s = time.perf_counter() - began
         try:
             # No task stores into the run from here on; its rows are final.
@@ -168,11 +190,144 @@ class CeleryExecutor:
         finally:
             handle.done.set()
 
+    # --- sweeps ---------------------------------------------------------------
+
+    def submit_sweep(
+        self, *, plan: SweepPlan, coins: Sequence[Cryptocurrency], publish: Publish
+    ) -> SweepHandle:
+        """Start a sweep's tasks (one per coin and block of combinations) in the
+        background; RunnerBusy when the process has as many runs and sweeps as
+        BACKTEST_MAX_QUEUED_RUNS."""
+        from backtester.sweeps.runner import SweepHandle
+
+        runner = get_runner()
+        handle = SweepHandle(plan.sweep_id)
+        with self._lock:
+            busy = runner.active_runs + len(self._sweeps)
+            if busy >= runner.max_runs:
+                raise RunnerBusy(
+                    f"the server is busy with {busy} runs and sweeps; "
+                    "try again in a moment"
+                )
+            self._sweeps[plan.sweep_id] = handle
+        self._control.submit(self._drive_sweep, handle, plan, list(coins), publish)
+        return handle
+
+    def _drive_sweep(
+        self,
+        handle: SweepHandle,
+        plan: SweepPlan,
+        coins: list[Cryptocurrency],
+        publish: Publish,
+    ) -> None:
+        from backtester.sweeps import events as sweep_events
+        from backtester.sweeps.services import sweep_finish
+
+        began = time.perf_counter()
+        close_old_connections()
+        sweep_id, job = plan.sweep_id, state.sweep_job(plan.sweep_id)
+        blocks = plan.blocks()
+        task_ids: list[str] = []
+
+        def all_stored() -> bool:
+            return services.sweep_pending_cells(sweep_id) == 0
+
+        def unsent() -> list[range]:
+            sent = state.published(job)
+            return [b for b in blocks if services.block_published(b.start) not in sent]
+
+        def publish_unsent(missing: list[range]) -> None:
+            services.sweep_cells_publish(sweep_id, missing)
+            state.pieces_published(
+                job, [services.block_published(b.start) for b in missing]
+            )
+
+        try:
+            state.reset(job)
+            # Block by block across the coins: the first cells complete first.
+            for block in blocks:
+                for coin in coins:
+                    task_ids.append(
+                        self._send(
+                            self._tasks.sweep_piece,
+                            f"sweep-{sweep_id}-{block.start}-{coin.pk}",
+                            sweep_id=sweep_id,
+                            symbol=coin.symbol,
+                            first=block.start,
+                        )
+                    )
+            handle.status = self._watch(
+                handle, job, all_stored, unsent, publish_unsent, None
+            )
+        except Exception as exc:  # the sweep fails, the server goes on
+            handle.error = self._failure(f"sweep {sweep_id}", exc)
+            handle.cancelled.set()
+            handle.status = "failed"
+        self._stop_tasks(job, task_ids, revoke=handle.status != "complete")
+        handle.elapsed_s = time.perf_counter() - began
+        try:
+            handle.final = sweep_finish(
+                sweep_id,
+                status=handle.status,
+                elapsed_s=handle.elapsed_s,
+                error=handle.error,
+            )
+        except Exception:
+            logger.exception("could not save sweep %s", sweep_id)
+            handle.final = sweep_events.layer_final(
+                sweep_id,
+                "failed",
+                best=None,
+                elapsed_s=handle.elapsed_s,
+                error="could not save the sweep",
+            )
+        logger.info(
+            "sweep %s %s on workers in %.3fs", sweep_id, handle.status, handle.elapsed_s
+        )
+        connections.close_all()
+        with self._lock:
+            self._sweeps.pop(sweep_id, None)
+        try:
+            publish(handle.final)
+        except Exception:
+            logger.exception("could not announce the end of sweep %s", sweep_id)
+        finally:
+            handle.done.set()
+
+    # --- shared by runs and sweeps ----------------------------------------------
+
+    def _send(self, task, name: str, **kwargs) -> str:
+        """Queue one task; return its id (unique per sending, so a revoke never
+        reaches a task of another job)."""
+        task_id = f"btlab-{name}-{uuid.uuid4().hex[:12]}"
+        task.apply_async(kwargs=kwargs, task_id=task_id)
+        return task_id
+
+    @staticmethod
+    def _failure(what: str, exc: Exception) -> str:
+        """Log why a job failed; return the reason its client is told."""
+        if isinstance(exc, RunFailed):
+            logger.warning("%s failed: %s", what, exc)
+            return str(exc)
+        logger.exception("%s failed", what)
+        # The client reads the service at fault, never the exception's text.
+        return failure_reason(exc)
+
     def _watch(
-        self, handle: RunHandle, coins: list[Cryptocurrency], on_beat: Hook | None
+        self,
+        handle: RunHandle | SweepHandle,
+        job: str,
+        all_stored: Callable[[], bool],
+        unsent: Callable[[], list],
+        publish_unsent: Callable[[list], None],
+        on_beat: Hook | None,
     ) -> str:
-        """Wait for the run to end; return its status (RunFailed if it cannot)."""
-        run_id, total = handle.run_id, handle.total
+        """Wait for a job to end; return its status (RunFailed if it cannot).
+
+        It is complete when ``all_stored()`` (what the database holds, never a
+        count of messages) and every piece was published: by its worker, or,
+        ``PUBLISH_GRACE_S`` later, by ``publish_unsent`` from the database.
+        """
         pickup = settings.BACKTEST_TASK_PICKUP_TIMEOUT
         deadline = time.monotonic() + pickup
         beat_every = settings.BACKTEST_HEARTBEAT
@@ -185,17 +340,21 @@ class CeleryExecutor:
             if on_beat and now >= next_beat:
                 Runner._beat(handle, on_beat)
                 next_beat = now + beat_every
-            started, _ended, failure = state.progress(run_id)
+            started, _ended, failure = state.progress(job)
             if failure:
-                raise RunFailed(f"a worker could not compute a coin: {failure}")
-            if services.results_stored(run_id) >= total:
+                raise RunFailed(f"a worker could not compute a piece: {failure}")
+            if all_stored():
                 all_stored_at = all_stored_at or now
-                sent = state.published(run_id)
-                unsent = [c for c in coins if str(c.pk) not in sent]
-                if not unsent:
+                missing = unsent()
+                if not missing:
                     return "complete"
                 if now - all_stored_at >= PUBLISH_GRACE_S:
-                    self._publish_stored(run_id, unsent)
+                    logger.warning(
+                        "%s: publishing %d stored pieces their workers did not",
+                        job,
+                        len(missing),
+                    )
+                    publish_unsent(missing)
                     return "complete"
             elif not started and now >= deadline:
                 if not self._workers_answer():
@@ -203,22 +362,9 @@ class CeleryExecutor:
                         f"no worker picked up the tasks within {pickup:g} s; "
                         "is a worker running?"
                     )
-                logger.warning("run %s: workers are busy, its tasks wait", run_id)
+                logger.warning("%s: the workers are busy, its tasks wait", job)
                 deadline = now + pickup
-            state.wait(run_id, POLL_S)
-
-    @staticmethod
-    def _publish_stored(run_id: int, coins: list[Cryptocurrency]) -> None:
-        """Publish from the database the stored results no worker published."""
-        logger.warning(
-            "run %s: publishing %d stored coins whose worker did not",
-            run_id,
-            len(coins),
-        )
-        for coin in coins:
-            rows = services.results_rows(run_id, [coin.symbol])
-            services.results_publish(run_id, rows)
-        state.pieces_published(run_id, [str(c.pk) for c in coins])
+            state.wait(job, POLL_S)
 
     def _workers_answer(self) -> bool:
         try:
@@ -227,13 +373,13 @@ class CeleryExecutor:
             logger.warning("could not ping the workers", exc_info=True)
             return False
 
-    def _stop_tasks(self, run_id: int, task_ids: list[str], *, revoke: bool) -> None:
-        """Stop the run's remaining tasks: running ones see the flag before
+    def _stop_tasks(self, job: str, task_ids: list[str], *, revoke: bool) -> None:
+        """Stop a job's remaining tasks: running ones see the flag before
         storing, queued ones are revoked (and skip on the flag if a worker that
         missed the revoke takes them)."""
         try:
-            state.stop(run_id)
+            state.stop(job)
             if revoke and task_ids:
                 self._tasks.app.control.revoke(task_ids)
         except Exception:
-            logger.warning("could not stop the tasks of run %s", run_id, exc_info=True)
+            logger.warning("could not stop the tasks of %s", job, exc_info=True)

@@ -1,4 +1,5 @@
-"""What a worker does with one piece of a run, and the writes that make it safe.
+"""What a worker does with one piece of a run or sweep, and the writes that
+make it safe.
 
 A piece (one coin with all the run's jobs) is computed by the thread pool's own
 function (``runner.compute_coin``), stored with the thread pool's own row
@@ -11,6 +12,7 @@ the rows stored are what counts towards completion.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 
@@ -24,6 +26,11 @@ from backtester.models import BacktestResult, BacktestRun
 from backtester.runner import ResultRow, compute_coin, failure_reason
 from backtester.selectors import result_data
 from backtester.services import _result
+from backtester.sweeps import events as sweep_events
+from backtester.sweeps.models import SweepCell
+from backtester.sweeps.plan import SweepPlan
+from backtester.sweeps.selectors import sweep_plan
+from backtester.sweeps.services import _cell_item, sweep_block_run, sweep_block_store
 from backtester.validation import RunSpec
 from prices.models import Cryptocurrency
 from prices.selectors import bars_load
@@ -38,28 +45,28 @@ def run_piece(*, run_id: int, coin_id: int, spec: RunSpec) -> int:
     the cache for the other workers). Returns 0 when the run was stopped or the
     piece was stored already.
     """
-    piece = str(coin_id)
-    if state.stopped(run_id):
+    job, piece = state.run_job(run_id), str(coin_id)
+    if state.stopped(job):
         return 0
-    state.piece_started(run_id, piece)
+    state.piece_started(job, piece)
     try:
         coin = Cryptocurrency.objects.get(pk=coin_id)
         series = bars_load(
             coins=[coin], start=spec.start, end=spec.end, interval=spec.interval
         )[coin.symbol]
         rows = compute_coin(coin.symbol, series, spec)
-        if state.stopped(run_id) or not results_store_once(run_id, rows):
+        if state.stopped(job) or not results_store_once(run_id, rows):
             return 0
         results_publish(run_id, rows)
-        state.pieces_published(run_id, [piece])
+        state.pieces_published(job, [piece])
         return len(rows)
     except Exception as exc:
         # The web process fails the run, as the thread pool does when a coin
         # raises; the worker's log has the traceback.
-        state.piece_failed(run_id, piece, failure_reason(exc))
+        state.piece_failed(job, piece, failure_reason(exc))
         raise
     finally:
-        state.piece_ended(run_id, piece)
+        state.piece_ended(job, piece)
 
 
 def results_store_once(run_id: int, rows: Sequence[ResultRow]) -> bool:
@@ -123,3 +130,69 @@ def results_rows(run_id: int, symbols: Sequence[str] | None = None) -> list[Resu
         stored = stored.filter(symbol__in=list(symbols))
     stored = stored.defer("trades", "equity").order_by("symbol", "strategy", "pk")
     return [ResultRow(data=result_data(result), seq=result.seq) for result in stored]
+
+
+# --- sweeps ----------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=16)
+def _sweep_plan(sweep_id: int) -> SweepPlan:
+    # A stored sweep's plan never changes: read it once per worker process.
+    return sweep_plan(sweep_id)
+
+
+def block_piece(first: int, symbol: str) -> str:
+    return f"{first}:{symbol}"
+
+
+def block_published(first: int) -> str:
+    return f"block:{first}"
+
+
+def sweep_piece(*, sweep_id: int, symbol: str, first: int) -> int:
+    """Compute, store and publish one coin's block of a sweep (the block that
+    starts at combination ``first``); return 1, or 0 when the sweep was stopped.
+
+    The sweeps app's own unit of work (sweep_block_run, then sweep_block_store,
+    which stores idempotently and aggregates the block's cells once), with the
+    stop flag checked between computing and storing.
+    """
+    job, piece = state.sweep_job(sweep_id), block_piece(first, symbol)
+    if state.stopped(job):
+        return 0
+    state.piece_started(job, piece)
+    try:
+        plan = _sweep_plan(sweep_id)
+        series = bars_load(
+            [symbol], start=plan.start, end=plan.end, interval=plan.interval
+        )[symbol]
+        block = sweep_block_run(plan, symbol, series, plan.block_of(first))
+        if state.stopped(job):
+            return 0
+        layer_events = sweep_block_store(plan, block)
+        group_send = async_to_sync(get_channel_layer().group_send)
+        for event in layer_events:
+            group_send(sweep_events.group(sweep_id), event)
+        if layer_events:
+            state.pieces_published(job, [block_published(first)])
+        return 1
+    except Exception as exc:
+        state.piece_failed(job, piece, f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        state.piece_ended(job, piece)
+
+
+def sweep_pending_cells(sweep_id: int) -> int:
+    """Return how many cells of the sweep are not aggregated yet."""
+    return SweepCell.objects.filter(sweep_id=sweep_id, done=False).count()
+
+
+def sweep_cells_publish(sweep_id: int, blocks: Sequence[range]) -> None:
+    """Publish the stored cells of these blocks (their workers did not)."""
+    indices = [i for block in blocks for i in block]
+    cells = SweepCell.objects.filter(sweep_id=sweep_id, index__in=indices)
+    items = [_cell_item(cell) for cell in cells.order_by("index")]
+    async_to_sync(get_channel_layer().group_send)(
+        sweep_events.group(sweep_id), sweep_events.layer_cells(sweep_id, items)
+    )

@@ -26,79 +26,89 @@ def _redis():
     return get_redis_connection("default")
 
 
-def _key(run_id: int, name: str) -> str:
+def run_job(run_id: int) -> str:
+    """Return the state name of a run."""
+    return f"run:{run_id}"
+
+
+def sweep_job(sweep_id: int) -> str:
+    """Return the state name of a sweep."""
+    return f"sweep:{sweep_id}"
+
+
+def _key(job: str, name: str) -> str:
     # Under the cache's prefix: apart from other apps on a shared Redis.
     prefix = settings.CACHES["default"].get("KEY_PREFIX") or "btlab"
-    return f"{prefix}:{KEY_PREFIX}:run:{run_id}:{name}"
+    return f"{prefix}:{KEY_PREFIX}:{job}:{name}"
 
 
-def reset(run_id: int) -> None:
-    """Forget any state of a previous run with this id (a reused test database)."""
+def reset(job: str) -> None:
+    """Forget any state of a previous job with this name (a reused test database)."""
     names = ("stop", "started", "ended", "published", "failed", "wake")
-    _redis().delete(*(_key(run_id, n) for n in names))
+    _redis().delete(*(_key(job, n) for n in names))
 
 
-def stop(run_id: int) -> None:
-    """Tell the run's tasks to do no more work."""
-    _redis().set(_key(run_id, "stop"), 1, ex=TTL_S)
+def stop(job: str) -> None:
+    """Tell the job's tasks to do no more work."""
+    _redis().set(_key(job, "stop"), 1, ex=TTL_S)
 
 
-def stopped(run_id: int) -> bool:
-    return bool(_redis().exists(_key(run_id, "stop")))
+def stopped(job: str) -> bool:
+    return bool(_redis().exists(_key(job, "stop")))
 
 
-def piece_started(run_id: int, piece: str) -> None:
-    _mark(run_id, "started", piece)
+def piece_started(job: str, piece: str) -> None:
+    _mark(job, "started", piece)
 
 
-def piece_ended(run_id: int, piece: str) -> None:
-    _mark(run_id, "ended", piece)
+def piece_ended(job: str, piece: str) -> None:
+    _mark(job, "ended", piece)
 
 
-def pieces_published(run_id: int, pieces: Iterable[str]) -> None:
+def pieces_published(job: str, pieces: Iterable[str]) -> None:
     """Record that these pieces' results went out to the run's group."""
-    _mark(run_id, "published", *pieces)
+    _mark(job, "published", *pieces)
 
 
-def _mark(run_id: int, name: str, *pieces: str) -> None:
+def _mark(job: str, name: str, *pieces: str) -> None:
     if not pieces:
         return
-    key, wake = _key(run_id, name), _key(run_id, "wake")
+    key, wake = _key(job, name), _key(job, "wake")
     pipe = _redis().pipeline(transaction=False)
     pipe.sadd(key, *pieces).expire(key, TTL_S)
     pipe.rpush(wake, name).expire(wake, TTL_S)
     pipe.execute()
 
 
-def published(run_id: int) -> set[str]:
+def published(job: str) -> set[str]:
     """Return the pieces whose results were published."""
-    return {p.decode() for p in _redis().smembers(_key(run_id, "published"))}
+    return {p.decode() for p in _redis().smembers(_key(job, "published"))}
 
 
-def piece_failed(run_id: int, piece: str, reason: str) -> None:
+def piece_failed(job: str, piece: str, reason: str) -> None:
     """Record why a piece could not be computed (the run then fails)."""
-    key = _key(run_id, "failed")
+    key = _key(job, "failed")
     pipe = _redis().pipeline(transaction=False)
     pipe.hset(key, piece, reason).expire(key, TTL_S)
     pipe.execute()
 
 
-def progress(run_id: int) -> tuple[int, int, str | None]:
+def progress(job: str) -> tuple[int, int, str | None]:
     """Return how many pieces have started, how many have ended, and the reason
     one of them failed (None while none has)."""
     pipe = _redis().pipeline(transaction=False)
-    pipe.scard(_key(run_id, "started")).scard(_key(run_id, "ended"))
-    pipe.hvals(_key(run_id, "failed"))
+    pipe.scard(_key(job, "started")).scard(_key(job, "ended"))
+    pipe.hvals(_key(job, "failed"))
     started, ended, failures = pipe.execute()
     reason = failures[0].decode() if failures else None
     return int(started), int(ended), reason
 
 
-def wait(run_id: int, timeout: float) -> bool:
+def wait(job: str, timeout: float) -> bool:
     """Block until a piece starts or ends, or ``timeout`` seconds pass; return
     whether something happened. Wake-ups are hints: callers re-read the state."""
     redis = _redis()
-    key = _key(run_id, "wake")
+    key = _key(job, "wake")
     woke = redis.blpop([key], timeout=timeout) is not None
     if woke:
         redis.delete(key)  # several pieces ending at once wake the caller once

@@ -7,9 +7,16 @@ from backtester.execution import services
 from backtester.execution.messages import spec_load
 
 RUN_PIECE = "backtester.run_piece"
+SWEEP_PIECE = "backtester.sweep_piece"
 
 
 @app.task(name=RUN_PIECE)
 def run_piece(run_id: int, coin_id: int, spec: dict) -> int:
     """Compute, store and publish one coin of a run (see services.run_piece)."""
     return services.run_piece(run_id=run_id, coin_id=coin_id, spec=spec_load(spec))
+
+
+@app.task(name=SWEEP_PIECE)
+def sweep_piece(sweep_id: int, symbol: str, first: int) -> int:
+    """Compute, store and publish one coin's block of a sweep."""
+    return services.sweep_piece(sweep_id=sweep_id, symbol=symbol, first=first)

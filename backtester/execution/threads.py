@@ -15,3 +15,9 @@ class ThreadExecutor:
     def submit(self, **kwargs) -> RunHandle:
         """Start a run on the shared Runner (RunnerBusy when it is full)."""
         return get_runner().submit(**kwargs)
+
+    def submit_sweep(self, *, plan, coins, publish):
+        """Start a sweep on the shared thread pools (RunnerBusy when full)."""
+        from backtester.sweeps import runner
+
+        return runner.submit(plan=plan, coins=coins, publish=publish)

@@ -265,11 +265,12 @@ def cell_public(cell: SweepCell) -> dict:
 
 
 def sweep_start(*, sweep: Sweep, coins: Sequence[Cryptocurrency], publish):
-    """Mark the sweep running and hand it to the thread pool (RunnerBusy if full).
+    """Mark the sweep running and hand it to the executor of BACKTEST_EXECUTOR
+    (the thread pool, or Celery workers); RunnerBusy if full.
 
     Returns the runner's handle (``cancel()``, ``wait()``).
     """
-    from backtester.sweeps import runner
+    from backtester.execution import get_executor
     from backtester.sweeps.selectors import plan_of
 
     Sweep.objects.filter(pk=sweep.pk).update(
@@ -278,7 +279,9 @@ def sweep_start(*, sweep: Sweep, coins: Sequence[Cryptocurrency], publish):
         owner=processes.identity(),
     )
     try:
-        return runner.submit(plan=plan_of(sweep), coins=coins, publish=publish)
+        return get_executor().submit_sweep(
+            plan=plan_of(sweep), coins=coins, publish=publish
+        )
     except Exception as exc:
         Sweep.objects.filter(pk=sweep.pk).update(
             status=Sweep.Status.FAILED, error=str(exc), finished_at=timezone.now()

@@ -103,12 +103,21 @@ def workers(celery_settings):
         pool.close()
 
 
+async def collect_until(communicator, ends: tuple, timeout: float) -> list[dict]:
+    messages = []
+    while not messages or messages[-1]["type"] not in ends:
+        messages.append(await receive(communicator, timeout))
+    return messages
+
+
+ENDS = ("complete", "sweep_complete", "cancelled", "error")
+
+
 async def run_over_socket(message: dict, timeout: float = 60) -> list[dict]:
+    """Send a run or sweep; return every message up to its end."""
     communicator = await connect()
     await communicator.send_json_to(message)
-    messages = [await receive(communicator)]
-    if messages[0]["type"] == "start":
-        messages += await collect_until_end(communicator, timeout=timeout)
+    messages = await collect_until(communicator, ENDS, timeout)
     await communicator.disconnect()
     return messages
 
@@ -205,7 +214,7 @@ async def _kill_one_mid_run(workers: Workers) -> None:
         message = await receive(communicator, timeout=30)
         messages.append(message)
         assert message["type"] == "result", (message, workers.log("b"))
-        started, ended, _ = await sync_to_async(state.progress)(run_id)
+        started, ended, _ = await sync_to_async(state.progress)(state.run_job(run_id))
         if started >= 3 and ended >= 2:
             break
     await sync_to_async(workers.kill)("a")
@@ -254,10 +263,11 @@ async def test_cancel_revokes_queued_tasks_and_stops_running_ones(workers):
     await wait_idle()
     # After a second, nothing runs any more and nothing is stored any more.
     await asyncio.sleep(1.0)
-    started, ended, _ = await sync_to_async(state.progress)(run_id)
+    started, ended, _ = await sync_to_async(state.progress)(state.run_job(run_id))
     count = len(await sync_to_async(stored)(run_id))
     await asyncio.sleep(1.0)
-    assert await sync_to_async(state.progress)(run_id) == (started, ended, None)
+    progress = await sync_to_async(state.progress)(state.run_job(run_id))
+    assert progress == (started, ended, None)
     assert len(await sync_to_async(stored)(run_id)) == count
     assert started == ended < len(SYMBOLS)
     run = await sync_to_async(run_row)(run_id)
@@ -289,3 +299,111 @@ async def test_with_no_worker_the_run_fails_saying_so(celery_settings):
     await wait_idle()
     run = await sync_to_async(run_row)(messages[0]["run_id"])
     assert run.status == "failed" and "no worker" in run.error
+
+
+# --- sweeps on workers -----------------------------------------------------------
+
+SWEEP = {
+    "type": "sweep",
+    "strategy": "sma_crossover",
+    "grid": {
+        "fast": {"start": 5, "stop": 50, "step": 5},
+        "slow": {"start": 20, "stop": 200, "step": 10},
+    },
+}
+
+
+def sweep_rows(sweep_id: int) -> tuple[list, list]:
+    from backtester.sweeps.models import SweepCell, SweepCoinResult
+
+    cells = list(SweepCell.objects.filter(sweep_id=sweep_id).order_by("index"))
+    coins = list(
+        SweepCoinResult.objects.filter(sweep_id=sweep_id).values_list("symbol", "first")
+    )
+    return cells, coins
+
+
+def cells_of(messages: list[dict]) -> dict[int, dict]:
+    return {m["index"]: m for m in messages if m["type"] == "cell"}
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+async def test_a_sweep_on_workers_gives_the_thread_pools_cells(settings, workers):
+    await sync_to_async(make_coins)(SYMBOLS[:4], bars=1500)
+    message = {**SWEEP, "symbols": SYMBOLS[:4]}
+    settings.BACKTEST_EXECUTOR = "threads"
+    local = await run_over_socket(message)
+    assert local[-1]["type"] == "sweep_complete", local[-1]
+
+    settings.BACKTEST_EXECUTOR = "celery"
+    workers.start("one")
+    await sync_to_async(workers.wait_ready)()
+    remote = await run_over_socket(message)
+    assert remote[-1]["type"] == "sweep_complete", (remote[-1], workers.log("one"))
+    await wait_idle()
+    combinations = remote[0]["combinations"]
+    assert combinations == 174
+    ours, theirs = cells_of(remote), cells_of(local)
+    assert len(ours) == len(remote) - 2 == combinations
+    assert sorted(m["completed"] for m in ours.values()) == list(
+        range(1, combinations + 1)
+    )
+    assert {i: (c["params"], c["metrics"]) for i, c in ours.items()} == {
+        i: (c["params"], c["metrics"]) for i, c in theirs.items()
+    }
+    assert remote[-1]["best"] == local[-1]["best"]
+
+
+async def _kill_one_mid_sweep(workers: Workers, settings) -> None:
+    """Two workers; SIGKILL one while the sweep is under way; every cell
+    arrives once and every (coin, block) is stored once."""
+    from backtester.sweeps.models import Sweep
+
+    await sync_to_async(make_coins)(SYMBOLS, bars=3000)
+    workers.start("a")
+    workers.start("b")
+    await sync_to_async(workers.wait_ready)()
+    communicator = await connect()
+    await communicator.send_json_to(SWEEP)
+    start = await receive(communicator)
+    assert start["type"] == "sweep_start", start
+    sweep_id, combinations = start["sweep_id"], start["combinations"]
+    job = state.sweep_job(sweep_id)
+    messages = []
+    while True:
+        message = await receive(communicator, timeout=30)
+        messages.append(message)
+        assert message["type"] == "cell", (message, workers.log("b"))
+        started, ended, _ = await sync_to_async(state.progress)(job)
+        if started >= 3 and ended >= len(SYMBOLS) + 2:
+            break
+    await sync_to_async(workers.kill)("a")
+    killed_at = len(messages)
+    messages += await collect_until(communicator, ENDS, timeout=90)
+    await communicator.disconnect()
+    await wait_idle()
+    assert messages[-1]["type"] == "sweep_complete", (messages[-1], workers.log("b"))
+    assert killed_at < combinations, "the sweep ended before the kill"
+    cells = [m for m in messages if m["type"] == "cell"]
+    assert len(cells) == len({c["index"] for c in cells}) == combinations
+    assert [c["completed"] for c in cells] == list(range(1, combinations + 1))
+    stored_cells, stored_coins = await sync_to_async(sweep_rows)(sweep_id)
+    first, size = settings.SWEEP_FIRST_BLOCK, settings.SWEEP_BLOCK
+    blocks = 1 + -(-(combinations - first) // size)
+    assert len(stored_coins) == len(set(stored_coins)) == blocks * len(SYMBOLS)
+    assert all(cell.done and cell.coins == len(SYMBOLS) for cell in stored_cells)
+    sweep = await Sweep.objects.aget(pk=sweep_id)
+    assert (sweep.status, sweep.completed) == ("complete", combinations)
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("attempt", range(5))
+async def test_a_worker_killed_mid_sweep_loses_and_doubles_nothing(
+    workers, settings, attempt
+):
+    await _kill_one_mid_sweep(workers, settings)
