@@ -260,6 +260,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     # default interval x throttle), so recovery takes about the timeout.
     "unacked_restore_interval": min(10, max(1, BACKTEST_TASK_VISIBILITY_TIMEOUT // 10)),
     "unacked_restore_throttle": 1,
+    # The lock a worker holds while it restores such tasks expires after this
+    # many seconds (default 300): a worker killed holding it would otherwise
+    # stop every other worker from restoring anything for five minutes.
+    "unacked_mutex_expire": 10,
 }
 # A task is acknowledged when it has finished, not when a worker takes it: a
 # worker killed mid-task leaves it to another worker (storing is idempotent).

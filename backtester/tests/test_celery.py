@@ -219,7 +219,11 @@ async def _kill_one_mid_run(workers: Workers) -> None:
             break
     await sync_to_async(workers.kill)("a")
     killed_at = len(messages)
-    messages += await collect_until_end(communicator, timeout=60)
+    try:
+        messages += await collect_until_end(communicator, timeout=60)
+    except TimeoutError:
+        progress = await sync_to_async(state.progress)(state.run_job(run_id))
+        raise AssertionError(f"stalled at {progress}:\n{workers.log('b')}") from None
     await communicator.disconnect()
     await wait_idle()
     assert messages[-1]["type"] == "complete", (messages[-1], workers.log("b"))
@@ -381,7 +385,11 @@ async def _kill_one_mid_sweep(workers: Workers, settings) -> None:
             break
     await sync_to_async(workers.kill)("a")
     killed_at = len(messages)
-    messages += await collect_until(communicator, ENDS, timeout=90)
+    try:
+        messages += await collect_until(communicator, ENDS, timeout=90)
+    except TimeoutError:
+        progress = await sync_to_async(state.progress)(job)
+        raise AssertionError(f"stalled at {progress}:\n{workers.log('b')}") from None
     await communicator.disconnect()
     await wait_idle()
     assert messages[-1]["type"] == "sweep_complete", (messages[-1], workers.log("b"))
