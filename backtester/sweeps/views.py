@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from backtester.runner import RunnerBusy
-from backtester.services import run_coins, run_create, run_start
+from backtester.services import run_admit, run_coins, run_create, run_start
 from backtester.sweeps.models import Sweep, SweepCell
 from backtester.sweeps.output import render_csv, render_json
 from backtester.sweeps.selectors import (
@@ -201,11 +201,21 @@ def cell_run(request: HttpRequest, sweep_id: int, index: int) -> HttpResponse:
         coins = run_coins(spec)
     except RequestError as exc:
         return HttpResponse(exc.message, status=400)
-    run = run_create(spec=spec, coins=coins, user=request.user)
     try:
-        handle = run_start(run=run, spec=spec, coins=coins, publish=lambda _: None)
+        # The limits a run from the run page meets (per-user cap, throttle).
+        slot = run_admit(user=request.user, address=request.META.get("REMOTE_ADDR"))
     except RunnerBusy as exc:
         return HttpResponse(str(exc), status=503)
+    try:
+        run = run_create(spec=spec, coins=coins, user=request.user)
+        handle = run_start(
+            run=run, spec=spec, coins=coins, publish=lambda _: None, slot=slot
+        )
+    except BaseException as exc:
+        slot.release()  # a no-op once the run took its place
+        if isinstance(exc, RunnerBusy):
+            return HttpResponse(str(exc), status=503)
+        raise
     handle.wait(CELL_RUN_TIMEOUT_S)
     query = urlencode({"symbol": symbol, "strategy": sweep.strategy})
     return redirect(reverse("run_detail", args=[run.pk]) + f"?{query}")

@@ -151,3 +151,13 @@ def test_another_users_sweep_is_not_found(client, users):
     for url in urls:
         assert client.get(url).status_code == 200, url
     assert f"/sweeps/{sweep.pk}/" in client.get("/sweeps/history/").content.decode()
+
+
+def test_a_run_from_a_cell_meets_the_run_limits(client, cli_sweep, settings):
+    settings.BACKTEST_RUNS_PER_MINUTE = 1
+    url = f"/sweeps/{cli_sweep.pk}/cells/0/run/"
+    assert client.post(url, {"symbol": "AAA"}).status_code == 302
+    refused = client.post(url, {"symbol": "BBB"})
+    assert refused.status_code == 503
+    assert "too many runs" in refused.content.decode()
+    assert BacktestRun.objects.count() == 1
