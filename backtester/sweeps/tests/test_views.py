@@ -161,3 +161,13 @@ def test_a_run_from_a_cell_meets_the_run_limits(client, cli_sweep, settings):
     assert refused.status_code == 503
     assert "too many runs" in refused.content.decode()
     assert BacktestRun.objects.count() == 1
+
+
+def test_the_admin_lists_sweeps_read_only(admin_client, cli_sweep):
+    page = admin_client.get("/admin/sweeps/sweep/")
+    assert page.status_code == 200 and "sma_crossover" in page.content.decode()
+    assert (
+        admin_client.get(f"/admin/sweeps/sweep/{cli_sweep.pk}/change/").status_code
+        == 200
+    )
+    assert admin_client.get("/admin/sweeps/sweep/add/").status_code == 403
