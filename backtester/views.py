@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 
 import numpy as np
 from django.conf import settings
+from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.views import LoginView
 from django.core.paginator import Paginator
 from django.db.models import F
@@ -151,6 +152,7 @@ def _plain(value: float | None, digits: int = 2) -> str:
     return signed(value, digits).lstrip("+")
 
 
+@login_not_required  # else LoginRequiredMiddleware sends the login page to itself
 def login(request: HttpRequest) -> HttpResponse:
     """Show the login form, saying whether backtests need a login here."""
     view = LoginView.as_view(
