@@ -95,6 +95,7 @@ def test_defaults_are_bit_for_bit_the_engine_before_risk_settings(real_data_dir)
     assert checked == 48 * 6
 
 
+@pytest.mark.timeout(7200 if FULL else 300)
 def test_defaults_match_the_reference(real_data_dir):
     """All 48 coins x 6 strategies: the default path against the reference's
     original long-only simulator, metrics included."""
@@ -109,6 +110,7 @@ def test_defaults_match_the_reference(real_data_dir):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(7200 if FULL else 300)
 def test_risk_settings_match_the_reference_on_every_coin(real_data_dir):
     """All 48 coins x 6 strategies x the settings above (each direction, fee
     and slippage on): identical trade lists (bars, side, exit reason), prices,
@@ -130,6 +132,8 @@ def test_risk_settings_match_the_reference_on_every_coin(real_data_dir):
                     reasons[trade["exit_reason"]] = (
                         reasons.get(trade["exit_reason"], 0) + 1
                     )
+        if FULL:  # progress, for a run of many minutes (pytest -s shows it)
+            print(f"{path.name}: {runs} runs, {trades} trades so far", flush=True)
     assert runs == 48 * 6 * (len(SETTINGS) + 1)
     # Every exit reason but liquidation occurs on real data (a short's
     # liquidation needs the price to double within one trade).
