@@ -24,8 +24,8 @@ from backtester.sweeps import events
 from backtester.sweeps.plan import CoinBlock, SweepPlan
 from backtester.sweeps.services import (
     sweep_block_run,
-    sweep_block_store,
     sweep_finish,
+    sweep_pieces_store,
 )
 from prices.models import Cryptocurrency
 from prices.types import PriceSeries
@@ -127,15 +127,18 @@ def _drive(
     runner = get_runner()
     try:
         series = _load_all(handle, plan, coins)
-        pieces = [(c.symbol, block) for block in plan.blocks() for c in coins]
+        # (coin, block) units of work, block by block.
+        work = [(c.symbol, block) for block in plan.blocks() for c in coins]
         stored: dict[int, int] = {}  # coins stored per block
-        # Enough pieces in flight to keep every compute thread busy.
-        window = max(2, 2 * runner.workers)
+        # A block's worth of pieces and more in flight: the compute threads
+        # never wait for this thread to store, and a run started meanwhile
+        # queues behind a few small pieces, not the whole sweep.
+        window = len(coins) + 2 * runner.workers
         pending: set[Future] = set()
         position = 0
-        while not handle.cancelled.is_set() and (pending or position < len(pieces)):
-            while position < len(pieces) and len(pending) < window:
-                symbol, block = pieces[position]
+        while not handle.cancelled.is_set() and (pending or position < len(work)):
+            while position < len(work) and len(pending) < window:
+                symbol, block = work[position]
                 position += 1
                 future = runner.submit_compute(
                     _piece, handle, plan, symbol, series[symbol], block
@@ -144,15 +147,21 @@ def _drive(
                     handle._futures.append(future)
                 pending.add(future)
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                piece = None if future.cancelled() else future.result()
-                if piece is None or handle.cancelled.is_set():
-                    continue
+            finished = [
+                piece
+                for future in done
+                if not future.cancelled() and (piece := future.result()) is not None
+            ]
+            if not finished or handle.cancelled.is_set():
+                continue
+            # Whatever finished meanwhile is stored in one insert.
+            complete = []
+            for piece in finished:
                 stored[piece.first] = stored.get(piece.first, 0) + 1
-                for event in sweep_block_store(
-                    plan, piece, coins_done=stored[piece.first]
-                ):
-                    publish(event)
+                if stored[piece.first] == len(coins):
+                    complete.append(piece.first)
+            for event in sweep_pieces_store(plan, finished, complete=complete):
+                publish(event)
             with handle._lock:
                 handle._futures = [f for f in handle._futures if not f.done()]
         handle.status = "cancelled" if handle.cancelled.is_set() else "complete"

@@ -188,13 +188,61 @@ def sweep_block_store(
     consumer drops cells it has already forwarded).
     """
     stored = _store_coin(plan, block)
-    indices = range(block.first, block.first + block.size)
     if coins_done is None or not stored:
         coins_done = SweepCoinResult.objects.filter(
             sweep_id=plan.sweep_id, first=block.first
         ).count()
     if coins_done < len(plan.symbols):
         return []
+    return _complete_block(plan, block.first, block.size, stored=stored)
+
+
+def sweep_pieces_store(
+    plan: SweepPlan, pieces: Sequence[CoinBlock], *, complete: Sequence[int] = ()
+) -> list[dict]:
+    """Store many coins' blocks in one insert; aggregate the blocks they finish.
+
+    For an executor that alone stores a sweep's pieces and counts them itself
+    (the thread pool): ``complete`` lists the first index of each block these
+    pieces complete. If one of them was stored already, each piece goes
+    through sweep_block_store instead, which counts the stored rows.
+    """
+    rows = [
+        SweepCoinResult(
+            sweep_id=plan.sweep_id, symbol=p.symbol, first=p.first, size=p.size,
+            bars=p.bars, metrics=p.columns,
+        )
+        for p in pieces
+    ]  # fmt: skip
+    try:
+        with transaction.atomic():
+            SweepCoinResult.objects.bulk_create(rows)
+    except IntegrityError:
+        seen: set[int] = set()
+        out = []
+        for piece in pieces:
+            for event in sweep_block_store(plan, piece):
+                cells = [c for c in event["cells"] if c["index"] not in seen]
+                seen.update(c["index"] for c in cells)
+                if cells:
+                    out.append(events.layer_cells(plan.sweep_id, cells))
+        return out
+    reported = []
+    for first in complete:
+        block = plan.block_of(first)
+        reported += _complete_block(plan, block.start, len(block), stored=True)
+    return reported
+
+
+def _complete_block(
+    plan: SweepPlan, first: int, size: int, *, stored: bool
+) -> list[dict]:
+    """Aggregate a block whose coins are all stored; return its cells' event.
+
+    ``stored`` False (this call stored nothing new: a retried task) reports
+    the block's cells again if another call completed them already.
+    """
+    indices = range(first, first + size)
     aggregates = _aggregate_block(plan.sweep_id, indices)
     with transaction.atomic():
         # The claim: of two processes storing a block's last coins at once,

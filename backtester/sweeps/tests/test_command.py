@@ -222,3 +222,41 @@ def test_axes_keep_the_grid_order(coins):
     assert list(payload["sweep"]["axes"]) == ["slow", "fast"]
     header = run("sweep", *args).splitlines()[0].split()
     assert header[:2] == ["slow", "fast"]
+
+
+def test_pieces_stored_together_complete_their_blocks_once(coins, settings):
+    from backtester.services import run_coins
+    from backtester.sweeps.services import (
+        sweep_block_run,
+        sweep_create,
+        sweep_pieces_store,
+    )
+    from backtester.sweeps.validation import sweep_spec
+    from prices.selectors import bars_load
+
+    settings.SWEEP_FIRST_BLOCK = 2
+    settings.SWEEP_BLOCK = 2
+    spec = sweep_spec(
+        {"strategy": "sma_crossover", "grid": {"fast": [5, 10, 15], "slow": [20]}}
+    )
+    sweep = sweep_create(spec=spec, coins=run_coins(spec))
+    plan = sweep_plan(sweep.pk)
+    series = bars_load(["AAA", "BBB", "CCC"])
+    pieces = [
+        sweep_block_run(plan, symbol, series[symbol], block)
+        for block in plan.blocks()
+        for symbol in ("AAA", "BBB", "CCC")
+    ]
+    # The first block's three coins and one coin of the second: one insert.
+    events = sweep_pieces_store(plan, pieces[:4], complete=[0])
+    assert [c["index"] for e in events for c in e["cells"]] == [0, 1]
+    assert SweepCoinResult.objects.filter(sweep=sweep).count() == 4
+    # Stored again (a duplicate): falls back to one by one, stores nothing
+    # new, and reports the finished block again.
+    events = sweep_pieces_store(plan, pieces[:4], complete=[0])
+    assert [c["index"] for e in events for c in e["cells"]] == [0, 1]
+    assert SweepCoinResult.objects.filter(sweep=sweep).count() == 4
+    events = sweep_pieces_store(plan, pieces[4:], complete=[2])
+    assert [c["index"] for e in events for c in e["cells"]] == [2]
+    sweep.refresh_from_db()
+    assert sweep.completed == 3 and sweep_all_done(sweep.pk)
