@@ -232,6 +232,12 @@ function stat(label, value, cls = "") {
   return box;
 }
 
+// A box whose value is long (a coin and a strategy): a row of its own on a phone.
+function wide(box) {
+  box.classList.add("summary-wide");
+  return box;
+}
+
 export function renderSummary(summary, runId, elapsed) {
   const pick = (p) => (p ? `${p.symbol} · ${names[p.strategy] ?? p.strategy} ${signed(p.total_return_pct, 1)}%` : DASH);
   const link = document.createElement("a");
@@ -247,8 +253,8 @@ export function renderSummary(summary, runId, elapsed) {
     stat("Median return", `${signed(summary.median_return_pct)}%`, tone(summary.median_return_pct)),
     stat("Mean return", `${signed(summary.mean_return_pct)}%`, tone(summary.mean_return_pct)),
     stat("Mean Sharpe", plain(summary.mean_sharpe)),
-    stat("Best", pick(summary.best), "gain"),
-    stat("Worst", pick(summary.worst), "loss"),
+    wide(stat("Best", pick(summary.best), "gain")),
+    wide(stat("Worst", pick(summary.worst), "loss")),
     stat("Server time", `${Number(elapsed).toFixed(2)} s`),
     linkBox,
   );

@@ -130,8 +130,10 @@ function handle(msg) {
       syncButtons();
       setProgress("");
       // On a phone the results sit below the form: bring them into view.
-      if (matchMedia("(max-width: 900px)").matches) {
-        document.querySelector(".results-panel").scrollIntoView({ behavior: "smooth" });
+      // At once, not smoothly: rows arriving during a smooth scroll change the
+      // page's height under it, and it used to stop short of the results.
+      if (matchMedia("(max-width: 900px)").matches && !msg.attached) {
+        document.querySelector(".results-panel").scrollIntoView({ block: "start" });
       }
       break;
     case "result":
