@@ -160,7 +160,10 @@ class Stack:
         )  # fmt: skip
 
     def stop_postgres(self) -> None:
-        self._pg("stop", "-m", "immediate")
+        # "fast": clients are cut off, but what was committed is kept (the test
+        # cluster commits asynchronously: an immediate stop would lose commits
+        # a real server keeps).
+        self._pg("stop", "-m", "fast")
 
     def start_postgres(self) -> None:
         self._pg("start")
