@@ -1,5 +1,10 @@
 """Many backtests of one coin at once: targets in a 2-D block, one row each.
 
+When only the cell metrics of a sweep are asked for (``segments.SEGMENT_KEYS``)
+``run_block`` hands each block's trades to ``segments.segment_metrics``
+instead, which needs no equity curve (Sharpe and the drawdown then agree to
+rounding rather than to the bit). Otherwise:
+
 ``block_metrics`` takes the held position of B backtests as a (B, n) boolean
 block and returns each row's metrics, equal to the last bit to what
 ``engine.simulate`` and ``metrics.compute_metrics`` give for that row alone:
@@ -23,6 +28,7 @@ from strategies import metrics as mx
 from strategies.kernels import scratch
 from strategies.metrics import METRIC_KEYS
 from strategies.registry import StrategySpec
+from strategies.segments import SEGMENT_KEYS, CloseTables, Trades, segment_metrics
 from strategies.signals import IndicatorCache
 from strategies.types import Bars, Metrics
 
@@ -40,6 +46,9 @@ _BLOCK = 256  # bars per block in the drawdown scan, as in metrics.drawdown
 # Backtests per block: enough to spread the cost of each NumPy call, few
 # enough that a block's arrays stay in the CPU caches.
 ROWS = 8
+# Without equity curves a block holds its positions and trades only: more
+# rows spread the per-call cost of the trade arithmetic further.
+SEGMENT_ROWS = 32
 # "Long while A > B" rules whose target is one subtraction of two cached
 # indicators: their rows are written straight into the block.
 _CROSSOVERS = {"sma_crossover": "sma", "ema_crossover": "ema"}
@@ -103,7 +112,13 @@ def run_block(
     Inputs are trusted (the caller validated bars, costs and parameters).
     """
     n = len(bars.close)
-    work = _work(min(ROWS, len(jobs)), n)
+    wanted = frozenset(keys)
+    # The cell metrics alone come from the trades and tables of the closes
+    # built once here (see segments): no equity curve per backtest, so more
+    # rows per block.
+    tables = CloseTables(bars.close) if jobs and wanted <= SEGMENT_KEYS else None
+    per_block = ROWS if tables is None else SEGMENT_ROWS
+    work = _work(min(per_block, len(jobs)), n)
     kind = _CROSSOVERS.get(spec.key)
     out: list[Metrics] = []
     # Crossover rows take nothing but the cached averages, which may live in
@@ -112,8 +127,8 @@ def run_block(
     with scratch() if kind else contextlib.nullcontext():
         cache = IndicatorCache(bars)
         tolerance = cache.get("tolerance")[:-1] if kind else None
-        for start in range(0, len(jobs), ROWS):
-            block = jobs[start : start + ROWS]
+        for start in range(0, len(jobs), per_block):
+            block = jobs[start : start + per_block]
             held = work.held[: len(block)]
             held[:, 0] = held[:, n] = False
             for row, params in enumerate(block):
@@ -127,8 +142,8 @@ def run_block(
                     np.greater(gap, tolerance, out=held[row, 1:n])
                 else:
                     held[row, 1:n] = spec.signal(cache, **params)[:-1]
-            out.extend(
-                block_metrics(
+            if tables is None:
+                found = block_metrics(
                     bars,
                     held,
                     fee=fee,
@@ -137,8 +152,25 @@ def run_block(
                     initial_equity=initial_equity,
                     keys=keys,
                     work=work,
-                )  # fmt: skip
-            )
+                )
+            else:
+                laid = block_trades(
+                    bars,
+                    held,
+                    fee=fee,
+                    slippage_bps=slippage_bps,
+                    initial_equity=initial_equity,
+                    work=work,
+                )
+                found = segment_metrics(
+                    bars,
+                    tables,
+                    laid,
+                    interval=interval,
+                    initial_equity=initial_equity,
+                    keys=wanted,
+                )
+            out.extend(found)
     return out
 
 
@@ -166,43 +198,14 @@ def block_metrics(
     periods = mx.periods_per_year(bars.time, interval)
     years = mx.calendar_years(bars.time, n, interval)
     wanted = set(keys)
-    slip = slippage_bps / 10_000.0
-
-    # The bars where a row's position changes, in row and time order. Every
-    # row starts and (with the flat column after its last bar) ends flat, so
-    # the changes of the whole block alternate entry, exit, entry, ...; an
-    # exit at n is a position still open on the last bar.
-    changed = work.changed[:rows]
-    np.not_equal(held[:, 1:], held[:, :-1], out=changed)
-    # One flat scan: a 2-D nonzero costs several times more.
-    row_of, moves = np.divmod(np.flatnonzero(changed), n)
-    moves += 1
-    entries, exits = moves[0::2], moves[1::2]
-    trade_row = row_of[0::2]
+    laid = block_trades(bars, held, fee=fee, slippage_bps=slippage_bps,
+                        initial_equity=initial_equity, work=work)  # fmt: skip
+    trades, trade_start, trade_row = laid.counts, laid.trade_start, laid.trade_row
+    entries, exits, is_open = laid.entries, laid.exits, laid.is_open
+    entry_price, exit_price, growth = laid.entry_price, laid.exit_price, laid.growth
+    units, cash_after = laid.units, laid.cash_after
     total = len(entries)
-    trades = np.bincount(trade_row, minlength=rows)
-    trade_start = np.zeros(rows + 1, dtype=np.intp)
-    np.cumsum(trades, out=trade_start[1:])
-    is_open = exits == n
-    exit_index = np.minimum(exits, n - 1)
-    entry_price = bars.open[entries] * (1.0 + slip)
-    exit_price = bars.open[exit_index] * (1.0 - slip)
-    exit_price[is_open] = close[-1]
-
-    # Cash before each trade: the row's running product of the growths of the
-    # trades before it (1, g0, g0 g1, ...), multiplied in order as the engine
-    # does; one short call per row.
-    cost = entry_price * (1.0 + fee)
-    growth = exit_price * (1.0 - fee) / cost
-    cash_before = np.empty(total)
     bounds = trade_start.tolist()
-    for first, end in zip(bounds[:-1], bounds[1:], strict=True):
-        if end > first:
-            cash_before[first] = 1.0
-            np.cumprod(growth[first : end - 1], out=cash_before[first + 1 : end])
-    cash_before *= initial_equity
-    units = cash_before / cost
-    cash_after = units * exit_price * (1.0 - fee)
 
     # The equity curve: each row is a flat segment, then a held and a flat one
     # per trade, laid out with one np.repeat (a flat segment worth the cash, a
@@ -280,6 +283,62 @@ def block_metrics(
                 _trade_stats(found, table, bounds[row], bounds[row + 1])
         out.append({key: found[key] for key in METRIC_KEYS if key in wanted})
     return out
+
+
+def block_trades(
+    bars: Bars,
+    held: np.ndarray,
+    *,
+    fee: float,
+    slippage_bps: float,
+    initial_equity: float,
+    work: Work,
+) -> Trades:
+    """Return the trades of each row of ``held`` (B, n + 1), as block_metrics
+    takes it, with their fills, growths, units and proceeds computed by the
+    engine's operations in the engine's order."""
+    rows, n = held.shape[0], held.shape[1] - 1
+    close = bars.close
+    slip = slippage_bps / 10_000.0
+
+    # The bars where a row's position changes, in row and time order. Every
+    # row starts and (with the flat column after its last bar) ends flat, so
+    # the changes of the whole block alternate entry, exit, entry, ...; an
+    # exit at n is a position still open on the last bar.
+    changed = work.changed[:rows]
+    np.not_equal(held[:, 1:], held[:, :-1], out=changed)
+    # One flat scan: a 2-D nonzero costs several times more.
+    row_of, moves = np.divmod(np.flatnonzero(changed), n)
+    moves += 1
+    entries, exits = moves[0::2], moves[1::2]
+    trade_row = row_of[0::2]
+    total = len(entries)
+    trades = np.bincount(trade_row, minlength=rows)
+    trade_start = np.zeros(rows + 1, dtype=np.intp)
+    np.cumsum(trades, out=trade_start[1:])
+    is_open = exits == n
+    exit_index = np.minimum(exits, n - 1)
+    entry_price = bars.open[entries] * (1.0 + slip)
+    exit_price = bars.open[exit_index] * (1.0 - slip)
+    exit_price[is_open] = close[-1]
+
+    # Cash before each trade: the row's running product of the growths of the
+    # trades before it (1, g0, g0 g1, ...), multiplied in order as the engine
+    # does; one short call per row.
+    cost = entry_price * (1.0 + fee)
+    growth = exit_price * (1.0 - fee) / cost
+    cash_before = np.empty(total)
+    bounds = trade_start.tolist()
+    for first, end in zip(bounds[:-1], bounds[1:], strict=True):
+        if end > first:
+            cash_before[first] = 1.0
+            np.cumprod(growth[first : end - 1], out=cash_before[first + 1 : end])
+    cash_before *= initial_equity
+    units = cash_before / cost
+    cash_after = units * exit_price * (1.0 - fee)
+    return Trades(rows, trades, trade_start, trade_row, entries, exits,
+                  exit_index, is_open, entry_price, exit_price, growth, units,
+                  cash_after)  # fmt: skip
 
 
 def _more_metrics(

@@ -5,8 +5,10 @@ A grid maps parameter names to axes (``"start:stop:step"``, inclusive, a
 turns it into the valid combinations (full parameters, defaults filled) and a
 count of the skipped ones (fast >= slow and the like); ``sweep_coin`` runs
 combinations on one coin's bars and returns the same metrics ``run_backtest``
-gives, bit for bit; ``aggregate`` reduces one combination's metrics across
-coins to a cell and ``best_index`` picks the best cell by an objective::
+gives (bit for bit, except that Sharpe and the maximum drawdown of a
+``keys=SWEEP_KEYS`` sweep agree to rounding, see below); ``aggregate``
+reduces one combination's metrics across coins to a cell and ``best_index``
+picks the best cell by an objective::
 
     grid = grid_expand("sma_crossover", {"fast": "5:50:5", "slow": "20:200:10"})
     per_coin = [sweep_coin(bars, "sma_crossover", grid.combinations,
@@ -15,7 +17,12 @@ coins to a cell and ``best_index`` picks the best cell by an objective::
 
 Any slice of ``grid.combinations`` gives the same numbers as the whole (a
 worker can take a block of combinations for one coin). ``keys=SWEEP_KEYS``
-computes only what a cell reads, much faster than all the metrics.
+computes only what a cell reads, from each backtest's trades and tables of the
+coin's closes built once (``strategies.segments``), without an equity curve:
+several times faster than all the metrics. Trade counts, total and buy & hold
+returns stay bit for bit those of ``run_backtest``; Sharpe and the maximum
+drawdown are the same quantities summed in another order (about 1e-13
+relative apart; the tests hold them to 1e-9).
 
 The grids themselves (axes, combinations, the risk settings as axes) are in
 ``strategies.grid``; their names are exported here too.
@@ -151,9 +158,11 @@ def sweep_coin(
     """Return the metrics of every combination on one coin, in order.
 
     Each dict equals ``run_backtest(bars, strategy, params, ...).metrics`` for
-    that combination, to the last bit, restricted to ``keys`` if given (a sweep
-    needs SWEEP_KEYS only, and skips the work of the rest). ``risk`` (a mapping
-    or a Risk) applies to every combination; risk settings inside a
+    that combination, restricted to ``keys`` if given (a sweep needs
+    SWEEP_KEYS only, and skips the work of the rest): to the last bit, except
+    Sharpe and the maximum drawdown when every key asked for is a cell metric
+    (see ``strategies.segments``; they agree to about 1e-13 relative).
+    ``risk`` (a mapping or a Risk) applies to every combination; risk settings inside a
     combination override it. Indicators are computed once per coin and shared
     by every combination; the backtests run in blocks (see ``batch``).
     """
