@@ -275,6 +275,10 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 # Results go to the database and the channel layer, never to a result backend.
 CELERY_TASK_IGNORE_RESULT = True
+# Celery closes the database connection around every task unless told to reuse
+# it: a new PostgreSQL connection per task cost more than computing a coin.
+# Tasks check their connection themselves (CONN_MAX_AGE, health checks).
+CELERY_DB_REUSE_MAX = 1000
 
 # --- Auth ---------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

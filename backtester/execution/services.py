@@ -12,13 +12,15 @@ the rows stored are what counts towards completion.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
+import os
+import threading
 from collections.abc import Sequence
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.db import transaction
+from django.db import close_old_connections, transaction
 
 from backtester import events
 from backtester.execution import state
@@ -38,6 +40,36 @@ from prices.selectors import bars_load
 logger = logging.getLogger(__name__)
 
 
+_loop: asyncio.AbstractEventLoop | None = None
+_loop_pid = 0
+_loop_lock = threading.Lock()
+
+
+def _publishing_loop() -> asyncio.AbstractEventLoop:
+    """Return this process's event loop for channel-layer sends, started on
+    first use (after a prefork worker has forked)."""
+    global _loop, _loop_pid
+    with _loop_lock:
+        if _loop is None or _loop_pid != os.getpid():
+            _loop = asyncio.new_event_loop()
+            _loop_pid = os.getpid()
+            threading.Thread(
+                target=_loop.run_forever, name="channel-layer", daemon=True
+            ).start()
+        return _loop
+
+
+def group_send(group: str, event: dict) -> None:
+    """Send ``event`` to a channel-layer group and wait for it to be queued.
+
+    ``async_to_sync(layer.group_send)`` would start an event loop, and so open
+    new Redis connections, for every send; one long-lived loop per process
+    keeps the layer's connections from one send to the next.
+    """
+    send = get_channel_layer().group_send(group, event)
+    asyncio.run_coroutine_threadsafe(send, _publishing_loop()).result(timeout=30)
+
+
 def run_piece(*, run_id: int, coin_id: int, spec: RunSpec) -> int:
     """Compute, store and publish one coin of a run; return the rows stored.
 
@@ -48,6 +80,7 @@ def run_piece(*, run_id: int, coin_id: int, spec: RunSpec) -> int:
     job, piece = state.run_job(run_id), str(coin_id)
     if state.stopped(job):
         return 0
+    close_old_connections()
     state.piece_started(job, piece)
     try:
         coin = Cryptocurrency.objects.get(pk=coin_id)
@@ -101,7 +134,7 @@ def results_publish(run_id: int, rows: Sequence[ResultRow]) -> None:
     """Send a piece's numbered results to the run's group, as the thread pool
     does."""
     results = [{"seq": row.seq, "data": row.data} for row in rows]
-    async_to_sync(get_channel_layer().group_send)(
+    group_send(
         events.run_group(run_id),
         {"type": events.LAYER_RESULTS, "run_id": run_id, "results": results},
     )
@@ -160,6 +193,7 @@ def sweep_piece(*, sweep_id: int, symbol: str, first: int) -> int:
     job, piece = state.sweep_job(sweep_id), block_piece(first, symbol)
     if state.stopped(job):
         return 0
+    close_old_connections()
     state.piece_started(job, piece)
     try:
         plan = _sweep_plan(sweep_id)
@@ -170,7 +204,6 @@ def sweep_piece(*, sweep_id: int, symbol: str, first: int) -> int:
         if state.stopped(job):
             return 0
         layer_events = sweep_block_store(plan, block)
-        group_send = async_to_sync(get_channel_layer().group_send)
         for event in layer_events:
             group_send(sweep_events.group(sweep_id), event)
         if layer_events:
@@ -193,6 +226,4 @@ def sweep_cells_publish(sweep_id: int, blocks: Sequence[range]) -> None:
     indices = [i for block in blocks for i in block]
     cells = SweepCell.objects.filter(sweep_id=sweep_id, index__in=indices)
     items = [_cell_item(cell) for cell in cells.order_by("index")]
-    async_to_sync(get_channel_layer().group_send)(
-        sweep_events.group(sweep_id), sweep_events.layer_cells(sweep_id, items)
-    )
+    group_send(sweep_events.group(sweep_id), sweep_events.layer_cells(sweep_id, items))
