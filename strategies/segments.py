@@ -17,8 +17,8 @@ coin's closes built once (``CloseTables``):
 So a backtest costs O(trades) here, after O(n log n) per coin. The numbers are
 the same quantities as ``metrics.compute_metrics`` summed in another order:
 total return and trade counts are bit for bit equal, Sharpe and the maximum
-drawdown agree to about 1e-13 relative (the prefix sums are kept in long
-double so that differences of large sums lose nothing).
+drawdown agree to about 1e-13 relative (the prefix sums carry their rounding
+errors alongside, so that differences of large sums lose nothing).
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ SEGMENT_KEYS = frozenset(
     ("total_return_pct", "buy_hold_return_pct", "sharpe", "max_drawdown_pct",
      "num_trades")
 )  # fmt: skip
-_LONG = np.longdouble
 
 
 class CloseTables:
@@ -66,6 +65,9 @@ class CloseTables:
         self.high[0] = self.low[0] = close
         self.fall[0] = 1.0
         self.levels = 1
+        # floor(log2(m)) for run lengths m = 1..n (index 0 unused).
+        self.log2 = np.zeros(n + 1, dtype=np.intp)
+        self.log2[1:] = np.frexp(np.arange(1, n + 1, dtype=np.float64))[1] - 1
 
     def _build(self, level: int) -> None:
         """Fill the tables up to runs of 2**level bars."""
@@ -86,12 +88,18 @@ class CloseTables:
 
     @staticmethod
     def _pair(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Return the prefix sums of ``values`` (long double) as hi and lo
-        doubles, each of length n + 1 starting at 0."""
-        total = np.zeros(len(values) + 1, dtype=_LONG)
-        np.cumsum(values, out=total[1:], dtype=_LONG)
-        hi = total.astype(np.float64)
-        lo = (total - hi).astype(np.float64)
+        """Return the prefix sums of ``values`` as hi and lo doubles, each of
+        length n + 1 starting at 0: hi the running sum, lo the running sum of
+        the rounding error of each of its additions (Knuth's two-sum)."""
+        hi = np.zeros(len(values) + 1)
+        np.cumsum(values, out=hi[1:])
+        # hi[i+1] = fl(hi[i] + v[i]); the exact sum is hi[i+1] + err[i].
+        before = hi[:-1]
+        part = hi[1:] - before
+        err = before - (hi[1:] - part)
+        err += values - part
+        lo = np.zeros(len(values) + 1)
+        np.cumsum(err, out=lo[1:])
         return hi, lo
 
     def run_sums(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -121,7 +129,7 @@ class CloseTables:
         """
         n = self.n
         length = b - a
-        k = np.frexp(length.astype(np.float64))[1] - 1
+        k = self.log2[length]
         self._build(int(k.max(initial=0)))
         span = np.left_shift(1, k)
         k *= n
@@ -138,7 +146,7 @@ class CloseTables:
         # max(L) itself: its true ratio, which the fall already counts.
         rest = length - span
         np.maximum(rest, 1, out=rest)
-        k2 = np.frexp(rest.astype(np.float64))[1] - 1
+        k2 = self.log2[rest]
         begin = a + span
         np.minimum(begin, b - 1, out=begin)
         end = b - np.left_shift(1, k2)
