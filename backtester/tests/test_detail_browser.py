@@ -121,6 +121,10 @@ def test_every_trade_every_bar_and_linked_zoom(page, server):
     readout = page.inner_text("#readout")
     assert "close " in readout and "Equity " in readout and "Drawdown " in readout
     assert "RSI " in readout  # the panel too, whichever panel the pointer is on
+    # 7: a log scale over a decade labels the powers of ten only.
+    page.click("[data-axis='equity'][data-scale='log']")
+    layout = page.evaluate("document.getElementById('charts').layout.yaxis3")
+    assert layout["type"] == "log"
     assert page.errors == [] and page.csp_violations == []
 
 
@@ -200,6 +204,16 @@ def test_new_user_problems_on_the_pages(page, server):
     page.fill("#start", "")
     page.click("#run-button")
     page.wait_for_selector("#summary:not([hidden])")
+    # 5: on a phone the page jumped to the results, and the summary's long
+    # values take a row each.
+    panel = page.locator(".results-panel").bounding_box()
+    assert -5 <= panel["y"] <= 60, panel
+    widths = page.evaluate(
+        "[...document.querySelectorAll('#summary .summary-wide')]"
+        ".map((box) => box.getBoundingClientRect().width)"
+    )
+    inner = page.evaluate("document.getElementById('summary').clientWidth")
+    assert len(widths) == 2 and all(w > inner * 0.8 for w in widths)
     row = page.locator("#results tbody tr").first
     assert re.search(r"/runs/\d+/\?symbol=BTC", row.locator("a").get_attribute("href"))
     dd = row.locator("td").nth(6).inner_text()
@@ -220,6 +234,8 @@ def test_new_user_problems_on_the_pages(page, server):
     )
     ink = page.evaluate("document.getElementById('charts').layout.font.color")
     assert background == "rgb(15, 19, 24)" and ink == "#e6e9ee"
+    # 5: no chart toolbar over the charts on a phone.
+    assert page.locator("#charts .modebar").count() == 0
     page.screenshot(path=str(shots() / "detail-dark-390.png"), full_page=True)
     assert page.errors == [] and page.csp_violations == []
 

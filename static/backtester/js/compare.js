@@ -30,8 +30,11 @@ async function draw() {
     plot_bgcolor: "rgba(0,0,0,0)", hovermode: "x unified",
     legend: { orientation: "h", x: 0, y: 1, yanchor: "bottom" },
     xaxis: { type: "date", ...axis },
-    yaxis: { type: Math.max(...values) / Math.min(...values) > 10 ? "log" : "linear",
-      title: { text: "Equity" }, ...axis },
+    // Log over a decade or more, labelled at the powers of ten only.
+    yaxis: Math.max(...values) / Math.min(...values) > 10
+      ? { type: "log", dtick: 1, minor: { ticks: "outside", ticklen: 3, showgrid: false },
+        title: { text: "Equity" }, ...axis }
+      : { type: "linear", title: { text: "Equity" }, ...axis },
   }, { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["select2d", "lasso2d"] });
   $("chart-status").hidden = true;
   $("compare-chart").dataset.loaded = "1";

@@ -123,6 +123,18 @@ const utc = (ms) => new Date(ms).toISOString().slice(0, 19).replace("T", " ");
 const toServer = (text) => `${String(text).slice(0, 19).replace(" ", "T")}Z`;
 const CANDLE_BARS = 400; // at most this many bars in view: candles, else a line
 
+// A log axis spanning a decade or more labels the powers of ten only, with
+// unlabelled minor ticks between: the default labels 2 and 5 of every decade,
+// which crowds a 300-pixel panel.
+function logTicks(name, scale, values) {
+  const positive = values.filter((v) => v > 0);
+  const wide = scale === "log" && positive.length
+    && Math.max(...positive) / Math.min(...positive) >= 10;
+  return wide
+    ? { [`${name}.dtick`]: 1, [`${name}.minor`]: { ticks: "outside", ticklen: 3, showgrid: false } }
+    : { [`${name}.dtick`]: null, [`${name}.minor`]: null };
+}
+
 // One marker per kind, so the legend explains them: entries by side, exits by the
 // reason they closed. Kinds a window does not have draw no trace.
 const ENTRY_MARKERS = {
@@ -297,7 +309,10 @@ class LinkedCharts {
         spikedash: "dot", spikecolor: colors.muted, gridcolor: colors.line, color: colors.muted },
       yaxis: axis(d.y, { type: this.scales.yaxis, title: { text: "Price" } }),
       yaxis3: axis(d.y3, { type: this.scales.equity ?? (wide ? "log" : "linear"),
-        title: { text: "Equity" } }),
+        title: { text: "Equity" },
+        ...((this.scales.equity ?? (wide ? "log" : "linear")) === "log" && eqValues.length
+          && Math.max(...eqValues) / Math.min(...eqValues) >= 10
+          ? { dtick: 1, minor: { ticks: "outside", ticklen: 3, showgrid: false } } : {}) }),
       yaxis4: axis(d.y4, { ticksuffix: "%", title: { text: "DD" } }),
       shapes, annotations,
     };
@@ -379,7 +394,10 @@ class LinkedCharts {
 
   setScale(axis, scale) {
     this.scales[axis] = scale;
-    Plotly.relayout(this.root, { [axis === "equity" ? "yaxis3.type" : "yaxis.type"]: scale });
+    const name = axis === "equity" ? "yaxis3" : "yaxis";
+    const values = axis === "equity"
+      ? [...this.equity.strategy_equity, ...this.equity.buy_hold] : [...this.price.low, ...this.price.high];
+    Plotly.relayout(this.root, { [`${name}.type`]: scale, ...logTicks(name, scale, values) });
     for (const button of document.querySelectorAll(`[data-axis="${axis}"]`)) {
       button.setAttribute("aria-pressed", String(button.dataset.scale === scale));
     }
