@@ -182,6 +182,11 @@ def stack():
         finally:
             stack.stop_daphne()
             redis.close()
+            # A cluster this module restarted is stopped here, by the options
+            # it was restarted with, before postgres_server removes its files.
+            if getattr(stack, "pg_data", None):
+                with contextlib.suppress(Exception):
+                    stack.stop_postgres()
 
 
 @pytest.fixture
