@@ -58,6 +58,9 @@ POLL_S = 0.2
 # message out just before dying, the client receives the results twice, and the
 # consumer drops the second copy.
 PUBLISH_GRACE_S = 2.0
+# Seconds beyond the broker's visibility timeout without any piece starting or
+# ending after which the pieces not ended are sent again (see _watch).
+STALL_MARGIN_S = 5.0
 
 
 class RunFailed(RuntimeError):
@@ -140,18 +143,24 @@ class CeleryExecutor:
         try:
             state.reset(job)
             payload = spec_dump(spec)
-            for coin in coins:
-                task_ids.append(
-                    self._send(
-                        self._tasks.run_piece,
-                        f"run-{run_id}-{coin.pk}",
-                        run_id=run_id,
-                        coin_id=coin.pk,
-                        spec=payload,
-                    )
+            pieces = {
+                str(coin.pk): (
+                    self._tasks.run_piece,
+                    f"run-{run_id}-{coin.pk}",
+                    {"run_id": run_id, "coin_id": coin.pk, "spec": payload},
                 )
+                for coin in coins
+            }
+            task_ids += self._send_all(pieces)
             handle.status = self._watch(
-                handle, job, all_stored, unsent, publish_unsent, on_beat
+                handle,
+                job,
+                all_stored,
+                unsent,
+                publish_unsent,
+                on_beat,
+                pieces,
+                task_ids,
             )
         except Exception as exc:  # the run fails, the server goes on
             handle.error = self._failure(f"backtest run {run_id}", exc)
@@ -245,19 +254,18 @@ class CeleryExecutor:
         try:
             state.reset(job)
             # Block by block across the coins: the first cells complete first.
-            for block in blocks:
-                for coin in coins:
-                    task_ids.append(
-                        self._send(
-                            self._tasks.sweep_piece,
-                            f"sweep-{sweep_id}-{block.start}-{coin.pk}",
-                            sweep_id=sweep_id,
-                            symbol=coin.symbol,
-                            first=block.start,
-                        )
-                    )
+            pieces = {
+                services.block_piece(block.start, coin.symbol): (
+                    self._tasks.sweep_piece,
+                    f"sweep-{sweep_id}-{block.start}-{coin.pk}",
+                    {"sweep_id": sweep_id, "symbol": coin.symbol, "first": block.start},
+                )
+                for block in blocks
+                for coin in coins
+            }
+            task_ids += self._send_all(pieces)
             handle.status = self._watch(
-                handle, job, all_stored, unsent, publish_unsent, None
+                handle, job, all_stored, unsent, publish_unsent, None, pieces, task_ids
             )
         except Exception as exc:  # the sweep fails, the server goes on
             handle.error = self._failure(f"sweep {sweep_id}", exc)
@@ -296,12 +304,16 @@ class CeleryExecutor:
 
     # --- shared by runs and sweeps ----------------------------------------------
 
-    def _send(self, task, name: str, **kwargs) -> str:
-        """Queue one task; return its id (unique per sending, so a revoke never
-        reaches a task of another job)."""
-        task_id = f"btlab-{name}-{uuid.uuid4().hex[:12]}"
-        task.apply_async(kwargs=kwargs, task_id=task_id)
-        return task_id
+    @staticmethod
+    def _send_all(pieces: dict[str, tuple]) -> list[str]:
+        """Queue a task per piece, in order; return their ids (unique per
+        sending, so a revoke never reaches a task of another job)."""
+        task_ids = []
+        for task, name, kwargs in pieces.values():
+            task_id = f"btlab-{name}-{uuid.uuid4().hex[:12]}"
+            task.apply_async(kwargs=kwargs, task_id=task_id)
+            task_ids.append(task_id)
+        return task_ids
 
     @staticmethod
     def _failure(what: str, exc: Exception) -> str:
@@ -321,18 +333,28 @@ class CeleryExecutor:
         unsent: Callable[[], list],
         publish_unsent: Callable[[list], None],
         on_beat: Hook | None,
+        pieces: dict[str, tuple],
+        task_ids: list[str],
     ) -> str:
         """Wait for a job to end; return its status (RunFailed if it cannot).
 
         It is complete when ``all_stored()`` (what the database holds, never a
         count of messages) and every piece was published: by its worker, or,
         ``PUBLISH_GRACE_S`` later, by ``publish_unsent`` from the database.
+
+        When nothing has started or ended for longer than the broker's
+        visibility timeout (plus its restore interval) while pieces are left,
+        a task was lost (a worker killed between taking a message and recording
+        it as unacknowledged): the pieces not ended are sent again, which
+        stores nothing twice.
         """
         pickup = settings.BACKTEST_TASK_PICKUP_TIMEOUT
         deadline = time.monotonic() + pickup
         beat_every = settings.BACKTEST_HEARTBEAT
         next_beat = time.monotonic() + beat_every
         all_stored_at: float | None = None
+        stall = settings.BACKTEST_TASK_VISIBILITY_TIMEOUT + STALL_MARGIN_S
+        seen, moved_at = (0, 0), time.monotonic()
         while True:
             if handle.cancelled.is_set():
                 return "cancelled"
@@ -340,7 +362,9 @@ class CeleryExecutor:
             if on_beat and now >= next_beat:
                 Runner._beat(handle, on_beat)
                 next_beat = now + beat_every
-            started, _ended, failure = state.progress(job)
+            started, ended, failure = state.progress(job)
+            if (started, ended) != seen:
+                seen, moved_at = (started, ended), now
             if failure:
                 raise RunFailed(f"a worker could not compute a piece: {failure}")
             if all_stored():
@@ -364,6 +388,17 @@ class CeleryExecutor:
                     )
                 logger.warning("%s: the workers are busy, its tasks wait", job)
                 deadline = now + pickup
+            elif started and now - moved_at >= stall:
+                done = state.ended(job)
+                lost = {k: v for k, v in pieces.items() if k not in done}
+                logger.warning(
+                    "%s: no progress in %.0f s; sending %d pieces again",
+                    job,
+                    now - moved_at,
+                    len(lost),
+                )
+                task_ids += self._send_all(lost)
+                moved_at = now
             state.wait(job, POLL_S)
 
     def _workers_answer(self) -> bool:

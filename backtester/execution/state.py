@@ -80,6 +80,11 @@ def _mark(job: str, name: str, *pieces: str) -> None:
     pipe.execute()
 
 
+def ended(job: str) -> set[str]:
+    """Return the pieces that have ended (whatever the outcome)."""
+    return {p.decode() for p in _redis().smembers(_key(job, "ended"))}
+
+
 def published(job: str) -> set[str]:
     """Return the pieces whose results were published."""
     return {p.decode() for p in _redis().smembers(_key(job, "published"))}

@@ -35,6 +35,8 @@ from strategies.registry import STRATEGIES
 from strategies.risk import Risk
 
 SYMBOLS = [f"K{i:02d}" for i in range(12)]
+# The run-kill test's coins: enough that the run is still going at the kill.
+MORE_SYMBOLS = [f"K{i:02d}" for i in range(24)]
 # Seconds before the broker hands a dead worker's task to another worker: short,
 # so the kill test does not wait two minutes.
 VISIBILITY_S = 3
@@ -82,6 +84,8 @@ def test_celery_executor_without_redis_is_a_clear_start_up_error():
 def celery_settings(settings):
     settings.BACKTEST_EXECUTOR = "celery"
     settings.BACKTEST_TASK_PICKUP_TIMEOUT = 10
+    # As the workers have it: the monitor sends lost pieces again after it.
+    settings.BACKTEST_TASK_VISIBILITY_TIMEOUT = VISIBILITY_S
     return settings
 
 
@@ -199,7 +203,7 @@ async def test_a_run_on_workers_gives_the_thread_pools_results(settings, workers
 async def _kill_one_mid_run(workers: Workers) -> None:
     """Two workers; SIGKILL one while the run is under way; every result
     arrives and is stored exactly once."""
-    await sync_to_async(make_coins)(SYMBOLS, bars=3000)
+    await sync_to_async(make_coins)(MORE_SYMBOLS, bars=3000)
     workers.start("a")
     workers.start("b")
     await sync_to_async(workers.wait_ready)()
