@@ -197,15 +197,7 @@ class Command(BaseCommand):
                 )
         except RunnerBusy as exc:
             raise CommandError(str(exc)) from None
-        try:
-            handle.wait()
-        except KeyboardInterrupt:
-            handle.cancel()
-            handle.wait()
-            raise CommandError("interrupted; the run was cancelled") from None
-        progress.finish()
-        if handle.status != "complete":
-            raise CommandError(outcome.get("error") or f"the run {handle.status}")
+        wait_complete(handle, "run", progress, outcome)
         results = [row.data for row in handle.rows]
         if all(r["bars"] == 0 for r in results):
             raise CommandError(
@@ -265,6 +257,20 @@ def _cli_message(exc: RequestError) -> str:
             message = message[len(name) + 2 :]
             break
     return f"{flag}: {message}"
+
+
+def wait_complete(handle, noun: str, progress: _Progress, outcome: dict) -> None:
+    """Wait for a started run or sweep; Ctrl-C cancels it. Raise CommandError
+    unless it completed (with the failure's message when one was published)."""
+    try:
+        handle.wait()
+    except KeyboardInterrupt:
+        handle.cancel()
+        handle.wait()
+        raise CommandError(f"interrupted; the {noun} was cancelled") from None
+    progress.finish()
+    if handle.status != "complete":
+        raise CommandError(outcome.get("error") or f"the {noun} {handle.status}")
 
 
 class _Progress:

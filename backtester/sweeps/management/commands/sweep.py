@@ -5,7 +5,11 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from backtester.management.commands.backtest import _logs_to_stderr, _Progress
+from backtester.management.commands.backtest import (
+    _logs_to_stderr,
+    _Progress,
+    wait_complete,
+)
 from backtester.runner import RunnerBusy
 from backtester.services import run_coins
 from backtester.sweeps import events
@@ -203,15 +207,7 @@ class Command(BaseCommand):
             handle = sweep_start(sweep=sweep, coins=coins, publish=publish)
         except RunnerBusy as exc:
             raise CommandError(str(exc)) from None
-        try:
-            handle.wait()
-        except KeyboardInterrupt:
-            handle.cancel()
-            handle.wait()
-            raise CommandError("interrupted; the sweep was cancelled") from None
-        progress.finish()
-        if handle.status != "complete":
-            raise CommandError(outcome.get("error") or f"the sweep {handle.status}")
+        wait_complete(handle, "sweep", progress, outcome)
         sweep.refresh_from_db()
         export = sweep_export(sweep)
         if fmt == "json":
