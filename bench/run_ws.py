@@ -180,29 +180,44 @@ def bench(env: dict, args: argparse.Namespace) -> None:
         )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def workload_args(description: str) -> argparse.Namespace:
+    """Parse the workload flags the end-to-end benchmarks share."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--symbols", type=int, default=48)
     parser.add_argument("--years", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args()
-    # Production settings: DEBUG off (no SQL logging), a throwaway secret key.
+    return parser.parse_args()
+
+
+def seeded_env(stack: contextlib.ExitStack, args: argparse.Namespace) -> dict:
+    """Return the environment of a migrated, seeded PostgreSQL + Redis.
+
+    DATABASE_URL and REDIS_URL when both are set, else throwaway servers that
+    ``stack`` stops. Production settings: DEBUG off (no SQL logging), a
+    throwaway secret key, warnings only.
+    """
     base = dict(os.environ, DEBUG="false", SECRET_KEY="bench-only-" + "x" * 50)
     base["LOG_LEVEL"] = "WARNING"
+    if os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL"):
+        env = base
+    else:
+        database_url = stack.enter_context(postgres_server())
+        redis = stack.enter_context(redis_server())
+        env = {**base, "DATABASE_URL": database_url, "REDIS_URL": redis.url}
+    manage("migrate", "-v0", env=env)
+    began = time.perf_counter()
+    manage(
+        "seed_demo", "--symbols", str(args.symbols), "--years", str(args.years),
+        "--if-empty", env=env,
+    )  # fmt: skip
+    print(f"seeded in {time.perf_counter() - began:.1f} s")
+    return env
+
+
+def main() -> None:
+    args = workload_args(__doc__.splitlines()[0])
     with contextlib.ExitStack() as stack:
-        if os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL"):
-            env = base
-        else:
-            database_url = stack.enter_context(postgres_server())
-            redis = stack.enter_context(redis_server())
-            env = {**base, "DATABASE_URL": database_url, "REDIS_URL": redis.url}
-        manage("migrate", "-v0", env=env)
-        began = time.perf_counter()
-        manage(
-            "seed_demo", "--symbols", str(args.symbols), "--years", str(args.years),
-            "--if-empty", env=env,
-        )  # fmt: skip
-        print(f"seeded in {time.perf_counter() - began:.1f} s")
+        env = seeded_env(stack, args)
         with contextlib.suppress(Exception):
             import psycopg2
 

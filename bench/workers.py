@@ -19,7 +19,6 @@ Prints figures; asserts nothing about time.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import signal
@@ -33,12 +32,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT / "bench"))
-from run_ws import PY, manage, one_run, peak_rss_mb  # noqa: E402
+from run_ws import PY, one_run, peak_rss_mb, seeded_env, workload_args  # noqa: E402
 from services import (  # noqa: E402
     _wait_for_port,
     free_port,
-    postgres_server,
-    redis_server,
 )
 from sweep_ws import one_sweep  # noqa: E402
 
@@ -131,27 +128,9 @@ def measure(env: dict, label: str, workers: int, repeat: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--symbols", type=int, default=48)
-    parser.add_argument("--years", type=int, default=5)
-    parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args()
-    base = dict(os.environ, DEBUG="false", SECRET_KEY="bench-only-" + "x" * 50)
-    base["LOG_LEVEL"] = "WARNING"
+    args = workload_args(__doc__.splitlines()[0])
     with contextlib.ExitStack() as stack:
-        if os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL"):
-            env = base
-        else:
-            database_url = stack.enter_context(postgres_server())
-            redis = stack.enter_context(redis_server())
-            env = {**base, "DATABASE_URL": database_url, "REDIS_URL": redis.url}
-        manage("migrate", "-v0", env=env)
-        began = time.perf_counter()
-        manage(
-            "seed_demo", "--symbols", str(args.symbols), "--years", str(args.years),
-            "--if-empty", env=env,
-        )  # fmt: skip
-        print(f"seeded in {time.perf_counter() - began:.1f} s")
+        env = seeded_env(stack, args)
         print(f"warm Redis cache, best of {args.repeat} (median in brackets):")
         measure(env, "thread pool (daphne)", 0, args.repeat)
         one = measure(env, "Celery, 1 worker process", 1, args.repeat)
