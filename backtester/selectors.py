@@ -101,12 +101,19 @@ def results_by_seq(run_id: int, *, exclude: Collection[int] = ()) -> list[dict]:
     if not missing:
         return []
     results = stored.filter(seq__in=missing).defer("trades", "equity").order_by("seq")
-    return [{"seq": r.seq, "data": result_data(r)} for r in results]
+    risk = run_risk_of(run_id)
+    return [{"seq": r.seq, "data": result_data(r, risk=risk)} for r in results]
 
 
 def run_risk(run: BacktestRun) -> Risk:
     """Return the risk settings a run used (the defaults for runs stored before)."""
     return validate_risk(run.risk or None)
+
+
+def run_risk_of(run_id: int) -> Risk:
+    """Return the risk settings of run ``run_id``, read once for all its results
+    (``result_data`` would otherwise read the run for each one)."""
+    return run_risk(BacktestRun.objects.only("risk").get(pk=run_id))
 
 
 def result_data(result: BacktestResult, *, risk: Risk | None = None) -> dict:

@@ -26,7 +26,7 @@ from backtester import events
 from backtester.execution import state
 from backtester.models import BacktestResult, BacktestRun
 from backtester.runner import ResultRow, compute_coin, failure_reason
-from backtester.selectors import result_data
+from backtester.selectors import result_data, run_risk_of
 from backtester.services import _result
 from backtester.sweeps import events as sweep_events
 from backtester.sweeps.models import SweepCell
@@ -162,7 +162,11 @@ def results_rows(run_id: int, symbols: Sequence[str] | None = None) -> list[Resu
     if symbols is not None:
         stored = stored.filter(symbol__in=list(symbols))
     stored = stored.defer("trades", "equity").order_by("symbol", "strategy", "pk")
-    return [ResultRow(data=result_data(result), seq=result.seq) for result in stored]
+    risk = run_risk_of(run_id)
+    return [
+        ResultRow(data=result_data(result, risk=risk), seq=result.seq)
+        for result in stored
+    ]
 
 
 # --- sweeps ----------------------------------------------------------------------
