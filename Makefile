@@ -25,6 +25,7 @@ demo: venv
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo --if-empty
 	$(PY) manage.py ensure_demo_user
+	$(PY) -c "from strategies.paths import compile_kernels; compile_kernels()"
 	@echo ""
 	@echo "  Backtesting lab: http://$(HOST):$(PORT)/"
 	@echo "  Admin:           http://$(HOST):$(PORT)/admin/  (user 'admin', password from DEMO_ADMIN_PASSWORD, default 'admin')"

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from strategies.execution import execution_prices, simulate_risk
+from strategies.execution import simulate_risk
 from strategies.kernels import empty, frame, scratch
 from strategies.metrics import PERIODS_PER_YEAR, compute_metrics, trade_gaps
 from strategies.registry import get_strategy, validate_params
@@ -263,8 +263,6 @@ def run_many(
     results = []
     with scratch():
         cache = IndicatorCache(bars)
-        # The oriented prices of the risk search, shared by the coin's jobs.
-        prices = None if risk.is_default else execution_prices(bars, risk.direction)
         for key, params in checked:
             spec = get_strategy(key)
             if risk.is_default:
@@ -289,7 +287,6 @@ def run_many(
                         fee=fee,
                         slippage_bps=slippage_bps,
                         initial_equity=initial_equity,
-                        prices=prices,
                     )
                 # Bars missing while a trade was held: flagged in its "gap"
                 # column (the trade list shows it).
