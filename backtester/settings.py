@@ -201,10 +201,18 @@ BACKTEST_FIRST_CHUNK = 4
 BACKTEST_CHUNK = 16
 # Combinations per unit of sweep work (one coin, one block): a small first block
 # for a quick first heatmap cell, then larger ones that share more indicators.
-# Measured on sweep S (48 coins x 5 years, one thread): 3.6 s CPU in blocks of
-# 8 then 32, 3.2 s in 12 then 48, 2.9 s as one block per coin.
-SWEEP_FIRST_BLOCK = env.int("SWEEP_FIRST_BLOCK", default=12)
-SWEEP_BLOCK = env.int("SWEEP_BLOCK", default=48)
+# Each block costs a coin about 4 ms of tables and averages before its first
+# combination: measured on sweep S (48 coins x 5 years, one thread), 53 ms a
+# coin in blocks of 12 then 48, 45 ms in 2 then 58, 32 ms as one block.
+SWEEP_FIRST_BLOCK = env.int("SWEEP_FIRST_BLOCK", default=2)
+SWEEP_BLOCK = env.int("SWEEP_BLOCK", default=58)
+# Coins per Celery task of a sweep (one block each): one price load, one insert
+# and one set of state updates serve them all. Sweep S on 2 worker processes:
+# 1.8 s with 1 coin a task, 1.6 s with 6, 1.5 s with 12.
+SWEEP_TASK_COINS = env.int("SWEEP_TASK_COINS", default=12)
+# Megabytes of price series each Celery worker process keeps from the shared
+# cache (48 coins x 5 years hourly: about 100 MB); 0 reads Redis every task.
+WORKER_PRICE_CACHE_MB = env.int("WORKER_PRICE_CACHE_MB", default=256)
 # Backtest jobs allowed to wait in the pool before new runs are refused.
 BACKTEST_MAX_QUEUED_RUNS = env.int("BACKTEST_MAX_QUEUED_RUNS", default=8)
 # Active runs one user (an anonymous visitor: one client address) may have in a

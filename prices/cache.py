@@ -13,6 +13,7 @@ import logging
 import pickle
 import struct
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 
 import numpy as np
@@ -77,6 +78,62 @@ class PassthroughSerializer:
         return pickle.loads(value)
 
 
+class _Local:
+    """A process-local, least-recently-used copy of series read from the
+    shared cache (read-only views of its bytes), in front of it; off (0 bytes)
+    unless ``keep_local`` is called.
+
+    For processes that load the same coins task after task (Celery workers):
+    a hit skips the transfer from Redis. Keys are the shared cache's, which
+    carry the coin's ``data_version``, so an import misses here too.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: OrderedDict[str, tuple[PriceSeries, int]] = OrderedDict()
+        self._bytes = 0
+        self.limit = 0
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, PriceSeries]:
+        if not self.limit:
+            return {}
+        found = {}
+        with self._lock:
+            for key in keys:
+                if key in self._items:
+                    self._items.move_to_end(key)
+                    found[key] = self._items[key][0]
+        return found
+
+    def put(self, key: str, series: PriceSeries) -> None:
+        size = 48 * len(series.time)
+        if not self.limit or size > self.limit:
+            return
+        with self._lock:
+            if key in self._items:
+                self._bytes -= self._items.pop(key)[1]
+            self._items[key] = (series, size)
+            self._bytes += size
+            while self._bytes > self.limit:
+                self._bytes -= self._items.popitem(last=False)[1][1]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._bytes = 0
+
+
+_local = _Local()
+
+
+def keep_local(megabytes: int) -> None:
+    """Keep up to ``megabytes`` of series read from the shared cache in this
+    process (0: none, the default), in front of it."""
+    _local.limit = max(0, int(megabytes)) * 1024 * 1024
+    if not _local.limit:
+        _local.clear()
+
+
 def _cache():
     return caches[getattr(settings, "PRICE_CACHE_ALIAS", "default")]
 
@@ -121,20 +178,23 @@ def get_many(keys: Iterable[str]) -> dict[str, PriceSeries]:
     (a coin may be looked up under two keys).
     """
     keys = list(keys)
+    result = _local.get_many(keys)
+    keys = [key for key in keys if key not in result]
     if not keys:
-        return {}
+        return result
     try:
         found = _cache().get_many(keys)
     except Exception as exc:  # noqa: BLE001 - any backend failure means "miss"
         stats.add(errors=1)
         logger.warning("price cache unavailable (%s); reading the database", exc)
-        return {}
-    result = {}
+        return result
     for key, payload in found.items():
         try:
             result[key] = decode(payload)
         except (ValueError, TypeError, struct.error):
             logger.warning("ignoring malformed price cache entry %s", key)
+        else:
+            _local.put(key, result[key])
     return result
 
 

@@ -23,6 +23,7 @@ errors alongside, so that differences of large sums lose nothing).
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
@@ -36,6 +37,16 @@ SEGMENT_KEYS = frozenset(
     ("total_return_pct", "buy_hold_return_pct", "sharpe", "max_drawdown_pct",
      "num_trades")
 )  # fmt: skip
+
+
+@functools.lru_cache(maxsize=8)
+def _log2_table(n: int) -> np.ndarray:
+    """Return floor(log2(m)) for run lengths m = 1..n (index 0 unused),
+    read-only: coins of one length share it."""
+    out = np.zeros(n + 1, dtype=np.intp)
+    out[1:] = np.frexp(np.arange(1, n + 1, dtype=np.float64))[1] - 1
+    out.flags.writeable = False
+    return out
 
 
 class CloseTables:
@@ -65,9 +76,7 @@ class CloseTables:
         self.high[0] = self.low[0] = close
         self.fall[0] = 1.0
         self.levels = 1
-        # floor(log2(m)) for run lengths m = 1..n (index 0 unused).
-        self.log2 = np.zeros(n + 1, dtype=np.intp)
-        self.log2[1:] = np.frexp(np.arange(1, n + 1, dtype=np.float64))[1] - 1
+        self.log2 = _log2_table(n)
 
     def _build(self, level: int) -> None:
         """Fill the tables up to runs of 2**level bars."""

@@ -1,5 +1,6 @@
 """The Celery executor: a run becomes one task per coin, a sweep one task per
-coin and block of combinations, run by worker processes.
+block of combinations and group of SWEEP_TASK_COINS coins, run by worker
+processes.
 
 The web process sends the tasks and watches the run from a control thread: it
 wakes when a piece starts or ends (state.wait), counts the rows stored in the
@@ -254,14 +255,20 @@ class CeleryExecutor:
         try:
             state.reset(job)
             # Block by block across the coins: the first cells complete first.
+            # A task takes SWEEP_TASK_COINS coins of one block.
+            size = max(1, settings.SWEEP_TASK_COINS)
+            groups = [
+                [c.symbol for c in coins[i : i + size]]
+                for i in range(0, len(coins), size)
+            ]
             pieces = {
-                services.block_piece(block.start, coin.symbol): (
+                services.block_piece(block.start, group): (
                     self._tasks.sweep_piece,
-                    f"sweep-{sweep_id}-{block.start}-{coin.pk}",
-                    {"sweep_id": sweep_id, "symbol": coin.symbol, "first": block.start},
+                    f"sweep-{sweep_id}-{block.start}-{number}",
+                    {"sweep_id": sweep_id, "symbols": group, "first": block.start},
                 )
                 for block in blocks
-                for coin in coins
+                for number, group in enumerate(groups)
             }
             task_ids += self._send_all(pieces)
             handle.status = self._watch(

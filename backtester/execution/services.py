@@ -32,7 +32,7 @@ from backtester.sweeps import events as sweep_events
 from backtester.sweeps.models import SweepCell
 from backtester.sweeps.plan import SweepPlan
 from backtester.sweeps.selectors import sweep_plan
-from backtester.sweeps.services import _cell_item, sweep_block_run, sweep_block_store
+from backtester.sweeps.services import _cell_item, sweep_block_run, sweep_pieces_store
 from backtester.validation import RunSpec
 from prices.models import Cryptocurrency
 from prices.selectors import bars_load
@@ -178,23 +178,27 @@ def _sweep_plan(sweep_id: int) -> SweepPlan:
     return sweep_plan(sweep_id)
 
 
-def block_piece(first: int, symbol: str) -> str:
-    return f"{first}:{symbol}"
+def block_piece(first: int, symbols: Sequence[str]) -> str:
+    return f"{first}:{','.join(symbols)}"
 
 
 def block_published(first: int) -> str:
     return f"block:{first}"
 
 
-def sweep_piece(*, sweep_id: int, symbol: str, first: int) -> int:
-    """Compute, store and publish one coin's block of a sweep (the block that
-    starts at combination ``first``); return 1, or 0 when the sweep was stopped.
+def sweep_piece(*, sweep_id: int, symbols: Sequence[str], first: int) -> int:
+    """Compute, store and publish a few coins' block of a sweep (the block that
+    starts at combination ``first``); return the coins stored, 0 when the sweep
+    was stopped.
 
-    The sweeps app's own unit of work (sweep_block_run, then sweep_block_store,
-    which stores idempotently and aggregates the block's cells once), with the
-    stop flag checked between computing and storing.
+    The sweeps app's own units of work (sweep_block_run per coin, then
+    sweep_pieces_store: one insert, idempotent, and the block's cells
+    aggregated once, by whoever stores its last coin), with the stop flag
+    checked before computing and before storing. Several coins a task: one price
+    load (one cache round trip), one insert and one set of state updates for
+    all of them.
     """
-    job, piece = state.sweep_job(sweep_id), block_piece(first, symbol)
+    job, piece = state.sweep_job(sweep_id), block_piece(first, symbols)
     if state.stopped(job):
         return 0
     close_old_connections()
@@ -202,17 +206,20 @@ def sweep_piece(*, sweep_id: int, symbol: str, first: int) -> int:
     try:
         plan = _sweep_plan(sweep_id)
         series = bars_load(
-            [symbol], start=plan.start, end=plan.end, interval=plan.interval
-        )[symbol]
-        block = sweep_block_run(plan, symbol, series, plan.block_of(first))
+            symbols, start=plan.start, end=plan.end, interval=plan.interval
+        )
+        block = plan.block_of(first)
+        # A few coins' block takes well under a second: the flag is looked at
+        # before storing, which a cancel must beat (revoked tasks never start).
+        pieces = [sweep_block_run(plan, s, series[s], block) for s in symbols]
         if state.stopped(job):
             return 0
-        layer_events = sweep_block_store(plan, block)
+        layer_events = sweep_pieces_store(plan, pieces)
         for event in layer_events:
             group_send(sweep_events.group(sweep_id), event)
         if layer_events:
             state.pieces_published(job, [block_published(first)])
-        return 1
+        return len(pieces)
     except Exception as exc:
         state.piece_failed(job, piece, f"{type(exc).__name__}: {exc}")
         raise

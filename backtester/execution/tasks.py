@@ -17,6 +17,6 @@ def run_piece(run_id: int, coin_id: int, spec: dict) -> int:
 
 
 @app.task(name=SWEEP_PIECE)
-def sweep_piece(sweep_id: int, symbol: str, first: int) -> int:
-    """Compute, store and publish one coin's block of a sweep."""
-    return services.sweep_piece(sweep_id=sweep_id, symbol=symbol, first=first)
+def sweep_piece(sweep_id: int, symbols: list[str], first: int) -> int:
+    """Compute, store and publish a few coins' block of a sweep."""
+    return services.sweep_piece(sweep_id=sweep_id, symbols=symbols, first=first)

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import Count, F
 from django.utils import timezone
 
 from backtester import processes
@@ -198,14 +198,20 @@ def sweep_block_store(
 
 
 def sweep_pieces_store(
-    plan: SweepPlan, pieces: Sequence[CoinBlock], *, complete: Sequence[int] = ()
+    plan: SweepPlan,
+    pieces: Sequence[CoinBlock],
+    *,
+    complete: Sequence[int] | None = None,
 ) -> list[dict]:
     """Store many coins' blocks in one insert; aggregate the blocks they finish.
 
-    For an executor that alone stores a sweep's pieces and counts them itself
-    (the thread pool): ``complete`` lists the first index of each block these
-    pieces complete. If one of them was stored already, each piece goes
-    through sweep_block_store instead, which counts the stored rows.
+    ``complete`` lists the first index of each block these pieces complete,
+    from an executor that alone stores a sweep's pieces and counts them itself
+    (the thread pool); None counts the stored rows of each block after the
+    insert (workers storing side by side: of two that both see a block
+    complete, the claim in _complete_block lets one report it). If one of the
+    pieces was stored already, each goes through sweep_block_store instead,
+    which counts the stored rows.
     """
     rows = [
         SweepCoinResult(
@@ -227,6 +233,14 @@ def sweep_pieces_store(
                 if cells:
                     out.append(events.layer_cells(plan.sweep_id, cells))
         return out
+    if complete is None:
+        firsts = sorted({p.first for p in pieces})
+        done = dict(
+            SweepCoinResult.objects.filter(sweep_id=plan.sweep_id, first__in=firsts)
+            .values_list("first")
+            .annotate(coins=Count("id"))
+        )
+        complete = [f for f in firsts if done.get(f, 0) >= len(plan.symbols)]
     reported = []
     for first in complete:
         block = plan.block_of(first)

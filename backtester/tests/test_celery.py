@@ -370,6 +370,9 @@ async def _kill_one_mid_sweep(workers: Workers, settings) -> None:
     from backtester.sweeps.models import Sweep
 
     await sync_to_async(make_coins)(SYMBOLS, bars=3000)
+    # Tasks of 3 coins: 4 a block, so the kill lands among many of them.
+    settings.SWEEP_TASK_COINS = 3
+    per_block = -(-len(SYMBOLS) // settings.SWEEP_TASK_COINS)
     workers.start("a")
     workers.start("b")
     await sync_to_async(workers.wait_ready)()
@@ -385,7 +388,7 @@ async def _kill_one_mid_sweep(workers: Workers, settings) -> None:
         messages.append(message)
         assert message["type"] == "cell", (message, workers.log("b"))
         started, ended, _ = await sync_to_async(state.progress)(job)
-        if started >= 3 and ended >= len(SYMBOLS) + 2:
+        if started >= 3 and ended >= per_block + 2:
             break
     await sync_to_async(workers.kill)("a")
     killed_at = len(messages)

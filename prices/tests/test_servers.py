@@ -149,3 +149,44 @@ def test_loader_falls_back_to_the_database_when_redis_stops(private_redis):
         for a, b, c in zip(first, second, third, strict=True):
             np.testing.assert_array_equal(a, b)
             np.testing.assert_array_equal(a, c)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_keeps_series_read_from_redis_until_new_data(private_redis):
+    server, caches = private_redis
+    bars_import(symbol="AAA", series=series(50))
+    with override_settings(CACHES=caches):
+        bars_load(["AAA"])  # a miss: read from the database, stored in Redis
+        cache.keep_local(64)
+        try:
+            kept = bars_load(["AAA"])["AAA"]  # read from Redis, kept here
+            server.stop()
+            cache.stats.reset()
+            again = bars_load(["AAA"])["AAA"]
+            # Served from this process: Redis is down and nothing failed.
+            assert cache.stats.snapshot() == {"hits": 1, "misses": 0, "errors": 0}
+            assert again.close is kept.close
+            # New bars bump the coin's data_version: the kept copy is not used.
+            bars_import(symbol="AAA", series=series(60))
+            fresh = bars_load(["AAA"])["AAA"]
+            assert len(fresh.time) == 60
+            assert cache.stats.snapshot()["misses"] == 1
+        finally:
+            cache.keep_local(0)
+
+
+def test_the_kept_series_stay_within_their_megabytes():
+    cache.keep_local(1)  # 1 MiB: 21,845 bars of 48 bytes
+    try:
+        big = series(10_000)  # 480,000 bytes each
+        for name in "ABC":
+            cache._local.put(name, big)
+        assert set(cache._local.get_many("ABC")) == {"B", "C"}
+        cache._local.get_many(["B"])  # B is now the most recently used
+        cache._local.put("D", big)
+        assert set(cache._local.get_many("ABCD")) == {"B", "D"}
+        cache._local.put("huge", series(30_000))  # larger than the whole limit
+        assert cache._local.get_many(["huge"]) == {}
+    finally:
+        cache.keep_local(0)
+    assert cache._local.get_many(["B"]) == {}

@@ -92,7 +92,8 @@ def test_cells_equal_the_medians_of_separate_backtests(real_coins):
     assert best["params"] == payload["cells"][medians.index(max(medians))]["params"]
 
 
-def test_invalid_combinations_are_skipped_and_counted(coins):
+def test_invalid_combinations_are_skipped_and_counted(coins, settings):
+    settings.SWEEP_FIRST_BLOCK = 12  # the 3 combinations in one block
     args = [
         "--strategy", "sma_crossover", "--grid", "fast=10,30,50",
         "--grid", "slow=30,50", "--format", "json",
