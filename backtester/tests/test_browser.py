@@ -87,27 +87,22 @@ def wait_for_http(url: str, process: subprocess.Popen, timeout: float = 30) -> N
     raise RuntimeError(f"{url} did not answer within {timeout}s")
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[str]:
-    """Migrate and seed a temporary SQLite file, then serve it with daphne."""
+@contextlib.contextmanager
+def demo_server(seed: list[str], **settings: str) -> Iterator[str]:
+    """Migrate and seed a temporary SQLite file (``seed_demo`` arguments), then
+    serve it with daphne under extra environment ``settings``; yield its URL."""
     work = Path(tempfile.mkdtemp(prefix="btlab-browser-"))
     env = {
         k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")
     }
-    # One compute thread and prices read cold (no warm-up when the page opens):
-    # an all-strategies run lasts long enough to cancel.
-    env.update(
-        DATABASE_URL=f"sqlite:///{work / 'db.sqlite3'}",
-        BACKTEST_WORKERS="1",
-        PRICE_CACHE_WARM="false",
-    )
+    env.update(DATABASE_URL=f"sqlite:///{work / 'db.sqlite3'}", **settings)
     python = str(ROOT / ".venv" / "bin" / "python")
     if not Path(python).exists():
         python = sys.executable
-    for args in (["migrate", "-v0"], ["seed_demo", *SEED]):
+    for args in (["migrate", "-v0"], ["seed_demo", *seed]):
         subprocess.run(
             [python, "manage.py", *args], cwd=ROOT, env=env, check=True,
-            capture_output=True, timeout=120,
+            capture_output=True, timeout=300,
         )  # fmt: skip
     port = free_port()
     log = (work / "daphne.log").open("w")
@@ -128,6 +123,15 @@ def server() -> Iterator[str]:
             daphne.kill()
         log.close()
         shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    """The demo's 48 coins over one year, served with one compute thread and
+    prices read cold (no warm-up when the page opens): an all-strategies run
+    lasts long enough to cancel."""
+    with demo_server(SEED, BACKTEST_WORKERS="1", PRICE_CACHE_WARM="false") as base:
+        yield base
 
 
 @pytest.fixture(scope="module")

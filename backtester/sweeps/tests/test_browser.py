@@ -10,6 +10,7 @@ import pytest
 from backtester.tests.test_browser import (  # noqa: F401
     CHROMIUM,
     browser,
+    demo_server,
     number,
     page,
     server,
@@ -33,7 +34,16 @@ new MutationObserver(() => {
 S_CELLS, S_SKIPPED = 174, 16
 
 
-def test_sweep_s_fills_the_heatmap_and_the_best_cell_opens_a_run(page, server):  # noqa: F811
+@pytest.fixture(scope="module")
+def server_s():
+    """Sweep S's data: the demo's 48 coins over 5 years, with the default
+    thread pool."""
+    with demo_server(["--symbols", "48", "--years", "5"]) as base:
+        yield base
+
+
+def test_sweep_s_fills_the_heatmap_and_the_best_cell_opens_a_run(page, server_s):  # noqa: F811
+    server = server_s  # noqa: F811
     page.goto(f"{server}/sweeps/")
     page.wait_for_selector("#connection.ok")
     # The page starts on the design's sweep S: SMA crossover over every coin.
