@@ -141,11 +141,11 @@ class BacktestConsumer(SweepConsumerMixin, AsyncJsonWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         self.gone = True
-        # A run goes on without its socket: a reload or a dropped connection
-        # attaches to it again by id (``attach``). Only an explicit cancel
-        # stops a run; a sweep still stops with its socket.
+        # A run or sweep goes on without its socket: a reload or a dropped
+        # connection attaches to it again by id (``attach``). Only an explicit
+        # cancel stops it.
         await self._forget_run()
-        await self.stop_sweep()
+        await self.forget_sweep()
         self.stop_walk_forward()
 
     async def send_json(self, content: dict, close: bool = False) -> bool:
@@ -163,7 +163,7 @@ class BacktestConsumer(SweepConsumerMixin, AsyncJsonWebsocketConsumer):
             logger.info("websocket send failed (%s); leaving its work", exc)
             self.gone = True
             await self._forget_run()  # the run goes on; its page may attach
-            await self.stop_sweep()
+            await self.forget_sweep()  # so does a sweep
             self.stop_walk_forward()
             return False
         return True
@@ -178,7 +178,7 @@ class BacktestConsumer(SweepConsumerMixin, AsyncJsonWebsocketConsumer):
             await self.send_json(events.error(exc.message, exc.field))
             return
         kind = content.get("type")
-        if kind in ("run", "sweep") and (self.handle or self.sweep_handle):
+        if kind in ("run", "sweep") and (self.handle or self.sweep_id is not None):
             busy = "a run" if self.handle else "a sweep"
             await self.send_json(
                 events.error(f"{busy} is already active on this connection; cancel it")
@@ -189,12 +189,14 @@ class BacktestConsumer(SweepConsumerMixin, AsyncJsonWebsocketConsumer):
             await self.start_sweep(content, _publisher)
         elif kind == "walk_forward":
             await self.start_walk_forward(content)
-        elif kind == "cancel" and self.sweep_handle is not None:
+        elif kind == "cancel" and self.sweep_id is not None:
             await self.cancel_sweep()
         elif kind == "cancel":
             await self._cancel_run()
         elif kind == "resend":
             await self._resend(content)
+        elif kind == "attach" and "sweep_id" in content:
+            await self.attach_sweep(content)
         elif kind == "attach":
             await self._attach(content)
         else:

@@ -36,3 +36,15 @@ def get_executor(name: str | None = None) -> Executor:
             else:
                 raise ValueError(f"BACKTEST_EXECUTOR: unknown executor {name!r}")
         return _executors[name]
+
+
+def sweep_handle(sweep_id: int):
+    """Return the handle (``cancel()``) of a sweep computed or watched by this
+    process, whichever executor started it, or None."""
+    with _lock:
+        executors = list(_executors.values())
+    for executor in executors:
+        handle = executor.sweep_handle(sweep_id)
+        if handle is not None:
+            return handle
+    return None

@@ -51,3 +51,8 @@ class Executor(Protocol):
         computed, stored and published as ``sweep.cells`` events, then the end
         (``sweep.complete`` / ``cancelled`` / ``failed``)."""
         ...
+
+    def sweep_handle(self, sweep_id: int) -> SweepHandle | None:
+        """Return the handle of a sweep this executor computes or watches in
+        this process (a page attached again cancels through it), or None."""
+        ...

@@ -223,6 +223,11 @@ class CeleryExecutor:
         self._control.submit(self._drive_sweep, handle, plan, list(coins), publish)
         return handle
 
+    def sweep_handle(self, sweep_id: int) -> SweepHandle | None:
+        """Return the handle of a sweep this process watches, or None."""
+        with self._lock:
+            return self._sweeps.get(sweep_id)
+
     def _drive_sweep(
         self,
         handle: SweepHandle,

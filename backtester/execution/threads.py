@@ -21,3 +21,9 @@ class ThreadExecutor:
         from backtester.sweeps import runner
 
         return runner.submit(plan=plan, coins=coins, publish=publish)
+
+    def sweep_handle(self, sweep_id: int):
+        """Return the handle of a sweep on this process's pool, or None."""
+        from backtester.sweeps import runner
+
+        return runner.handle_of(sweep_id)

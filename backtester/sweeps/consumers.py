@@ -1,10 +1,13 @@
 """The ``sweep`` message of the ``ws/backtests/`` socket, as a consumer mixin.
 
-``BacktestConsumer`` dispatches ``{"type": "sweep"}`` here; cancel and
-disconnect stop an active sweep as they stop a run. Cells arrive from the
+``BacktestConsumer`` dispatches ``{"type": "sweep"}`` and ``{"type": "attach",
+"sweep_id"}`` here. A sweep, like a run, goes on without its socket (a reload
+or a dropped connection attaches to it again: its finished cells from the
+database, then the live ones); only ``cancel`` stops it. Cells arrive from the
 executor many per channel-layer message and go to the browser one ``cell``
 message each; a cell already forwarded (a retried unit of work reports its
-block again) is dropped, so ``completed`` counts each combination once.
+block again, or an attach read it from the database) is dropped, so
+``completed`` counts each combination once.
 """
 
 from __future__ import annotations
@@ -15,11 +18,17 @@ import time
 
 from channels.db import database_sync_to_async
 from django.db import close_old_connections, connections
+from django.utils import timezone
 
 from backtester import events as run_events
+from backtester.auth import scope_client_ip
+from backtester.execution import sweep_handle
 from backtester.runner import RunnerBusy, get_runner
-from backtester.services import run_coins
+from backtester.services import run_coins, run_owner_key
 from backtester.sweeps import events
+from backtester.sweeps.models import Sweep
+from backtester.sweeps.runner import sweeps_admit, sweeps_owned
+from backtester.sweeps.selectors import sweep_attach_state
 from backtester.sweeps.services import sweep_create, sweep_start
 from backtester.sweeps.validation import sweep_spec, walk_forward_spec
 from backtester.sweeps.walkforward import walk_forward_data, walk_forward_run
@@ -45,6 +54,13 @@ class SweepConsumerMixin:
         except RequestError as exc:
             await self.send_json(run_events.error(exc.message, exc.field))
             return
+        # Sweeps outlive their socket: one user may not fill the server.
+        owner = run_owner_key(self.scope.get("user"), scope_client_ip(self.scope))
+        try:
+            sweeps_admit(owner)
+        except RunnerBusy as exc:
+            await self.send_json(run_events.error(str(exc)))
+            return
         sweep = await database_sync_to_async(sweep_create)(
             spec=spec, coins=coins, user=self.scope.get("user")
         )
@@ -61,6 +77,7 @@ class SweepConsumerMixin:
             await self.forget_sweep()
             await self.send_json(run_events.error(str(exc)))
             return
+        sweeps_owned(owner, self.sweep_handle)
         await self.send_json(
             events.sweep_start(
                 sweep.pk, len(spec.combinations), spec.skipped, sweep.total, spec.axes
@@ -125,8 +142,73 @@ class SweepConsumerMixin:
             events.walk_forward_complete(data, time.perf_counter() - began)
         )
 
+    async def attach_sweep(self, content: dict) -> None:
+        """Follow a sweep started earlier: its finished cells, then the live
+        ones, then its end (at once if it has ended)."""
+        sweep_id = content.get("sweep_id")
+        if isinstance(sweep_id, bool) or not isinstance(sweep_id, int):
+            await self.send_json(
+                run_events.error("sweep_id: expected a sweep number", "sweep_id")
+            )
+            return
+        if self.sweep_id is not None:
+            await self.send_json(
+                run_events.error("a sweep is already active on this connection")
+            )
+            return
+        group = events.group(sweep_id)
+        # Join first: a cell finished from now on arrives live, one finished
+        # before is read below; the consumer handles one message at a time,
+        # so the live ones queue until these are sent, and repeats are dropped.
+        await self.channel_layer.group_add(group, self.channel_name)
+        try:
+            sweep, items = await database_sync_to_async(sweep_attach_state)(
+                sweep_id, user=self.scope.get("user")
+            )
+        except Sweep.DoesNotExist:
+            await self.channel_layer.group_discard(group, self.channel_name)
+            await self.send_json(
+                run_events.error(f"sweep_id: no sweep {sweep_id}", "sweep_id")
+            )
+            return
+        self.sweep_id, self.sweep_seen = sweep.pk, set()
+        self.sweep_combinations = len(sweep.combinations)
+        # Cancellable from here when this process computes or watches it.
+        self.sweep_handle = sweep_handle(sweep.pk)
+        elapsed = sweep.elapsed_s
+        if elapsed is None and sweep.started_at is not None:
+            elapsed = (timezone.now() - sweep.started_at).total_seconds()
+        await self.send_json(
+            events.sweep_start(
+                sweep.pk, self.sweep_combinations, sweep.skipped, sweep.total,
+                sweep.axes, attached=True, status=sweep.status,
+                strategy=sweep.strategy, elapsed_s=round(elapsed or 0.0, 4),
+            )
+        )  # fmt: skip
+        await self.sweep_cells({"sweep_id": sweep.pk, "cells": items})
+        if sweep.status == Sweep.Status.COMPLETE:
+            await self.sweep_complete(
+                {"sweep_id": sweep.pk, "best": sweep.best,
+                 "elapsed_s": sweep.elapsed_s or 0.0}
+            )  # fmt: skip
+        elif sweep.status == Sweep.Status.CANCELLED:
+            await self.sweep_cancelled({"sweep_id": sweep.pk})
+        elif sweep.status == Sweep.Status.FAILED:
+            await self.sweep_failed(
+                {"sweep_id": sweep.pk, "message": f"the sweep failed: {sweep.error}"}
+            )
+
     async def cancel_sweep(self) -> None:
         sweep_id = self.sweep_id
+        if self.sweep_handle is None:
+            # Attached to a sweep another server process computes or watches.
+            await self.send_json(
+                run_events.error(
+                    "this sweep is run by another server process and cannot be "
+                    "cancelled from this connection"
+                )
+            )
+            return
         await self.stop_sweep()
         await self.send_json(events.cancelled(sweep_id))
 

@@ -42,8 +42,15 @@ def layer_final(
 
 
 def sweep_start(
-    sweep_id: int, combinations: int, skipped: int, total: int, axes: dict
+    sweep_id: int,
+    combinations: int,
+    skipped: int,
+    total: int,
+    axes: dict,
+    **attached: Any,
 ) -> dict[str, Any]:
+    """``attached`` (``attach`` to a sweep started earlier): ``attached=True``,
+    ``status``, ``strategy`` and ``elapsed_s`` since it started."""
     return {
         "type": "sweep_start",
         "sweep_id": sweep_id,
@@ -51,6 +58,7 @@ def sweep_start(
         "skipped": skipped,
         "total": total,
         "axes": axes,
+        **attached,
     }
 
 

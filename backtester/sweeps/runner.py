@@ -66,6 +66,39 @@ def active_sweeps() -> int:
         return len(_active)
 
 
+# Each user's (run_owner_key) sweeps started by this process and not done:
+# sweeps outlive their socket, so a cap keeps one user from filling the server.
+_owned: dict[str, list] = {}
+
+
+def sweeps_admit(key: str) -> None:
+    """Raise RunnerBusy when ``key`` already has as many unfinished sweeps in
+    this process as BACKTEST_MAX_RUNS_PER_USER allows runs."""
+    limit = get_runner().per_key_limit()
+    with _lock:
+        mine = [h for h in _owned.get(key, []) if not h.done.is_set()]
+        _owned[key] = mine
+        if len(mine) >= limit:
+            raise RunnerBusy(
+                f"you already have {len(mine)} active sweep{'s' * (len(mine) > 1)} "
+                f"(at most {limit} at a time); wait for one to finish or cancel it"
+            )
+
+
+def sweeps_owned(key: str, handle) -> None:
+    """Count a started sweep's ``handle`` (``done`` event) against ``key``."""
+    if handle is None:
+        return
+    with _lock:
+        _owned.setdefault(key, []).append(handle)
+
+
+def handle_of(sweep_id: int) -> SweepHandle | None:
+    """Return the handle of a sweep this process's thread pool computes."""
+    with _lock:
+        return _active.get(sweep_id)
+
+
 def submit(
     *, plan: SweepPlan, coins: Sequence[Cryptocurrency], publish: Publish
 ) -> SweepHandle:

@@ -66,6 +66,17 @@ def sweep_get(sweep_id: int, *, user) -> Sweep:
     return Sweep.objects.filter(_visible(user)).get(pk=sweep_id)
 
 
+def sweep_attach_state(sweep_id: int, *, user) -> tuple[Sweep, list[dict]]:
+    """Return a sweep the user may see and its finished cells as the
+    executors publish them (``{index, params, metrics}``), in index order."""
+    sweep = sweep_get(sweep_id, user=user)
+    items = [
+        {"index": cell.index, "params": cell.params, "metrics": cell.metrics()}
+        for cell in sweep_cells(sweep)
+    ]
+    return sweep, items
+
+
 def sweep_cells(sweep: Sweep, *, done_only: bool = True) -> QuerySet[SweepCell]:
     """Return a sweep's cells in combination order."""
     cells = SweepCell.objects.filter(sweep=sweep)

@@ -172,3 +172,39 @@ def test_a_2500_cell_grid_is_drawn_in_batches(page, server):  # noqa: F811
     assert 1 <= len(draws) < 2500 / 10, len(draws)
     assert page.locator("#heatmap-wrap canvas").count() == 1
     assert page.errors == [] and page.csp_violations == []
+
+
+def test_a_reload_follows_the_sweep_and_cancel_still_stops_it(page, server):  # noqa: F811
+    page.goto(f"{server}/sweeps/")
+    page.wait_for_selector("#connection.ok")
+    # A grid long enough to be under way at the reload (one compute thread).
+    page.select_option("#strategy", "ema_crossover")
+    for axis, values in (("x", ("2", "61", "1")), ("y", ("62", "161", "1"))):
+        for key, value in zip(("start", "stop", "step"), values, strict=True):
+            page.fill(f"#{axis}-{key}", value)
+    page.click("#run-button")
+    page.wait_for_function(
+        "() => Number(document.getElementById('heatmap-canvas').dataset.drawn) > 0",
+        timeout=60_000,
+    )
+    sweep_id = page.evaluate("sessionStorage.getItem('btlab.sweep')")
+    assert sweep_id
+    page.reload()
+    # The page attaches again: the cells so far, then the live ones.
+    page.wait_for_function(
+        "() => Number(document.getElementById('heatmap-canvas').dataset.drawn) > 0",
+        timeout=30_000,
+    )
+    assert page.is_enabled("#cancel-button")
+    assert page.evaluate("sessionStorage.getItem('btlab.sweep')") == sweep_id
+    assert " / 6000 " in page.inner_text("#progress-text")
+    page.click("#cancel-button")
+    page.wait_for_function(
+        "() => document.getElementById('progress-text')"
+        ".textContent.includes('cancelled')"
+    )
+    assert page.evaluate("sessionStorage.getItem('btlab.sweep')") is None
+    # The stored sweep says so too.
+    page.goto(f"{server}/sweeps/history/")
+    assert "cancelled" in page.locator("#sweeps tbody tr").first.inner_text().lower()
+    assert page.errors == [] and page.csp_violations == []

@@ -275,3 +275,114 @@ async def test_the_redis_layer_outwaits_its_blocking_pop(settings):
     pool = channel_layer.create_pool(0)
     assert pool.connection_kwargs["socket_timeout"] > channel_layer.brpop_timeout
     await pool.disconnect()
+
+
+async def test_a_sweep_goes_on_without_its_socket_and_a_page_attaches_again(
+    coins, monkeypatch, settings
+):
+    settings.SWEEP_FIRST_BLOCK = 2
+    settings.SWEEP_BLOCK = 2
+    gate = Gate()
+    monkeypatch.setattr(
+        sweep_runner, "sweep_block_run", gate.wrap(sweep_runner.sweep_block_run)
+    )
+    first = await connect()
+    await first.send_json_to(
+        {"type": "sweep", "strategy": "sma_crossover", "grid": GRID}
+    )
+    start = await receive(first)
+    sweep_id = start["sweep_id"]
+    seen = [await receive(first), await receive(first)]  # the first block
+    assert [m["type"] for m in seen] == ["cell", "cell"]
+    await first.disconnect()  # a reload: the sweep is not stopped
+    gate.opened.set()
+
+    second = await connect()
+    await second.send_json_to({"type": "attach", "sweep_id": sweep_id})
+    again = await receive(second)
+    assert again["type"] == "sweep_start" and again["attached"] is True
+    assert again["sweep_id"] == sweep_id and again["combinations"] == VALID
+    assert again["axes"] == start["axes"] and again["strategy"] == "sma_crossover"
+    messages = await until_end(second)
+    cells, end = messages[:-1], messages[-1]
+    assert end["type"] == "sweep_complete", end
+    # Every combination exactly once, numbered in the order this page got them:
+    # those finished before the attach from the database, then the live ones.
+    assert sorted(c["index"] for c in cells) == list(range(VALID))
+    assert [c["completed"] for c in cells] == list(range(1, VALID + 1))
+    stored = {
+        c.index: c.metrics() async for c in SweepCell.objects.filter(sweep_id=sweep_id)
+    }
+    assert {c["index"]: c["metrics"] for c in cells} == stored
+    sweep = await Sweep.objects.aget(pk=sweep_id)
+    assert (sweep.status, sweep.completed) == ("complete", VALID)
+
+    # Attaching to a finished sweep replays it and ends at once.
+    await second.send_json_to({"type": "attach", "sweep_id": sweep_id})
+    replay = await until_end(second)
+    assert replay[0]["status"] == "complete"
+    assert len(replay) == 1 + VALID + 1 and replay[-1]["best"] == end["best"]
+    await second.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [(999_999, "no sweep 999999"), ("7", "expected a sweep number"),
+     (True, "expected a sweep number")],
+)  # fmt: skip
+async def test_attaching_to_no_such_sweep_names_the_field(value, problem):
+    communicator = await connect()
+    await communicator.send_json_to({"type": "attach", "sweep_id": value})
+    message = await receive(communicator)
+    assert message["type"] == "error" and message["field"] == "sweep_id"
+    assert problem in message["message"]
+    # The socket stays open and usable.
+    await communicator.send_json_to({"type": "cancel"})
+    assert (await receive(communicator))["type"] == "error"
+    await communicator.disconnect()
+
+
+async def test_one_user_cannot_fill_the_server_with_sweeps_left_running(
+    coins, monkeypatch, settings
+):
+    settings.BACKTEST_MAX_RUNS_PER_USER = 2
+    gate = Gate()
+    monkeypatch.setattr(
+        sweep_runner, "sweep_block_run", gate.wrap(sweep_runner.sweep_block_run)
+    )
+    ids = []
+    for _ in range(2):  # two sweeps, each left running by its closed socket
+        communicator = await connect()
+        await communicator.send_json_to(
+            {"type": "sweep", "strategy": "sma_crossover", "grid": {"fast": "2:40:1"}}
+        )
+        started = await receive(communicator)
+        assert started["type"] == "sweep_start", started
+        ids.append(started["sweep_id"])
+        await communicator.disconnect()
+    third = await connect()
+    await third.send_json_to(
+        {"type": "sweep", "strategy": "sma_crossover", "grid": {"fast": [5]}}
+    )
+    refused = await receive(third)
+    assert refused["type"] == "error"
+    assert "you already have 2 active sweeps" in refused["message"]
+    assert not await Sweep.objects.filter(pk__gt=max(ids)).aexists()  # nothing written
+    # Cancelling one of them (attached again) frees a place.
+    await third.send_json_to({"type": "attach", "sweep_id": ids[0]})
+    while (await receive(third))["type"] != "sweep_start":
+        pass
+    await third.send_json_to({"type": "cancel"})
+    while (message := await receive(third))["type"] == "cell":
+        pass
+    assert message == {"type": "cancelled", "sweep_id": ids[0]}
+    handle = sweep_runner.handle_of(ids[0])
+    gate.opened.set()
+    if handle is not None:
+        assert await sync_to_async(handle.wait)(10)
+    await third.send_json_to(
+        {"type": "sweep", "strategy": "sma_crossover", "grid": {"fast": [5]}}
+    )
+    assert (await receive(third))["type"] == "sweep_start"
+    assert (await until_end(third))[-1]["type"] == "sweep_complete"
+    await third.disconnect()

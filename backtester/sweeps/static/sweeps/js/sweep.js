@@ -173,6 +173,12 @@ function syncButtons() {
 
 // ---- websocket ----------------------------------------------------------------------
 let socket = null, attempt = 0;
+// The sweep this tab follows: it goes on on the server through a reload or a
+// dropped connection, and the page attaches to it again (its cells so far,
+// then the live ones).
+const FOLLOWED = "btlab.sweep";
+const followed = () => Number(sessionStorage.getItem(FOLLOWED)) || null;
+const follow = (id) => (id ? sessionStorage.setItem(FOLLOWED, String(id)) : sessionStorage.removeItem(FOLLOWED));
 
 function setConnection(text, state) {
   $("connection").textContent = text;
@@ -182,12 +188,22 @@ function setConnection(text, state) {
 function connect() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   socket = new WebSocket(`${scheme}://${location.host}/ws/backtests/`);
-  socket.addEventListener("open", () => { attempt = 0; setConnection("Connected", "ok"); });
+  socket.addEventListener("open", () => {
+    attempt = 0;
+    setConnection("Connected", "ok");
+    const id = followed();
+    if (id) {
+      pending = true;
+      syncButtons();
+      $("progress-text").textContent = `Following sweep #${id}…`;
+      socket.send(JSON.stringify({ type: "attach", sweep_id: id }));
+    }
+  });
   socket.addEventListener("message", (event) => handle(JSON.parse(event.data)));
   socket.addEventListener("close", () => {
     if (active || pending) {
-      showBanner("The connection dropped, so the server stopped the sweep.");
-      setProgress("interrupted");
+      showBanner("The connection dropped; the sweep goes on on the server, and this page follows it again when it reconnects.");
+      setProgress("reconnecting");
       active = pending = false;
       syncButtons();
     }
@@ -204,11 +220,13 @@ function handle(msg) {
       pending = false;
       active = true;
       sweepId = msg.sweep_id;
+      follow(sweepId);
       names = Object.keys(msg.axes);
       total = msg.combinations;
       completed = 0;
       finalElapsed = null;
-      startedAt = performance.now();
+      startedAt = performance.now() - 1000 * (msg.elapsed_s ?? 0);
+      if (msg.attached) $("banner").hidden = true;
       cells.length = 0;
       queue = [];
       heatmap.setup(msg.axes, metric());
@@ -232,6 +250,7 @@ function handle(msg) {
     case "sweep_complete":
       cancelAnimationFrame(frame);
       flush();
+      follow(null);
       active = false;
       finalElapsed = msg.elapsed_s;
       $("progress").classList.add("done");
@@ -243,6 +262,7 @@ function handle(msg) {
     case "cancelled":
       cancelAnimationFrame(frame);
       flush();
+      follow(null);
       active = pending = false;
       finalElapsed = (performance.now() - startedAt) / 1000;
       $("progress").classList.add("stopped");
@@ -265,6 +285,8 @@ function handle(msg) {
       pending = false;
       $("wf-button").disabled = false;
       if (msg.sweep_id !== undefined) active = false;
+      // A failed sweep, or one this page can no longer attach to: stop following.
+      if (msg.sweep_id !== undefined || msg.field === "sweep_id") follow(null);
       showError(msg.field, msg.message);
       syncButtons();
       if (!active) $("progress-text").textContent = "Idle";
