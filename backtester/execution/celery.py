@@ -205,9 +205,9 @@ class CeleryExecutor:
     def submit_sweep(
         self, *, plan: SweepPlan, coins: Sequence[Cryptocurrency], publish: Publish
     ) -> SweepHandle:
-        """Start a sweep's tasks (one per coin and block of combinations) in the
-        background; RunnerBusy when the process has as many runs and sweeps as
-        BACKTEST_MAX_QUEUED_RUNS."""
+        """Start a sweep's tasks (one per block of combinations and group of
+        SWEEP_TASK_COINS coins) in the background; RunnerBusy when the process
+        has as many runs and sweeps as BACKTEST_MAX_QUEUED_RUNS."""
         from backtester.sweeps.runner import SweepHandle
 
         runner = get_runner()
