@@ -1,9 +1,10 @@
 """Run a sweep on the process's shared thread pools.
 
-The control thread loads every coin's bars (in chunks, on the loading threads,
-through the price cache), then feeds the compute threads (coin, block) pieces,
-block by block, a bounded number at a time so that runs started meanwhile are
-not queued behind a whole sweep. Each finished piece is stored and its events
+The control thread loads the coins' bars (in chunks, on the loading threads,
+through the price cache) and feeds the compute threads (coin, block) pieces:
+the first block of each chunk's coins as soon as the chunk is loaded, then the
+other blocks, block by block, a bounded number at a time so that runs started
+meanwhile are not queued behind a whole sweep. Each finished piece is stored and its events
 published from the control thread: one writer, in completion order, while the
 compute threads go on.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
@@ -116,25 +118,22 @@ def submit(
     return handle
 
 
-def _load_all(
+def _start_loads(
     handle: SweepHandle, plan: SweepPlan, coins: list[Cryptocurrency]
-) -> dict[str, PriceSeries]:
+) -> list[tuple[Future, list[Cryptocurrency]]]:
+    """Start loading the coins' bars in a run's chunks (small first); return
+    each chunk's future with its coins, in order."""
     runner = get_runner()
     # A run's chunks: right after the page opened, the warm-up may be loading
     # them already, and its loads are shared instead of reading bars twice.
     loads = []
     for chunk in runner.chunks(coins):
         future, shared = runner.submit_load(chunk, plan.start, plan.end, plan.interval)
-        loads.append(future)
+        loads.append((future, list(chunk)))
         if not shared:  # a cancel must not cancel the warm-up's load
             with handle._lock:
                 handle._futures.append(future)
-    series: dict[str, PriceSeries] = {}
-    for future in loads:
-        if handle.cancelled.is_set() or future.cancelled():
-            break
-        series.update(future.result())
-    return series
+    return loads
 
 
 def _piece(
@@ -159,27 +158,43 @@ def _drive(
     close_old_connections()
     runner = get_runner()
     try:
-        series = _load_all(handle, plan, coins)
-        # (coin, block) units of work, block by block.
-        work = [(c.symbol, block) for block in plan.blocks() for c in coins]
+        loads = _start_loads(handle, plan, coins)
+        series: dict[str, PriceSeries] = {}
+        blocks = plan.blocks()
+        # (coin, block) units of work, block by block. The first block of a
+        # chunk's coins is computed as soon as that chunk is loaded, while the
+        # next chunks load: the first cells do not wait for every coin's bars.
+        work: deque[tuple[str, range]] = deque()
         stored: dict[int, int] = {}  # coins stored per block
         # A block's worth of pieces and more in flight: the compute threads
         # never wait for this thread to store, and a run started meanwhile
         # queues behind a few small pieces, not the whole sweep.
         window = len(coins) + 2 * runner.workers
         pending: set[Future] = set()
-        position = 0
-        while not handle.cancelled.is_set() and (pending or position < len(work)):
-            while position < len(work) and len(pending) < window:
-                symbol, block = work[position]
-                position += 1
+        while not handle.cancelled.is_set() and (pending or work or loads):
+            while loads and loads[0][0].done():
+                future, chunk = loads.pop(0)
+                if future.cancelled():
+                    handle.cancelled.set()
+                    break
+                series.update(future.result())
+                work.extend((c.symbol, blocks[0]) for c in chunk if blocks)
+                if not loads:
+                    work.extend((c.symbol, b) for b in blocks[1:] for c in coins)
+            if handle.cancelled.is_set():
+                break
+            while work and len(pending) < window:
+                symbol, block = work.popleft()
                 future = runner.submit_compute(
                     _piece, handle, plan, symbol, series[symbol], block
                 )
                 with handle._lock:
                     handle._futures.append(future)
                 pending.add(future)
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            waiting = pending | ({loads[0][0]} if loads else set())
+            done, _ = wait(waiting, return_when=FIRST_COMPLETED)
+            done &= pending
+            pending -= done
             finished = [
                 piece
                 for future in done
