@@ -9,7 +9,9 @@ Prices are the demo's synthetic ones (prices/demo.py, the series seed_demo
 stores), or with ``--real`` the real hourly candles of DIR (each coin's own
 history, the last ``--bars`` of it). Each section is a function taking the
 Setup and printing its lines; add a section by writing one and listing it in
-SECTIONS (the websocket and worker sections time the same sweep end to end).
+SECTIONS. ``--sections engine,servers`` adds sweep S through the websocket
+with the thread pool and with 1 and 2 Celery worker processes (the same
+measurement as bench/workers.py).
 """
 
 from __future__ import annotations
@@ -169,9 +171,34 @@ def section_walkforward(setup: Setup) -> None:
     )
 
 
+def section_servers(setup: Setup) -> None:
+    """Sweep S (and W) end to end through the websocket, warm Redis cache:
+    daphne's thread pool, then Celery with 1 and 2 worker processes, on 48
+    demo coins x 5 years in PostgreSQL (bench/workers.py; throwaway servers
+    unless DATABASE_URL and REDIS_URL are set)."""
+    import argparse
+    import contextlib
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    from run_ws import seeded_env
+    from workers import measure
+
+    args = argparse.Namespace(symbols=48, years=5, repeat=setup.repeat)
+    with contextlib.ExitStack() as stack:
+        env = seeded_env(stack, args)
+        print(f"through the websocket, warm Redis cache, best of {args.repeat}:")
+        measure(env, "thread pool (daphne)", 0, args.repeat)
+        one = measure(env, "Celery, 1 worker process", 1, args.repeat)
+        two = measure(env, "Celery, 2 worker processes", 2, args.repeat)
+        w, s = one["w_all"] / two["w_all"], one["s_all"] / two["s_all"]
+        print(f"throughput, 2 worker processes vs 1 (best): W {w:.2f}x, S {s:.2f}x")
+
+
 SECTIONS: dict[str, Callable[[Setup], None]] = {
     "engine": section_engine,
     "walkforward": section_walkforward,
+    "servers": section_servers,
 }
 DEFAULT_SECTIONS = "engine"
 
