@@ -4,9 +4,9 @@ The control thread loads the coins' bars (in chunks, on the loading threads,
 through the price cache) and feeds the compute threads (coin, block) pieces:
 the first block of each chunk's coins as soon as the chunk is loaded, then the
 other blocks, block by block, a bounded number at a time so that runs started
-meanwhile are not queued behind a whole sweep. Each finished piece is stored and its events
-published from the control thread: one writer, in completion order, while the
-compute threads go on.
+meanwhile are not queued behind a whole sweep. Each finished piece is stored
+and its events published from the control thread: one writer, in completion
+order, while the compute threads go on.
 """
 
 from __future__ import annotations
