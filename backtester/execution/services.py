@@ -32,7 +32,7 @@ from backtester.sweeps import events as sweep_events
 from backtester.sweeps.models import SweepCell
 from backtester.sweeps.plan import SweepPlan
 from backtester.sweeps.selectors import sweep_plan
-from backtester.sweeps.services import _cell_item, sweep_block_run, sweep_pieces_store
+from backtester.sweeps.services import sweep_block_run, sweep_pieces_store
 from backtester.validation import RunSpec
 from prices.models import Cryptocurrency
 from prices.selectors import bars_load
@@ -236,5 +236,5 @@ def sweep_cells_publish(sweep_id: int, blocks: Sequence[range]) -> None:
     """Publish the stored cells of these blocks (their workers did not)."""
     indices = [i for block in blocks for i in block]
     cells = SweepCell.objects.filter(sweep_id=sweep_id, index__in=indices)
-    items = [_cell_item(cell) for cell in cells.order_by("index")]
+    items = [cell.item() for cell in cells.order_by("index")]
     group_send(sweep_events.group(sweep_id), sweep_events.layer_cells(sweep_id, items))

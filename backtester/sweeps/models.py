@@ -149,6 +149,11 @@ class SweepCell(models.Model):
         out["coins"] = self.coins
         return out
 
+    def item(self) -> dict:
+        """Return the cell as the executors publish it and an attach replays
+        it: ``{index, params, metrics}``."""
+        return {"index": self.index, "params": self.params, "metrics": self.metrics()}
+
 
 class SweepCoinResult(models.Model):
     """One coin's metrics for a block of combinations, as packed columns.

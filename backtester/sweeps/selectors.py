@@ -70,11 +70,7 @@ def sweep_attach_state(sweep_id: int, *, user) -> tuple[Sweep, list[dict]]:
     """Return a sweep the user may see and its finished cells as the
     executors publish them (``{index, params, metrics}``), in index order."""
     sweep = sweep_get(sweep_id, user=user)
-    items = [
-        {"index": cell.index, "params": cell.params, "metrics": cell.metrics()}
-        for cell in sweep_cells(sweep)
-    ]
-    return sweep, items
+    return sweep, [cell.item() for cell in sweep_cells(sweep)]
 
 
 def sweep_cells(sweep: Sweep, *, done_only: bool = True) -> QuerySet[SweepCell]:

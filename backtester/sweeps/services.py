@@ -153,10 +153,6 @@ def _set_metrics(cell: SweepCell, values: dict) -> None:
         setattr(cell, name, value)
 
 
-def _cell_item(cell: SweepCell) -> dict:
-    return {"index": cell.index, "params": cell.params, "metrics": cell.metrics()}
-
-
 def _store_coin(plan: SweepPlan, block: CoinBlock) -> bool:
     """Store one coin's block; return False when it was already stored."""
     try:
@@ -295,7 +291,7 @@ def _complete_block(
             )
     if not claimed and stored:
         return []  # another process completed the block and reports it
-    return [events.layer_cells(plan.sweep_id, [_cell_item(c) for c in cells])]
+    return [events.layer_cells(plan.sweep_id, [c.item() for c in cells])]
 
 
 def sweep_block_compute(
