@@ -176,23 +176,11 @@ def section_servers(setup: Setup) -> None:
     daphne's thread pool, then Celery with 1 and 2 worker processes, on 48
     demo coins x 5 years in PostgreSQL (bench/workers.py; throwaway servers
     unless DATABASE_URL and REDIS_URL are set)."""
-    import argparse
-    import contextlib
-
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-    from run_ws import seeded_env
-    from workers import measure
+    from workers import compare
 
-    args = argparse.Namespace(symbols=48, years=5, repeat=setup.repeat)
-    with contextlib.ExitStack() as stack:
-        env = seeded_env(stack, args)
-        print(f"through the websocket, warm Redis cache, best of {args.repeat}:")
-        measure(env, "thread pool (daphne)", 0, args.repeat)
-        one = measure(env, "Celery, 1 worker process", 1, args.repeat)
-        two = measure(env, "Celery, 2 worker processes", 2, args.repeat)
-        w, s = one["w_all"] / two["w_all"], one["s_all"] / two["s_all"]
-        print(f"throughput, 2 worker processes vs 1 (best): W {w:.2f}x, S {s:.2f}x")
+    print("through the websocket (bench/workers.py):")
+    compare(argparse.Namespace(symbols=48, years=5, repeat=setup.repeat))
 
 
 SECTIONS: dict[str, Callable[[Setup], None]] = {

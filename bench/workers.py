@@ -19,6 +19,7 @@ Prints figures; asserts nothing about time.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import signal
@@ -127,8 +128,9 @@ def measure(env: dict, label: str, workers: int, repeat: int) -> dict:
     return result
 
 
-def main() -> None:
-    args = workload_args(__doc__.splitlines()[0])
+def compare(args: argparse.Namespace) -> None:
+    """Seed (``args``: symbols, years, repeat) and print W and S with the
+    thread pool, 1 and 2 worker processes, and the 2-vs-1 throughput."""
     with contextlib.ExitStack() as stack:
         env = seeded_env(stack, args)
         print(f"warm Redis cache, best of {args.repeat} (median in brackets):")
@@ -137,6 +139,10 @@ def main() -> None:
         two = measure(env, "Celery, 2 worker processes", 2, args.repeat)
         w, s = one["w_all"] / two["w_all"], one["s_all"] / two["s_all"]
         print(f"throughput, 2 worker processes vs 1 (best): W {w:.2f}x, S {s:.2f}x")
+
+
+def main() -> None:
+    compare(workload_args(__doc__.splitlines()[0]))
 
 
 if __name__ == "__main__":
