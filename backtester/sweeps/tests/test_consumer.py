@@ -155,20 +155,29 @@ class Gate:
         return gated
 
 
-async def test_cancel_stops_a_sweep_and_keeps_what_was_sent(
-    coins, monkeypatch, settings
-):
+@pytest.fixture
+def gate(monkeypatch) -> Gate:
+    """Hold every coin's blocks after the first until ``gate.opened.set()``."""
+    held = Gate()
+    monkeypatch.setattr(
+        sweep_runner, "sweep_block_run", held.wrap(sweep_runner.sweep_block_run)
+    )
+    return held
+
+
+async def start_sweep(communicator, grid=GRID) -> dict:
+    """Send an SMA crossover sweep of ``grid``; return its ``sweep_start``."""
+    await communicator.send_json_to(
+        {"type": "sweep", "strategy": "sma_crossover", "grid": grid}
+    )
+    return await receive(communicator)
+
+
+async def test_cancel_stops_a_sweep_and_keeps_what_was_sent(coins, gate, settings):
     settings.SWEEP_FIRST_BLOCK = 2
     settings.SWEEP_BLOCK = 2
-    gate = Gate()
-    monkeypatch.setattr(
-        sweep_runner, "sweep_block_run", gate.wrap(sweep_runner.sweep_block_run)
-    )
     communicator = await connect()
-    await communicator.send_json_to(
-        {"type": "sweep", "strategy": "sma_crossover", "grid": GRID}
-    )
-    start = await receive(communicator)
+    start = await start_sweep(communicator)
     first = [await receive(communicator), await receive(communicator)]
     assert [m["type"] for m in first] == ["cell", "cell"]
     await communicator.send_json_to({"type": "cancel"})
@@ -200,11 +209,7 @@ async def test_cancel_stops_a_sweep_and_keeps_what_was_sent(
     await communicator.disconnect()
 
 
-async def test_one_job_per_connection(coins, monkeypatch):
-    gate = Gate()
-    monkeypatch.setattr(
-        sweep_runner, "sweep_block_run", gate.wrap(sweep_runner.sweep_block_run)
-    )
+async def test_one_job_per_connection(coins, gate):
     communicator = await connect()
     await communicator.send_json_to(
         {"type": "sweep", "strategy": "sma_crossover", "grid": {"fast": "2:40:1"}}
@@ -278,19 +283,12 @@ async def test_the_redis_layer_outwaits_its_blocking_pop(settings):
 
 
 async def test_a_sweep_goes_on_without_its_socket_and_a_page_attaches_again(
-    coins, monkeypatch, settings
+    coins, gate, settings
 ):
     settings.SWEEP_FIRST_BLOCK = 2
     settings.SWEEP_BLOCK = 2
-    gate = Gate()
-    monkeypatch.setattr(
-        sweep_runner, "sweep_block_run", gate.wrap(sweep_runner.sweep_block_run)
-    )
     first = await connect()
-    await first.send_json_to(
-        {"type": "sweep", "strategy": "sma_crossover", "grid": GRID}
-    )
-    start = await receive(first)
+    start = await start_sweep(first)
     sweep_id = start["sweep_id"]
     seen = [await receive(first), await receive(first)]  # the first block
     assert [m["type"] for m in seen] == ["cell", "cell"]
@@ -343,13 +341,9 @@ async def test_attaching_to_no_such_sweep_names_the_field(value, problem):
 
 
 async def test_one_user_cannot_fill_the_server_with_sweeps_left_running(
-    coins, monkeypatch, settings
+    coins, gate, settings
 ):
     settings.BACKTEST_MAX_RUNS_PER_USER = 2
-    gate = Gate()
-    monkeypatch.setattr(
-        sweep_runner, "sweep_block_run", gate.wrap(sweep_runner.sweep_block_run)
-    )
     ids = []
     for _ in range(2):  # two sweeps, each left running by its closed socket
         communicator = await connect()
