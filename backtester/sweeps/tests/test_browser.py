@@ -34,6 +34,13 @@ new MutationObserver(() => {
 S_CELLS, S_SKIPPED = 174, 16
 
 
+def fill_axes(tab, *, x: tuple[str, str, str], y: tuple[str, str, str]) -> None:
+    """Type each axis's start, stop and step into the sweep form of ``tab``."""
+    for axis, values in (("x", x), ("y", y)):
+        for key, value in zip(("start", "stop", "step"), values, strict=True):
+            tab.fill(f"#{axis}-{key}", value)
+
+
 @pytest.fixture(scope="module")
 def server_s():
     """Sweep S's data: the demo's 48 coins over 5 years, with the default
@@ -124,9 +131,7 @@ def test_sweep_s_fills_the_heatmap_and_the_best_cell_opens_a_run(page, server_s)
 def test_walk_forward_draws_folds_and_the_stitched_equity(page, server):  # noqa: F811
     page.goto(f"{server}/sweeps/")
     page.wait_for_selector("#connection.ok")
-    for axis, values in (("x", ("10", "20", "10")), ("y", ("40", "60", "20"))):
-        for key, value in zip(("start", "stop", "step"), values, strict=True):
-            page.fill(f"#{axis}-{key}", value)
+    fill_axes(page, x=("10", "20", "10"), y=("40", "60", "20"))
     page.click("#coins-none")
     for symbol in ("BTC", "ETH", "SOL"):
         page.check(f"#coin-list input[value='{symbol}']")
@@ -154,9 +159,7 @@ def test_a_2500_cell_grid_is_drawn_in_batches(page, server):  # noqa: F811
     page.goto(f"{server}/sweeps/")
     page.wait_for_selector("#connection.ok")
     page.select_option("#strategy", "ema_crossover")
-    for axis, values in (("x", ("2", "51", "1")), ("y", ("52", "101", "1"))):
-        for key, value in zip(("start", "stop", "step"), values, strict=True):
-            page.fill(f"#{axis}-{key}", value)
+    fill_axes(page, x=("2", "51", "1"), y=("52", "101", "1"))
     page.click("#coins-none")
     page.check("#coin-list input[value='BTC']")
     page.evaluate(RECORDER)
@@ -179,9 +182,7 @@ def test_a_reload_follows_the_sweep_and_cancel_still_stops_it(page, server):  # 
     page.wait_for_selector("#connection.ok")
     # A grid long enough to be under way at the reload (one compute thread).
     page.select_option("#strategy", "ema_crossover")
-    for axis, values in (("x", ("2", "61", "1")), ("y", ("62", "161", "1"))):
-        for key, value in zip(("start", "stop", "step"), values, strict=True):
-            page.fill(f"#{axis}-{key}", value)
+    fill_axes(page, x=("2", "61", "1"), y=("62", "161", "1"))
     page.click("#run-button")
     page.wait_for_function(
         "() => Number(document.getElementById('heatmap-canvas').dataset.drawn) > 0",
