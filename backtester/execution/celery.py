@@ -235,9 +235,6 @@ class CeleryExecutor:
         coins: list[Cryptocurrency],
         publish: Publish,
     ) -> None:
-        from backtester.sweeps import events as sweep_events
-        from backtester.sweeps.services import sweep_finish
-
         began = time.perf_counter()
         close_old_connections()
         sweep_id, job = plan.sweep_id, state.sweep_job(plan.sweep_id)
@@ -285,22 +282,7 @@ class CeleryExecutor:
             handle.status = "failed"
         self._stop_tasks(job, task_ids, revoke=handle.status != "complete")
         handle.elapsed_s = time.perf_counter() - began
-        try:
-            handle.final = sweep_finish(
-                sweep_id,
-                status=handle.status,
-                elapsed_s=handle.elapsed_s,
-                error=handle.error,
-            )
-        except Exception:
-            logger.exception("could not save sweep %s", sweep_id)
-            handle.final = sweep_events.layer_final(
-                sweep_id,
-                "failed",
-                best=None,
-                elapsed_s=handle.elapsed_s,
-                error="could not save the sweep",
-            )
+        handle.record_end()
         logger.info(
             "sweep %s %s on workers in %.3fs", sweep_id, handle.status, handle.elapsed_s
         )

@@ -58,6 +58,27 @@ class SweepHandle:
     def wait(self, timeout: float | None = None) -> bool:
         return self.done.wait(timeout)
 
+    def record_end(self) -> None:
+        """Save the sweep's end (status, elapsed, error) and keep the event
+        announcing it in ``final``; if it cannot be saved, the event says the
+        sweep failed. Either executor calls this once its work is over."""
+        try:
+            self.final = sweep_finish(
+                self.sweep_id,
+                status=self.status,
+                elapsed_s=self.elapsed_s,
+                error=self.error,
+            )
+        except Exception:
+            logger.exception("could not save sweep %s", self.sweep_id)
+            self.final = events.layer_final(
+                self.sweep_id,
+                "failed",
+                best=None,
+                elapsed_s=self.elapsed_s,
+                error="could not save the sweep",
+            )
+
 
 _active: dict[int, SweepHandle] = {}
 _lock = threading.Lock()
@@ -219,22 +240,7 @@ def _drive(
         handle.status = "failed"
         handle.error = f"{type(exc).__name__}: {exc}"
     handle.elapsed_s = time.perf_counter() - began
-    try:
-        handle.final = sweep_finish(
-            plan.sweep_id,
-            status=handle.status,
-            elapsed_s=handle.elapsed_s,
-            error=handle.error,
-        )
-    except Exception:
-        logger.exception("could not save sweep %s", plan.sweep_id)
-        handle.final = events.layer_final(
-            plan.sweep_id,
-            "failed",
-            best=None,
-            elapsed_s=handle.elapsed_s,
-            error="could not save the sweep",
-        )
+    handle.record_end()
     logger.info("sweep %s %s in %.3fs", plan.sweep_id, handle.status, handle.elapsed_s)
     try:
         publish(handle.final)
