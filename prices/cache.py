@@ -29,6 +29,7 @@ KEY_PREFIX = "prices"
 SCHEMA_VERSION = 1
 _MAGIC = b"BTP1"
 _HEADER = struct.Struct("<4sQ")
+_BAR_BYTES = 6 * 8  # time and five prices, eight bytes each
 
 
 class _Stats:
@@ -106,7 +107,7 @@ class _Local:
         return found
 
     def put(self, key: str, series: PriceSeries) -> None:
-        size = 48 * len(series.time)
+        size = _BAR_BYTES * len(series.time)
         if not self.limit or size > self.limit:
             return
         with self._lock:
@@ -165,7 +166,7 @@ def encode(series: PriceSeries) -> bytes:
 def decode(payload: bytes) -> PriceSeries:
     """Unpack bytes made by :func:`encode` (read-only views, no copy)."""
     magic, n = _HEADER.unpack_from(payload)
-    if magic != _MAGIC or len(payload) != _HEADER.size + 48 * n:
+    if magic != _MAGIC or len(payload) != _HEADER.size + _BAR_BYTES * n:
         raise ValueError("price cache entry has an unknown layout")
     block = np.frombuffer(payload, dtype="<f8", offset=_HEADER.size).reshape(6, n)
     return PriceSeries(block[0].view("<i8"), *block[1:])
