@@ -14,7 +14,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from backtester.routing import websocket_urlpatterns  # noqa: E402
-from backtester.services import runs_mark_stale_at_boot  # noqa: E402
+from backtester.runs.services import runs_mark_stale_at_boot  # noqa: E402
 
 application = ProtocolTypeRouter(
     {

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from backtester.consumers import BacktestConsumer
+from backtester.runs.consumers import BacktestConsumer
 
 websocket_urlpatterns = [
     path("ws/backtests/", BacktestConsumer.as_asgi()),

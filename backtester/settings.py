@@ -51,7 +51,7 @@ INSTALLED_APPS = [
     "channels",
     "axes",
     "prices",
-    "backtester",
+    "backtester.runs",
     "backtester.sweeps",
 ]
 

@@ -1,29 +1,9 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from backtester import detail_views, views
-
 urlpatterns = [
-    path("", views.home, name="home"),
-    path("runs/", views.run_list, name="run_list"),
-    path("runs/compare/", views.run_compare, name="run_compare"),
-    path("runs/<int:run_id>/", views.run_detail, name="run_detail"),
-    path("runs/<int:run_id>/delete/", views.run_delete, name="run_delete"),
-    path("runs/<int:run_id>/equity.json", detail_views.equity_json, name="run_equity"),
-    path("runs/<int:run_id>/price.json", detail_views.price_json, name="run_price"),
-    path("runs/<int:run_id>/trades.json", detail_views.trades_json, name="run_trades"),
-    path(
-        "runs/<int:run_id>/trades.csv",
-        detail_views.trades_csv,
-        name="run_trades_csv",
-    ),
-    path(
-        "runs/<int:run_id>/export.json", views.run_export_json, name="run_export_json"
-    ),
-    path("runs/<int:run_id>/export.csv", views.run_export_csv, name="run_export_csv"),
+    path("", include("backtester.runs.urls")),
     path("sweeps/", include("backtester.sweeps.urls")),
     path("admin/", admin.site.urls),
-    # Before the stock auth URLs: the page says whether logging in is needed.
-    path("accounts/login/", views.login, name="login"),
     path("accounts/", include("django.contrib.auth.urls")),
 ]

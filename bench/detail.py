@@ -31,8 +31,8 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 
-from backtester import replay  # noqa: E402
-from backtester.models import BacktestRun  # noqa: E402
+from backtester.runs import replay  # noqa: E402
+from backtester.runs.models import BacktestRun  # noqa: E402
 
 TRADE_COLUMNS = 13  # what storing every trade would pack per trade (8 bytes each)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from backtester.runner import Hook, Publish, ResultRow, RunHandle, Slot
-from backtester.validation import RunSpec
+from backtester.runs.runner import Hook, Publish, ResultRow, RunHandle, Slot
+from backtester.runs.validation import RunSpec
 from prices.models import Cryptocurrency
 
 if TYPE_CHECKING:

@@ -27,7 +27,7 @@ from django.db import close_old_connections, connections
 
 from backtester.execution import services, state
 from backtester.execution.messages import spec_dump
-from backtester.runner import (
+from backtester.runs.runner import (
     Hook,
     Publish,
     ResultRow,
@@ -40,7 +40,7 @@ from backtester.runner import (
     summarize,
 )
 from backtester.sweeps.plan import SweepPlan
-from backtester.validation import RunSpec
+from backtester.runs.validation import RunSpec
 from prices.models import Cryptocurrency
 
 if TYPE_CHECKING:

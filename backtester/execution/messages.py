@@ -12,7 +12,7 @@ import dataclasses
 import typing
 from datetime import datetime
 
-from backtester.validation import RunSpec
+from backtester.runs.validation import RunSpec
 
 _DATETIME = "__datetime__"
 

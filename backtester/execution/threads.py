@@ -1,8 +1,8 @@
-"""The thread-pool executor: the process's shared Runner (backtester.runner)."""
+"""The thread-pool executor: the process's shared Runner (backtester.runs.runner)."""
 
 from __future__ import annotations
 
-from backtester.runner import RunHandle, get_runner
+from backtester.runs.runner import RunHandle, get_runner
 
 
 class ThreadExecutor:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from backtester.admin import ReadOnlyAdmin
+from backtester.runs.admin import ReadOnlyAdmin
 from backtester.sweeps.models import Sweep
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
-from backtester.fields import ColumnsField
+from backtester.runs.fields import ColumnsField
 
 # What a cell reports across coins, in the order tables and exports show it.
 CELL_METRICS = (

@@ -6,7 +6,7 @@ import io
 import json
 from collections.abc import Sequence
 
-from backtester.output import csv_writer
+from backtester.runs.output import csv_writer
 from backtester.sweeps.models import CELL_METRICS
 from strategies.sweep import OBJECTIVES
 

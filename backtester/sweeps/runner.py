@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from django.db import close_old_connections, connections
 
-from backtester.runner import RunnerBusy, get_runner
+from backtester.runs.runner import RunnerBusy, get_runner
 from backtester.sweeps import events
 from backtester.sweeps.plan import CoinBlock, SweepPlan
 from backtester.sweeps.services import (

@@ -7,7 +7,7 @@ from django.db.models import Q, QuerySet
 from backtester.sweeps.models import Sweep, SweepCell, SweepCoinResult
 from backtester.sweeps.plan import SweepPlan
 from backtester.sweeps.services import cell_public, coin_metrics, sweeps_mark_stale
-from backtester.validation import iso
+from backtester.runs.validation import iso
 
 
 def sweep_plan(sweep_id: int) -> SweepPlan:

@@ -21,8 +21,8 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, F
 from django.utils import timezone
 
-from backtester import processes
-from backtester.output import CSV_METRICS
+from backtester.runs import processes
+from backtester.runs.output import CSV_METRICS
 from backtester.sweeps import events
 from backtester.sweeps.models import CELL_METRICS, Sweep, SweepCell, SweepCoinResult
 from backtester.sweeps.plan import CoinBlock, SweepPlan

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from backtester.validation import RISK_FIELDS, RequestError, run_spec
+from backtester.runs.validation import RISK_FIELDS, RequestError, run_spec
 from strategies.registry import STRATEGIES, ParamError
 from strategies.sweep import OBJECTIVES, grid_expand
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from backtester.sweeps.validation import SweepSpec
-from backtester.validation import RequestError
+from backtester.runs.validation import RequestError
 from prices.models import Cryptocurrency
 from prices.selectors import bars_load
 from strategies.params import ParamError

@@ -209,7 +209,7 @@ def _nginx_binary() -> str | None:
 def test_websocket_backtest_and_static_file_through_nginx():
     from websockets.sync.client import connect
 
-    from backtester.tests.factories import random_walk
+    from backtester.runs.tests.factories import random_walk
 
     work = Path(tempfile.mkdtemp(prefix="btlab-nginx-"))
     os.chmod(work, 0o755)

@@ -7,7 +7,7 @@ import re
 import pytest
 from django.db import connection
 
-from backtester.tests.factories import random_walk
+from backtester.runs.tests.factories import random_walk
 from prices.admin import EstimatedCountPaginator, price_text
 from prices.models import PriceBar
 from prices.services import bars_import

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from backtester.tests.test_browser import (  # noqa: F401
+from backtester.runs.tests.test_browser import (  # noqa: F401
     CHROMIUM,
     browser,
     demo_server,

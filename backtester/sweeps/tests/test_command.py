@@ -15,7 +15,7 @@ from django.core.management import CommandError, call_command
 from backtester.sweeps.models import Sweep, SweepCell, SweepCoinResult
 from backtester.sweeps.selectors import sweep_all_done, sweep_plan
 from backtester.sweeps.services import sweep_block_compute
-from backtester.tests.factories import make_coins
+from backtester.runs.tests.factories import make_coins
 from prices.services import bars_import
 from prices.types import PriceSeries
 from strategies.tests.realdata import load_bars
@@ -184,7 +184,7 @@ def test_storing_a_block_twice_stores_it_once(coins):
 
 
 def test_a_block_is_reported_once_by_the_coin_that_completes_it(coins, settings):
-    from backtester.services import run_coins
+    from backtester.runs.services import run_coins
     from backtester.sweeps.services import sweep_create
     from backtester.sweeps.validation import sweep_spec
 
@@ -229,7 +229,7 @@ def test_axes_keep_the_grid_order(coins):
 
 
 def test_pieces_stored_together_complete_their_blocks_once(coins, settings):
-    from backtester.services import run_coins
+    from backtester.runs.services import run_coins
     from backtester.sweeps.services import (
         sweep_block_run,
         sweep_create,

@@ -11,10 +11,10 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
-from backtester.models import BacktestRun
+from backtester.runs.models import BacktestRun
 from backtester.sweeps.models import Sweep
-from backtester.tests.factories import make_coins
-from backtester.tests.test_views import json_script
+from backtester.runs.tests.factories import make_coins
+from backtester.runs.tests.test_views import json_script
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -127,7 +127,7 @@ def test_the_csv_export_escapes_formula_text(client, cli_sweep):
 def test_another_users_sweep_is_not_found(client, users):
     ann, bob = users
     make_coins(["AAA"], bars=300)
-    from backtester.services import run_coins
+    from backtester.runs.services import run_coins
     from backtester.sweeps.services import sweep_create
     from backtester.sweeps.validation import sweep_spec
 

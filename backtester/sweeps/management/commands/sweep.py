@@ -5,13 +5,13 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from backtester.management.commands.backtest import (
+from backtester.runs.management.commands.backtest import (
     _logs_to_stderr,
     _Progress,
     wait_complete,
 )
-from backtester.runner import RunnerBusy
-from backtester.services import run_coins
+from backtester.runs.runner import RunnerBusy
+from backtester.runs.services import run_coins
 from backtester.sweeps import events
 from backtester.sweeps.models import Sweep
 from backtester.sweeps.output import (
@@ -25,7 +25,7 @@ from backtester.sweeps.selectors import sweep_export
 from backtester.sweeps.services import sweep_create, sweep_start
 from backtester.sweeps.validation import OBJECTIVES, sweep_spec
 from backtester.sweeps.walkforward import walk_forward_data, walk_forward_run
-from backtester.validation import RequestError
+from backtester.runs.validation import RequestError
 from strategies.registry import STRATEGIES
 
 FLAGS = {

@@ -1,0 +1,524 @@
+"""The ``ws/backtests/`` websocket: validate, start a run, forward its events.
+
+Every result carries ``seq``, its number in the run. Before a run's last event
+(``complete``, ``cancelled`` or the failure's ``error``) the consumer sends
+every stored result of the run whose seq it has not forwarded, so a client
+always ends with exactly the stored results, whatever the channel layer lost;
+a client that still sees a gap can ask with ``{"type": "resend", "run_id",
+"seqs": [...]}``. The run's end is also watched in-process: if the layer never
+delivers it (Redis went away), the consumer ends the run from the runner's
+handle and tells the client which service failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+
+from backtester.runs import events
+from backtester.auth import scope_client_ip
+from backtester.runs.models import BacktestRun
+from backtester.runs.runner import (
+    ResultRow,
+    RunHandle,
+    RunnerBusy,
+    failure_reason,
+    get_runner,
+)
+from backtester.runs.selectors import results_by_seq, run_get
+from backtester.runs.services import (
+    prices_warm,
+    run_admit,
+    run_coins,
+    run_create,
+    run_discard,
+    run_start,
+)
+from backtester.sweeps.consumers import SweepConsumerMixin
+from backtester.runs.validation import RequestError, run_spec
+
+logger = logging.getLogger(__name__)
+
+# Counted in UTF-8 bytes, as sent on the wire.
+MAX_MESSAGE_BYTES = 64 * 1024
+# Deeper JSON is no request (and Python's parser recurses on nesting).
+MAX_JSON_DEPTH = 32
+# Seqs one resend may ask for.
+MAX_RESEND = 10_000
+# Seconds a finished run's last layer event may take before the consumer ends
+# the run itself from the runner's handle.
+END_GRACE = 1.0
+# How often the in-process watch looks at a run's handle.
+WATCH_EVERY = 0.2
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _depth(value: object) -> int:
+    """Return how deeply lists and objects nest in a parsed JSON value."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            if depth <= MAX_JSON_DEPTH:
+                children = item.values() if isinstance(item, dict) else item
+                stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def parse_message(text: str) -> dict:
+    """Return a client message as a dict or raise RequestError saying why not."""
+    # Characters never outnumber bytes: only a possible near-miss is encoded.
+    if len(text) > MAX_MESSAGE_BYTES or (
+        len(text) * 4 > MAX_MESSAGE_BYTES
+        and len(text.encode("utf-8", "surrogatepass")) > MAX_MESSAGE_BYTES
+    ):
+        raise RequestError(f"message too large (limit {MAX_MESSAGE_BYTES} bytes)")
+    try:
+        # NaN and Infinity are Python's extensions, not JSON.
+        content = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise RequestError(
+            f"malformed JSON: nested deeper than {MAX_JSON_DEPTH} levels"
+        ) from None
+    except ValueError as exc:
+        raise RequestError(f"malformed JSON: {exc}") from None
+    if _depth(content) > MAX_JSON_DEPTH:
+        # Name the field that holds the deep value, as for any other bad value:
+        # its path through objects ("params.fast").
+        path, value, allowed = [], content, MAX_JSON_DEPTH
+        while isinstance(value, dict):
+            key = next((k for k, v in value.items() if _depth(v) >= allowed), None)
+            if key is None:
+                break
+            path.append(key)
+            value, allowed = value[key], allowed - 1
+        field = ".".join(path) or None
+        raise RequestError(
+            f"{field or 'message'}: nested deeper than {MAX_JSON_DEPTH} levels",
+            field,
+        )
+    if not isinstance(content, dict):
+        raise RequestError("expected a JSON object")
+    return content
+
+
+class BacktestConsumer(SweepConsumerMixin, AsyncJsonWebsocketConsumer):
+    """One socket, at most one active run or sweep; results arrive in
+    completion order. Sweeps are handled by the mixin (backtester.sweeps)."""
+
+    run_id: int | None = None
+    handle: RunHandle | None = None
+    total = 0
+
+    async def connect(self) -> None:
+        self.seen: set[int] = set()  # seqs of the active run forwarded so far
+        self.runs: set[int] = set()  # runs started here (resend may name them)
+        self.watch: asyncio.Task | None = None
+        self.gone = False  # the client left, or a send to it failed
+        await self.accept()
+        user = self.scope.get("user")
+        if settings.BACKTESTS_REQUIRE_LOGIN and not getattr(
+            user, "is_authenticated", False
+        ):
+            await self.send_json(events.error("log in to run backtests"))
+            await self.close(code=4401)
+            return
+        # The page has just opened: by the time its form is sent, the prices
+        # of the default request are in the cache.
+        try:
+            await database_sync_to_async(prices_warm)()
+        except Exception:  # a warm-up is an optimisation; the log says why
+            logger.warning("price cache warm-up not started", exc_info=True)
+
+    async def disconnect(self, code: int) -> None:
+        self.gone = True
+        # A run or sweep goes on without its socket: a reload or a dropped
+        # connection attaches to it again by id (``attach``). Only an explicit
+        # cancel stops it.
+        await self._forget_run()
+        await self.forget_sweep()
+        self.stop_walk_forward()
+
+    async def send_json(self, content: dict, close: bool = False) -> bool:
+        """Send an event; on failure (the client is gone) stop the work, quietly.
+
+        A send can fail under churn ("Attempt to send on a closed protocol");
+        raising here would skip the cleanup and leave a run computing for
+        nobody. Return whether the event was sent.
+        """
+        if self.gone:
+            return False
+        try:
+            await super().send_json(content, close)
+        except Exception as exc:
+            logger.info("websocket send failed (%s); leaving its work", exc)
+            self.gone = True
+            await self._forget_run()  # the run goes on; its page may attach
+            await self.forget_sweep()  # so does a sweep
+            self.stop_walk_forward()
+            return False
+        return True
+
+    async def receive(self, text_data: str | None = None, bytes_data=None) -> None:
+        if text_data is None:
+            await self.send_json(events.error("send JSON text messages, not binary"))
+            return
+        try:
+            content = parse_message(text_data)
+        except RequestError as exc:
+            await self.send_json(events.error(exc.message, exc.field))
+            return
+        kind = content.get("type")
+        if kind in ("run", "sweep") and (self.handle or self.sweep_id is not None):
+            busy = "a run" if self.handle else "a sweep"
+            await self.send_json(
+                events.error(f"{busy} is already active on this connection; cancel it")
+            )
+        elif kind == "run":
+            await self._start_run(content)
+        elif kind == "sweep":
+            await self.start_sweep(content, _publisher)
+        elif kind == "walk_forward":
+            await self.start_walk_forward(content)
+        elif kind == "cancel" and self.sweep_id is not None:
+            await self.cancel_sweep()
+        elif kind == "cancel":
+            await self._cancel_run()
+        elif kind == "resend":
+            await self._resend(content)
+        elif kind == "attach" and "sweep_id" in content:
+            await self.attach_sweep(content)
+        elif kind == "attach":
+            await self._attach(content)
+        else:
+            shown = kind if isinstance(kind, str) and len(kind) <= 20 else "..."
+            await self.send_json(
+                events.error(
+                    f"unknown message type {shown!r}; expected 'run', 'sweep', "
+                    "'walk_forward', 'cancel', 'resend' or 'attach'",
+                    "type",
+                )
+            )
+
+    async def _start_run(self, content: dict) -> None:
+        if self.handle is not None:
+            await self.send_json(
+                events.error("a run is already active on this connection; cancel it")
+            )
+            return
+        try:
+            spec = run_spec(content)
+            coins = await database_sync_to_async(run_coins)(spec)
+        except RequestError as exc:
+            await self.send_json(
+                events.error(exc.message, exc.field, errors=exc.errors or None)
+                if len(exc.errors) > 1
+                else events.error(exc.message, exc.field)
+            )
+            return
+        except Exception as exc:
+            await self._fail_request(exc)
+            return
+        user = self.scope.get("user")
+        try:
+            # Admission first: a refused request (per-user cap, full server,
+            # throttle) writes nothing.
+            slot = await database_sync_to_async(run_admit)(
+                user=user, address=scope_client_ip(self.scope)
+            )
+        except RunnerBusy as exc:
+            await self.send_json(events.error(str(exc)))
+            return
+        except Exception as exc:
+            await self._fail_request(exc)
+            return
+        try:
+            run = await database_sync_to_async(run_create)(
+                spec=spec, coins=coins, user=user
+            )
+        except Exception as exc:
+            slot.release()
+            await self._fail_request(exc)
+            return
+        group = events.run_group(run.pk)
+        try:
+            await self.channel_layer.group_add(group, self.channel_name)
+        except Exception as exc:
+            slot.release()
+            await self._discard(run.pk)
+            await self._fail_request(exc)
+            return
+        self.run_id, self.total, self.seen = run.pk, run.total, set()
+        publish = _publisher(self.channel_layer, group, asyncio.get_running_loop())
+        try:
+            self.handle = await database_sync_to_async(run_start)(
+                run=run, spec=spec, coins=coins, publish=publish, slot=slot
+            )
+        except RunnerBusy as exc:  # run_start removed the run: nothing written
+            await self._forget_run()
+            await self.send_json(events.error(str(exc)))
+            return
+        except Exception as exc:
+            slot.release()
+            await self._forget_run()
+            await self._discard(run.pk)
+            await self._fail_request(exc)
+            return
+        self.runs.add(run.pk)
+        self.watch = asyncio.create_task(self._watch(run.pk, self.handle))
+        await self.send_json(events.start(run.pk, run.total))
+
+    async def _attach(self, content: dict) -> None:
+        """Follow a run started earlier (a reload, a dropped connection): its
+        stored results first, then the live ones, then its end."""
+        run_id = content.get("run_id")
+        if isinstance(run_id, bool) or not isinstance(run_id, int):
+            await self.send_json(
+                events.error("run_id: expected a run number", "run_id")
+            )
+            return
+        if self.handle is not None or self.run_id is not None:
+            await self.send_json(
+                events.error("a run is already active on this connection; cancel it")
+            )
+            return
+        group = events.run_group(run_id)
+        # Join first: a result published from now on arrives live, one stored
+        # before is read below, and the end sends whatever is still missing.
+        try:
+            await self.channel_layer.group_add(group, self.channel_name)
+            run = await database_sync_to_async(run_get)(
+                run_id, user=self.scope.get("user")
+            )
+            items = await database_sync_to_async(results_by_seq)(run_id)
+        except BacktestRun.DoesNotExist:
+            await self.channel_layer.group_discard(group, self.channel_name)
+            await self.send_json(events.error(f"run_id: no run {run_id}", "run_id"))
+            return
+        except Exception as exc:
+            await self._fail_request(exc)
+            return
+        self.run_id, self.total, self.seen = run.pk, run.total, set()
+        self.runs.add(run.pk)
+        # Cancellable from here when it runs in this process.
+        self.handle = get_runner().handle(run.pk)
+        await self.send_json(
+            events.start(run.pk, run.total, attached=True, status=run.status)
+        )
+        for item in items:
+            if item["seq"] in self.seen:
+                continue
+            self.seen.add(item["seq"])
+            event = events.result(
+                item["data"], len(self.seen), self.total, seq=item["seq"], run_id=run.pk
+            )
+            if not await self.send_json(event):
+                return
+        if run.is_finished:
+            await self._end_run(run.pk, _final_event(run))
+        elif self.handle is not None:
+            self.watch = asyncio.create_task(self._watch(run.pk, self.handle))
+
+    async def _fail_request(self, exc: Exception) -> None:
+        """Tell the client a service failed (its name only; the log has the rest)."""
+        logger.warning("could not start a run: %r", exc)
+        await self.send_json(
+            events.error(f"could not start the run: {failure_reason(exc)}")
+        )
+
+    async def _discard(self, run_id: int) -> None:
+        try:
+            await database_sync_to_async(run_discard)(run_id)
+        except Exception:
+            logger.warning("could not remove unstarted run %s", run_id, exc_info=True)
+
+    async def _cancel_run(self) -> None:
+        if self.handle is None:
+            await self.send_json(events.error("no active run to cancel"))
+            return
+        run_id, handle = self.run_id, self.handle
+        handle.cancel()
+        # Rows published before the cancel took effect are stored with the
+        # run: the client gets those it has not had yet, then ``cancelled``.
+        # (Rows computed elsewhere - Celery workers - are read from the database.)
+        rows = handle.published() or None
+        await self._end_run(run_id, events.cancelled(run_id), rows=rows)
+
+    async def _stop_run(self) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+        await self._forget_run()
+
+    async def _forget_run(self) -> None:
+        run_id = self.run_id
+        self.handle, self.run_id = None, None
+        if self.watch is not None and self.watch is not asyncio.current_task():
+            self.watch.cancel()
+        self.watch = None
+        if run_id is not None:
+            try:
+                await self.channel_layer.group_discard(
+                    events.run_group(run_id), self.channel_name
+                )
+            except Exception as exc:  # the group expires by itself
+                logger.info("could not leave run %s's group: %r", run_id, exc)
+
+    async def _end_run(
+        self, run_id: int, final: dict, rows: list[ResultRow] | None = None
+    ) -> None:
+        """Send every stored result the client lacks, then the run's last event.
+
+        The results come from the database, or from ``rows`` (a cancelled run's
+        published rows, not all stored yet).
+        """
+        if run_id != self.run_id:
+            return
+        seen, self.seen = self.seen, set()
+        await self._forget_run()  # from here the layer's late events are ignored
+        if rows is not None:
+            missing = [
+                {"seq": r.seq, "data": r.data} for r in rows if r.seq not in seen
+            ]
+        else:
+            try:
+                missing = await database_sync_to_async(results_by_seq)(
+                    run_id, exclude=seen
+                )
+            except Exception as exc:
+                logger.warning("could not read run %s's results: %r", run_id, exc)
+                missing = []
+        if missing:
+            logger.warning(
+                "run %s: %d results did not arrive through the channel layer; "
+                "sent from the database",
+                run_id,
+                len(missing),
+            )
+        for item in missing:
+            seen.add(item["seq"])
+            event = events.result(
+                item["data"], len(seen), self.total, seq=item["seq"], run_id=run_id
+            )
+            if not await self.send_json(event):
+                return
+        await self.send_json(final)
+
+    async def _watch(self, run_id: int, handle: RunHandle) -> None:
+        """End the run from its handle if the layer never brings its last event."""
+        try:
+            while not handle.done.is_set():
+                await asyncio.sleep(WATCH_EVERY)
+            await asyncio.sleep(END_GRACE)
+            if self.run_id != run_id:
+                return
+            logger.warning("run %s: its end never came through the layer", run_id)
+            await self._end_run(run_id, self._final_from(handle))
+        except asyncio.CancelledError:
+            pass
+
+    @staticmethod
+    def _final_from(handle: RunHandle) -> dict:
+        if handle.status == "complete":
+            return events.complete(handle.summary, handle.elapsed_s, handle.run_id)
+        if handle.status == "cancelled":
+            return events.cancelled(handle.run_id)
+        return events.error(f"the run failed: {handle.error}", run_id=handle.run_id)
+
+    async def _resend(self, content: dict) -> None:
+        run_id, seqs = content.get("run_id"), content.get("seqs")
+        if isinstance(run_id, bool) or run_id not in self.runs:
+            await self.send_json(
+                events.error("resend: run_id names no run of this connection", "run_id")
+            )
+            return
+        if (
+            not isinstance(seqs, list)
+            or len(seqs) > MAX_RESEND
+            or not all(isinstance(s, int) and not isinstance(s, bool) for s in seqs)
+        ):
+            await self.send_json(
+                events.error(
+                    f"resend: seqs must be a list of at most {MAX_RESEND} integers",
+                    "seqs",
+                )
+            )
+            return
+        wanted = set(seqs)
+        try:
+            items = await database_sync_to_async(results_by_seq)(run_id)
+        except Exception as exc:
+            await self._fail_request(exc)
+            return
+        for item in items:
+            if item["seq"] in wanted:
+                event = events.result(
+                    item["data"], len(items), len(items), seq=item["seq"], run_id=run_id
+                )
+                if not await self.send_json(event):
+                    return
+
+    # --- channel-layer events from the runner's worker threads -----------------
+
+    async def run_results(self, event: dict) -> None:
+        if event["run_id"] != self.run_id:
+            return  # a cancelled run's late message
+        for item in event["results"]:
+            if item["seq"] in self.seen:
+                continue  # delivered twice by the layer
+            self.seen.add(item["seq"])
+            sent = await self.send_json(
+                events.result(
+                    item["data"],
+                    len(self.seen),
+                    self.total,
+                    seq=item["seq"],
+                    run_id=event["run_id"],
+                )
+            )
+            if not sent:
+                return
+
+    async def run_complete(self, event: dict) -> None:
+        await self._end_run(
+            event["run_id"],
+            events.complete(event["summary"], event["elapsed_s"], event["run_id"]),
+        )
+
+    async def run_cancelled(self, event: dict) -> None:
+        await self._end_run(event["run_id"], events.cancelled(event["run_id"]))
+
+    async def run_failed(self, event: dict) -> None:
+        await self._end_run(
+            event["run_id"], events.error(event["message"], run_id=event["run_id"])
+        )
+
+
+def _publisher(layer, group: str, loop: asyncio.AbstractEventLoop):
+    """Return a thread-safe publish(event) that group_sends on the server loop."""
+
+    def publish(event: dict) -> None:
+        future = asyncio.run_coroutine_threadsafe(layer.group_send(group, event), loop)
+        # Waiting keeps this run's events in order and applies back-pressure.
+        # A publish that times out raises: the runner stores the rows all the
+        # same and the client gets them from the database before the end.
+        future.result(timeout=30)
+
+    return publish
+
+
+def _final_event(run: BacktestRun) -> dict:
+    """Return the event that ended a finished run, as it was sent live."""
+    if run.status == BacktestRun.Status.COMPLETE:
+        return events.complete(run.summary or {}, run.elapsed_s or 0.0, run.pk)
+    if run.status == BacktestRun.Status.CANCELLED:
+        return events.cancelled(run.pk)
+    return events.error(f"the run failed: {run.error}", run_id=run.pk)
