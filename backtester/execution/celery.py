@@ -39,8 +39,8 @@ from backtester.runs.runner import (
     get_runner,
     summarize,
 )
-from backtester.sweeps.plan import SweepPlan
 from backtester.runs.validation import RunSpec
+from backtester.sweeps.plan import SweepPlan
 from prices.models import Cryptocurrency
 
 if TYPE_CHECKING:

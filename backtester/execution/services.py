@@ -22,18 +22,18 @@ from collections.abc import Sequence
 from channels.layers import get_channel_layer
 from django.db import close_old_connections, transaction
 
-from backtester.runs import events
 from backtester.execution import state
+from backtester.runs import events
 from backtester.runs.models import BacktestResult, BacktestRun
 from backtester.runs.runner import ResultRow, compute_coin, failure_reason
 from backtester.runs.selectors import result_data, run_risk_of
 from backtester.runs.services import _result
+from backtester.runs.validation import RunSpec
 from backtester.sweeps import events as sweep_events
 from backtester.sweeps.models import SweepCell
 from backtester.sweeps.plan import SweepPlan
 from backtester.sweeps.selectors import sweep_plan
 from backtester.sweeps.services import sweep_block_run, sweep_pieces_store
-from backtester.runs.validation import RunSpec
 from prices.models import Cryptocurrency
 from prices.selectors import bars_load
 

@@ -20,8 +20,8 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
-from backtester.runs import events
 from backtester.auth import scope_client_ip
+from backtester.runs import events
 from backtester.runs.models import BacktestRun
 from backtester.runs.runner import (
     ResultRow,
@@ -39,8 +39,8 @@ from backtester.runs.services import (
     run_discard,
     run_start,
 )
-from backtester.sweeps.consumers import SweepConsumerMixin
 from backtester.runs.validation import RequestError, run_spec
+from backtester.sweeps.consumers import SweepConsumerMixin
 
 logger = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from django.db.models import Count, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from backtester.runs import processes
 from backtester.execution import get_executor
+from backtester.runs import processes
 from backtester.runs.models import BacktestResult, BacktestRun, params_key
 from backtester.runs.runner import (
     Publish,

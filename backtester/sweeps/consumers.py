@@ -20,11 +20,12 @@ from channels.db import database_sync_to_async
 from django.db import close_old_connections, connections
 from django.utils import timezone
 
-from backtester.runs import events as run_events
 from backtester.auth import scope_client_ip
 from backtester.execution import sweep_handle
+from backtester.runs import events as run_events
 from backtester.runs.runner import RunnerBusy, get_runner
 from backtester.runs.services import run_coins, run_owner_key
+from backtester.runs.validation import RequestError
 from backtester.sweeps import events
 from backtester.sweeps.models import Sweep
 from backtester.sweeps.runner import sweeps_admit, sweeps_owned
@@ -32,7 +33,6 @@ from backtester.sweeps.selectors import sweep_attach_state
 from backtester.sweeps.services import sweep_create, sweep_start
 from backtester.sweeps.validation import sweep_spec, walk_forward_spec
 from backtester.sweeps.walkforward import walk_forward_data, walk_forward_run
-from backtester.runs.validation import RequestError
 
 logger = logging.getLogger(__name__)
 

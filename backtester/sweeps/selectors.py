@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from django.db.models import Q, QuerySet
 
+from backtester.runs.validation import iso
 from backtester.sweeps.models import Sweep, SweepCell, SweepCoinResult
 from backtester.sweeps.plan import SweepPlan
 from backtester.sweeps.services import cell_public, coin_metrics, sweeps_mark_stale
-from backtester.runs.validation import iso
 
 
 def sweep_plan(sweep_id: int) -> SweepPlan:

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_POST
 
 from backtester.runs.runner import RunnerBusy
 from backtester.runs.services import run_admit, run_coins, run_create, run_start
+from backtester.runs.validation import RequestError, run_spec
 from backtester.sweeps.models import Sweep, SweepCell
 from backtester.sweeps.output import render_csv, render_json
 from backtester.sweeps.selectors import (
@@ -22,7 +23,6 @@ from backtester.sweeps.selectors import (
     sweep_get,
     sweeps_list,
 )
-from backtester.runs.validation import RequestError, run_spec
 from prices.selectors import coins_with_range
 from strategies.registry import STRATEGIES, schema
 from strategies.sweep import OBJECTIVES, split_params

@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from backtester.sweeps.validation import SweepSpec
 from backtester.runs.validation import RequestError
+from backtester.sweeps.validation import SweepSpec
 from prices.models import Cryptocurrency
 from prices.selectors import bars_load
 from strategies.params import ParamError

@@ -11,9 +11,9 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 from django.db import connections
 
+from backtester.asgi import application
 from backtester.runs import runner as runner_module
 from backtester.runs import services
-from backtester.asgi import application
 from backtester.runs.models import BacktestRun
 from backtester.runs.runner import Runner, RunnerBusy
 from backtester.runs.services import RunsThrottled, run_admit

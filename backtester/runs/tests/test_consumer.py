@@ -13,8 +13,8 @@ from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.db import connections
 
-from backtester.runs import runner as runner_module
 from backtester.asgi import application
+from backtester.runs import runner as runner_module
 from backtester.runs.models import BacktestResult, BacktestRun
 from backtester.runs.runner import Runner, get_runner
 from backtester.runs.tests.factories import crash_engine_on, make_coins

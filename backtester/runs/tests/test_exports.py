@@ -73,7 +73,10 @@ def test_every_csv_the_app_writes_goes_through_the_escaping_writer():
     root = Path(__file__).resolve().parents[3]
     for package in ("backtester", "prices", "strategies"):
         for path in (root / package).rglob("*.py"):
-            if "tests" in path.parts or path == root / "backtester" / "runs" / "output.py":
+            if (
+                "tests" in path.parts
+                or path == root / "backtester" / "runs" / "output.py"
+            ):
                 continue
             text = path.read_text()
             for call in ("csv.writer(", "csv.DictWriter("):

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 
+from backtester.runs.tests.factories import make_coins
 from backtester.sweeps.models import Sweep, SweepCell, SweepCoinResult
 from backtester.sweeps.selectors import sweep_all_done, sweep_plan
 from backtester.sweeps.services import sweep_block_compute
-from backtester.runs.tests.factories import make_coins
 from prices.services import bars_import
 from prices.types import PriceSeries
 from strategies.tests.realdata import load_bars

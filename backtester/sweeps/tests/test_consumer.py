@@ -9,10 +9,10 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.db import connections
 
-from backtester.sweeps import runner as sweep_runner
-from backtester.sweeps.models import Sweep, SweepCell
 from backtester.runs.tests.factories import make_coins
 from backtester.runs.tests.test_consumer import connect, layer, receive  # noqa: F401
+from backtester.sweeps import runner as sweep_runner
+from backtester.sweeps.models import Sweep, SweepCell
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 SYMBOLS = ["AAA", "BBB", "CCC"]

@@ -12,9 +12,9 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
 from backtester.runs.models import BacktestRun
-from backtester.sweeps.models import Sweep
 from backtester.runs.tests.factories import make_coins
 from backtester.runs.tests.test_views import json_script
+from backtester.sweeps.models import Sweep
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

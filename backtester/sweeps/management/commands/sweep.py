@@ -12,6 +12,7 @@ from backtester.runs.management.commands.backtest import (
 )
 from backtester.runs.runner import RunnerBusy
 from backtester.runs.services import run_coins
+from backtester.runs.validation import RequestError
 from backtester.sweeps import events
 from backtester.sweeps.models import Sweep
 from backtester.sweeps.output import (
@@ -25,7 +26,6 @@ from backtester.sweeps.selectors import sweep_export
 from backtester.sweeps.services import sweep_create, sweep_start
 from backtester.sweeps.validation import OBJECTIVES, sweep_spec
 from backtester.sweeps.walkforward import walk_forward_data, walk_forward_run
-from backtester.runs.validation import RequestError
 from strategies.registry import STRATEGIES
 
 FLAGS = {
