@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import Any, Protocol
 
-from backtester.runs.runner import Hook, Publish, ResultRow, RunHandle, Slot
-from backtester.runs.validation import RunSpec
+from backtester.execution.handles import (
+    Hook,
+    JobSpec,
+    Publish,
+    ResultRow,
+    RunHandle,
+    Slot,
+    SweepHandle,
+)
 from prices.models import Cryptocurrency
-
-if TYPE_CHECKING:
-    from backtester.sweeps.plan import SweepPlan
-    from backtester.sweeps.runner import SweepHandle
 
 
 class Executor(Protocol):
@@ -35,7 +38,7 @@ class Executor(Protocol):
         self,
         *,
         run_id: int,
-        spec: RunSpec,
+        spec: JobSpec,
         coins: Sequence[Cryptocurrency],
         publish: Publish,
         on_rows: Callable[[RunHandle, list[ResultRow]], None] | None = None,
@@ -45,7 +48,7 @@ class Executor(Protocol):
     ) -> RunHandle: ...
 
     def submit_sweep(
-        self, *, plan: SweepPlan, coins: Sequence[Cryptocurrency], publish: Publish
+        self, *, plan: Any, coins: Sequence[Cryptocurrency], publish: Publish
     ) -> SweepHandle:
         """Start a stored sweep: its (coin, block of combinations) pieces are
         computed, stored and published as ``sweep.cells`` events, then the end

@@ -20,31 +20,26 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from typing import Any
 
 from django.conf import settings
 from django.db import close_old_connections, connections
 
 from backtester.execution import services, state
-from backtester.execution.messages import spec_dump
-from backtester.runs.runner import (
+from backtester.execution.failures import failure_reason
+from backtester.execution.handles import (
     Hook,
+    JobSpec,
     Publish,
     ResultRow,
     RunHandle,
-    Runner,
     RunnerBusy,
     Slot,
-    failure_reason,
-    get_runner,
-    summarize,
+    SweepHandle,
 )
-from backtester.runs.validation import RunSpec
-from backtester.sweeps.plan import SweepPlan
+from backtester.execution.messages import spec_dump
+from backtester.execution.pool import Runner, get_runner
 from prices.models import Cryptocurrency
-
-if TYPE_CHECKING:
-    from backtester.sweeps.runner import SweepHandle
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +86,7 @@ class CeleryExecutor:
         self,
         *,
         run_id: int,
-        spec: RunSpec,
+        spec: JobSpec,
         coins: Sequence[Cryptocurrency],
         publish: Publish,
         on_rows: Callable[[RunHandle, list[ResultRow]], None] | None = None,
@@ -117,7 +112,7 @@ class CeleryExecutor:
     def _drive(
         self,
         handle: RunHandle,
-        spec: RunSpec,
+        spec: JobSpec,
         coins: list[Cryptocurrency],
         publish: Publish,
         on_finish: Hook | None,
@@ -175,7 +170,7 @@ class CeleryExecutor:
             handle.rows = services.results_rows(run_id)
             handle.stored = len(handle.rows)
             if handle.status == "complete":
-                handle.summary = summarize([row.data for row in handle.rows])
+                handle.summary = services.results_summary(handle.rows)
             handle.summary["elapsed_s"] = round(handle.elapsed_s, 4)
             if on_finish:
                 on_finish(handle)
@@ -194,7 +189,7 @@ class CeleryExecutor:
         with self._lock:
             self._active.pop(run_id, None)
         try:
-            publish(Runner._final_event(handle))
+            publish(handle.final_event())
         except Exception:
             logger.exception("could not announce the end of run %s", run_id)
         finally:
@@ -203,13 +198,11 @@ class CeleryExecutor:
     # --- sweeps ---------------------------------------------------------------
 
     def submit_sweep(
-        self, *, plan: SweepPlan, coins: Sequence[Cryptocurrency], publish: Publish
+        self, *, plan: Any, coins: Sequence[Cryptocurrency], publish: Publish
     ) -> SweepHandle:
         """Start a sweep's tasks (one per block of combinations and group of
         SWEEP_TASK_COINS coins) in the background; RunnerBusy when the process
         has as many runs and sweeps as BACKTEST_MAX_QUEUED_RUNS."""
-        from backtester.sweeps.runner import SweepHandle
-
         runner = get_runner()
         handle = SweepHandle(plan.sweep_id)
         with self._lock:
@@ -231,7 +224,7 @@ class CeleryExecutor:
     def _drive_sweep(
         self,
         handle: SweepHandle,
-        plan: SweepPlan,
+        plan: Any,
         coins: list[Cryptocurrency],
         publish: Publish,
     ) -> None:

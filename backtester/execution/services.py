@@ -1,13 +1,9 @@
-"""What a worker does with one piece of a run or sweep, and the writes that
-make it safe.
+"""What a worker does with one piece of a run or sweep.
 
-A piece (one coin with all the run's jobs) is computed by the thread pool's own
-function (``runner.compute_coin``), stored with the thread pool's own row
-mapping, and published in the thread pool's event shape. Storing is idempotent
-and ordered by a lock on the run's row: a piece already stored, or a run that is
-no longer running, stores nothing - so a task delivered twice (its first worker
-died before acknowledging it) or finishing after a cancel never adds a row, and
-the rows stored are what counts towards completion.
+A piece (one coin with all the run's jobs, or a few coins' block of a sweep's
+combinations) is computed by the function the app registered for the thread
+pool too (``registry``), stored by the app's idempotent store, and published in
+the thread pool's event shape, so the two executors cannot drift apart.
 """
 
 from __future__ import annotations
@@ -20,20 +16,11 @@ import threading
 from collections.abc import Sequence
 
 from channels.layers import get_channel_layer
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections
 
-from backtester.execution import state
-from backtester.runs import events
-from backtester.runs.models import BacktestResult, BacktestRun
-from backtester.runs.runner import ResultRow, compute_coin, failure_reason
-from backtester.runs.selectors import result_data, run_risk_of
-from backtester.runs.services import _result
-from backtester.runs.validation import RunSpec
-from backtester.sweeps import events as sweep_events
-from backtester.sweeps.models import SweepCell
-from backtester.sweeps.plan import SweepPlan
-from backtester.sweeps.selectors import sweep_plan
-from backtester.sweeps.services import sweep_block_run, sweep_pieces_store
+from backtester.execution import events, registry, state
+from backtester.execution.failures import failure_reason
+from backtester.execution.handles import JobSpec, ResultRow
 from prices.models import Cryptocurrency
 from prices.selectors import bars_load
 
@@ -70,7 +57,7 @@ def group_send(group: str, event: dict) -> None:
     asyncio.run_coroutine_threadsafe(send, _publishing_loop()).result(timeout=30)
 
 
-def run_piece(*, run_id: int, coin_id: int, spec: RunSpec) -> int:
+def run_piece(*, run_id: int, coin_id: int, spec: JobSpec) -> int:
     """Compute, store and publish one coin of a run; return the rows stored.
 
     Prices come from the shared cache (a miss reads the database once and fills
@@ -87,7 +74,7 @@ def run_piece(*, run_id: int, coin_id: int, spec: RunSpec) -> int:
         series = bars_load(
             coins=[coin], start=spec.start, end=spec.end, interval=spec.interval
         )[coin.symbol]
-        rows = compute_coin(coin.symbol, series, spec)
+        rows = registry.call("run", "compute", coin.symbol, series, spec)
         if state.stopped(job) or not results_store_once(run_id, rows):
             return 0
         results_publish(run_id, rows)
@@ -102,80 +89,45 @@ def run_piece(*, run_id: int, coin_id: int, spec: RunSpec) -> int:
         state.piece_ended(job, piece)
 
 
-def results_store_once(run_id: int, rows: Sequence[ResultRow]) -> bool:
-    """Store one piece's rows unless the run is over or they are stored already;
-    return whether they were stored (all of them, in one transaction)."""
-    if not rows:
-        return False
-    symbols = {row.data["symbol"] for row in rows}
-    with transaction.atomic():
-        # Stores of one run queue here, and so does run_close: after a run left
-        # "running", no task can add a row to it.
-        status = (
-            BacktestRun.objects.select_for_update()
-            .filter(pk=run_id)
-            .values_list("status", flat=True)
-            .first()
-        )
-        if status != BacktestRun.Status.RUNNING:
-            return False
-        stored = BacktestResult.objects.filter(run_id=run_id)
-        if stored.filter(symbol__in=symbols).exists():
-            return False
-        # Numbered here, under the run's lock: seqs are 1..n in store order.
-        first = stored.count() + 1
-        for seq, row in enumerate(rows, first):
-            row.seq = seq
-        BacktestResult.objects.bulk_create([_result(run_id, row) for row in rows])
-    return True
-
-
 def results_publish(run_id: int, rows: Sequence[ResultRow]) -> None:
     """Send a piece's numbered results to the run's group, as the thread pool
     does."""
     results = [{"seq": row.seq, "data": row.data} for row in rows]
-    group_send(
-        events.run_group(run_id),
-        {"type": events.LAYER_RESULTS, "run_id": run_id, "results": results},
-    )
+    group_send(events.run_group(run_id), events.run_results(run_id, results))
+
+
+def results_store_once(run_id: int, rows: Sequence[ResultRow]) -> bool:
+    """Store one piece's rows unless the run is over or they are stored already."""
+    return registry.call("run", "store_once", run_id, rows)
 
 
 def run_close(run_id: int, status: str) -> int:
     """Move a running run to ``status`` so no task stores into it any more, and
     return how many results it has stored."""
-    with transaction.atomic():
-        # The UPDATE waits for a store holding the row's lock, and holds it.
-        BacktestRun.objects.filter(pk=run_id, status=BacktestRun.Status.RUNNING).update(
-            status=status
-        )
-        return BacktestResult.objects.filter(run_id=run_id).count()
+    return registry.call("run", "close", run_id, status)
 
 
 def results_stored(run_id: int) -> int:
-    return BacktestResult.objects.filter(run_id=run_id).count()
+    return registry.call("run", "stored", run_id)
+
+
+def results_summary(rows: Sequence[ResultRow]) -> dict:
+    """Return the run's summary over its rows (the runs app's ``summarize``)."""
+    return registry.call("run", "summarize", [row.data for row in rows])
 
 
 def results_rows(run_id: int, symbols: Sequence[str] | None = None) -> list[ResultRow]:
-    """Return the run's stored results (of ``symbols``) as rows of public data
-    only, by coin."""
-    stored = BacktestResult.objects.filter(run_id=run_id)
-    if symbols is not None:
-        stored = stored.filter(symbol__in=list(symbols))
-    stored = stored.defer("trades", "equity").order_by("symbol", "strategy", "pk")
-    risk = run_risk_of(run_id)
-    return [
-        ResultRow(data=result_data(result, risk=risk), seq=result.seq)
-        for result in stored
-    ]
+    """Return the run's stored results (of ``symbols``) as rows of public data."""
+    return registry.call("run", "rows", run_id, symbols)
 
 
 # --- sweeps ----------------------------------------------------------------------
 
 
 @functools.lru_cache(maxsize=16)
-def _sweep_plan(sweep_id: int) -> SweepPlan:
+def _sweep_plan(sweep_id: int):
     # A stored sweep's plan never changes: read it once per worker process.
-    return sweep_plan(sweep_id)
+    return registry.call("sweep", "plan", sweep_id)
 
 
 def block_piece(first: int, symbols: Sequence[str]) -> str:
@@ -211,12 +163,15 @@ def sweep_piece(*, sweep_id: int, symbols: Sequence[str], first: int) -> int:
         block = plan.block_of(first)
         # A few coins' block takes well under a second: the flag is looked at
         # before storing, which a cancel must beat (revoked tasks never start).
-        pieces = [sweep_block_run(plan, s, series[s], block) for s in symbols]
+        pieces = [
+            registry.call("sweep", "block_run", plan, s, series[s], block)
+            for s in symbols
+        ]
         if state.stopped(job):
             return 0
-        layer_events = sweep_pieces_store(plan, pieces)
+        layer_events = registry.call("sweep", "pieces_store", plan, pieces)
         for event in layer_events:
-            group_send(sweep_events.group(sweep_id), event)
+            group_send(events.sweep_group(sweep_id), event)
         if layer_events:
             state.pieces_published(job, [block_published(first)])
         return len(pieces)
@@ -229,12 +184,10 @@ def sweep_piece(*, sweep_id: int, symbols: Sequence[str], first: int) -> int:
 
 def sweep_pending_cells(sweep_id: int) -> int:
     """Return how many cells of the sweep are not aggregated yet."""
-    return SweepCell.objects.filter(sweep_id=sweep_id, done=False).count()
+    return registry.call("sweep", "pending_cells", sweep_id)
 
 
 def sweep_cells_publish(sweep_id: int, blocks: Sequence[range]) -> None:
     """Publish the stored cells of these blocks (their workers did not)."""
-    indices = [i for block in blocks for i in block]
-    cells = SweepCell.objects.filter(sweep_id=sweep_id, index__in=indices)
-    items = [cell.item() for cell in cells.order_by("index")]
-    group_send(sweep_events.group(sweep_id), sweep_events.layer_cells(sweep_id, items))
+    items = registry.call("sweep", "cell_items", sweep_id, blocks)
+    group_send(events.sweep_group(sweep_id), events.sweep_cells(sweep_id, items))

@@ -1,8 +1,10 @@
-"""The thread-pool executor: the process's shared Runner (backtester.runs.runner)."""
+"""The thread-pool executor: the process's shared Runner (pool.py)."""
 
 from __future__ import annotations
 
-from backtester.runs.runner import RunHandle, get_runner
+from backtester.execution import sweeping
+from backtester.execution.handles import RunHandle, SweepHandle
+from backtester.execution.pool import get_runner
 
 
 class ThreadExecutor:
@@ -16,14 +18,10 @@ class ThreadExecutor:
         """Start a run on the shared Runner (RunnerBusy when it is full)."""
         return get_runner().submit(**kwargs)
 
-    def submit_sweep(self, *, plan, coins, publish):
+    def submit_sweep(self, *, plan, coins, publish) -> SweepHandle:
         """Start a sweep on the shared thread pools (RunnerBusy when full)."""
-        from backtester.sweeps import runner
+        return sweeping.submit(plan=plan, coins=coins, publish=publish)
 
-        return runner.submit(plan=plan, coins=coins, publish=publish)
-
-    def sweep_handle(self, sweep_id: int):
+    def sweep_handle(self, sweep_id: int) -> SweepHandle | None:
         """Return the handle of a sweep on this process's pool, or None."""
-        from backtester.sweeps import runner
-
-        return runner.handle_of(sweep_id)
+        return sweeping.handle_of(sweep_id)

@@ -13,7 +13,6 @@ handle and tells the client which service failed.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 
 from channels.db import database_sync_to_async
@@ -21,15 +20,12 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
 from backtester.auth import scope_client_ip
+from backtester.execution.failures import failure_reason
+from backtester.execution.handles import ResultRow, RunHandle, RunnerBusy
+from backtester.execution.pool import get_runner
 from backtester.runs import events
+from backtester.runs.messages import parse_message
 from backtester.runs.models import BacktestRun
-from backtester.runs.runner import (
-    ResultRow,
-    RunHandle,
-    RunnerBusy,
-    failure_reason,
-    get_runner,
-)
 from backtester.runs.selectors import results_by_seq, run_get
 from backtester.runs.services import (
     prices_warm,
@@ -38,16 +34,13 @@ from backtester.runs.services import (
     run_create,
     run_discard,
     run_start,
+    runs_mark_stale,
 )
 from backtester.runs.validation import RequestError, run_spec
 from backtester.sweeps.consumers import SweepConsumerMixin
 
 logger = logging.getLogger(__name__)
 
-# Counted in UTF-8 bytes, as sent on the wire.
-MAX_MESSAGE_BYTES = 64 * 1024
-# Deeper JSON is no request (and Python's parser recurses on nesting).
-MAX_JSON_DEPTH = 32
 # Seqs one resend may ask for.
 MAX_RESEND = 10_000
 # Seconds a finished run's last layer event may take before the consumer ends
@@ -55,60 +48,6 @@ MAX_RESEND = 10_000
 END_GRACE = 1.0
 # How often the in-process watch looks at a run's handle.
 WATCH_EVERY = 0.2
-
-
-def _reject_constant(name: str) -> float:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _depth(value: object) -> int:
-    """Return how deeply lists and objects nest in a parsed JSON value."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict | list):
-            deepest = max(deepest, depth)
-            if depth <= MAX_JSON_DEPTH:
-                children = item.values() if isinstance(item, dict) else item
-                stack.extend((child, depth + 1) for child in children)
-    return deepest
-
-
-def parse_message(text: str) -> dict:
-    """Return a client message as a dict or raise RequestError saying why not."""
-    # Characters never outnumber bytes: only a possible near-miss is encoded.
-    if len(text) > MAX_MESSAGE_BYTES or (
-        len(text) * 4 > MAX_MESSAGE_BYTES
-        and len(text.encode("utf-8", "surrogatepass")) > MAX_MESSAGE_BYTES
-    ):
-        raise RequestError(f"message too large (limit {MAX_MESSAGE_BYTES} bytes)")
-    try:
-        # NaN and Infinity are Python's extensions, not JSON.
-        content = json.loads(text, parse_constant=_reject_constant)
-    except RecursionError:
-        raise RequestError(
-            f"malformed JSON: nested deeper than {MAX_JSON_DEPTH} levels"
-        ) from None
-    except ValueError as exc:
-        raise RequestError(f"malformed JSON: {exc}") from None
-    if _depth(content) > MAX_JSON_DEPTH:
-        # Name the field that holds the deep value, as for any other bad value:
-        # its path through objects ("params.fast").
-        path, value, allowed = [], content, MAX_JSON_DEPTH
-        while isinstance(value, dict):
-            key = next((k for k, v in value.items() if _depth(v) >= allowed), None)
-            if key is None:
-                break
-            path.append(key)
-            value, allowed = value[key], allowed - 1
-        field = ".".join(path) or None
-        raise RequestError(
-            f"{field or 'message'}: nested deeper than {MAX_JSON_DEPTH} levels",
-            field,
-        )
-    if not isinstance(content, dict):
-        raise RequestError("expected a JSON object")
-    return content
 
 
 class BacktestConsumer(SweepConsumerMixin, AsyncJsonWebsocketConsumer):
@@ -296,6 +235,7 @@ class BacktestConsumer(SweepConsumerMixin, AsyncJsonWebsocketConsumer):
         # before is read below, and the end sends whatever is still missing.
         try:
             await self.channel_layer.group_add(group, self.channel_name)
+            await database_sync_to_async(runs_mark_stale)()
             run = await database_sync_to_async(run_get)(
                 run_id, user=self.scope.get("user")
             )

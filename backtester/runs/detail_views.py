@@ -15,7 +15,7 @@ from backtester.runs.models import BacktestResult, BacktestRun
 from backtester.runs.output import csv_writer
 from backtester.runs.replay import Replay, ReplayError, result_replay
 from backtester.runs.validation import RequestError, parse_when
-from backtester.runs.views import _run_or_404
+from backtester.runs.views import run_or_404
 from strategies import indicators as ind
 
 # Chart points when the request names none, and the most it may ask for.
@@ -126,7 +126,7 @@ def equity_json(request: HttpRequest, run_id: int) -> JsonResponse:
     measured from the running peak since the run's first bar, so a window
     shows the same values as the whole curve. Times are epoch milliseconds.
     """
-    run = _run_or_404(request, run_id)
+    run = run_or_404(request, run_id)
     try:
         result = result_for(run, request.GET)
         start, end = _epoch(request.GET, "start"), _epoch(request.GET, "end")
@@ -203,7 +203,7 @@ def price_json(request: HttpRequest, run_id: int) -> JsonResponse:
     candle's first bar. Trades whose entry or exit falls in the window are
     listed (up to MAX_MARKERS, the latest kept).
     """
-    run = _run_or_404(request, run_id)
+    run = run_or_404(request, run_id)
     try:
         result = result_for(run, request.GET)
         start, end = _epoch(request.GET, "start"), _epoch(request.GET, "end")
@@ -307,7 +307,7 @@ def trades_json(request: HttpRequest, run_id: int) -> JsonResponse:
     ``reason``; ``sort`` one of series.TRADE_SORTS, "-" first for descending
     (default: trade order); ``page`` (1-based) and ``per_page`` (≤ 500).
     """
-    run = _run_or_404(request, run_id)
+    run = run_or_404(request, run_id)
     query = request.GET
     try:
         result = result_for(run, query)
@@ -354,7 +354,7 @@ CSV_TRADE_COLUMNS = (
 
 def trades_csv(request: HttpRequest, run_id: int) -> HttpResponse:
     """Download every trade of one result as CSV (one row per trade)."""
-    run = _run_or_404(request, run_id)
+    run = run_or_404(request, run_id)
     try:
         result = result_for(run, request.GET)
         trades = _replay(run, result).trades

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-# Channel-layer message types (runner -> consumer). Dots map to consumer methods.
-LAYER_RESULTS = "run.results"
-LAYER_COMPLETE = "run.complete"
-LAYER_FAILED = "run.failed"
-LAYER_CANCELLED = "run.cancelled"
+# The channel-layer shapes executors publish (executor -> consumer) are
+# execution's; the consumer and the command read them under these names.
+from backtester.execution.events import (  # noqa: F401
+    LAYER_CANCELLED,
+    LAYER_COMPLETE,
+    LAYER_FAILED,
+    LAYER_RESULTS,
+    run_group,
+)
 
 
 def start(run_id: int, total: int, **extra: Any) -> dict[str, Any]:
@@ -49,8 +53,3 @@ def error(message: str, field: str | None = None, **extra: Any) -> dict[str, Any
         event["field"] = field
     event.update(extra)
     return event
-
-
-def run_group(run_id: int) -> str:
-    """Return the channel-layer group a run publishes to."""
-    return f"backtest.run.{run_id}"

@@ -8,9 +8,8 @@ from collections.abc import Collection
 from django.db.models import F, Q, QuerySet, TextField
 from django.db.models.functions import Cast
 
+from backtester.runs.compute import NO_DATA
 from backtester.runs.models import BacktestResult, BacktestRun
-from backtester.runs.runner import NO_DATA
-from backtester.runs.services import runs_mark_stale
 from strategies.risk import Risk, validate_risk
 
 
@@ -31,9 +30,8 @@ def runs_visible(user) -> Q:
 
 
 def runs_list(*, user, strategy: str = "", status: str = "") -> QuerySet[BacktestRun]:
-    """Return the runs ``user`` may see, newest first (stale ones marked failed),
-    optionally only those running ``strategy`` (a key) or in ``status``."""
-    runs_mark_stale()
+    """Return the runs ``user`` may see, newest first, optionally only those
+    running ``strategy`` (a key) or in ``status``."""
     runs = BacktestRun.objects.filter(runs_visible(user))
     if strategy:
         # The stored list of {"strategy": key, "params": {...}} as text: both
@@ -48,7 +46,6 @@ def runs_list(*, user, strategy: str = "", status: str = "") -> QuerySet[Backtes
 
 def runs_by_ids(ids: list[int], *, user) -> list[BacktestRun]:
     """Return the runs of ``ids`` that ``user`` may see, in the order given."""
-    runs_mark_stale()
     found = BacktestRun.objects.filter(runs_visible(user)).in_bulk(ids)
     return [found[i] for i in ids if i in found]
 
@@ -65,7 +62,6 @@ def run_deletable(run: BacktestRun, *, user) -> bool:
 
 def run_get(run_id: int, *, user) -> BacktestRun:
     """Return one run ``user`` may see (DoesNotExist if missing or not theirs)."""
-    runs_mark_stale()
     return BacktestRun.objects.filter(runs_visible(user)).get(pk=run_id)
 
 

@@ -14,18 +14,11 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from backtester.execution import get_executor
+from backtester.execution.failures import failure_reason
+from backtester.execution.handles import Publish, ResultRow, RunHandle, RunnerBusy, Slot
+from backtester.execution.pool import current_runner, get_runner
 from backtester.runs import processes
 from backtester.runs.models import BacktestResult, BacktestRun, params_key
-from backtester.runs.runner import (
-    Publish,
-    ResultRow,
-    RunHandle,
-    RunnerBusy,
-    Slot,
-    current_runner,
-    failure_reason,
-    get_runner,
-)
 from backtester.runs.validation import RequestError, RunSpec
 from prices.models import Cryptocurrency
 from prices.selectors import UnknownSymbolError, coins_by_symbols, coins_with_range
@@ -111,10 +104,12 @@ def _epoch_to_dt(value: str | None) -> datetime | None:
 
 def results_save(handle: RunHandle, rows: list[ResultRow]) -> None:
     """Store result rows of a run (called as each coin completes)."""
-    BacktestResult.objects.bulk_create([_result(handle.run_id, row) for row in rows])
+    BacktestResult.objects.bulk_create(
+        [result_instance(handle.run_id, row) for row in rows]
+    )
 
 
-def _result(run_id: int, row: ResultRow) -> BacktestResult:
+def result_instance(run_id: int, row: ResultRow) -> BacktestResult:
     metrics = row.data["metrics"] or {}
     return BacktestResult(
         run_id=run_id,

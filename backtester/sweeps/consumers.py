@@ -22,15 +22,16 @@ from django.utils import timezone
 
 from backtester.auth import scope_client_ip
 from backtester.execution import sweep_handle
+from backtester.execution.handles import RunnerBusy
+from backtester.execution.pool import get_runner
+from backtester.execution.sweeping import sweeps_admit, sweeps_owned
 from backtester.runs import events as run_events
-from backtester.runs.runner import RunnerBusy, get_runner
 from backtester.runs.services import run_coins, run_owner_key
 from backtester.runs.validation import RequestError
 from backtester.sweeps import events
 from backtester.sweeps.models import Sweep
-from backtester.sweeps.runner import sweeps_admit, sweeps_owned
 from backtester.sweeps.selectors import sweep_attach_state
-from backtester.sweeps.services import sweep_create, sweep_start
+from backtester.sweeps.services import sweep_create, sweep_start, sweeps_mark_stale
 from backtester.sweeps.validation import sweep_spec, walk_forward_spec
 from backtester.sweeps.walkforward import walk_forward_data, walk_forward_run
 
@@ -162,6 +163,7 @@ class SweepConsumerMixin:
         # so the live ones queue until these are sent, and repeats are dropped.
         await self.channel_layer.group_add(group, self.channel_name)
         try:
+            await database_sync_to_async(sweeps_mark_stale)()
             sweep, items = await database_sync_to_async(sweep_attach_state)(
                 sweep_id, user=self.scope.get("user")
             )

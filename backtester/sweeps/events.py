@@ -4,41 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-# Channel-layer types (executor -> consumer); dots map to consumer methods.
-LAYER_CELLS = "sweep.cells"
-LAYER_COMPLETE = "sweep.complete"
-LAYER_CANCELLED = "sweep.cancelled"
-LAYER_FAILED = "sweep.failed"
-
-
-def group(sweep_id: int) -> str:
-    """Return the channel-layer group a sweep publishes to."""
-    return f"backtest.sweep.{sweep_id}"
-
-
-def layer_cells(sweep_id: int, cells: list[dict]) -> dict[str, Any]:
-    """Many finished cells in one layer message: ``[{index, params, metrics}]``."""
-    return {"type": LAYER_CELLS, "sweep_id": sweep_id, "cells": cells}
-
-
-def layer_final(
-    sweep_id: int, status: str, *, best: dict | None, elapsed_s: float, error: str
-) -> dict[str, Any]:
-    """The end of a sweep as a layer message, by its final status."""
-    if status == "complete":
-        return {
-            "type": LAYER_COMPLETE,
-            "sweep_id": sweep_id,
-            "best": best,
-            "elapsed_s": elapsed_s,
-        }
-    if status == "cancelled":
-        return {"type": LAYER_CANCELLED, "sweep_id": sweep_id}
-    return {
-        "type": LAYER_FAILED,
-        "sweep_id": sweep_id,
-        "message": f"the sweep failed: {error}",
-    }
+# The channel-layer shapes executors publish (executor -> consumer) are
+# execution's; the consumer and the command read them under these names.
+from backtester.execution.events import LAYER_CELLS  # noqa: F401
+from backtester.execution.events import SWEEP_CANCELLED as LAYER_CANCELLED  # noqa: F401
+from backtester.execution.events import SWEEP_COMPLETE as LAYER_COMPLETE  # noqa: F401
+from backtester.execution.events import SWEEP_FAILED as LAYER_FAILED  # noqa: F401
+from backtester.execution.events import sweep_cells as layer_cells  # noqa: F401
+from backtester.execution.events import sweep_final as layer_final  # noqa: F401
+from backtester.execution.events import sweep_group as group  # noqa: F401
 
 
 def sweep_start(

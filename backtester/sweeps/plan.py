@@ -12,8 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from backtester.sweeps.models import Sweep
 
 
 @dataclass(frozen=True)
@@ -67,3 +71,21 @@ def blocks(count: int, *, first: int, size: int) -> list[range]:
     out = [range(0, min(first, count))]
     out += [range(i, min(i + size, count)) for i in range(out[0].stop, count, size)]
     return out
+
+
+def plan_of(sweep: Sweep) -> SweepPlan:
+    """Return the plan of a loaded sweep (its stored settings)."""
+    return SweepPlan(
+        sweep_id=sweep.pk,
+        strategy=sweep.strategy,
+        combinations=tuple(sweep.combinations),
+        symbols=tuple(sweep.symbols),
+        start=sweep.start,
+        end=sweep.end,
+        interval=sweep.interval,
+        fee=sweep.fee,
+        slippage_bps=sweep.slippage_bps,
+        objective=sweep.objective,
+        block_first=sweep.block_first,
+        block_size=sweep.block_size,
+    )

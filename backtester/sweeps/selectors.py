@@ -2,36 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from django.db.models import Q, QuerySet
 
 from backtester.runs.validation import iso
+from backtester.sweeps.cells import cell_public, coin_metrics
 from backtester.sweeps.models import Sweep, SweepCell, SweepCoinResult
-from backtester.sweeps.plan import SweepPlan
-from backtester.sweeps.services import cell_public, coin_metrics, sweeps_mark_stale
+from backtester.sweeps.plan import SweepPlan, plan_of
 
 
 def sweep_plan(sweep_id: int) -> SweepPlan:
     """Return what computing a sweep needs (DoesNotExist if missing)."""
     sweep = Sweep.objects.get(pk=sweep_id)
     return plan_of(sweep)
-
-
-def plan_of(sweep: Sweep) -> SweepPlan:
-    """Return the plan of a loaded sweep."""
-    return SweepPlan(
-        sweep_id=sweep.pk,
-        strategy=sweep.strategy,
-        combinations=tuple(sweep.combinations),
-        symbols=tuple(sweep.symbols),
-        start=sweep.start,
-        end=sweep.end,
-        interval=sweep.interval,
-        fee=sweep.fee,
-        slippage_bps=sweep.slippage_bps,
-        objective=sweep.objective,
-        block_first=sweep.block_first,
-        block_size=sweep.block_size,
-    )
 
 
 def sweep_all_done(sweep_id: int) -> bool:
@@ -52,7 +36,6 @@ def _visible(user) -> Q:
 
 def sweeps_list(*, user) -> QuerySet[Sweep]:
     """Return the sweeps a user may see, newest first (stale ones failed)."""
-    sweeps_mark_stale()
     return (
         Sweep.objects.filter(_visible(user))
         .defer("combinations")
@@ -62,7 +45,6 @@ def sweeps_list(*, user) -> QuerySet[Sweep]:
 
 def sweep_get(sweep_id: int, *, user) -> Sweep:
     """Return one sweep the user may see (Sweep.DoesNotExist otherwise)."""
-    sweeps_mark_stale()
     return Sweep.objects.filter(_visible(user)).get(pk=sweep_id)
 
 
@@ -147,3 +129,15 @@ def sweep_export(sweep: Sweep) -> dict:
         "cells": [cell_public(c) for c in sweep_cells(sweep)],
         "best": sweep.best,
     }
+
+
+def sweep_pending_cells(sweep_id: int) -> int:
+    """Return how many cells of the sweep are not aggregated yet."""
+    return SweepCell.objects.filter(sweep_id=sweep_id, done=False).count()
+
+
+def sweep_cell_items(sweep_id: int, blocks: Sequence[range]) -> list[dict]:
+    """Return the stored cells of these blocks as published items, by index."""
+    indices = [i for block in blocks for i in block]
+    cells = SweepCell.objects.filter(sweep_id=sweep_id, index__in=indices)
+    return [cell.item() for cell in cells.order_by("index")]

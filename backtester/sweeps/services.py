@@ -24,8 +24,9 @@ from django.utils import timezone
 from backtester.runs import processes
 from backtester.runs.output import CSV_METRICS
 from backtester.sweeps import events
+from backtester.sweeps.cells import cell_public, coin_metrics
 from backtester.sweeps.models import CELL_METRICS, Sweep, SweepCell, SweepCoinResult
-from backtester.sweeps.plan import CoinBlock, SweepPlan
+from backtester.sweeps.plan import CoinBlock, SweepPlan, plan_of
 from backtester.sweeps.validation import SweepSpec
 from prices.models import Cryptocurrency
 from prices.types import PriceSeries
@@ -35,7 +36,6 @@ from strategies.types import Bars
 logger = logging.getLogger(__name__)
 UNFINISHED = [Sweep.Status.QUEUED, Sweep.Status.RUNNING]
 # Engine metrics that are counts: stored as float64 columns, handed back as int.
-INTEGER_METRICS = {"num_trades", "max_drawdown_duration"}
 
 
 def params_key(params: dict) -> str:
@@ -110,20 +110,6 @@ def sweep_block_run(
             dtype=np.float64,
         )
     return CoinBlock(symbol, indices[0], len(indices), len(series.time), columns)
-
-
-def coin_metrics(columns: dict[str, np.ndarray], position: int) -> dict:
-    """Return one combination's metrics dict from packed columns (NaN -> None)."""
-    out: dict = {}
-    for key, column in columns.items():
-        if key == "index":
-            continue
-        value = float(column[position])
-        if math.isnan(value):
-            out[key] = None
-        else:
-            out[key] = int(value) if key in INTEGER_METRICS else value
-    return out
 
 
 def _aggregate_block(sweep_id: int, indices: Sequence[int]) -> dict[int, dict]:
@@ -308,11 +294,10 @@ def sweep_block_compute(
     them; otherwise the sweep is read and the coin's bars loaded (through the
     shared price cache).
     """
-    from backtester.sweeps.selectors import sweep_plan
     from prices.selectors import bars_load
 
     if plan is None:
-        plan = sweep_plan(sweep_id)
+        plan = plan_of(Sweep.objects.get(pk=sweep_id))
     indices = list(combo_indices)
     if list(plan.block_of(indices[0])) != indices:
         raise ValueError(
@@ -336,11 +321,6 @@ def sweep_best(sweep_id: int, objective: str) -> dict | None:
     return None if best is None else cell_public(best)
 
 
-def cell_public(cell: SweepCell) -> dict:
-    """Return a cell as the CLI and exports show it: params, coins, metrics."""
-    return {"index": cell.index, "params": cell.params, **cell.metrics()}
-
-
 def sweep_start(*, sweep: Sweep, coins: Sequence[Cryptocurrency], publish):
     """Mark the sweep running and hand it to the executor of BACKTEST_EXECUTOR
     (the thread pool, or Celery workers); RunnerBusy if full.
@@ -348,7 +328,6 @@ def sweep_start(*, sweep: Sweep, coins: Sequence[Cryptocurrency], publish):
     Returns the runner's handle (``cancel()``, ``wait()``).
     """
     from backtester.execution import get_executor
-    from backtester.sweeps.selectors import plan_of
 
     Sweep.objects.filter(pk=sweep.pk).update(
         status=Sweep.Status.RUNNING,

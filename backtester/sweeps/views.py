@@ -10,7 +10,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from backtester.runs.runner import RunnerBusy
+from backtester.execution.handles import RunnerBusy
 from backtester.runs.services import run_admit, run_coins, run_create, run_start
 from backtester.runs.validation import RequestError, run_spec
 from backtester.sweeps.models import Sweep, SweepCell
@@ -23,6 +23,7 @@ from backtester.sweeps.selectors import (
     sweep_get,
     sweeps_list,
 )
+from backtester.sweeps.services import sweeps_mark_stale
 from prices.selectors import coins_with_range
 from strategies.registry import STRATEGIES, schema
 from strategies.sweep import OBJECTIVES, split_params
@@ -46,6 +47,7 @@ def _iso(value) -> str | None:
 
 def _sweep_or_404(request: HttpRequest, sweep_id: int) -> Sweep:
     try:
+        sweeps_mark_stale()
         return sweep_get(sweep_id, user=request.user)
     except Sweep.DoesNotExist:
         raise Http404(f"no sweep {sweep_id}") from None
@@ -85,6 +87,7 @@ def sweep_page(request: HttpRequest) -> HttpResponse:
 
 def sweep_list(request: HttpRequest) -> HttpResponse:
     """Render the user's sweeps, newest first."""
+    sweeps_mark_stale()
     page = Paginator(sweeps_list(user=request.user), SWEEPS_PER_PAGE).get_page(
         request.GET.get("page")
     )

@@ -30,7 +30,7 @@ def make_coins(symbols, bars: int = 400) -> None:
 
 def crash_engine_on(monkeypatch, symbol: str) -> None:
     """Make the runner's per-coin computation raise for ``symbol`` only."""
-    from backtester.runs import runner
+    from backtester.runs import compute as runner
 
     compute = runner.compute_coin
 

@@ -12,10 +12,12 @@ from django.contrib.auth import get_user_model
 from django.db import connections
 
 from backtester.asgi import application
-from backtester.runs import runner as runner_module
+from backtester.execution import pool as pool_module
+from backtester.execution.handles import RunnerBusy
+from backtester.execution.pool import Runner
+from backtester.runs import compute as compute_module
 from backtester.runs import services
 from backtester.runs.models import BacktestRun
-from backtester.runs.runner import Runner, RunnerBusy
 from backtester.runs.services import RunsThrottled, run_admit
 from backtester.runs.tests.factories import make_coins
 
@@ -54,7 +56,7 @@ def test_the_per_user_cap_is_a_setting(settings):
 @pytest.mark.django_db
 def test_run_creation_is_throttled_per_user(settings, monkeypatch):
     settings.BACKTEST_RUNS_PER_MINUTE = 3
-    monkeypatch.setattr(runner_module, "_runner", Runner(workers=1, max_runs=8))
+    monkeypatch.setattr(pool_module, "_runner", Runner(workers=1, max_runs=8))
     User = get_user_model()
     alice, bob = (User.objects.create_user(n) for n in ("alice", "bob"))
     for _ in range(3):
@@ -74,13 +76,13 @@ def test_run_creation_is_throttled_per_user(settings, monkeypatch):
 def held(monkeypatch):
     """Hold every coin's computation until the event is set."""
     gate = threading.Event()
-    compute = runner_module.compute_coin
+    compute = compute_module.compute_coin
 
     def waiting(*args, **kwargs):
         gate.wait(20)
         return compute(*args, **kwargs)
 
-    monkeypatch.setattr(runner_module, "compute_coin", waiting)
+    monkeypatch.setattr(compute_module, "compute_coin", waiting)
     yield gate
     gate.set()
 
@@ -119,7 +121,7 @@ async def test_sockets_of_one_user_beyond_the_cap_are_refused_writing_nothing(
     await sync_to_async(make_coins)(["AAA"], bars=200)
     settings.BACKTEST_MAX_RUNS_PER_USER = 1
     runner = Runner(workers=1, max_runs=4)
-    monkeypatch.setattr(runner_module, "_runner", runner)
+    monkeypatch.setattr(pool_module, "_runner", runner)
     run = {"type": "run", "strategy": "sma_crossover", "symbols": ["AAA"]}
     first, second = await _connect(), await _connect()
     await first.send_json_to(run)
@@ -149,7 +151,7 @@ async def test_a_socket_starting_runs_in_a_loop_is_throttled(settings, monkeypat
     await sync_to_async(make_coins)(["AAA"], bars=200)
     settings.BACKTEST_RUNS_PER_MINUTE = 3
     runner = Runner(workers=1, max_runs=4)
-    monkeypatch.setattr(runner_module, "_runner", runner)
+    monkeypatch.setattr(pool_module, "_runner", runner)
     run = {"type": "run", "strategy": "sma_crossover", "symbols": ["AAA"]}
     socket = await _connect()
     outcomes = []

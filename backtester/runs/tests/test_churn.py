@@ -19,9 +19,9 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.test import override_settings
 
-from backtester.runs import runner as runner_module
+from backtester.execution import pool as pool_module
+from backtester.execution.pool import Runner
 from backtester.runs.models import BacktestResult, BacktestRun, params_key
-from backtester.runs.runner import Runner
 from backtester.runs.tests.factories import make_coins
 from backtester.runs.tests.test_consumer import (  # noqa: F401 - fixture
     _drain_runs,
@@ -92,7 +92,7 @@ async def test_finishing_clients_end_with_exactly_the_stored_results(
     settings.BACKTEST_MAX_RUNS_PER_USER = 4 * (FINISHERS + CHURNERS)
     settings.BACKTEST_RUNS_PER_MINUTE = 0
     runner = Runner(workers=2, max_runs=4 * (FINISHERS + CHURNERS))
-    monkeypatch.setattr(runner_module, "_runner", runner)
+    monkeypatch.setattr(pool_module, "_runner", runner)
     caplog.set_level(logging.WARNING, logger="backtester.runs.consumers")
     rng = random.Random(12)
     delivered = resent = 0

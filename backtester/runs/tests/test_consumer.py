@@ -14,9 +14,10 @@ from channels.testing import WebsocketCommunicator
 from django.db import connections
 
 from backtester.asgi import application
-from backtester.runs import runner as runner_module
+from backtester.execution import pool as pool_module
+from backtester.execution.pool import Runner, get_runner
+from backtester.runs import compute as compute_module
 from backtester.runs.models import BacktestResult, BacktestRun
-from backtester.runs.runner import Runner, get_runner
 from backtester.runs.tests.factories import crash_engine_on, make_coins
 from prices.models import Cryptocurrency
 from strategies.registry import STRATEGIES
@@ -144,7 +145,7 @@ def gate(monkeypatch):
     """Hold every coin after the first until the test opens the gate."""
     held = Gate()
     monkeypatch.setattr(
-        runner_module, "compute_coin", held.wrap(runner_module.compute_coin)
+        compute_module, "compute_coin", held.wrap(compute_module.compute_coin)
     )
     yield held
     held.set()
@@ -154,7 +155,7 @@ def gate(monkeypatch):
 def one_worker(monkeypatch):
     """Run on a runner of one compute thread, so later coins wait in its queue."""
     small = Runner(workers=1, max_runs=2)
-    monkeypatch.setattr(runner_module, "_runner", small)
+    monkeypatch.setattr(pool_module, "_runner", small)
     yield small
     drain_runs(runner=small)
 
@@ -258,7 +259,7 @@ async def test_cancel_mid_run(coins, layer, gate, one_worker):
 
 
 async def test_a_crashing_run_is_stored_as_failed(coins, layer, monkeypatch):
-    compute = runner_module.compute_coin
+    compute = compute_module.compute_coin
     crash_engine_on(monkeypatch, "CCC")
     communicator = await connect()
     await communicator.send_json_to({"type": "run", "strategy": "sma_crossover"})
@@ -282,7 +283,7 @@ async def test_a_crashing_run_is_stored_as_failed(coins, layer, monkeypatch):
     stored = {r.symbol async for r in BacktestResult.objects.filter(run=run)}
     assert stored == sent and run.completed == len(stored)
     # The failure ended that run, not the connection.
-    monkeypatch.setattr(runner_module, "compute_coin", compute)
+    monkeypatch.setattr(compute_module, "compute_coin", compute)
     await communicator.send_json_to(
         {"type": "run", "strategy": "sma_crossover", "symbols": ["CCC"]}
     )
@@ -477,7 +478,7 @@ async def test_login_required_on_the_socket_when_configured(settings, coins):
 
 async def test_a_full_runner_refuses_new_runs(coins, gate, monkeypatch):
     small = Runner(workers=1, max_runs=1)
-    monkeypatch.setattr(runner_module, "_runner", small)
+    monkeypatch.setattr(pool_module, "_runner", small)
     one, two = await connect(), await connect()
     await one.send_json_to({"type": "run", "strategy": "sma_crossover"})
     start = await receive(one)
@@ -516,7 +517,7 @@ async def test_opening_the_socket_warms_the_price_cache(
     # One loading thread: a run's loads would queue behind a held warm-up load
     # if they shared threads.
     runner = Runner(workers=1, max_runs=2, loaders=1)
-    monkeypatch.setattr(runner_module, "_runner", runner)
+    monkeypatch.setattr(pool_module, "_runner", runner)
     fetch, release, read = selectors.bars_fetch, threading.Event(), []
     first_coin = await Cryptocurrency.objects.aget(symbol=coins[0])
 

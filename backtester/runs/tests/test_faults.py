@@ -46,7 +46,7 @@ SLOW_DAPHNE = """
 import sys, time
 import django
 django.setup()
-from backtester.runs import runner
+from backtester.runs import compute as runner
 compute = runner.compute_coin
 def slow(*args, **kwargs):
     time.sleep(0.3)

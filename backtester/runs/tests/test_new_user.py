@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from backtester.runs.runner import summarize
 from backtester.runs.services import run_coins
+from backtester.runs.summary import summarize
 from backtester.runs.tests.factories import make_coins
 from backtester.runs.validation import RequestError, run_spec
 

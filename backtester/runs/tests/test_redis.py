@@ -11,8 +11,8 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.test import override_settings
 
+from backtester.execution import pool as pool_module
 from backtester.runs import events
-from backtester.runs import runner as runner_module
 from backtester.runs.tests.factories import make_coins
 from backtester.runs.tests.test_consumer import (  # noqa: F401 - fixture
     _drain_runs,
@@ -105,7 +105,7 @@ async def test_run_completes_when_the_redis_cache_stops_mid_run(
 
         release = threading.Event()
         loads: list[list[str]] = []
-        bars_load = runner_module.bars_load
+        bars_load = pool_module.bars_load
 
         def held(*, coins, **kwargs):
             loads.append([c.symbol for c in coins])
@@ -113,7 +113,7 @@ async def test_run_completes_when_the_redis_cache_stops_mid_run(
                 assert release.wait(20), "never released"
             return bars_load(coins=coins, **kwargs)
 
-        monkeypatch.setattr(runner_module, "bars_load", held)
+        monkeypatch.setattr(pool_module, "bars_load", held)
         before = price_cache.stats.snapshot()
         communicator = await connect()
         try:
@@ -139,5 +139,5 @@ async def test_run_completes_when_the_redis_cache_stops_mid_run(
         results = [first["data"]] + [m["data"] for m in messages[:-1]]
         assert sorted(results, key=lambda d: d["symbol"]) == warm
         # And with Redis gone for good, a new run reads the database throughout.
-        monkeypatch.setattr(runner_module, "bars_load", bars_load)
+        monkeypatch.setattr(pool_module, "bars_load", bars_load)
         assert await one_run(symbols) == warm

@@ -22,9 +22,9 @@ from django.core.management import CommandError, call_command
 from django.db import connections
 from django.test import Client
 
+from backtester.runs.compute import TRADE_COLUMNS, trade_columns
 from backtester.runs.models import BacktestResult, BacktestRun
 from backtester.runs.output import render_csv, render_table, risk_label
-from backtester.runs.runner import TRADE_COLUMNS, trade_columns
 from backtester.runs.tests.factories import make_coins
 from backtester.runs.trades import EXIT_REASONS, SIDES, encode, trade_labels
 from backtester.runs.validation import RequestError, run_spec

@@ -11,10 +11,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from backtester.execution import pool as pool_module
+from backtester.execution.pool import get_runner
+from backtester.runs import compute as compute_module
 from backtester.runs import processes
-from backtester.runs import runner as runner_module
 from backtester.runs.models import BacktestRun
-from backtester.runs.runner import get_runner
 from backtester.runs.selectors import run_get, runs_list
 from backtester.runs.services import run_coins, run_create, run_start, runs_mark_stale
 from backtester.runs.tests.factories import make_coins
@@ -105,7 +106,7 @@ def test_a_new_runner_fails_runs_whose_process_stopped(
     live = make_run(owner=live_owner)
     mine = make_run(owner=processes.identity())
     elsewhere = make_run(owner=other_host(dead_owner))
-    monkeypatch.setattr(runner_module, "_runner", None)  # a process starting up
+    monkeypatch.setattr(pool_module, "_runner", None)  # a process starting up
 
     get_runner()
 
@@ -119,10 +120,15 @@ def test_a_new_runner_fails_runs_whose_process_stopped(
 
 
 @pytest.mark.django_db
-def test_reading_runs_fails_those_of_a_stopped_process(dead_owner):
+def test_reading_runs_fails_those_of_a_stopped_process(dead_owner, client):
+    """The history and a run's page mark stale runs before reading (selectors
+    only read; the pages call the service that writes)."""
     listed = make_run(owner=dead_owner)
+    assert client.get("/runs/").status_code == 200
+    assert status_of(listed) == "failed"
     assert {r.pk: r.status for r in runs_list(user=None)}[listed.pk] == "failed"
     opened = make_run(owner=dead_owner)
+    assert client.get(f"/runs/{opened.pk}/").status_code == 200
     assert run_get(opened.pk, user=None).status == "failed"
 
 
@@ -154,13 +160,13 @@ def test_a_run_records_its_owner_and_beats_while_it_works(settings, monkeypatch)
     settings.BACKTEST_STALE_AFTER = 1
     make_coins(["AAA"], bars=200)
     release = threading.Event()
-    compute = runner_module.compute_coin
+    compute = compute_module.compute_coin
 
     def held(symbol, series, spec):
         assert release.wait(20)
         return compute(symbol, series, spec)
 
-    monkeypatch.setattr(runner_module, "compute_coin", held)
+    monkeypatch.setattr(compute_module, "compute_coin", held)
     spec = run_spec({"strategy": "sma_crossover"})
     coins = run_coins(spec)
     run = run_create(spec=spec, coins=coins)

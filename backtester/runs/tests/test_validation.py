@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from backtester.runs.runner import summarize
+from backtester.runs.summary import summarize
 from backtester.runs.validation import RequestError, run_spec
 from strategies.registry import STRATEGIES
 

@@ -9,9 +9,10 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.db import connections
 
+from backtester.execution import sweeping as sweep_runner
 from backtester.runs.tests.factories import make_coins
 from backtester.runs.tests.test_consumer import connect, layer, receive  # noqa: F401
-from backtester.sweeps import runner as sweep_runner
+from backtester.sweeps import services as sweep_services
 from backtester.sweeps.models import Sweep, SweepCell
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
@@ -160,7 +161,7 @@ def gate(monkeypatch) -> Gate:
     """Hold every coin's blocks after the first until ``gate.opened.set()``."""
     held = Gate()
     monkeypatch.setattr(
-        sweep_runner, "sweep_block_run", held.wrap(sweep_runner.sweep_block_run)
+        sweep_services, "sweep_block_run", held.wrap(sweep_services.sweep_block_run)
     )
     return held
 

@@ -8,10 +8,11 @@ import threading
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
+from backtester.execution.handles import RunnerBusy
+from backtester.execution.pool import get_runner
 from backtester.runs import events
 from backtester.runs.models import BacktestRun
 from backtester.runs.output import render_csv, render_json, render_table, table_header
-from backtester.runs.runner import RunnerBusy, get_runner
 from backtester.runs.selectors import run_data
 from backtester.runs.services import run_coins, run_create, run_start
 from backtester.runs.validation import RequestError, iso, run_spec

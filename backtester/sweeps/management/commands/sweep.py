@@ -5,12 +5,12 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from backtester.execution.handles import RunnerBusy
 from backtester.runs.management.commands.backtest import (
     _logs_to_stderr,
     _Progress,
     wait_complete,
 )
-from backtester.runs.runner import RunnerBusy
 from backtester.runs.services import run_coins
 from backtester.runs.validation import RequestError
 from backtester.sweeps import events

@@ -1,4 +1,5 @@
-"""Run a sweep on the process's shared thread pools.
+"""Run a sweep on the process's shared thread pools (the sweeps app registers
+what a ``sweep`` piece computes and stores).
 
 The control thread loads the coins' bars (in chunks, on the loading threads,
 through the price cache) and feeds the compute threads (coin, block) pieces:
@@ -15,69 +16,19 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from dataclasses import dataclass, field
+from typing import Any
 
 from django.db import close_old_connections, connections
 
-from backtester.runs.runner import RunnerBusy, get_runner
-from backtester.sweeps import events
-from backtester.sweeps.plan import CoinBlock, SweepPlan
-from backtester.sweeps.services import (
-    sweep_block_run,
-    sweep_finish,
-    sweep_pieces_store,
-)
+from backtester.execution import registry
+from backtester.execution.handles import Publish, RunnerBusy, SweepHandle
+from backtester.execution.pool import get_runner
 from prices.models import Cryptocurrency
 from prices.types import PriceSeries
 
 logger = logging.getLogger(__name__)
-Publish = Callable[[dict], None]
-
-
-@dataclass
-class SweepHandle:
-    sweep_id: int
-    cancelled: threading.Event = field(default_factory=threading.Event)
-    done: threading.Event = field(default_factory=threading.Event)
-    status: str = "running"
-    error: str = ""
-    elapsed_s: float = 0.0
-    final: dict = field(default_factory=dict)
-    _futures: list[Future] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def cancel(self) -> None:
-        """Stop the sweep: queued pieces never start, finished ones stay silent."""
-        self.cancelled.set()
-        with self._lock:
-            for future in self._futures:
-                future.cancel()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        return self.done.wait(timeout)
-
-    def record_end(self) -> None:
-        """Save the sweep's end (status, elapsed, error) and keep the event
-        announcing it in ``final``; if it cannot be saved, the event says the
-        sweep failed. Either executor calls this once its work is over."""
-        try:
-            self.final = sweep_finish(
-                self.sweep_id,
-                status=self.status,
-                elapsed_s=self.elapsed_s,
-                error=self.error,
-            )
-        except Exception:
-            logger.exception("could not save sweep %s", self.sweep_id)
-            self.final = events.layer_final(
-                self.sweep_id,
-                "failed",
-                best=None,
-                elapsed_s=self.elapsed_s,
-                error="could not save the sweep",
-            )
 
 
 _active: dict[int, SweepHandle] = {}
@@ -123,7 +74,7 @@ def handle_of(sweep_id: int) -> SweepHandle | None:
 
 
 def submit(
-    *, plan: SweepPlan, coins: Sequence[Cryptocurrency], publish: Publish
+    *, plan: Any, coins: Sequence[Cryptocurrency], publish: Publish
 ) -> SweepHandle:
     """Start computing a stored sweep; raise RunnerBusy when the server is full."""
     runner = get_runner()
@@ -140,7 +91,7 @@ def submit(
 
 
 def _start_loads(
-    handle: SweepHandle, plan: SweepPlan, coins: list[Cryptocurrency]
+    handle: SweepHandle, plan: Any, coins: list[Cryptocurrency]
 ) -> list[tuple[Future, list[Cryptocurrency]]]:
     """Start loading the coins' bars in a run's chunks (small first); return
     each chunk's future with its coins, in order."""
@@ -159,19 +110,19 @@ def _start_loads(
 
 def _piece(
     handle: SweepHandle,
-    plan: SweepPlan,
+    plan: Any,
     symbol: str,
     series: PriceSeries,
     indices: range,
-) -> CoinBlock | None:
+) -> Any:
     if handle.cancelled.is_set():
         return None
-    return sweep_block_run(plan, symbol, series, indices)
+    return registry.call("sweep", "block_run", plan, symbol, series, indices)
 
 
 def _drive(
     handle: SweepHandle,
-    plan: SweepPlan,
+    plan: Any,
     coins: list[Cryptocurrency],
     publish: Publish,
 ) -> None:
@@ -229,7 +180,10 @@ def _drive(
                 stored[piece.first] = stored.get(piece.first, 0) + 1
                 if stored[piece.first] == len(coins):
                     complete.append(piece.first)
-            for event in sweep_pieces_store(plan, finished, complete=complete):
+            stored_events = registry.call(
+                "sweep", "pieces_store", plan, finished, complete=complete
+            )
+            for event in stored_events:
                 publish(event)
             with handle._lock:
                 handle._futures = [f for f in handle._futures if not f.done()]

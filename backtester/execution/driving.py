@@ -1,0 +1,265 @@
+"""The thread pool's run loop: load a run's coins in chunks, compute each coin
+on the compute threads, store and publish as coins finish.
+
+A run is driven by a control thread that loads prices in a few batches (each
+one query or one cache MGET) and submits one task per coin to the compute pool;
+each task runs every requested strategy on that coin (what the runs app
+registered as the ``run`` kind's ``compute``, so its indicators are computed
+once) and publishes its results the moment they exist, in completion order.
+Cancelling stops queued tasks from running and finished tasks from publishing.
+While a run is active its control thread calls ``on_beat`` every
+BACKTEST_HEARTBEAT seconds, so that other processes can tell it from a run
+whose server died.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from datetime import datetime
+
+from django.conf import settings
+from django.db import close_old_connections, connections
+
+from backtester.execution import events, registry
+from backtester.execution.failures import failure_reason
+from backtester.execution.handles import Hook, JobSpec, Publish, ResultRow, RunHandle
+from prices.models import Cryptocurrency
+from prices.types import PriceSeries
+
+logger = logging.getLogger(__name__)
+
+
+def _chunk_key(
+    chunk: Sequence[Cryptocurrency],
+    start: datetime | None,
+    end: datetime | None,
+    interval: str,
+) -> tuple:
+    """Identify the bars a chunk load reads (the data version changes on import)."""
+    return (tuple((c.id, c.data_version) for c in chunk), start, end, interval)
+
+
+def _chunks(coins: Sequence, first: int, size: int) -> list[Sequence]:
+    """Split coins into a small first batch (fast first result) and larger ones."""
+    out = [coins[:first]] if coins[:first] else []
+    rest = coins[first:]
+    out += [rest[i : i + size] for i in range(0, len(rest), size)]
+    return out
+
+
+class RunDriving:
+    """The run loop of a Runner (which owns the pools, ``_warm_loads``,
+    ``_unsaved`` and the admission count)."""
+
+    def _drive(
+        self,
+        handle: RunHandle,
+        spec: JobSpec,
+        coins: list[Cryptocurrency],
+        publish: Publish,
+        on_rows: Callable[[RunHandle, list[ResultRow]], None] | None,
+        on_finish: Hook | None,
+        on_beat: Hook | None,
+    ) -> None:
+        began = time.perf_counter()
+        close_old_connections()
+        # Coin tasks whose rows are not stored yet: a run that fails still
+        # stores what it published, so the record matches what clients saw.
+        unstored: set[Future] = set()
+        try:
+            first, size = settings.BACKTEST_FIRST_CHUNK, settings.BACKTEST_CHUNK
+            chunks = _chunks(coins, first, size)
+            loads: dict[Future, Sequence[Cryptocurrency]] = {}
+            pending: set[Future] = set()
+
+            def load(batch: Sequence[Cryptocurrency]) -> None:
+                key = _chunk_key(batch, spec.start, spec.end, spec.interval)
+                with self._lock:
+                    future = self._warm_loads.get(key)
+                if future is None:
+                    future = self._load.submit(self._load_chunk, handle, batch, spec)
+                    with handle._lock:
+                        handle._futures.append(future)
+                # A warm-up's load is shared: a cancel must not cancel it.
+                loads[future] = batch
+                pending.add(future)
+
+            # The small first chunk loads alone (the first result does not wait
+            # for a bigger one sharing the CPU); the rest load once it is in.
+            if chunks:
+                load(chunks[0])
+            beat_every = settings.BACKTEST_HEARTBEAT
+            next_beat = time.monotonic() + beat_every
+            # One loop over loads and coin tasks in completion order: a loaded
+            # chunk's coins go to the compute pool, a finished coin's rows are
+            # stored here while other chunks load and other coins compute. It
+            # wakes at least once per heartbeat, even while nothing completes.
+            while pending:
+                done, pending = wait(
+                    pending, timeout=beat_every, return_when=FIRST_COMPLETED
+                )
+                if on_beat and time.monotonic() >= next_beat:
+                    self._beat(handle, on_beat)
+                    next_beat = time.monotonic() + beat_every
+                for future in done:
+                    if future.cancelled():
+                        continue
+                    if future in loads:
+                        series = future.result()
+                        if handle.cancelled.is_set():
+                            continue
+                        if loads[future] is chunks[0]:
+                            for batch in chunks[1:]:
+                                load(batch)
+                        with handle._lock:
+                            for coin in loads[future]:
+                                task = self._compute.submit(
+                                    self._coin_task,
+                                    handle,
+                                    coin.symbol,
+                                    series[coin.symbol],
+                                    spec,
+                                    publish,
+                                )
+                                handle._futures.append(task)
+                                pending.add(task)
+                                unstored.add(task)
+                        continue
+                    unstored.discard(future)
+                    rows = future.result()
+                    # Rows a task returns were published: store them even when
+                    # a cancel arrived since, so a cancelled run keeps exactly
+                    # the results its client saw (and ``completed`` counts).
+                    if rows and on_rows:
+                        on_rows(handle, rows)
+                    handle.stored += len(rows)
+                    if handle.publish_error is not None:
+                        raise handle.publish_error
+            if handle.cancelled.is_set():
+                handle.status = "cancelled"
+            else:
+                handle.status = "complete"
+                handle.summary = registry.call(
+                    "run", "summarize", [r.data for r in handle.rows]
+                )
+        except Exception as exc:  # the run fails, the server goes on
+            logger.exception("backtest run %s failed", handle.run_id)
+            handle.cancel()
+            handle.status = "failed"
+            # The client and the stored record name the service at fault, never
+            # the exception's text (hosts, ports, SQL): the log has the details.
+            handle.error = failure_reason(exc)
+            self._store_published(handle, unstored, on_rows)
+        handle.elapsed_s = time.perf_counter() - began
+        handle.summary["elapsed_s"] = round(handle.elapsed_s, 4)
+        try:
+            # Save before announcing the end, so a client that follows the
+            # ``complete`` event to the run page finds every result stored.
+            if on_finish:
+                on_finish(handle)
+        except Exception:
+            logger.exception("could not save run %s", handle.run_id)
+            if handle.status != "failed":
+                # The client must not be told "complete" for a run whose
+                # record says otherwise; the record is saved again later.
+                handle.status = "failed"
+                handle.error = failure_reason(sys.exc_info()[1])
+            with self._lock:
+                self._unsaved[handle.run_id] = handle
+        logger.info(
+            "%s %s: %d results computed in %.3fs, saved in %.3fs",
+            # The command line's unsaved runs have negative ids: no run to name.
+            f"run {handle.run_id}" if handle.run_id > 0 else "unsaved run",
+            handle.status,
+            len(handle.rows),
+            handle.elapsed_s,
+            time.perf_counter() - began - handle.elapsed_s,
+        )
+        # Close this thread's connections before the run stops counting as
+        # active: whoever waits for an idle runner (a test tearing down its
+        # database, a shutdown) must not find a session still open. The run
+        # stops counting (against the process and its user) before its end is
+        # announced: a client told it is complete may start the next one at once.
+        connections.close_all()
+        self.retire(handle.run_id)
+        try:
+            publish(handle.final_event())
+        except Exception:
+            logger.exception("could not announce the end of run %s", handle.run_id)
+        finally:
+            handle.done.set()
+
+    @staticmethod
+    def _store_published(
+        handle: RunHandle,
+        tasks: set[Future],
+        on_rows: Callable[[RunHandle, list[ResultRow]], None] | None,
+    ) -> None:
+        """Store the rows that coin tasks of a failed run published."""
+        wait(tasks, timeout=30)  # cancelled: running ones stop after this coin
+        for task in tasks:
+            if not task.done() or task.cancelled() or task.exception() is not None:
+                continue
+            rows = task.result()
+            if not rows:
+                continue
+            try:
+                if on_rows:
+                    on_rows(handle, rows)
+            except Exception:
+                logger.warning(
+                    "could not store published rows of run %s",
+                    handle.run_id,
+                    exc_info=True,
+                )
+                return
+            handle.stored += len(rows)
+
+    @staticmethod
+    def _beat(handle: RunHandle, on_beat: Hook) -> None:
+        try:
+            on_beat(handle)
+        except Exception:  # a missed heartbeat is no reason to fail the run
+            logger.warning("heartbeat of run %s failed", handle.run_id, exc_info=True)
+
+    def _coin_task(
+        self,
+        handle: RunHandle,
+        symbol: str,
+        series: PriceSeries,
+        spec: JobSpec,
+        publish: Publish,
+    ) -> list[ResultRow]:
+        if handle.cancelled.is_set():
+            return []
+        rows = registry.call("run", "compute", symbol, series, spec)
+        if handle.cancelled.is_set():
+            return []
+        with handle._lock:
+            # Checked with the lock held: a cancel either comes first (nothing
+            # numbered, nothing stored) or after (numbered, stored, sent).
+            if handle.cancelled.is_set():
+                return []
+            for row in rows:
+                handle.rows.append(row)
+                row.seq = len(handle.rows)
+        try:
+            publish(
+                {
+                    "type": events.LAYER_RESULTS,
+                    "run_id": handle.run_id,
+                    "results": [{"seq": row.seq, "data": row.data} for row in rows],
+                }
+            )
+        except Exception as exc:
+            # The rows are stored all the same (the client gets them from the
+            # database); the control thread then fails the run.
+            logger.warning(
+                "publishing results of run %s failed: %r", handle.run_id, exc
+            )
+            handle.publish_error = exc
+        return rows

@@ -1,0 +1,156 @@
+"""A job's handle, its place in the admission count, and what its pieces
+produce: execution's own ideas, shared by both executors and the apps."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+import numpy as np
+
+from backtester.execution import events, registry
+
+logger = logging.getLogger(__name__)
+
+Publish = Callable[[dict], None]
+Hook = Callable[["RunHandle"], None]
+
+
+class JobSpec(Protocol):
+    """What executors read of a job's request: the bars to load and the jobs
+    to run on each coin (the runs app's RunSpec is one)."""
+
+    start: datetime | None
+    end: datetime | None
+    interval: str
+    jobs: tuple
+
+
+class RunnerBusy(RuntimeError):
+    """Too many jobs are active in this process; try again shortly."""
+
+
+@dataclass(eq=False)
+class Slot:
+    """A place for one job, held for ``key`` (whose job it is) from admission
+    until the job is submitted or the slot is released."""
+
+    key: str
+    runner: Any
+    used: bool = False
+
+    def release(self) -> None:
+        """Give the place back unused (the job was never submitted)."""
+        self.runner._release(self)
+
+
+@dataclass
+class ResultRow:
+    """One (coin, strategy) outcome: the public data plus what is stored."""
+
+    data: dict
+    trades: dict[str, np.ndarray] = field(default_factory=dict)
+    equity: dict[str, np.ndarray] = field(default_factory=dict)
+    # Its number in the run (1..total), given when it is published.
+    seq: int | None = None
+
+
+@dataclass
+class RunHandle:
+    run_id: int
+    total: int
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event = field(default_factory=threading.Event)
+    rows: list[ResultRow] = field(default_factory=list)
+    # How many rows ``on_rows`` has stored: what ``completed`` records.
+    stored: int = 0
+    status: str = "running"
+    error: str = ""
+    # A publish that failed (the channel layer is down): the rows are still
+    # stored, then the run fails naming the service.
+    publish_error: BaseException | None = None
+    summary: dict = field(default_factory=dict)
+    elapsed_s: float = 0.0
+    _futures: list[Future] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def cancel(self) -> None:
+        """Stop the run: queued coins never start, finished ones stay silent.
+
+        Once it returns no row is numbered any more: ``published()`` then lists
+        every row the run will store.
+        """
+        with self._lock:
+            self.cancelled.set()
+            for future in self._futures:
+                future.cancel()
+
+    def published(self) -> list[ResultRow]:
+        """Return the rows numbered (published) so far, by seq."""
+        with self._lock:
+            return list(self.rows)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self.done.wait(timeout)
+
+    def final_event(self) -> dict:
+        """Return the layer event that announces the run's end."""
+        return events.run_final(
+            self.run_id,
+            self.status,
+            summary=self.summary,
+            elapsed_s=self.elapsed_s,
+            error=self.error,
+        )
+
+
+@dataclass
+class SweepHandle:
+    sweep_id: int
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event = field(default_factory=threading.Event)
+    status: str = "running"
+    error: str = ""
+    elapsed_s: float = 0.0
+    final: dict = field(default_factory=dict)
+    _futures: list[Future] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def cancel(self) -> None:
+        """Stop the sweep: queued pieces never start, finished ones stay silent."""
+        self.cancelled.set()
+        with self._lock:
+            for future in self._futures:
+                future.cancel()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self.done.wait(timeout)
+
+    def record_end(self) -> None:
+        """Save the sweep's end (status, elapsed, error) through the sweeps'
+        registered ``finish`` and keep the event announcing it in ``final``; if
+        it cannot be saved, the event says the sweep failed. Either executor
+        calls this once its work is over."""
+        try:
+            self.final = registry.call(
+                "sweep",
+                "finish",
+                self.sweep_id,
+                status=self.status,
+                elapsed_s=self.elapsed_s,
+                error=self.error,
+            )
+        except Exception:
+            logger.exception("could not save sweep %s", self.sweep_id)
+            self.final = events.sweep_final(
+                self.sweep_id,
+                "failed",
+                best=None,
+                elapsed_s=self.elapsed_s,
+                error="could not save the sweep",
+            )
