@@ -21,6 +21,7 @@ import numpy as np
 
 from strategies.engine import INITIAL_EQUITY, _check_bars, _check_costs
 from strategies.execution import REASONS
+from strategies.kernels import frame, scratch
 from strategies.portfolio_metrics import portfolio_metrics
 from strategies.portfolio_pass import (
     T_BARS,
@@ -178,11 +179,15 @@ def run_portfolio(
 
     signals: list[CoinSignals] = []
     keys: list[np.ndarray] = []
-    for done, (symbol, coin) in enumerate(zip(symbols, bars, strict=True), 1):
-        signals.append(coin_signals(coin, spec, checked_params))
-        keys.append(rank_keys(coin, rank))
-        if progress is not None:
-            progress(symbol, done, len(symbols))
+    # Indicators in reusable scratch memory, coin after coin: only the
+    # conditions and rank keys (copies) outlive a coin's frame.
+    with scratch():
+        for done, (symbol, coin) in enumerate(zip(symbols, bars, strict=True), 1):
+            with frame():
+                signals.append(coin_signals(coin, spec, checked_params))
+                keys.append(rank_keys(coin, rank))
+            if progress is not None:
+                progress(symbol, done, len(symbols))
     return portfolio_from_signals(
         symbols, bars, signals, keys,
         strategy=strategy, params=checked_params, max_positions=int(max_positions),
@@ -208,24 +213,9 @@ def portfolio_from_signals(
     initial_equity: float,
 ) -> PortfolioResult:
     """Run the account over checked bars and their signals (symbols sorted)."""
-    lengths = np.array([len(coin.time) for coin in bars], dtype=np.int64)
-    coin_end = np.cumsum(lengths) - 1
-    coin_of = np.repeat(np.arange(len(bars), dtype=np.int64), lengths)
-    time, order, group_start = union_clock([coin.time for coin in bars])
-
-    def stacked(columns: list[np.ndarray], dtype: type) -> np.ndarray:
-        return np.ascontiguousarray(np.concatenate(columns), dtype=dtype)
-
-    open_, high, low, close = (
-        stacked([coin[i] for coin in bars], np.float64) for i in range(1, 5)
-    )
+    inputs, time = pass_inputs(bars, signals, keys)
     equity, positions, ints, floats, fees, rejected = portfolio_pass(
-        open_, high, low, close,
-        stacked([s.entry for s in signals], np.bool_),
-        stacked([s.exit for s in signals], np.bool_),
-        stacked(keys, np.float64), coin_of, coin_end,
-        np.array([s.holds_while for s in signals], dtype=np.bool_),
-        order.astype(np.int64), group_start.astype(np.int64), max_positions,
+        *inputs, max_positions,
         _fraction(risk.stop_loss), _fraction(risk.take_profit),
         _fraction(risk.trailing_stop), fee, slippage_bps / 10_000.0,
         initial_equity,
@@ -252,6 +242,33 @@ def portfolio_from_signals(
         fee=fee, interval=interval,
     )  # fmt: skip
     return result
+
+
+def pass_inputs(
+    bars: list[Bars], signals: list[CoinSignals], keys: list[np.ndarray]
+) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    """Return the pass's array arguments (bars, signals, ranks, clock) and the
+    union times, the coins' arrays concatenated in their given order."""
+    lengths = np.array([len(coin.time) for coin in bars], dtype=np.int64)
+    coin_end = np.cumsum(lengths) - 1
+    coin_of = np.repeat(np.arange(len(bars), dtype=np.int64), lengths)
+    time, order, group_start = union_clock([coin.time for coin in bars])
+
+    def stacked(columns: list[np.ndarray], dtype: type) -> np.ndarray:
+        return np.ascontiguousarray(np.concatenate(columns), dtype=dtype)
+
+    arrays = (
+        *(stacked([coin[i] for coin in bars], np.float64) for i in range(1, 5)),
+        stacked([s.entry for s in signals], np.bool_),
+        stacked([s.exit for s in signals], np.bool_),
+        stacked(keys, np.float64),
+        coin_of,
+        coin_end,
+        np.array([s.holds_while for s in signals], dtype=np.bool_),
+        order.astype(np.int64),
+        group_start.astype(np.int64),
+    )
+    return arrays, time
 
 
 def trade_columns(

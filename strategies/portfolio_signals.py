@@ -40,7 +40,11 @@ class CoinSignals(NamedTuple):
 def coin_signals(
     bars: Bars, spec: StrategySpec, params: Mapping[str, object]
 ) -> CoinSignals:
-    """Return a coin's long entry and exit conditions under a validated strategy."""
+    """Return a coin's long entry and exit conditions under a validated strategy.
+
+    The conditions are fresh arrays: the indicators behind them may live in
+    the engine's scratch memory (``kernels.scratch``).
+    """
     if spec.sides is None:
         raise ValueError(f"strategy: {spec.key!r} gives no entry and exit conditions")
     sides = spec.sides(IndicatorCache(bars), "long", **params)
@@ -49,7 +53,8 @@ def coin_signals(
         # The exit is the condition's negation (NaN warm-up included, where
         # the condition is False), so the condition is its negation back.
         return CoinSignals(~exit_, exit_, True)
-    return CoinSignals(np.array(sides.long_entry, dtype=np.bool_), exit_, False)
+    entry = np.array(sides.long_entry, dtype=np.bool_)
+    return CoinSignals(entry, exit_, False)
 
 
 def rank_keys(bars: Bars, rank: str) -> np.ndarray:
@@ -64,7 +69,8 @@ def rank_keys(bars: Bars, rank: str) -> np.ndarray:
         key[RANK_WINDOW:] = -(close[RANK_WINDOW:] / close[:-RANK_WINDOW] - 1.0)
     elif rank == "rsi_14":
         value = ind.rsi(close, RANK_RSI)
-        key[~np.isnan(value)] = value[~np.isnan(value)]
+        defined = ~np.isnan(value)
+        key[defined] = value[defined]
     elif rank == "volume_24":
         # Highest sum of volume x close over the last 24 bars first.
         traded = np.asarray(bars.volume, dtype=np.float64) * close

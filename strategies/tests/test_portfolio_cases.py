@@ -8,8 +8,10 @@ import pytest
 
 from strategies.portfolio import portfolio_from_signals, run_portfolio
 from strategies.portfolio_metrics import downsample
-from strategies.portfolio_signals import CoinSignals, rank_keys
+from strategies.portfolio_signals import CoinSignals, coin_signals, rank_keys
+from strategies.registry import StrategySpec
 from strategies.risk import Risk
+from strategies.signals import Sides
 from strategies.types import Bars
 
 HOUR = 3600
@@ -282,3 +284,23 @@ def test_bad_coins_raise_value_errors_naming_them():
         run_portfolio({"A": coin([1, 2]), "B": coin([1, -2])}, "sma_crossover")
     with pytest.raises(ValueError, match="max_points"):
         downsample(np.arange(10), np.arange(10.0), 3)
+
+
+def test_any_strategy_with_sides_gives_its_conditions():
+    """A strategy outside the six (as a rule-language one would be) needs only
+    ``sides`` and ``rule``."""
+    bars = coin([1, 2, 3, 2])
+    above = np.array([False, True, True, False])
+
+    def sides(cache, direction, **params):
+        assert direction == "long" and params == {"level": 1.5}
+        return Sides(above & ~np.r_[False, above[:-1]], ~above, None, None)
+
+    for rule, entry in (("while", above), ("when", np.array([0, 1, 0, 0], bool))):
+        spec = StrategySpec(
+            "custom", "Custom", "", (), lambda c: above, (), sides, rule
+        )
+        got = coin_signals(bars, spec, {"level": 1.5})
+        assert got.entry.tolist() == entry.tolist()
+        assert got.exit.tolist() == (~above).tolist()
+        assert got.holds_while == (rule == "while")
