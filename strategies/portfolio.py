@@ -265,8 +265,8 @@ def pass_inputs(
         coin_of,
         coin_end,
         np.array([s.holds_while for s in signals], dtype=np.bool_),
-        order.astype(np.int64),
-        group_start.astype(np.int64),
+        order.astype(np.int64, copy=False),
+        group_start.astype(np.int64, copy=False),
     )
     return arrays, time
 
