@@ -36,7 +36,10 @@ class StrategySpec:
     close; ``sides(cache, direction, **params)`` each side's entry and exit
     conditions, for runs with risk settings; ``checks`` are cross-parameter
     rules such as fast < slow, published with the schema so that forms apply
-    the same ones.
+    the same ones. ``rule`` says how the long side reads: "while" (held on
+    every close where its condition is true, so a flat position enters on any
+    such close; ``sides`` then gives the condition's negation as the exit) or
+    "when" (separate entry and exit conditions).
     """
 
     key: str
@@ -46,6 +49,7 @@ class StrategySpec:
     signal: Callable[..., np.ndarray]
     checks: tuple[Check, ...] = ()
     sides: Callable[..., signals.Sides] | None = None
+    rule: str = "when"
 
     def as_dict(self) -> dict[str, object]:
         """Return the schema entry of this strategy, JSON-serialisable."""
@@ -79,6 +83,7 @@ STRATEGIES: dict[str, StrategySpec] = {
             signals.sma_crossover,
             (ordered("fast", "slow"),),
             signals.sma_sides,
+            "while",
         ),
         StrategySpec(
             "ema_crossover",
@@ -91,6 +96,7 @@ STRATEGIES: dict[str, StrategySpec] = {
             signals.ema_crossover,
             (ordered("fast", "slow"),),
             signals.ema_sides,
+            "while",
         ),
         StrategySpec(
             "rsi_reversion",
@@ -132,6 +138,7 @@ STRATEGIES: dict[str, StrategySpec] = {
             signals.macd_crossover,
             (ordered("fast", "slow"),),
             signals.macd_sides,
+            "while",
         ),
         StrategySpec(
             "donchian_breakout",
