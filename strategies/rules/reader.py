@@ -194,7 +194,7 @@ def read(source: object) -> Source:
                 f"{len(params)} parameters; a program may have at most {MAX_PARAMS}",
             )
         )
-    errors.extend(_rule_set(rules))
+    errors.extend(_rule_set(rules, bool(errors)))
     if errors:
         raise RuleError(sorted(errors, key=lambda e: (e["line"], e["col"])))
     return Source(params, rules)
@@ -221,10 +221,11 @@ def _not_a_rule(body: str, number: int) -> Problem:
     )
 
 
-def _rule_set(rules: dict[tuple[str, str], RuleText]) -> list[Problem]:
-    """Return the problems of the set of rules as a whole."""
+def _rule_set(rules: dict[tuple[str, str], RuleText], others: bool) -> list[Problem]:
+    """Return the problems of the set of rules as a whole (a missing rule only
+    when nothing else is wrong: a misspelt rule line says more)."""
     errors = []
-    if not rules:
+    if not rules and not others:
         errors.append(
             problem(
                 1,

@@ -155,7 +155,8 @@ def parse(rule: RuleText) -> ast.expr | list[Problem]:
     try:
         tree = ast.parse(rule.text, mode="eval").body
     except SyntaxError as exc:
-        offset = max((exc.offset or 1) - 1, 0) if (exc.lineno or 1) == 1 else 0
+        # No offset (0): the text ended where more was expected.
+        offset = exc.offset - 1 if exc.offset and exc.lineno == 1 else len(rule.text)
         return [_at(rule, min(offset, len(rule.text)), f"syntax error: {exc.msg}")]
     except (RecursionError, MemoryError):
         return [_at(rule, 0, "expression too deeply nested")]
@@ -177,7 +178,7 @@ def _measure(rule: RuleText, tree: ast.expr) -> list[Problem]:
                 return [
                     _at(
                         rule,
-                        node.col_offset,
+                        tree.col_offset,
                         f"expression nested deeper than {MAX_DEPTH}",
                     )
                 ]
