@@ -43,6 +43,8 @@ _TOKEN = re.compile(
     r"|(?P<space>\s+)|(?P<other>.)",
     re.ASCII,
 )
+# Numbers as the language writes them: no hex, underscores or imaginary parts.
+_DECIMAL = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
 _PREFIX = frozenset(("not", "-", "+", "~"))
 _BINARY = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
 _COMPARE = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">="}
@@ -246,6 +248,10 @@ class Checker:
             what = "strings" if isinstance(value, str | bytes) else repr(value)
             self.fail(node, f"{what} not allowed in a rule")
             return None
+        written = self.rule.text[node.col_offset : node.end_col_offset]
+        if not _DECIMAL.fullmatch(written):
+            self.fail(node, f"number {written!r}: write numbers in plain decimal")
+            return None
         if not math.isfinite(value) or abs(value) > MAX_NUMBER:
             self.fail(node, f"number out of range (at most {MAX_NUMBER:g} in size)")
             return None
@@ -364,6 +370,8 @@ class Checker:
         where = f"{function}: {label}"
         limits = f"from {MIN_WINDOW} to {MAX_WINDOW:,}"
         if isinstance(node, ast.Constant) and type(node.value) is int:
+            if self._Constant(node) is None:
+                return None
             if not MIN_WINDOW <= node.value <= MAX_WINDOW:
                 self.fail(node, f"{where} must be {limits}, got {node.value}")
                 return None

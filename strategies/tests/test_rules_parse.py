@@ -281,6 +281,18 @@ def test_chains_and_ge_le_compile():
         ("long when: close > None", 1, 20, "None not allowed in a rule"),
         ("long when: close > 'a'", 1, 20, "strings not allowed in a rule"),
         (
+            "long when: close > 0x10",
+            1,
+            20,
+            "number '0x10': write numbers in plain decimal",
+        ),
+        (
+            "long when: sma(close, 1_0) > 1",
+            1,
+            23,
+            "number '1_0': write numbers in plain decimal",
+        ),
+        (
             "long when: close > 1e16",
             1,
             20,
