@@ -23,7 +23,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from strategies import indicators as ind
-from strategies.kernels import Windows
+from strategies.kernels import Windows, empty
 from strategies.rules import series
 from strategies.rules.syntax import Node
 from strategies.signals import IndicatorCache
@@ -190,9 +190,10 @@ class Evaluator:
         elif kind in ("and", "or"):
             masks = [self.truth(item, want) for item in node[1]]
             op = np.logical_and if (kind == "and") == want else np.logical_or
-            found = masks[0]
-            for mask in masks[1:]:
-                found = op(found, mask)
+            found = empty(self.size, np.bool_)
+            op(masks[0], masks[1], out=found)
+            for mask in masks[2:]:
+                op(found, mask, out=found)
         else:  # crosses_above(a, b) / crosses_below(a, b)
             a, b = node[2]
             now = ("cmp", ">" if node[1] == "crosses_above" else "<", a, b)
@@ -207,6 +208,12 @@ class Evaluator:
         """Return where a > b is true (want) or false (not want)."""
         key = ("diff", a, b)
         if key not in self.local:
-            self.local[key] = np.subtract(self.value(a), self.value(b))
+            # Scratch memory inside the engine: already mapped, so cheaper to
+            # write than a fresh array (see kernels.scratch).
+            gap = empty(self.size)
+            np.subtract(self.value(a), self.value(b), out=gap)
+            self.local[key] = gap
         gap, tolerance = self.local[key], self.cache.get("tolerance")
-        return np.greater(gap, tolerance) if want else np.less_equal(gap, tolerance)
+        out = empty(self.size, np.bool_)
+        (np.greater if want else np.less_equal)(gap, tolerance, out=out)
+        return out
