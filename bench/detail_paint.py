@@ -70,10 +70,14 @@ def main() -> None:
     finally:
         daphne.terminate()
         daphne.wait(timeout=20)
-    print(f"detail page of run {args.run} in Chromium, 1440x900, "
-          f"navigation to the linked figure drawn ({args.repeat} warm visits):")
-    print(f"  best {min(times) * 1000:.0f} ms, median "
-          f"{statistics.median(times) * 1000:.0f} ms, worst {max(times) * 1000:.0f} ms")
+    print(
+        f"detail page of run {args.run} in Chromium, 1440x900, "
+        f"navigation to the linked figure drawn ({args.repeat} warm visits):"
+    )
+    print(
+        f"  best {min(times) * 1000:.0f} ms, median "
+        f"{statistics.median(times) * 1000:.0f} ms, worst {max(times) * 1000:.0f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ import numpy as np
 from strategies import metrics as mx
 from strategies.kernels import scratch
 from strategies.metrics import METRIC_KEYS
-from strategies.registry import StrategySpec
+from strategies.registry import StrategySpec, is_builtin
 from strategies.segments import SEGMENT_KEYS, CloseTables, Trades, segment_metrics
 from strategies.signals import IndicatorCache
 from strategies.types import Bars, Metrics
@@ -125,7 +125,9 @@ def run_block(
     tables = CloseTables(bars.close) if jobs and wanted <= SEGMENT_KEYS else None
     per_block = ROWS if tables is None else SEGMENT_ROWS
     work = _work(min(per_block, len(jobs)), n)
-    kind = _CROSSOVERS.get(spec.key)
+    # The fast path reads the built-ins' own parameters: never a rule program
+    # that happens to carry a built-in's key.
+    kind = _CROSSOVERS.get(spec.key) if is_builtin(spec) else None
     out: list[Metrics] = []
     # Crossover rows take nothing but the cached averages, which may live in
     # scratch memory; other rules leave temporaries behind on every call,

@@ -23,7 +23,7 @@ import numpy as np
 from strategies.execution import simulate_risk
 from strategies.kernels import empty, frame, scratch
 from strategies.metrics import PERIODS_PER_YEAR, compute_metrics, trade_gaps
-from strategies.registry import get_strategy, validate_params
+from strategies.registry import StrategySpec, get_strategy, validate_params
 from strategies.risk import Risk, validate_risk
 from strategies.signals import IndicatorCache
 from strategies.types import BacktestResult, Bars
@@ -209,7 +209,7 @@ def simulate(
 
 def run_backtest(
     bars: Bars,
-    strategy: str,
+    strategy: str | StrategySpec,
     params: Mapping[str, object] | None = None,
     *,
     fee: float = 0.001,
@@ -240,7 +240,7 @@ def run_backtest(
 
 def run_many(
     bars: Bars,
-    jobs: Sequence[tuple[str, Mapping[str, object] | None]],
+    jobs: Sequence[tuple[str | StrategySpec, Mapping[str, object] | None]],
     *,
     fee: float = 0.001,
     slippage_bps: float = 0.0,
@@ -250,6 +250,8 @@ def run_many(
 ) -> list[BacktestResult]:
     """Backtest several (strategy, params) jobs on one coin, sharing indicators.
 
+    A strategy is a built-in's key or a StrategySpec (a compiled rule program).
+
     Everything is validated before any work starts (bad risk settings raise
     ParamError naming each field). The results share one read-only
     ``buy_hold_equity`` array.
@@ -257,14 +259,15 @@ def run_many(
     bars = _check_bars(bars)
     _check_costs(fee, slippage_bps, interval, initial_equity)
     risk = validate_risk(risk)
-    checked = [(key, validate_params(key, params or {})) for key, params in jobs]
+    checked = [
+        (get_strategy(key), validate_params(key, params or {})) for key, params in jobs
+    ]
     buy_hold = bars.close * (initial_equity / bars.close[0])
     buy_hold.flags.writeable = False
     results = []
     with scratch():
         cache = IndicatorCache(bars)
-        for key, params in checked:
-            spec = get_strategy(key)
+        for spec, params in checked:
             if risk.is_default:
                 # Today's execution, kept as its own path: bit for bit as before.
                 target = spec.signal(cache, **params)
@@ -307,7 +310,7 @@ def run_many(
                 )
             results.append(
                 BacktestResult(
-                    strategy=key,
+                    strategy=spec.key,
                     params=params,
                     equity=equity,
                     position=position,

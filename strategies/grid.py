@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from strategies.params import ParamError, ParamSpec
-from strategies.registry import get_strategy, validate_params
+from strategies.registry import StrategySpec, get_strategy, validate_params
 from strategies.risk import validate_risk
 
 __all__ = [
@@ -206,7 +206,7 @@ class Grid:
     parameters followed by any risk settings the grid or the base sets.
     """
 
-    strategy: str
+    strategy: str | StrategySpec
     axes: dict[str, list]
     combinations: list[dict[str, object]]
     skipped: int
@@ -226,7 +226,7 @@ def _coerce(spec: ParamSpec, value: object) -> int | float:
 
 
 def grid_expand(
-    strategy: str,
+    strategy: str | StrategySpec,
     grid: Mapping[str, AxisSpec],
     base_params: Mapping[str, object] | None = None,
 ) -> Grid:

@@ -23,6 +23,7 @@ __all__ = [
     "ParamSpec",
     "StrategySpec",
     "get_strategy",
+    "is_builtin",
     "schema",
     "validate_params",
 ]
@@ -157,8 +158,14 @@ STRATEGIES: dict[str, StrategySpec] = {
 }
 
 
-def get_strategy(key: str) -> StrategySpec:
-    """Return the strategy for ``key`` or raise ParamError naming the choices."""
+def get_strategy(key: str | StrategySpec) -> StrategySpec:
+    """Return the strategy for ``key`` or raise ParamError naming the choices.
+
+    A StrategySpec is returned as it is: a strategy compiled from the rule
+    language (``strategies.rules``) runs wherever a built-in's key does.
+    """
+    if isinstance(key, StrategySpec):
+        return key
     try:
         return STRATEGIES[key]
     except (KeyError, TypeError):
@@ -169,11 +176,16 @@ def get_strategy(key: str) -> StrategySpec:
 
 
 def validate_params(
-    key: str, params: Mapping[str, object] | None = None
+    key: str | StrategySpec, params: Mapping[str, object] | None = None
 ) -> dict[str, int | float]:
     """Return the strategy's complete parameters or raise ParamError (all problems)."""
     spec = get_strategy(key)
     return validate(spec.params, params or {}, spec.checks)
+
+
+def is_builtin(spec: StrategySpec) -> bool:
+    """Return whether ``spec`` is one of the built-ins (not a look-alike key)."""
+    return STRATEGIES.get(spec.key) is spec
 
 
 def schema() -> list[dict]:

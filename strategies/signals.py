@@ -6,7 +6,8 @@ at the next bar's open. NaN indicators (warm-up) never produce a position.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -19,6 +20,8 @@ from strategies.types import Bars
 # (two averages of a flat stretch; a 2-bar band one deviation wide is exactly
 # the lower close) can differ in their last bits, and that noise must not trade.
 TIE_TOLERANCE = 1e-12
+
+T = TypeVar("T")
 
 
 class IndicatorCache:
@@ -38,6 +41,16 @@ class IndicatorCache:
         key = (name, *args)
         if key not in self._memo:
             self._memo[key] = getattr(self, "_" + name)(*args)
+        return self._memo[key]
+
+    def remember(self, key: tuple, make: Callable[[], T]) -> T:
+        """Return the value stored under ``key``, calling ``make`` on first use.
+
+        For indicators that are not among the named ones (rule programs key
+        them by their canonical call, prefixed so as not to meet a name).
+        """
+        if key not in self._memo:
+            self._memo[key] = make()
         return self._memo[key]
 
     @property

@@ -48,7 +48,7 @@ from strategies.grid import (
 )
 from strategies.metrics import METRIC_KEYS
 from strategies.params import ParamError
-from strategies.registry import get_strategy, validate_params
+from strategies.registry import StrategySpec, get_strategy, validate_params
 from strategies.risk import DEFAULT_RISK, Risk, validate_risk
 from strategies.types import Bars, Metrics
 
@@ -115,7 +115,9 @@ def _risk_settings(risk: Risk | Mapping[str, object] | None) -> dict[str, object
     return dict(risk)
 
 
-def _validated(strategy: str, params: Mapping[str, object]) -> dict[str, int | float]:
+def _validated(
+    strategy: str | StrategySpec, params: Mapping[str, object]
+) -> dict[str, int | float]:
     """Return validate_params(strategy, params), remembering recent answers (a
     sweep asks the same combinations for every coin)."""
     try:
@@ -145,7 +147,7 @@ def _checked_keys(keys: Collection[str] | None) -> tuple[str, ...]:
 
 def sweep_coin(
     bars: Bars,
-    strategy: str,
+    strategy: str | StrategySpec,
     combinations: Sequence[Mapping[str, object]],
     *,
     fee: float = 0.001,
