@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
 
@@ -44,6 +45,9 @@ from prices.types import PriceSeries
 logger = logging.getLogger(__name__)
 
 BATCH_ROWS = 50_000
+# Decompressed megabytes one imported file may hold (setting PRICE_IMPORT_MAX_MB):
+# a year of 1-minute bars is about 40 MB.
+DEFAULT_IMPORT_MAX_MB = 256
 _PG_EPOCH_OFFSET_US = 946_684_800 * 1_000_000  # 2000-01-01 in Unix microseconds
 _TABLE = PriceBar._meta.db_table
 _VALUES = ("open", "high", "low", "close", "volume")
@@ -297,18 +301,27 @@ def file_import(
     source: str = Source.FILE,
     detail: str | None = None,
     replace: bool = False,
+    name: str | None = None,
     progress: Progress | None = None,
 ) -> ImportResult:
     """Parse and import one file: all of it or, on any bad row or conflict, nothing.
 
-    ``detail`` (default: the file's name) is recorded as where the bars came from.
+    ``name`` (default: the path) names the file in messages, and ``detail``
+    (default: the file's name) is recorded as where the bars came from.
     """
-    parsed: ParsedFile = parse_file(path, symbol=symbol, interval=interval)
+    max_mb = getattr(settings, "PRICE_IMPORT_MAX_MB", DEFAULT_IMPORT_MAX_MB)
+    parsed: ParsedFile = parse_file(
+        path,
+        symbol=symbol,
+        interval=interval,
+        name=name,
+        max_bytes=int(max_mb * 2**20),
+    )
     return bars_import(
         symbol=parsed.symbol,
         series=parsed.series,
         source=source,
-        detail=Path(path).name if detail is None else detail,
+        detail=Path(name or path).name if detail is None else detail,
         replace=replace,
         interval=parsed.interval,
         progress=progress,
