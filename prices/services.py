@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import logging
 import struct
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
 from django.db import connection, transaction
 from django.db.models import F
 
@@ -326,6 +328,28 @@ def file_import(
         interval=parsed.interval,
         progress=progress,
     )
+
+
+def upload_import(
+    upload: UploadedFile,
+    *,
+    symbol: str | None = None,
+    interval: str | None = None,
+    replace: bool = False,
+) -> ImportResult:
+    """Import an uploaded file (the admin's form) exactly as a file on disk."""
+    # Copied to disk in chunks: the parser reads a path in bounded blocks.
+    with tempfile.NamedTemporaryFile(suffix=".upload") as copy:
+        for chunk in upload.chunks():
+            copy.write(chunk)
+        copy.flush()
+        return file_import(
+            copy.name,
+            symbol=symbol,
+            interval=interval,
+            name=Path(upload.name or "upload").name,
+            replace=replace,
+        )
 
 
 @dataclass(frozen=True)

@@ -233,3 +233,39 @@ def test_bars_compare_matches_a_plain_loop(seed):
     assert got.first_change == first
     empty = bars_compare(PriceSeries.empty(), incoming)
     assert empty.new_count == len(incoming.time) and empty.first_change is None
+
+
+def test_the_admin_import_follows_the_same_rule(admin_client):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    run("seed_demo", "--symbols", "1", "--years", "1")
+    before = hourly("BTC")
+    url = "/admin/prices/cryptocurrency/import/"
+    assert 'href="/admin/prices/cryptocurrency/import/"' in (
+        admin_client.get("/admin/prices/cryptocurrency/").content.decode()
+    )
+    text = HEADER + bar_rows(ANCHOR_END - 3600, 3)  # 2 stored hours, 1 new
+
+    def upload(**fields):
+        file = SimpleUploadedFile("BTCUSDT.csv", text.encode())
+        return admin_client.post(url, {"file": file, **fields})
+
+    refused = upload()
+    assert refused.status_code == 200  # the form again, with the reason
+    html = refused.content.decode()
+    assert "BTC: its bars come from demo" in html
+    assert "2 stored 1h bar(s) would change" in html
+    assert hourly("BTC") == before
+    done = upload(replace="on")
+    assert done.status_code == 302
+    assert [(o, c) for _, o, c in hourly("BTC")] == [(10.0, 11.0), (11.0, 12.0),
+                                                     (12.0, 13.0)]  # fmt: skip
+    btc = Cryptocurrency.objects.get(symbol="BTC")
+    assert (btc.source, btc.source_detail) == ("file", "BTCUSDT.csv")
+    again = upload()  # identical: all unchanged
+    assert again.status_code == 302
+    listing = admin_client.get("/admin/prices/cryptocurrency/?source=file")
+    assert "3 unchanged" in listing.content.decode()
+    assert [c.symbol for c in listing.context["cl"].result_list] == ["BTC"]
+    page = admin_client.get(f"/admin/prices/cryptocurrency/{btc.pk}/change/")
+    assert "BTCUSDT.csv" in page.content.decode()
