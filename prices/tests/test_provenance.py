@@ -269,3 +269,14 @@ def test_the_admin_import_follows_the_same_rule(admin_client):
     assert [c.symbol for c in listing.context["cl"].result_list] == ["BTC"]
     page = admin_client.get(f"/admin/prices/cryptocurrency/{btc.pk}/change/")
     assert "BTCUSDT.csv" in page.content.decode()
+
+
+def test_the_backtest_table_names_the_synthetic_coins(tmp_path):
+    run("seed_demo", "--symbols", "2", "--years", "1")  # BTC and ETH
+    write(tmp_path / "ABCUSDT.csv", bar_rows(1_704_067_200, 200))
+    run("import_prices", str(tmp_path / "ABCUSDT.csv"))
+    sma = ["--strategy", "sma_crossover", "--param", "fast=5", "--param", "slow=20"]
+    out, _ = run("backtest", *sma, "--symbols", "BTC,ABC", no_save=True)
+    assert "synthetic demo data: BTC" in out.splitlines()
+    real, _ = run("backtest", *sma, "--symbols", "ABC", no_save=True)
+    assert "synthetic demo data" not in real

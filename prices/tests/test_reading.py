@@ -16,6 +16,9 @@ from prices.importers import ImportFormatError, parse_file
 HEADER = "timestamp,open,high,low,close,volume\n"
 ROOT = Path(__file__).resolve().parents[2]
 # Parse a file in a fresh interpreter; print the error and the peak resident set.
+# The peak is the kernel's VmHWM of the new address space: getrusage's ru_maxrss
+# of a child started by (v)fork also counts the parent's resident set before exec,
+# so it would report the test runner's size. Elsewhere ru_maxrss is the fallback.
 CHILD = """
 import json, resource, sys
 from prices.importers import ImportFormatError, parse_file
@@ -24,7 +27,12 @@ try:
     error = None
 except ImportFormatError as exc:
     error = str(exc)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+try:
+    with open("/proc/self/status") as status:
+        line = next(s for s in status if s.startswith("VmHWM:"))
+    peak = int(line.split()[1]) * 1024
+except OSError:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 print(json.dumps({"error": error, "peak": peak}))
 """
 

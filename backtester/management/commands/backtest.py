@@ -10,11 +10,18 @@ from django.utils import timezone
 
 from backtester import events
 from backtester.models import BacktestRun
-from backtester.output import render_csv, render_json, render_table, table_header
+from backtester.output import (
+    render_csv,
+    render_json,
+    render_table,
+    synthetic_line,
+    table_header,
+)
 from backtester.runner import RunnerBusy, get_runner
 from backtester.selectors import run_data
 from backtester.services import run_coins, run_create, run_start
 from backtester.validation import RequestError, iso, run_spec
+from prices.selectors import symbols_synthetic
 from strategies.registry import STRATEGIES
 from strategies.risk import RISK_PARAMS
 
@@ -223,6 +230,9 @@ class Command(BaseCommand):
             self.stdout.write(render_csv(results), ending="")
         else:
             self.stdout.write(table_header(header))
+            synthetic = symbols_synthetic({r["symbol"] for r in results})
+            if synthetic:
+                self.stdout.write(synthetic_line(synthetic))
             self.stdout.write(render_table(results, handle.summary), ending="")
             if run:
                 self.stdout.write(f"saved as run {run.pk}")
