@@ -300,17 +300,23 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 LOGIN_URL = "login"
 
-# Failed logins are throttled with django-axes, per user name and per client
-# address separately, in the database (so restarts forget nothing and it works on
-# SQLite and PostgreSQL): LOGIN_FAILURE_LIMIT failures lock that name, or that
-# address, out for LOGIN_LOCKOUT_MINUTES; a successful login resets its count.
+# Failed logins are throttled with django-axes, per (user name, client address)
+# pair, in the database (so restarts forget nothing and it works on SQLite and
+# PostgreSQL): LOGIN_FAILURE_LIMIT failures lock that name from that address out
+# for LOGIN_LOCKOUT_MINUTES; a successful login resets its count. Locking by the
+# name alone would let anyone lock any account (the admin's) out from anywhere,
+# and by the address alone would lock everyone behind one NAT out at once.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
 AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.float("LOGIN_LOCKOUT_MINUTES", default=15))
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# Attempts made while locked are not recorded: the cool-off runs from the failure
+# that locked, so a locked pair is free again LOGIN_LOCKOUT_MINUTES later however
+# often it is tried meanwhile (axes' default restarts the clock on each try).
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 # Behind nginx (and a load balancer) REMOTE_ADDR is the proxy's: TRUSTED_PROXIES

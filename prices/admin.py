@@ -6,19 +6,47 @@ import calendar
 import json
 from datetime import UTC, datetime
 
+from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import Max, Min, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 
-from prices.models import Cryptocurrency, PriceBar
+from prices.importers import ImportFormatError
+from prices.models import Cryptocurrency, Interval, PriceBar
+from prices.provenance import ImportConflict
 from prices.selectors import coin_gaps, coins_with_range, coins_with_stats
-from prices.services import coin_cache_clear
+from prices.services import coin_cache_clear, upload_import
 
 # Gaps listed on a coin's page, longest first.
 GAPS_SHOWN = 20
+
+
+class PriceImportForm(forms.Form):
+    file = forms.FileField(
+        help_text="timestamp,open,high,low,close,volume CSV or a Binance kline "
+        "CSV, plain or gzip-compressed."
+    )
+    symbol = forms.CharField(
+        required=False, help_text="Default: from the file name (BTCUSDT.csv -> BTC)."
+    )
+    interval = forms.ChoiceField(
+        required=False,
+        choices=[("", "from the file name, else 1h"), *Interval.choices],
+    )
+    replace = forms.BooleanField(
+        required=False,
+        help_text="Delete the coin's stored bars (every interval) first. Without "
+        "it, a file that would change stored bars or mix them with bars from "
+        "elsewhere (the synthetic demo) is refused.",
+    )
 
 
 @admin.register(Cryptocurrency)
@@ -31,10 +59,63 @@ class CryptocurrencyAdmin(admin.ModelAdmin):
         "first_bar",
         "last_bar",
         "missing_bars",
+        "source",
     ]
-    list_filter = ["is_active"]
+    list_filter = ["is_active", "source"]
     search_fields = ["symbol", "name"]
-    readonly_fields = ["data_version", "created_at", "updated_at", "gaps"]
+    readonly_fields = [
+        "source",
+        "source_detail",
+        "data_version",
+        "created_at",
+        "updated_at",
+        "gaps",
+    ]
+    change_list_template = "admin/prices/cryptocurrency/change_list.html"
+
+    def get_urls(self) -> list:
+        view = self.admin_site.admin_view(self.import_view)
+        return [path("import/", view, name="prices_import")] + super().get_urls()
+
+    def import_view(self, request: HttpRequest) -> HttpResponse:
+        """Import an uploaded price file under the same rule as import_prices."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = PriceImportForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                result = upload_import(
+                    form.cleaned_data["file"],
+                    symbol=form.cleaned_data["symbol"] or None,
+                    interval=form.cleaned_data["interval"] or None,
+                    replace=form.cleaned_data["replace"],
+                )
+            except (ImportFormatError, ImportConflict) as exc:
+                form.add_error(None, str(exc))
+            else:
+                removed = (
+                    f", replacing {result.removed_rows:,} stored bars"
+                    if result.removed_rows
+                    else ""
+                )
+                self.message_user(
+                    request,
+                    f"{result.symbol} {result.interval}: {result.rows:,} rows "
+                    f"({result.new_rows:,} new, {result.unchanged_rows:,} unchanged, "
+                    f"{result.changed_rows:,} changed{removed}).",
+                    messages.SUCCESS,
+                )
+                return redirect("admin:prices_cryptocurrency_changelist")
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Import prices",
+            "form": form,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(
+            request, "admin/prices/cryptocurrency/import.html", context
+        )
+
     actions = ["activate", "deactivate", "clear_cached_prices"]
     ordering = ["symbol"]
 

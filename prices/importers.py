@@ -1,5 +1,8 @@
 """Parse price files into arrays, validating every row; no database access.
 
+Files are read in bounded blocks of whole lines (see ``prices.reading``), so
+memory stays bounded whatever a file holds.
+
 Two formats are read, plain or gzip-compressed:
 
 * ``timestamp,open,high,low,close,volume`` with a header and ISO-8601 UTC times;
@@ -10,7 +13,6 @@ Two formats are read, plain or gzip-compressed:
 
 from __future__ import annotations
 
-import gzip
 import io
 import re
 import time
@@ -20,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from prices.reading import MAX_FILE_BYTES, ReadError, blocks, shown
 from prices.symbols import symbol_problem
 from prices.types import PriceSeries
 
@@ -70,119 +73,76 @@ def interval_from_path(path: str | Path) -> str | None:
     return match.group(1) if match else None
 
 
-def _read_text(path: Path) -> str:
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ImportFormatError(
-            path, None, f"cannot read file ({exc.strerror})"
-        ) from exc
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
-            raise ImportFormatError(path, None, f"corrupt gzip data ({exc})") from exc
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ImportFormatError(path, None, "not a UTF-8 text file") from exc
-
-
 def _first_bad(mask: np.ndarray) -> int | None:
     bad = np.flatnonzero(mask)
     return int(bad[0]) if bad.size else None
 
 
-def parse_file(
-    path: str | Path, *, symbol: str | None = None, interval: str | None = None
-) -> ParsedFile:
-    """Read one price file into sorted, validated arrays or raise ImportFormatError."""
-    path = Path(path)
-    text = _read_text(path)
-    first_line = text.lstrip().split("\n", 1)[0].strip()
-    if not first_line:
-        raise ImportFormatError(path, None, "file is empty")
+def _kind(first_line: str) -> tuple[str, int]:
+    """Return the file's format and header lines from its first line."""
     first_field = first_line.split(",")[0].strip().lower()
     if first_field.isdigit():
-        kind, header_lines = "kline", 0
-    elif first_field in ("timestamp", "open_time"):
-        kind, header_lines = ("csv" if first_field == "timestamp" else "kline"), 1
-    else:
-        raise ImportFormatError(
-            path,
-            1,
-            "unrecognised format: expected the header "
-            "'timestamp,open,high,low,close,volume' or a Binance kline row",
-        )
-    interval = interval or interval_from_path(path) or "1h"
-    if interval not in INTERVAL_SECONDS:
-        raise ImportFormatError(path, None, f"unsupported interval '{interval}'")
-    symbol = symbol.upper() if symbol else symbol_from_path(path)
-    problem = symbol_problem(symbol)
-    if problem:
-        raise ImportFormatError(path, None, problem)
+        return "kline", 0
+    if first_field in ("timestamp", "open_time"):
+        return ("csv" if first_field == "timestamp" else "kline"), 1
+    raise ReadError(
+        1,
+        "unrecognised format: expected the header "
+        "'timestamp,open,high,low,close,volume' or a Binance kline row",
+    )
 
+
+def _read_block(data: bytes, kind: str, skip: int) -> pd.DataFrame:
     try:
-        frame = pd.read_csv(
-            io.StringIO(text),
+        return pd.read_csv(
+            io.BytesIO(data),
             header=None,
-            skiprows=header_lines,
+            skiprows=skip,
             dtype=str,
             keep_default_na=False,
             # Keep blank lines so reported line numbers match the file.
             skip_blank_lines=False,
             on_bad_lines="error",
             engine="c",
+            encoding="utf-8",
         )
-    except pd.errors.EmptyDataError as exc:
-        raise ImportFormatError(path, None, "no data rows") from exc
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+    except UnicodeDecodeError as exc:
+        raise ReadError(None, "not a UTF-8 text file") from exc
     except pd.errors.ParserError as exc:
         match = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
         if match:
             expected, line, saw = (int(g) for g in match.groups())
-            raise ImportFormatError(
-                path, line, f"expected {expected} columns, found {saw}"
-            ) from exc
-        raise ImportFormatError(path, None, f"unreadable CSV ({exc})") from exc
-    if kind == "csv":
-        header = [h.strip().lower() for h in first_line.split(",")]
-        if header != HEADER:
-            raise ImportFormatError(
-                path, 1, f"header must be {','.join(HEADER)}, got {first_line!r}"
-            )
-    # Blank lines at the very end are harmless; blank lines inside are errors.
-    while len(frame) and (frame.iloc[-1].fillna("") == "").all():
-        frame = frame.iloc[:-1]
-    if frame.empty:
-        raise ImportFormatError(path, None, "no data rows")
+            raise ReadError(line, f"expected {expected} columns, found {saw}") from exc
+        raise ReadError(None, f"unreadable CSV ({str(exc)[:80]})") from exc
+
+
+def _parse_block(
+    frame: pd.DataFrame, line_of: np.ndarray, kind: str, interval: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return one block's times and (5, n) values, or raise ReadError on a bad row."""
     needed = 6
     if frame.shape[1] < needed or (kind == "csv" and frame.shape[1] != needed):
-        raise ImportFormatError(
-            path,
-            header_lines + 1,
-            f"expected {needed} columns, found {frame.shape[1]}",
+        raise ReadError(
+            int(line_of[0]), f"expected {needed} columns, found {frame.shape[1]}"
         )
-    line_of = np.arange(len(frame)) + header_lines + 1  # 1-based file lines
-
-    columns = {}
+    values = np.empty((5, len(frame)), dtype=np.float64)
     for index, name in enumerate(HEADER[1:], start=1):
-        values = pd.to_numeric(frame[index].str.strip(), errors="coerce").to_numpy(
-            np.float64
-        )
-        bad = _first_bad(~np.isfinite(values))
+        column = pd.to_numeric(frame[index].str.strip(), errors="coerce")
+        values[index - 1] = column.to_numpy(np.float64)
+        bad = _first_bad(~np.isfinite(values[index - 1]))
         if bad is not None:
-            raise ImportFormatError(
-                path, int(line_of[bad]), f"bad {name} value {frame[index].iloc[bad]!r}"
+            raise ReadError(
+                int(line_of[bad]), f"bad {name} value {shown(frame[index].iloc[bad])}"
             )
-        columns[name] = values
-
     raw_time = frame[0].str.strip()
     if kind == "csv":
         parsed = pd.to_datetime(raw_time, format="ISO8601", utc=True, errors="coerce")
         bad = _first_bad(parsed.isna().to_numpy())
         if bad is not None:
-            raise ImportFormatError(
-                path, int(line_of[bad]), f"bad timestamp {raw_time.iloc[bad]!r}"
+            raise ReadError(
+                int(line_of[bad]), f"bad timestamp {shown(raw_time.iloc[bad])}"
             )
         times = (
             parsed.dt.tz_convert("UTC")
@@ -195,8 +155,8 @@ def parse_file(
         numbers = pd.to_numeric(raw_time, errors="coerce").to_numpy(np.float64)
         bad = _first_bad(~np.isfinite(numbers) | (numbers <= 0))
         if bad is not None:
-            raise ImportFormatError(
-                path, int(line_of[bad]), f"bad open time {raw_time.iloc[bad]!r}"
+            raise ReadError(
+                int(line_of[bad]), f"bad open time {shown(raw_time.iloc[bad])}"
             )
         stamps = numbers.astype(np.int64)
         # Milliseconds have 13 digits until 2286; microseconds have 16.
@@ -204,45 +164,134 @@ def parse_file(
         times = stamps // divisor
         bad = _first_bad(stamps % divisor != 0)
         if bad is not None:
-            raise ImportFormatError(
-                path,
+            raise ReadError(
                 int(line_of[bad]),
-                f"open time {raw_time.iloc[bad]} is not on a second",
+                f"open time {shown(raw_time.iloc[bad])} is not on a second",
             )
+    _check_rows(times, values, line_of, interval)
+    return times, values
 
-    step = INTERVAL_SECONDS[interval]
+
+def _check_rows(
+    times: np.ndarray, values: np.ndarray, line_of: np.ndarray, interval: str
+) -> None:
+    open_, high, low, close, volume = values
     latest = int(time.time()) + FUTURE_MARGIN_S
     checks = [
         (times < 0, "timestamp is before 1970-01-01"),
         (times > latest, "timestamp is more than a day in the future"),
-        (times % step != 0, f"timestamp is not aligned to the {interval} interval"),
         (
-            (columns["open"] <= 0)
-            | (columns["high"] <= 0)
-            | (columns["low"] <= 0)
-            | (columns["close"] <= 0),
+            times % INTERVAL_SECONDS[interval] != 0,
+            f"timestamp is not aligned to the {interval} interval",
+        ),
+        (
+            (open_ <= 0) | (high <= 0) | (low <= 0) | (close <= 0),
             "prices must be positive",
         ),
-        (columns["high"] < columns["low"], "high is below low"),
-        (
-            columns["high"] < np.maximum(columns["open"], columns["close"]),
-            "high is below open or close",
-        ),
-        (
-            columns["low"] > np.minimum(columns["open"], columns["close"]),
-            "low is above open or close",
-        ),
-        (columns["volume"] < 0, "volume is negative"),
+        (high < low, "high is below low"),
+        (high < np.maximum(open_, close), "high is below open or close"),
+        (low > np.minimum(open_, close), "low is above open or close"),
+        (volume < 0, "volume is negative"),
     ]
     for mask, problem in checks:
         bad = _first_bad(mask)
         if bad is not None:
-            raise ImportFormatError(path, int(line_of[bad]), problem)
+            raise ReadError(int(line_of[bad]), problem)
+
+
+def _is_blank(frame: pd.DataFrame) -> np.ndarray:
+    """Return which rows of a block are blank lines."""
+    if frame.shape[1] == 1:
+        return (frame[0].fillna("").str.strip() == "").to_numpy()
+    return (frame.fillna("") == "").all(axis=1).to_numpy()
+
+
+def _read_rows(
+    path: Path, interval: str, max_bytes: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return times, (5, n) values and file lines of every data row, in file order."""
+    kind = ""
+    header_lines = 0
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    blank_at: int | None = None  # a blank line that must be the file's tail
+    for block in blocks(path, max_bytes=max_bytes):
+        skip = 0
+        if not kind:
+            text = block.data.decode("utf-8", errors="replace")
+            if not text.strip():
+                continue
+            first_line = text.split("\n", 1)[0].strip()
+            kind, header_lines = _kind(first_line)
+            if kind == "csv":
+                header = [h.strip().lower() for h in first_line.split(",")]
+                if header != HEADER:
+                    raise ReadError(
+                        1,
+                        f"header must be {','.join(HEADER)}, got {shown(first_line)}",
+                    )
+            skip = header_lines
+        try:
+            frame = _read_block(block.data, kind, skip)
+        except ReadError as exc:
+            if exc.line is None:
+                raise
+            raise ReadError(exc.line + block.first_line - 1, exc.problem) from exc
+        if frame.empty:
+            continue
+        line_of = np.arange(len(frame)) + block.first_line + skip
+        blank = _is_blank(frame)
+        if blank.all():
+            blank_at = blank_at or int(line_of[0])
+            continue
+        if blank_at is not None:
+            raise ReadError(blank_at, "blank line between data rows")
+        # Blank lines at the very end are harmless; blank lines inside are errors.
+        filled = np.flatnonzero(~blank)
+        if filled[-1] < len(frame) - 1:
+            blank_at = int(line_of[filled[-1] + 1])
+            frame, line_of = frame.iloc[: filled[-1] + 1], line_of[: filled[-1] + 1]
+        times, values = _parse_block(frame, line_of, kind, interval)
+        parts.append((times, values, line_of))
+    if not kind:
+        raise ReadError(None, "file is empty")
+    if not parts:
+        raise ReadError(None, "no data rows")
+    return (
+        np.concatenate([p[0] for p in parts]),
+        np.concatenate([p[1] for p in parts], axis=1),
+        np.concatenate([p[2] for p in parts]),
+    )
+
+
+def parse_file(
+    path: str | Path,
+    *,
+    symbol: str | None = None,
+    interval: str | None = None,
+    name: str | None = None,
+    max_bytes: int = MAX_FILE_BYTES,
+) -> ParsedFile:
+    """Read one price file into sorted, validated arrays or raise ImportFormatError.
+
+    ``name`` (default: the path) names the file in messages and gives the
+    symbol and interval when they are not passed (an upload's own name).
+    """
+    path = Path(path)
+    label = name or str(path)
+    interval = interval or interval_from_path(label) or "1h"
+    if interval not in INTERVAL_SECONDS:
+        raise ImportFormatError(label, None, f"unsupported interval {shown(interval)}")
+    symbol = symbol.upper() if symbol else symbol_from_path(label)
+    problem = symbol_problem(symbol)
+    if problem:
+        raise ImportFormatError(label, None, problem)
+    try:
+        times, values, lines = _read_rows(path, interval, max_bytes)
+    except ReadError as exc:
+        raise ImportFormatError(label, exc.line, exc.problem) from exc
 
     order = np.argsort(times, kind="stable")
-    times = times[order]
-    stacked = np.vstack([columns[name][order] for name in HEADER[1:]])
-    lines = line_of[order]
+    times, stacked, lines = times[order], values[:, order], lines[order]
     same_time = np.flatnonzero(times[1:] == times[:-1])
     if same_time.size:
         differs = (stacked[:, same_time] != stacked[:, same_time + 1]).any(axis=0)
@@ -250,7 +299,7 @@ def parse_file(
         if bad is not None:
             i = same_time[bad]
             raise ImportFormatError(
-                path,
+                label,
                 int(max(lines[i], lines[i + 1])),
                 "duplicate time with different values (also on line "
                 f"{int(min(lines[i], lines[i + 1]))})",
@@ -263,7 +312,7 @@ def parse_file(
         np.ascontiguousarray(times, dtype=np.int64), *map(np.ascontiguousarray, stacked)
     )
     return ParsedFile(
-        path=str(path),
+        path=label,
         symbol=symbol,
         interval=interval,
         series=series,

@@ -12,6 +12,18 @@ class Interval(models.TextChoices):
     DAY = "1d", "1 day"
 
 
+class Source(models.TextChoices):
+    """Where a coin's bars came from; one coin never mixes two."""
+
+    NONE = "", "no bars yet"
+    DEMO = "demo", "synthetic demo"
+    FILE = "file", "imported file"
+    ARCHIVE = "archive", "exchange archive"
+
+
+SOURCE_DETAIL_MAX_LENGTH = 200
+
+
 def validate_symbol(value: str) -> None:
     """Raise ValidationError unless ``value`` is a valid coin symbol."""
     problem = symbol_problem(value)
@@ -30,6 +42,20 @@ class Cryptocurrency(models.Model):
     name = models.CharField(max_length=100, blank=True)
     is_active = models.BooleanField(
         default=True, help_text="Inactive coins are left out of default runs."
+    )
+    source = models.CharField(
+        max_length=10,
+        choices=Source.choices,
+        blank=True,
+        default=Source.NONE,
+        editable=False,
+        help_text="Where the coin's bars came from.",
+    )
+    source_detail = models.CharField(
+        max_length=SOURCE_DETAIL_MAX_LENGTH,
+        blank=True,
+        editable=False,
+        help_text="The files or archive the bars were read from.",
     )
     # Bumped whenever bars of this coin change: cache keys carry it, so stale cache
     # entries become unreachable at once without scanning keys.
@@ -52,6 +78,11 @@ class Cryptocurrency(models.Model):
 
     def __str__(self) -> str:
         return f"{self.symbol} ({self.name})" if self.name else self.symbol
+
+    @property
+    def is_synthetic(self) -> bool:
+        """Return whether the coin's bars are the synthetic demo data."""
+        return self.source == Source.DEMO
 
 
 class PriceBar(models.Model):

@@ -28,7 +28,7 @@ from django.db.models.functions import Coalesce, Lag
 
 from prices import cache
 from prices.importers import INTERVAL_SECONDS
-from prices.models import Cryptocurrency, Interval, PriceBar
+from prices.models import Cryptocurrency, Interval, PriceBar, Source
 from prices.types import PriceSeries
 
 logger = logging.getLogger(__name__)
@@ -92,6 +92,14 @@ def coins_by_symbols(symbols: Iterable[str] | None) -> list[Cryptocurrency]:
     if missing:
         raise UnknownSymbolError(missing)
     return [found[s] for s in dict.fromkeys(wanted)]
+
+
+def symbols_synthetic(symbols: Iterable[str] | None = None) -> list[str]:
+    """Return the symbols (of those given, or of all coins) holding demo data."""
+    coins = Cryptocurrency.objects.filter(source=Source.DEMO)
+    if symbols is not None:
+        coins = coins.filter(symbol__in=list(symbols))
+    return list(coins.order_by("symbol").values_list("symbol", flat=True))
 
 
 def coins_with_stats() -> QuerySet[Cryptocurrency]:

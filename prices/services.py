@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import logging
 import struct
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,11 +19,27 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
 from django.db import connection, transaction
 from django.db.models import F
 
+from prices.demo import DEMO_COINS, HOURS_PER_YEAR, coin_series
 from prices.importers import ParsedFile, parse_file
-from prices.models import Cryptocurrency, Interval, PriceBar
+from prices.models import (
+    SOURCE_DETAIL_MAX_LENGTH,
+    Cryptocurrency,
+    Interval,
+    PriceBar,
+    Source,
+)
+from prices.provenance import (
+    ImportConflict,
+    bars_compare,
+    change_problem,
+    detail_merge,
+    mix_problem,
+)
 from prices.selectors import bars_fetch
 from prices.symbols import symbol_problem
 from prices.types import PriceSeries
@@ -30,6 +47,9 @@ from prices.types import PriceSeries
 logger = logging.getLogger(__name__)
 
 BATCH_ROWS = 50_000
+# Decompressed megabytes one imported file may hold (setting PRICE_IMPORT_MAX_MB):
+# a year of 1-minute bars is about 40 MB.
+DEFAULT_IMPORT_MAX_MB = 256
 _PG_EPOCH_OFFSET_US = 946_684_800 * 1_000_000  # 2000-01-01 in Unix microseconds
 _TABLE = PriceBar._meta.db_table
 _VALUES = ("open", "high", "low", "close", "volume")
@@ -47,7 +67,11 @@ class ImportResult:
     interval: str
     rows: int
     new_rows: int
+    unchanged_rows: int
+    changed_rows: int  # replaced (an import without replace refuses changes)
+    removed_rows: int  # every stored bar of the coin, deleted by replace
     daily_rows: int
+    source: str
     seconds: float
 
 
@@ -193,31 +217,80 @@ def daily_refresh(coin: Cryptocurrency, first: int, last: int) -> int:
     return len(daily.time)
 
 
+def _stored_bars(coin: Cryptocurrency, series: PriceSeries, interval: str):
+    """Return the coin's stored bars over the incoming series' time span."""
+    return bars_fetch(
+        [coin.id],
+        start=datetime.fromtimestamp(int(series.time[0]), UTC),
+        end=datetime.fromtimestamp(int(series.time[-1]) + 1, UTC),
+        interval=interval,
+    )[coin.id]
+
+
 def bars_import(
     *,
     symbol: str,
     series: PriceSeries,
+    source: str = Source.FILE,
+    detail: str = "",
+    replace: bool = False,
     interval: str = Interval.HOUR,
     name: str = "",
     progress: Progress | None = None,
 ) -> ImportResult:
-    """Upsert one coin's bars atomically, derive its daily bars, bump its version."""
+    """Import one coin's bars atomically under the provenance rule.
+
+    Every import path (files, admin uploads, archive downloads) comes here.
+    Bars that would change stored bars, or bars from another source than the
+    coin's, are refused with ImportConflict and nothing is written, unless
+    ``replace``: then every stored bar of the coin (all intervals) is deleted
+    first, in the same transaction. Daily bars are re-derived from hourly ones.
+    """
+    if source not in Source.values or source == Source.NONE:
+        raise ValueError(f"source: must be one of demo, file, archive, got {source!r}")
     began = time.perf_counter()
     with transaction.atomic():
         coin = coin_get_or_create(symbol, name=name)
-        before = PriceBar.objects.filter(crypto=coin, interval=interval).count()
-        bars_upsert(coin, series, interval=interval, progress=progress)
-        after = PriceBar.objects.filter(crypto=coin, interval=interval).count()
+        # Lock the coin row: two imports of one coin must not both pass the check.
+        coin = Cryptocurrency.objects.select_for_update().get(pk=coin.pk)
+        has_bars = PriceBar.objects.filter(crypto=coin).exists()
+        stored_source = coin.source if has_bars else Source.NONE
+        if has_bars and len(series.time):
+            comparison = bars_compare(_stored_bars(coin, series, interval), series)
+        else:
+            comparison = bars_compare(PriceSeries.empty(), series)
+        removed = 0
+        if replace:
+            removed, _ = PriceBar.objects.filter(crypto=coin).delete()
+            written = series
+        else:
+            problems = [
+                mix_problem(coin.symbol, stored_source, source, coin.source_detail),
+                change_problem(coin.symbol, interval, comparison),
+            ]
+            if any(problems):
+                raise ImportConflict("; ".join(p for p in problems if p))
+            written = PriceSeries(*(column[comparison.new] for column in series))
+        bars_upsert(coin, written, interval=interval, progress=progress)
         daily = 0
-        if interval == Interval.HOUR and len(series.time):
-            daily = daily_refresh(coin, int(series.time[0]), int(series.time[-1]))
-        coin_cache_clear([coin.id])
+        if interval == Interval.HOUR and len(written.time):
+            daily = daily_refresh(coin, int(written.time[0]), int(written.time[-1]))
+        kept = coin.source_detail if stored_source == source and not replace else ""
+        coin.source = source
+        coin.source_detail = detail_merge(kept, detail, limit=SOURCE_DETAIL_MAX_LENGTH)
+        coin.save(update_fields=["source", "source_detail", "updated_at"])
+        if len(written.time) or removed:
+            coin_cache_clear([coin.id])
     return ImportResult(
         symbol=coin.symbol,
         interval=interval,
         rows=len(series.time),
-        new_rows=after - before,
+        new_rows=comparison.new_count,
+        unchanged_rows=comparison.unchanged_count,
+        changed_rows=comparison.changed_count,
+        removed_rows=removed,
         daily_rows=daily,
+        source=source,
         seconds=time.perf_counter() - began,
     )
 
@@ -227,16 +300,63 @@ def file_import(
     *,
     symbol: str | None = None,
     interval: str | None = None,
+    source: str = Source.FILE,
+    detail: str | None = None,
+    replace: bool = False,
+    name: str | None = None,
     progress: Progress | None = None,
 ) -> ImportResult:
-    """Parse and import one file: all of it or, on any bad row, nothing."""
-    parsed: ParsedFile = parse_file(path, symbol=symbol, interval=interval)
+    """Parse and import one file: all of it or, on any bad row or conflict, nothing.
+
+    ``name`` (default: the path) names the file in messages, and ``detail``
+    (default: the file's name) is recorded as where the bars came from.
+    """
+    max_mb = getattr(settings, "PRICE_IMPORT_MAX_MB", DEFAULT_IMPORT_MAX_MB)
+    parsed: ParsedFile = parse_file(
+        path,
+        symbol=symbol,
+        interval=interval,
+        name=name,
+        max_bytes=int(max_mb * 2**20),
+    )
     return bars_import(
         symbol=parsed.symbol,
         series=parsed.series,
+        source=source,
+        detail=Path(name or path).name if detail is None else detail,
+        replace=replace,
         interval=parsed.interval,
         progress=progress,
     )
+
+
+def upload_import(
+    upload: UploadedFile,
+    *,
+    symbol: str | None = None,
+    interval: str | None = None,
+    replace: bool = False,
+) -> ImportResult:
+    """Import an uploaded file (the admin's form) exactly as a file on disk."""
+    # Copied to disk in chunks: the parser reads a path in bounded blocks.
+    with tempfile.NamedTemporaryFile(suffix=".upload") as copy:
+        for chunk in upload.chunks():
+            copy.write(chunk)
+        copy.flush()
+        return file_import(
+            copy.name,
+            symbol=symbol,
+            interval=interval,
+            name=Path(upload.name or "upload").name,
+            replace=replace,
+        )
+
+
+@dataclass(frozen=True)
+class SeedResult:
+    rows: int
+    seeded: list[str]
+    skipped: list[str]  # coins whose bars come from elsewhere, left untouched
 
 
 def demo_seed(
@@ -245,34 +365,53 @@ def demo_seed(
     years: int = 5,
     seed: int = 42,
     progress: Callable[[str, int], None] | None = None,
-) -> int:
-    """Replace the demo coins' bars with fresh synthetic data; return hourly rows.
+) -> SeedResult:
+    """Replace the demo coins' bars with fresh synthetic data.
 
-    Deterministic for a given seed. One transaction: a failure leaves the old
-    data in place.
+    Deterministic for a given seed. A coin whose bars came from elsewhere (a
+    file, the archive) is skipped: demo data never overwrites or mixes with
+    real bars. One transaction: a failure leaves the old data in place.
     """
-    from prices.demo import DEMO_COINS, HOURS_PER_YEAR, coin_series
-
     if not 1 <= symbols <= len(DEMO_COINS):
         raise ValueError(f"symbols: must be between 1 and {len(DEMO_COINS)}")
     if not 1 <= years <= 10:
         raise ValueError("years: must be between 1 and 10")
     bars = years * HOURS_PER_YEAR
     total = 0
+    wanted = DEMO_COINS[:symbols]
     with transaction.atomic():
-        coins = []
-        for symbol, name, _ in DEMO_COINS[:symbols]:
-            coin, _ = Cryptocurrency.objects.update_or_create(
-                symbol=symbol, defaults={"name": name, "is_active": True}
+        foreign = set(
+            Cryptocurrency.objects.filter(
+                symbol__in=[symbol for symbol, _, _ in wanted], bars__isnull=False
             )
-            coins.append(coin)
-        PriceBar.objects.filter(crypto__in=coins).delete()
-        for index, coin in enumerate(coins):
+            .exclude(source__in=[Source.NONE, Source.DEMO])
+            .values_list("symbol", flat=True)
+        )
+        coins = []
+        for index, (symbol, name, _) in enumerate(wanted):
+            if symbol in foreign:
+                continue
+            coin, _ = Cryptocurrency.objects.update_or_create(
+                symbol=symbol,
+                defaults={
+                    "name": name,
+                    "is_active": True,
+                    "source": Source.DEMO,
+                    "source_detail": f"seed_demo --seed {seed} --years {years}",
+                },
+            )
+            coins.append((index, coin))
+        PriceBar.objects.filter(crypto__in=[coin for _, coin in coins]).delete()
+        for index, coin in coins:
             series = coin_series(index, bars, seed)
             bars_upsert(coin, series, interval=Interval.HOUR)
             bars_upsert(coin, daily_from_hourly(series), interval=Interval.DAY)
             total += len(series.time)
             if progress:
                 progress(coin.symbol, total)
-        coin_cache_clear([c.id for c in coins])
-    return total
+        coin_cache_clear([coin.id for _, coin in coins])
+    return SeedResult(
+        rows=total,
+        seeded=[coin.symbol for _, coin in coins],
+        skipped=[symbol for symbol, _, _ in wanted if symbol in foreign],
+    )

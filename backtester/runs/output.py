@@ -103,6 +103,11 @@ def table_header(run: dict) -> str:
     return " \u00b7 ".join(parts)
 
 
+def synthetic_line(symbols: Sequence[str]) -> str:
+    """Return the line naming the coins whose bars are synthetic demo data."""
+    return f"synthetic demo data: {', '.join(symbols)}" if symbols else ""
+
+
 def render_table(results: Sequence[dict], summary: dict) -> str:
     """Return an aligned text table sorted by return, with a summary line.
 

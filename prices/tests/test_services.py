@@ -261,7 +261,7 @@ def test_import_invalidates_the_cache():
     assert bars_load(["AAA"])["AAA"].close[0] == 100
     version = Cryptocurrency.objects.get(symbol="AAA").data_version
     changed = series(10, price=500)
-    bars_import(symbol="AAA", series=changed)
+    bars_import(symbol="AAA", series=changed, replace=True)
     assert Cryptocurrency.objects.get(symbol="AAA").data_version == version + 1
     assert bars_load(["AAA"])["AAA"].close[0] == 500
 

@@ -180,4 +180,7 @@ def compile_strategy(
         params=program.params,
         signal=program.signal,
         sides=program.sides,
+        # The language's "long when" holds while true, as the built-in
+        # crossovers do (the portfolio pass re-arms such a rule after a stop).
+        rule="while" if ("long", "when") in program.rules else "when",
     )

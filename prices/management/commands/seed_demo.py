@@ -12,7 +12,8 @@ from prices.services import demo_seed
 class Command(BaseCommand):
     help = (
         "Create deterministic synthetic hourly prices (and derived daily bars) for "
-        "up to 48 demo coins, replacing any earlier demo data of those coins."
+        "up to 48 demo coins, replacing any earlier demo data of those coins. A coin "
+        "whose bars were imported (a file, the archive) is skipped."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -49,13 +50,21 @@ class Command(BaseCommand):
 
         began = time.perf_counter()
         try:
-            rows = demo_seed(symbols=symbols, years=years, seed=seed, progress=progress)
+            result = demo_seed(
+                symbols=symbols, years=years, seed=seed, progress=progress
+            )
         except ValueError as exc:
             raise CommandError(f"--{exc}") from None
         if interactive:
             self.stderr.write("")
         elapsed = time.perf_counter() - began
+        if result.skipped:
+            self.stdout.write(
+                f"skipped {', '.join(result.skipped)}: their bars come from "
+                "elsewhere (imported), so demo data would mix with them"
+            )
+        rows = result.rows
         self.stdout.write(
-            f"seeded {symbols} coins x {years} years: {rows:,} hourly bars in "
-            f"{elapsed:.1f}s ({rows / max(elapsed, 1e-9):,.0f} rows/s)"
+            f"seeded {len(result.seeded)} coins x {years} years: {rows:,} hourly "
+            f"bars in {elapsed:.1f}s ({rows / max(elapsed, 1e-9):,.0f} rows/s)"
         )

@@ -12,10 +12,17 @@ from backtester.execution.handles import RunnerBusy
 from backtester.execution.pool import get_runner
 from backtester.runs import events
 from backtester.runs.models import BacktestRun
-from backtester.runs.output import render_csv, render_json, render_table, table_header
+from backtester.runs.output import (
+    render_csv,
+    render_json,
+    render_table,
+    synthetic_line,
+    table_header,
+)
 from backtester.runs.selectors import run_data
 from backtester.runs.services import run_coins, run_create, run_start
 from backtester.runs.validation import RequestError, iso, run_spec
+from prices.selectors import symbols_synthetic
 from strategies.registry import STRATEGIES
 from strategies.risk import RISK_PARAMS
 
@@ -224,6 +231,9 @@ class Command(BaseCommand):
             self.stdout.write(render_csv(results), ending="")
         else:
             self.stdout.write(table_header(header))
+            synthetic = symbols_synthetic({r["symbol"] for r in results})
+            if synthetic:
+                self.stdout.write(synthetic_line(synthetic))
             self.stdout.write(render_table(results, handle.summary), ending="")
             if run:
                 self.stdout.write(f"saved as run {run.pk}")
