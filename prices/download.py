@@ -202,6 +202,7 @@ def prices_download(
         else:
             wanted.append(item)
     done = result.skipped
+    absent: list[ArchiveItem] = []
     if progress:
         progress(done, result.planned, 0)
     with (
@@ -220,7 +221,7 @@ def prices_download(
                 if fetched.missing:
                     result.missing.append(item.name)
                     if item.last < today - ABSENT_AFTER:
-                        _record_absent(item)
+                        absent.append(item)
                 elif fetched.csv is None:
                     result.unchanged += 1
                 else:
@@ -235,6 +236,9 @@ def prices_download(
                 result.failures.append(f"{item.name}: {type(exc).__name__}: {exc}")
             if progress:
                 progress(done, result.planned, result.rows)
+    # After the imports, which create the coins the absent files belong to.
+    for item in absent:
+        _record_absent(item)
     return result
 
 
