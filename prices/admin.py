@@ -13,6 +13,7 @@ from django.db.models import Max, Min, QuerySet
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 
+from prices.admin_downloads import download_from_archive
 from prices.models import Cryptocurrency, PriceBar
 from prices.selectors import coin_gaps, coins_with_range, coins_with_stats
 from prices.services import coin_cache_clear
@@ -35,7 +36,12 @@ class CryptocurrencyAdmin(admin.ModelAdmin):
     list_filter = ["is_active"]
     search_fields = ["symbol", "name"]
     readonly_fields = ["data_version", "created_at", "updated_at", "gaps"]
-    actions = ["activate", "deactivate", "clear_cached_prices"]
+    actions = [
+        "activate",
+        "deactivate",
+        "clear_cached_prices",
+        download_from_archive,
+    ]
     ordering = ["symbol"]
 
     def get_queryset(self, request) -> QuerySet:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import threading
 import zipfile
 from datetime import UTC, date, datetime
 
@@ -10,9 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from django.core.management import CommandError, call_command
+from django.urls import reverse
 
 from prices.download import prices_download
-from prices.models import ArchiveFile, PriceBar
+from prices.models import ArchiveFile, Cryptocurrency, DownloadJob, PriceBar
 from prices.tests.archive_server import ArchiveServer, ArchiveTree, kline_csv
 
 pytestmark = pytest.mark.django_db
@@ -195,3 +197,29 @@ def test_bad_arguments_are_one_line_errors(server):
         download("--symbols", "BTC", "--start", "2021-02-01", "--end", "2021-01-01")
     with pytest.raises(CommandError, match="symbols: symbol 'B-TC'"):
         download("--symbols", "B-TC", "--start", "2021-01-01")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_admin_action_downloads_in_the_background_and_shows_the_job(
+    tree, server, admin_client
+):
+    expected = pd.concat([tree.add_month("BTC", m) for m in MONTHS])
+    coin = Cryptocurrency.objects.create(symbol="BTC")
+    response = admin_client.post(
+        reverse("admin:prices_cryptocurrency_changelist"),
+        {"action": "download_from_archive", "_selected_action": [coin.pk]},
+        follow=True,
+    )
+    assert "Downloading 1 coin(s) in the background" in response.content.decode()
+    for thread in threading.enumerate():
+        if thread.name.startswith("download-job-"):
+            thread.join(60)
+    job = DownloadJob.objects.get()
+    assert job.status == DownloadJob.Status.DONE, job.message
+    assert (job.rows, job.failures) == (len(expected), 0)
+    assert job.files_done == job.files_total > 3  # months since 2020, mostly 404
+    assert_same_bars("BTC", expected)
+    page = admin_client.get(reverse("admin:prices_downloadjob_changelist"))
+    assert f"{job.files_total:,} of {job.files_total:,} (100%)" in page.content.decode()
+    detail = admin_client.get(reverse("admin:prices_downloadjob_change", args=[job.pk]))
+    assert "3 file(s) imported" in detail.content.decode()
