@@ -387,9 +387,17 @@ def bars_build(
     lo = None if start is None else -(-int(start.timestamp()) // step) * step
     hi = None if end is None else int(end.timestamp()) // step * step
     groups: dict[str, list[int]] = {}
+    symbols = dict(
+        Cryptocurrency.objects.filter(pk__in=empty).values_list("pk", "symbol")
+    )
     for coin_id, stored in intervals_stored(empty).items():
-        if stored:
-            groups.setdefault(source_interval(interval, stored), []).append(coin_id)
+        if not stored:
+            continue
+        try:
+            source = source_interval(interval, stored)
+        except ValueError as exc:
+            raise ValueError(f"{exc} of {symbols[coin_id]}") from None
+        groups.setdefault(source, []).append(coin_id)
     for source, ids in groups.items():
         if source == interval:
             continue
