@@ -19,6 +19,7 @@ from django.urls import path
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 
+from prices.admin_downloads import download_from_archive
 from prices.importers import ImportFormatError
 from prices.models import Cryptocurrency, Interval, PriceBar
 from prices.provenance import ImportConflict
@@ -116,7 +117,12 @@ class CryptocurrencyAdmin(admin.ModelAdmin):
             request, "admin/prices/cryptocurrency/import.html", context
         )
 
-    actions = ["activate", "deactivate", "clear_cached_prices"]
+    actions = [
+        "activate",
+        "deactivate",
+        "clear_cached_prices",
+        download_from_archive,
+    ]
     ordering = ["symbol"]
 
     def get_queryset(self, request) -> QuerySet:

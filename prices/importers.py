@@ -24,11 +24,11 @@ import pandas as pd
 
 from prices.reading import MAX_FILE_BYTES, ReadError, blocks, shown
 from prices.symbols import symbol_problem
+from prices.timeframes import INTERVAL_SECONDS, INTERVALS
 from prices.types import PriceSeries
 
-INTERVAL_SECONDS = {"1h": 3600, "1d": 86400}
 HEADER = ["timestamp", "open", "high", "low", "close", "volume"]
-_KLINE_INTERVAL = re.compile(r"-(1h|1d)(?:-|\.|$)")
+_KLINE_INTERVAL = re.compile(rf"-({'|'.join(INTERVALS)})(?:-|\.|$)")
 # Bars are accepted from the Unix epoch to one day past the clock: a bar dated
 # year 1 or 9999 is a typo that datetime cannot even represent in every time
 # zone, and one such bar would break every run over that coin.
@@ -68,7 +68,7 @@ def symbol_from_path(path: str | Path) -> str:
 
 
 def interval_from_path(path: str | Path) -> str | None:
-    """Return ``1h``/``1d`` when the file name says so (Binance names do)."""
+    """Return the interval a file name states (Binance names do), e.g. ``1h``."""
     match = _KLINE_INTERVAL.search(Path(path).name)
     return match.group(1) if match else None
 

@@ -8,7 +8,12 @@ from prices.symbols import SYMBOL_MAX_LENGTH, symbol_problem
 
 
 class Interval(models.TextChoices):
+    MINUTE = "1m", "1 minute"
+    MINUTES_5 = "5m", "5 minutes"
+    MINUTES_15 = "15m", "15 minutes"
+    MINUTES_30 = "30m", "30 minutes"
     HOUR = "1h", "1 hour"
+    HOURS_4 = "4h", "4 hours"
     DAY = "1d", "1 day"
 
 
@@ -141,3 +146,60 @@ class PriceBar(models.Model):
 
     def __str__(self) -> str:
         return f"{self.crypto_id} {self.interval} {self.time:%Y-%m-%d %H:%M}"
+
+
+class ArchiveFile(models.Model):
+    """A file of the exchange's archive that is imported (or known to be absent).
+
+    A rerun skips every file recorded here; ``sha256`` is the checksum the
+    file was imported with, so a file replaced upstream is noticed on a
+    recheck. An empty ``sha256`` records a file the archive does not have.
+    """
+
+    crypto = models.ForeignKey(
+        Cryptocurrency, on_delete=models.CASCADE, related_name="archive_files"
+    )
+    interval = models.CharField(max_length=3, choices=Interval.choices)
+    name = models.CharField(max_length=100, help_text="e.g. BTCUSDT-1h-2024-01.zip")
+    sha256 = models.CharField(max_length=64, blank=True)
+    rows = models.PositiveIntegerField(default=0)
+    imported_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["crypto", "interval", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["crypto", "name"], name="archivefile_crypto_name_uniq"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DownloadJob(models.Model):
+    """One download from the archive started in the admin, with its outcome."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "running"
+        DONE = "done", "done"
+        FAILED = "failed", "failed"
+
+    symbols = models.TextField(help_text="Comma-separated coin symbols.")
+    interval = models.CharField(max_length=3, choices=Interval.choices)
+    status = models.CharField(
+        max_length=10, choices=Status.choices, default=Status.RUNNING
+    )
+    files_total = models.PositiveIntegerField(default=0)
+    files_done = models.PositiveIntegerField(default=0)
+    rows = models.PositiveBigIntegerField(default=0)
+    failures = models.PositiveIntegerField(default=0)
+    message = models.TextField(blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"{self.interval} {self.symbols} ({self.status})"

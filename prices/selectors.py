@@ -8,13 +8,14 @@ import struct
 import time as _time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 from django.db import connection
 from django.db.models import (
     Count,
     DurationField,
+    Exists,
     ExpressionWrapper,
     F,
     Func,
@@ -27,8 +28,8 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, Lag
 
 from prices import cache
-from prices.importers import INTERVAL_SECONDS
 from prices.models import Cryptocurrency, Interval, PriceBar, Source
+from prices.timeframes import INTERVAL_SECONDS, resample, source_interval
 from prices.types import PriceSeries
 
 logger = logging.getLogger(__name__)
@@ -339,9 +340,7 @@ def bars_load(
                 series[coin_id] = _cut(whole[key], lo, hi)
     missing = [c.id for c in coins if c.id not in series]
     cache.stats.add(hits=len(series), misses=len(missing))
-    fetched = (
-        bars_fetch(missing, start=start, end=end, interval=interval) if missing else {}
-    )
+    fetched = bars_build(missing, start=start, end=end, interval=interval)
     cache.set_many({keys[coin_id]: bars for coin_id, bars in fetched.items()})
     series.update(fetched)
     logger.info(
@@ -353,6 +352,72 @@ def bars_load(
         (_time.perf_counter() - began) * 1000,
     )
     return {c.symbol: series[c.id] for c in coins}
+
+
+def intervals_stored(coin_ids: Sequence[int]) -> dict[int, list[str]]:
+    """Return the intervals each coin has bars of (one query, an index probe each)."""
+    probes = {
+        name: Exists(PriceBar.objects.filter(crypto=OuterRef("pk"), interval=name))
+        for name in Interval.values
+    }
+    rows = (
+        Cryptocurrency.objects.filter(pk__in=list(coin_ids))
+        .annotate(**{f"has_{n}": probe for n, probe in probes.items()})
+        .values("pk", *(f"has_{n}" for n in probes))
+    )
+    return {row["pk"]: [n for n in probes if row[f"has_{n}"]] for row in rows}
+
+
+def bars_build(
+    coin_ids: Sequence[int],
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    interval: str = Interval.HOUR,
+) -> dict[int, PriceSeries]:
+    """Read bars of ``interval``, building them from a finer stored interval
+    for coins that have none of their own (no cache).
+
+    The stored bars are read first, so coins with bars of the interval cost no
+    more than before; only coins left empty are probed for what they store.
+    Built bars cover the whole buckets inside [start, end). Raise ValueError
+    naming what is stored when a coin has only coarser bars.
+    """
+    if not coin_ids:
+        return {}
+    found = bars_fetch(coin_ids, start=start, end=end, interval=interval)
+    empty = [coin_id for coin_id, bars in found.items() if not len(bars.time)]
+    if not empty:
+        return found
+    step = INTERVAL_SECONDS[interval]
+    # Whole buckets only: a bar never opens before start or holds bars from
+    # after end.
+    lo = None if start is None else -(-int(start.timestamp()) // step) * step
+    hi = None if end is None else int(end.timestamp()) // step * step
+    groups: dict[str, list[int]] = {}
+    symbols = dict(
+        Cryptocurrency.objects.filter(pk__in=empty).values_list("pk", "symbol")
+    )
+    for coin_id, stored in intervals_stored(empty).items():
+        if not stored:
+            continue
+        try:
+            source = source_interval(interval, stored)
+        except ValueError as exc:
+            raise ValueError(f"{exc} of {symbols[coin_id]}") from None
+        groups.setdefault(source, []).append(coin_id)
+    for source, ids in groups.items():
+        if source == interval:
+            continue
+        finer = bars_fetch(
+            ids,
+            start=None if lo is None else datetime.fromtimestamp(lo, UTC),
+            end=None if hi is None else datetime.fromtimestamp(hi, UTC),
+            interval=source,
+        )
+        for coin_id, bars in finer.items():
+            found[coin_id] = resample(bars, source, interval)
+    return found
 
 
 def _cut(series: PriceSeries, lo: int | None, hi: int | None) -> PriceSeries:

@@ -234,6 +234,7 @@ def bars_import(
     source: str = Source.FILE,
     detail: str = "",
     replace: bool = False,
+    supersede: bool = False,
     interval: str = Interval.HOUR,
     name: str = "",
     progress: Progress | None = None,
@@ -244,7 +245,10 @@ def bars_import(
     Bars that would change stored bars, or bars from another source than the
     coin's, are refused with ImportConflict and nothing is written, unless
     ``replace``: then every stored bar of the coin (all intervals) is deleted
-    first, in the same transaction. Daily bars are re-derived from hourly ones.
+    first, in the same transaction. ``supersede``: the incoming bars replace
+    stored bars of the same source at the same times (an archive file that was
+    replaced upstream is the new truth for its own period); other sources are
+    still refused. Daily bars are re-derived from hourly ones.
     """
     if source not in Source.values or source == Source.NONE:
         raise ValueError(f"source: must be one of demo, file, archive, got {source!r}")
@@ -263,6 +267,9 @@ def bars_import(
         if replace:
             removed, _ = PriceBar.objects.filter(crypto=coin).delete()
             written = series
+        elif supersede and stored_source in (source, Source.NONE):
+            keep = comparison.new | comparison.changed
+            written = PriceSeries(*(column[keep] for column in series))
         else:
             problems = [
                 mix_problem(coin.symbol, stored_source, source, coin.source_detail),
@@ -303,6 +310,7 @@ def file_import(
     source: str = Source.FILE,
     detail: str | None = None,
     replace: bool = False,
+    supersede: bool = False,
     name: str | None = None,
     progress: Progress | None = None,
 ) -> ImportResult:
@@ -325,6 +333,7 @@ def file_import(
         source=source,
         detail=Path(name or path).name if detail is None else detail,
         replace=replace,
+        supersede=supersede,
         interval=parsed.interval,
         progress=progress,
     )
