@@ -186,6 +186,7 @@ else:
 PRICE_CACHE_TTL = env.int("PRICE_CACHE_TTL", default=3600)
 # Fill the cache with every active coin's full history when the run page opens.
 PRICE_CACHE_WARM = env.bool("PRICE_CACHE_WARM", default=True)
+PRICE_IMPORT_MAX_MB = env.int("PRICE_IMPORT_MAX_MB", default=256)
 MARKET_DATA_URL = env.str("MARKET_DATA_URL", default="https://data.binance.vision")
 # Worker threads that compute backtests (one shared pool per process).
 BACKTEST_WORKERS = env.int("BACKTEST_WORKERS", default=0) or None

@@ -3,7 +3,7 @@
     spec = compile_strategy(source, key="dip")      # RuleError if invalid
     run_backtest(bars, spec, {"trend": 150})         # like a built-in's key
 
-No Django here; the language itself is described in DESIGN.md and README.
+No Django here; the README describes the language.
 """
 
 from strategies.rules.errors import Problem, RuleError
