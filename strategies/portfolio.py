@@ -1,7 +1,7 @@
 """Portfolio backtests: one strategy over a basket of coins from one account.
 
 10,000 of cash (``initial_equity``), at most ``max_positions`` open at once,
-long only, on the union of the coins' bar times (DESIGN.md, "Portfolio
+long only, on the union of the coins' bar times (the README, "Portfolio
 backtests"). Each coin's conditions come from the single-coin strategy code
 (``portfolio_signals``); the account is walked once by the compiled pass
 (``portfolio_pass``); metrics are in ``portfolio_metrics``.

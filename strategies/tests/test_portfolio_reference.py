@@ -1,7 +1,7 @@
 """Portfolio runs on real candles against a plain-loop reference account.
 
 The reference below walks the union of the coins' bar times with dictionaries
-and Python floats, reading the rules as DESIGN.md states them; the coins'
+and Python floats, reading the rules as the README states them; the coins'
 conditions come from the plain reference rules (``reference.side_rules``),
 not from the vectorized signals. Six coins over about 5,000 hours: two that
 start later, one with a hole of 300 bars and one whose bars end early.
