@@ -126,13 +126,11 @@ const CANDLE_BARS = 400; // at most this many bars in view: candles, else a line
 // A log axis spanning a decade or more labels the powers of ten only, with
 // unlabelled minor ticks between: the default labels 2 and 5 of every decade,
 // which crowds a 300-pixel panel.
-function logTicks(name, scale, values) {
+function tickOptions(scale, values) {
   const positive = values.filter((v) => v > 0);
   const wide = scale === "log" && positive.length
     && Math.max(...positive) / Math.min(...positive) >= 10;
-  return wide
-    ? { [`${name}.dtick`]: 1, [`${name}.minor`]: { ticks: "outside", ticklen: 3, showgrid: false } }
-    : { [`${name}.dtick`]: null, [`${name}.minor`]: null };
+  return wide ? { dtick: 1, minor: { ticks: "outside", ticklen: 3, showgrid: false } } : {};
 }
 
 // One marker per kind, so the legend explains them: entries by side, exits by the
@@ -220,11 +218,13 @@ class LinkedCharts {
     // Hundreds of trade markers cost more to draw than every line together:
     // paint the curves first and add the markers a frame later.
     const many = price.trades.shown > 300;
+    this.markersPending = many;
     await this.draw(!many);
     this.root.dataset.painted = String(seq);
     if (many) {
       await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
       if (seq !== this.seq) return;
+      this.markersPending = false;
       await this.draw(true);
     }
     const win = $("chart-window");
@@ -284,7 +284,11 @@ class LinkedCharts {
     const axis = (domain, extra = {}) => ({ domain, automargin: true, gridcolor: colors.line,
       zerolinecolor: colors.line, color: colors.muted, ...extra });
     const eqValues = [...this.equity.strategy_equity, ...this.equity.buy_hold].filter((v) => v > 0);
-    const wide = eqValues.length && Math.max(...eqValues) / Math.min(...eqValues) > 10;
+    const wide = eqValues.length > 0 && Math.max(...eqValues) / Math.min(...eqValues) >= 10;
+    // Until a chip is pressed, equity spanning a decade or more is drawn on a log
+    // axis; the chips then say so (syncChips), so what is drawn is what is pressed.
+    this.scales.equity ??= wide ? "log" : "linear";
+    const equityScale = this.scales.equity;
     const shapes = [];
     const annotations = [];
     if (this.request.max_drawdown_pct != null) {
@@ -307,12 +311,10 @@ class LinkedCharts {
       xaxis: { type: "date", anchor: "y4", domain: [0, 1], rangeslider: { visible: false },
         showspikes: true, spikemode: "across", spikesnap: "cursor", spikethickness: 1,
         spikedash: "dot", spikecolor: colors.muted, gridcolor: colors.line, color: colors.muted },
-      yaxis: axis(d.y, { type: this.scales.yaxis, title: { text: "Price" } }),
-      yaxis3: axis(d.y3, { type: this.scales.equity ?? (wide ? "log" : "linear"),
-        title: { text: "Equity" },
-        ...((this.scales.equity ?? (wide ? "log" : "linear")) === "log" && eqValues.length
-          && Math.max(...eqValues) / Math.min(...eqValues) >= 10
-          ? { dtick: 1, minor: { ticks: "outside", ticklen: 3, showgrid: false } } : {}) }),
+      yaxis: axis(d.y, { type: this.scales.yaxis, title: { text: "Price" },
+        ...tickOptions(this.scales.yaxis, [...this.price.low, ...this.price.high]) }),
+      yaxis3: axis(d.y3, { type: equityScale, title: { text: "Equity" },
+        ...tickOptions(equityScale, eqValues) }),
       yaxis4: axis(d.y4, { ticksuffix: "%", title: { text: "DD" } }),
       shapes, annotations,
     };
@@ -330,6 +332,7 @@ class LinkedCharts {
     const layout = this.layout(colors);
     if (!phone) layout.margin.t = 34; // the toolbar sits above the plot, not on it
     this.drawing = true;
+    this.syncChips();
     return Plotly.react(this.root, this.traces(colors, markers), layout, config).then(() => {
       this.drawing = false;
       if (!this.bound) this.bind();
@@ -394,12 +397,18 @@ class LinkedCharts {
 
   setScale(axis, scale) {
     this.scales[axis] = scale;
-    const name = axis === "equity" ? "yaxis3" : "yaxis";
-    const values = axis === "equity"
-      ? [...this.equity.strategy_equity, ...this.equity.buy_hold] : [...this.price.low, ...this.price.high];
-    Plotly.relayout(this.root, { [`${name}.type`]: scale, ...logTicks(name, scale, values) });
-    for (const button of document.querySelectorAll(`[data-axis="${axis}"]`)) {
-      button.setAttribute("aria-pressed", String(button.dataset.scale === scale));
+    this.syncChips();
+    // The whole figure is drawn again rather than relayout: Plotly kept a log
+    // axis's dtick of one decade through a relayout back to linear and froze
+    // the page for seconds drawing thousands of ticks.
+    if (this.equity) this.draw(!this.markersPending);
+  }
+
+  // Press the chip of each scale drawn (equity's may have been picked by the data).
+  syncChips() {
+    for (const button of document.querySelectorAll("[data-axis]")) {
+      const drawn = this.scales[button.dataset.axis];
+      if (drawn) button.setAttribute("aria-pressed", String(button.dataset.scale === drawn));
     }
   }
 }

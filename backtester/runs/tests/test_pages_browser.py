@@ -1,0 +1,101 @@
+# ruff: noqa: F811 (the shared fixtures are imported, then named as arguments)
+"""In Chromium: defects a new user met on the pages, each shown first, then fixed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from backtester.runs.tests.test_browser import (  # noqa: F401 (fixtures)
+    CHROMIUM,
+    browser,
+    demo_server,
+    page,
+)
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium"
+    ),
+]
+SHOTS = Path("/tmp/shots-pages")
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    """Six demo coins over one year: enough for every page, quick to seed."""
+    with demo_server(["--symbols", "6", "--years", "1"]) as base:
+        yield base
+
+
+def shoot(page, name: str) -> None:
+    """Save the page at a laptop's and a phone's size (outside the repository)."""
+    SHOTS.mkdir(exist_ok=True)
+    for width, height in ((1440, 900), (390, 844)):
+        page.set_viewport_size({"width": width, "height": height})
+        page.wait_for_timeout(300)
+        page.screenshot(path=str(SHOTS / f"{name}-{width}.png"), full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 800})
+
+
+def run_from_link(page, server: str, query: str) -> str:
+    """Open the run page at ``query``, run it, return the detail page's path."""
+    page.goto(f"{server}/?{query}")
+    page.wait_for_selector("#connection.ok")
+    page.click("#run-button")
+    page.wait_for_selector("#summary:not([hidden])")
+    return page.get_attribute("#summary a", "href")
+
+
+def drawn_scales(page) -> dict:
+    """Return, per axis, the scale drawn and the chip shown pressed."""
+    return page.evaluate(
+        """() => {
+          const layout = document.getElementById('charts').layout;
+          const pressed = (axis) => document.querySelector(
+            `[data-axis="${axis}"][aria-pressed="true"]`).dataset.scale;
+          return {equity: [layout.yaxis3.type, pressed('equity')],
+                  price: [layout.yaxis.type, pressed('yaxis')]};
+        }"""
+    )
+
+
+def test_equity_scale_drawn_is_the_chip_pressed(page, server):
+    # A 1% fee on RSI(2)'s hundreds of trades takes the equity down more than a
+    # decade: the case where the chart picks a log axis by itself.
+    detail = run_from_link(
+        page, server, "strategy=rsi_reversion&p.period=2&symbols=BTC&fee=0.01"
+    )
+    page.goto(f"{server}{detail}")
+    page.wait_for_selector("#charts[data-loaded] .main-svg")
+    values = page.evaluate(
+        "document.getElementById('charts').data.filter((t) => t.yaxis === 'y3')"
+        ".flatMap((t) => t.y).filter((v) => v > 0)"
+    )
+    assert max(values) / min(values) > 10  # the case in question
+    scales = drawn_scales(page)
+    assert scales["equity"][0] == scales["equity"][1]
+    assert scales["price"][0] == scales["price"][1]
+    for scale in ("linear", "log", "linear"):
+        page.click(f"[data-axis='equity'][data-scale='{scale}']")
+        page.wait_for_function(
+            "(s) => document.getElementById('charts').layout.yaxis3.type === s",
+            arg=scale,
+        )
+        assert drawn_scales(page)["equity"] == [scale, scale]
+    # A zoom redraws the figure: the chosen scale stays, and so does the chip.
+    loaded = page.get_attribute("#charts", "data-loaded")
+    page.evaluate(
+        "() => { const x = document.getElementById('charts').data[0].x;"
+        " Plotly.relayout('charts', {'xaxis.range[0]': x[10],"
+        " 'xaxis.range[1]': x[Math.floor(x.length / 2)]}); }"
+    )
+    page.wait_for_function(
+        "(n) => document.getElementById('charts').dataset.loaded !== n", arg=loaded
+    )
+    assert drawn_scales(page)["equity"] == ["linear", "linear"]
+    assert not page.errors
+    shoot(page, "detail")
