@@ -124,6 +124,7 @@ def risk_fields() -> list[dict]:
 
 
 def tone(value: float | None) -> str:
+    """Return the css class of a figure by its sign: gain, loss or none."""
     if value is None or value == 0:
         return ""
     return "gain" if value > 0 else "loss"
@@ -258,6 +259,8 @@ def summary_pick(item: dict, repeated: set[str] = frozenset()) -> dict:
     return {
         "label": f"{item['symbol']} \u00b7 {label}",
         "text": signed(item["total_return_pct"]),
+        # By its sign, as every return: the best of a losing run is a loss.
+        "tone": tone(item["total_return_pct"]),
         "query": f"?{query}#chart",
     }
 
@@ -280,6 +283,7 @@ def summary_rows(summary: dict) -> list[dict]:
                     if best
                     else "\u2013"
                 ),
+                "best_tone": tone(best.get("total_return_pct")),
             }
         )
     return rows

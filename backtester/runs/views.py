@@ -189,11 +189,13 @@ def run_compare(request: HttpRequest) -> HttpResponse:
                 "median": signed(summary.get("median_return_pct")),
                 "median_tone": tone(summary.get("median_return_pct")),
                 "mean": signed(summary.get("mean_return_pct")),
+                "mean_tone": tone(summary.get("mean_return_pct")),
                 "sharpe": plain(summary.get("mean_sharpe")),
                 "best": summary.get("best") and summary_pick(summary["best"]),
                 "worst": summary.get("worst") and summary_pick(summary["worst"]),
                 "result": result,
                 "result_return": result and signed(result.total_return_pct),
+                "result_tone": result and tone(result.total_return_pct),
             }
         )
         if result is not None:

@@ -99,3 +99,33 @@ def test_equity_scale_drawn_is_the_chip_pressed(page, server):
     assert drawn_scales(page)["equity"] == ["linear", "linear"]
     assert not page.errors
     shoot(page, "detail")
+
+
+def tone_of(page, selector: str) -> list[tuple[str, str]]:
+    """Return (text, class) of each element matching ``selector``."""
+    return page.eval_on_selector_all(
+        selector, "els => els.map((e) => [e.textContent, e.className])"
+    )
+
+
+def test_best_and_worst_coloured_by_sign(page, server):
+    # A 1% fee on RSI(2) loses on every coin: the best result is a loss too.
+    detail = run_from_link(
+        page, server, "strategy=rsi_reversion&p.period=2&symbols=BTC,ETH&fee=0.01"
+    )
+    boxes = page.eval_on_selector_all(
+        "#summary > div",
+        "els => els.map((e) => [e.querySelector('.label')?.textContent,"
+        " e.querySelector('strong')?.textContent,"
+        " e.querySelector('strong')?.className])",
+    )
+    picks = {label: (text, cls) for label, text, cls in boxes if label}
+    for label in ("Best", "Worst"):
+        text, cls = picks[label]
+        assert "\u2212" in text  # a loss, written with a minus
+        assert cls == "loss", (label, text, cls)
+    page.goto(f"{server}{detail}")
+    for label in ("Best", "Worst"):
+        dd = page.locator(f"dl.meta div:has(> dt:text-is('{label}')) dd span")
+        assert dd.inner_text().startswith("\u2212")
+        assert dd.get_attribute("class") == "loss"

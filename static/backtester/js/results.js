@@ -253,8 +253,9 @@ export function renderSummary(summary, runId, elapsed) {
     stat("Median return", `${signed(summary.median_return_pct)}%`, tone(summary.median_return_pct)),
     stat("Mean return", `${signed(summary.mean_return_pct)}%`, tone(summary.mean_return_pct)),
     stat("Mean Sharpe", plain(summary.mean_sharpe)),
-    wide(stat("Best", pick(summary.best), "gain")),
-    wide(stat("Worst", pick(summary.worst), "loss")),
+    // Coloured by sign like every return: the best of a losing run is a loss.
+    wide(stat("Best", pick(summary.best), tone(summary.best?.total_return_pct))),
+    wide(stat("Worst", pick(summary.worst), tone(summary.worst?.total_return_pct))),
     stat("Server time", `${Number(elapsed).toFixed(2)} s`),
     linkBox,
   );
