@@ -7,12 +7,18 @@ import io
 import json
 from collections.abc import Sequence
 
-# (header, metric key, format) for the table and CSV.
+
+def loss_pct(value: float) -> str:
+    """Format a fall stored as a magnitude (a drawdown) as a negative percentage."""
+    return f"{-value:.2f}" if value else "0.00"
+
+
+# (header, metric key, format string or function) for the table.
 TABLE_COLUMNS = [
     ("return %", "total_return_pct", "{:+.2f}"),
     ("b&h %", "buy_hold_return_pct", "{:+.2f}"),
     ("sharpe", "sharpe", "{:.2f}"),
-    ("max dd %", "max_drawdown_pct", "{:.2f}"),
+    ("max dd %", "max_drawdown_pct", loss_pct),
     ("trades", "num_trades", "{:d}"),
     ("win %", "win_rate_pct", "{:.1f}"),
 ]
@@ -65,11 +71,11 @@ def sorted_results(results: Sequence[dict]) -> list[dict]:
     return sorted(results, key=_sort_key, reverse=True)
 
 
-def _cell(value, fmt: str) -> str:
+def _cell(value, fmt) -> str:
     if value is None:
         return "-"
     try:
-        return fmt.format(value)
+        return fmt(value) if callable(fmt) else fmt.format(value)
     except (ValueError, TypeError):
         return str(value)
 

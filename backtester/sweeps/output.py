@@ -6,7 +6,7 @@ import io
 import json
 from collections.abc import Sequence
 
-from backtester.runs.output import csv_writer
+from backtester.runs.output import csv_writer, loss_pct
 from backtester.sweeps.models import CELL_METRICS
 from strategies.sweep import OBJECTIVES
 
@@ -17,7 +17,7 @@ TABLE_COLUMNS = [
     ("mean %", "mean_return_pct", "{:+.2f}"),
     ("sharpe", "mean_sharpe", "{:.2f}"),
     ("beat b&h", "beat_buy_hold", "{:d}"),
-    ("med dd %", "median_max_drawdown_pct", "{:.2f}"),
+    ("med dd %", "median_max_drawdown_pct", loss_pct),
     ("trades", "trades", "{:d}"),
 ]
 
@@ -33,11 +33,11 @@ def ranked(cells: Sequence[dict], objective: str) -> list[dict]:
     return sorted(cells, key=key)
 
 
-def _cell(value, fmt: str) -> str:
+def _cell(value, fmt) -> str:
     if value is None:
         return "-"
     try:
-        return fmt.format(value)
+        return fmt(value) if callable(fmt) else fmt.format(value)
     except (ValueError, TypeError):
         return str(value)
 

@@ -129,3 +129,14 @@ def test_best_and_worst_coloured_by_sign(page, server):
         dd = page.locator(f"dl.meta div:has(> dt:text-is('{label}')) dd span")
         assert dd.inner_text().startswith("\u2212")
         assert dd.get_attribute("class") == "loss"
+
+
+def test_sweep_tooltip_shows_the_drawdown_as_a_loss(page, server):
+    page.goto(f"{server}/sweeps/")
+    lines = page.evaluate(
+        """() => import('/static/sweeps/js/heatmap.js').then((m) => m.cellLines(
+             {params: {fast: 5}, metrics: {median_max_drawdown_pct: 12.5, coins: 2}},
+             ['fast']).map((n) => n.textContent))"""
+    )
+    assert "Median max drawdown: \u221212.50%" in lines
+    assert not page.errors

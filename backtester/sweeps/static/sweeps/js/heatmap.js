@@ -196,7 +196,8 @@ const LABELS = [
   ["mean_return_pct", "Mean return", (v) => `${fmt(v)}%`],
   ["mean_sharpe", "Mean Sharpe", (v) => fmt(v)],
   ["beat_buy_hold", "Beat buy & hold", (v, m) => `${v} of ${m.coins}`],
-  ["median_max_drawdown_pct", "Median max drawdown", (v) => `${fmt(v)}%`],
+  // A fall: shown negative, as on every page (the stored metric is its size).
+  ["median_max_drawdown_pct", "Median max drawdown", (v) => (v == null ? fmt(v) : `${fmt(-v)}%`)],
   ["trades", "Trades", (v) => String(v)],
 ];
 

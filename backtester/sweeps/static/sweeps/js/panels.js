@@ -74,7 +74,8 @@ export async function openCell(base, sweepId, cell, names) {
         el("td", fmt(m.total_return_pct), { class: tone(m.total_return_pct) }),
         el("td", fmt(m.buy_hold_return_pct), { class: tone(m.buy_hold_return_pct) }),
         el("td", fmt(m.sharpe), { class: "num" }),
-        el("td", fmt(m.max_drawdown_pct).replace("+", ""), { class: "num" }),
+        // A fall: negative, as on every page (the stored metric is its size).
+        el("td", m.max_drawdown_pct == null ? fmt(null) : fmt(-m.max_drawdown_pct), { class: "num" }),
         el("td", String(m.num_trades), { class: "num" }),
       );
       const form = el("form", null, { method: "post", action: data.run_url });
