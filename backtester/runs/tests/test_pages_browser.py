@@ -140,3 +140,29 @@ def test_sweep_tooltip_shows_the_drawdown_as_a_loss(page, server):
     )
     assert "Median max drawdown: \u221212.50%" in lines
     assert not page.errors
+
+
+def test_a_link_with_unknown_values_says_what_it_dropped(page, server):
+    page.goto(
+        f"{server}/?strategy=nosuch&symbols=NOPE,BTC&start=2024-13-45&fee=abc"
+        "&interval=7m"
+    )
+    page.wait_for_selector("#connection.ok")
+    notice = page.locator("#url-notice")
+    assert notice.is_visible()
+    items = notice.locator("li").all_inner_texts()
+    assert len(items) == 5, items
+    text = "\n".join(items)
+    for dropped in ("nosuch", "NOPE", "2024-13-45", "abc", "7m"):
+        assert dropped in text
+    assert "BTC" not in text  # kept: a coin that exists
+    checked = page.eval_on_selector_all(
+        "#coin-list input:checked", "els => els.map((e) => e.value)"
+    )
+    assert checked == ["BTC"]
+    shoot(page, "run-url-notice")
+    # A clean link shows no notice.
+    page.goto(f"{server}/?strategy=sma_crossover&symbols=BTC")
+    page.wait_for_selector("#connection.ok")
+    assert page.locator("#url-notice").is_hidden()
+    assert not page.errors

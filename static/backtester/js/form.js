@@ -377,27 +377,57 @@ export function toQuery(message) {
   return query;
 }
 
+// A day as the date inputs take it; anything else (2024-13-45) they would blank.
+const isDay = (text) => /^\d{4}-\d{2}-\d{2}$/.test(text)
+  && !Number.isNaN(Date.parse(`${text}T00:00:00Z`))
+  && new Date(`${text}T00:00:00Z`).toISOString().slice(0, 10) === text;
+// Keys of the address that are not form inputs but are understood.
+const ADDRESS_ONLY = new Set(["strategy", "symbols", "start", "end", "run", "sort"]);
+
+// Fill the form from the address; return what it had to drop, as [value, why]
+// pairs, so the page can say so rather than silently run other settings.
 export function applyQuery(query) {
   clearErrors();
+  const dropped = [];
   const key = query.get("strategy");
   strategySelect.value = key === "all" || byKey[key] ? key : strategies[0].key;
   const chosen = strategySelect.value;
+  if (key !== null && key !== chosen) {
+    dropped.push([`strategy=${key}`, `no such strategy; showing ${byKey[chosen].name}`]);
+  }
   if (chosen !== "all") {
     typed[chosen] = {};
-    for (const p of byKey[chosen].params) {
-      if (query.has(`p.${p.name}`)) typed[chosen][p.name] = query.get(`p.${p.name}`);
+    const names = new Set(byKey[chosen].params.map((p) => p.name));
+    for (const [name, value] of query) {
+      if (!name.startsWith("p.")) continue;
+      const param = name.slice(2);
+      if (!names.has(param)) {
+        dropped.push([`${name}=${value}`, `not a parameter of ${byKey[chosen].name}`]);
+      } else if (value.trim() === "" || !Number.isFinite(Number(value))) {
+        dropped.push([`${name}=${value}`, "not a number; the default is used"]);
+      } else {
+        typed[chosen][param] = value;
+      }
     }
   }
   renderParams();
   const wanted = query.has("symbols") ? new Set(query.get("symbols").split(",")) : null;
+  const known = new Set(coins.map((c) => c.symbol));
+  for (const symbol of wanted ?? []) {
+    if (!known.has(symbol)) dropped.push([symbol, "no such coin"]);
+  }
   $("coin-filter").value = "";
   for (const box of coinBoxes()) {
     box.checked = wanted ? wanted.has(box.value) : true;
     box.parentElement.hidden = false;
   }
   updateCoinCount();
-  $("start").value = query.get("start") ?? "";
-  $("end").value = query.get("end") ?? "";
+  for (const name of ["start", "end"]) {
+    const value = query.get(name) ?? "";
+    const ok = value === "" || isDay(value);
+    if (!ok) dropped.push([`${name}=${value}`, "not a day (YYYY-MM-DD); left empty"]);
+    $(name).value = ok ? value : "";
+  }
   const years = [...chips].find((chip) => {
     const n = Number(chip.dataset.years);
     if (!n) return !$("start").value && !$("end").value;
@@ -412,7 +442,17 @@ export function applyQuery(query) {
   for (const input of form.querySelectorAll("input[name], select[name]")) {
     if (NOT_SCALAR.has(input.name) || ["start", "end"].includes(input.name)) continue;
     if (input.closest("#param-fields")) continue;
-    const value = query.get(input.name);
+    let value = query.get(input.name);
+    const label = input.labels?.[0]?.textContent.trim().toLowerCase() ?? input.name;
+    if (input.tagName === "SELECT" && value !== null
+        && ![...input.options].some((o) => o.value === value)) {
+      dropped.push([`${input.name}=${value}`, `not a choice of ${label}; the default is used`]);
+      value = null;
+    } else if (input.type === "number" && value !== null
+        && (value.trim() === "" || !Number.isFinite(Number(value)))) {
+      dropped.push([`${input.name}=${value}`, `${label} is not a number; the default is used`]);
+      value = null;
+    }
     if (input.type === "checkbox") input.checked = value === null ? input.defaultChecked : value === "true";
     else if (input.tagName === "SELECT") {
       const fallback = [...input.options].find((o) => o.defaultSelected) ?? input.options[0];
@@ -420,4 +460,26 @@ export function applyQuery(query) {
     } else input.value = value ?? input.defaultValue;
   }
   if (riskInputs.length) updateRiskState();
+  const inputs = new Set([...form.querySelectorAll("[name]")].map((i) => i.name));
+  for (const [name, value] of query) {
+    if (!name.startsWith("p.") && !ADDRESS_ONLY.has(name) && !inputs.has(name)) {
+      dropped.push([`${name}=${value}`, "not a setting"]);
+    }
+  }
+  return dropped;
+}
+
+// List what a link asked for that the form could not take, and why.
+export function showDropped(dropped) {
+  const notice = $("url-notice");
+  if (!notice) return;
+  const list = notice.querySelector("ul");
+  list.replaceChildren(...dropped.map(([value, why]) => {
+    const item = document.createElement("li");
+    const code = document.createElement("code");
+    code.textContent = value;
+    item.append(code, `: ${why}`);
+    return item;
+  }));
+  notice.hidden = !dropped.length;
 }

@@ -1,7 +1,8 @@
 // The live run page: the websocket client between the form and the results.
 import { $ } from "./common.js";
 import {
-  applyQuery, buildRequest, clearErrors, focusFirstError, showBanner, showError, toQuery,
+  applyQuery, buildRequest, clearErrors, focusFirstError, showBanner, showDropped, showError,
+  toQuery,
 } from "./form.js";
 import { clearRows, queueHeatmap, renderSummary, setRun, upsertRow } from "./results.js";
 
@@ -219,6 +220,7 @@ form.addEventListener("submit", (event) => {
     showBanner(warning);
     return;
   }
+  showDropped([]); // the settings sent are the form's own now
   // The settings go into the address: shareable, and Back shows them exactly.
   const query = `?${toQuery(message)}`;
   if (query !== location.search) history.pushState({ run: true }, "", query);
@@ -246,7 +248,7 @@ $("rerun-button").addEventListener("click", () => {
 
 // The form shows what the address says: on load (a shared link, "Edit & re-run"),
 // on Back/Forward, and when the browser restores the page from its cache.
-const fromAddress = () => applyQuery(new URLSearchParams(location.search));
+const fromAddress = () => showDropped(applyQuery(new URLSearchParams(location.search)));
 fromAddress();
 window.addEventListener("popstate", fromAddress);
 window.addEventListener("pageshow", (event) => {
