@@ -166,3 +166,34 @@ def test_a_link_with_unknown_values_says_what_it_dropped(page, server):
     page.wait_for_selector("#connection.ok")
     assert page.locator("#url-notice").is_hidden()
     assert not page.errors
+
+
+OVERLAPS = """() => {
+  const bar = document.querySelector('#charts .modebar');
+  if (!bar) return ['no toolbar'];
+  const b = bar.getBoundingClientRect();
+  return [...document.querySelectorAll('#charts .legend .traces')]
+    .map((e) => [e.textContent, e.getBoundingClientRect()])
+    .filter(([, r]) => r.left < b.right && b.left < r.right
+      && r.top < b.bottom && b.top < r.bottom)
+    .map(([name]) => name);
+}"""
+
+
+def test_chart_toolbar_leaves_the_legend_readable(page, server):
+    detail = run_from_link(
+        page,
+        server,
+        "strategy=bollinger_reversion&symbols=BTC&direction=both&stop_loss_pct=3"
+        "&take_profit_pct=5&trailing_stop_pct=4",
+    )
+    for width in (1440, 1280, 1000):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.goto(f"{server}{detail}")
+        page.wait_for_selector("#charts[data-loaded] .legend .traces")
+        page.hover("#charts")  # the toolbar shows on hover
+        names = page.eval_on_selector_all(
+            "#charts .legend .traces", "els => els.map((e) => e.textContent)"
+        )
+        assert len(names) >= 6, names
+        assert page.evaluate(OVERLAPS) == [], width

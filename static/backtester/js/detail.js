@@ -330,7 +330,12 @@ class LinkedCharts {
     const config = { responsive: true, displaylogo: false, displayModeBar: !phone,
       modeBarButtonsToRemove: ["select2d", "lasso2d", "autoScale2d"] };
     const layout = this.layout(colors);
-    if (!phone) layout.margin.t = 34; // the toolbar sits above the plot, not on it
+    // The toolbar stands upright in a right margin of its own: across the top it
+    // covered the legend's last entries, which wrap to the plot's width.
+    if (!phone) {
+      layout.modebar = { orientation: "v" };
+      layout.margin.r = 40;
+    }
     this.drawing = true;
     this.syncChips();
     return Plotly.react(this.root, this.traces(colors, markers), layout, config).then(() => {
