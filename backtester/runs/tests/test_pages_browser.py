@@ -197,3 +197,17 @@ def test_chart_toolbar_leaves_the_legend_readable(page, server):
         )
         assert len(names) >= 6, names
         assert page.evaluate(OVERLAPS) == [], width
+
+
+def test_sweep_range_inputs_show_their_whole_value(page, server):
+    page.set_viewport_size({"width": 1440, "height": 900})
+    page.goto(f"{server}/sweeps/")
+    page.wait_for_selector("#connection.ok")
+    for field in ("x-start", "x-stop", "x-step", "y-start", "y-stop", "y-step"):
+        page.fill(f"#{field}", "2000.5")
+        # The text fits the box: nothing scrolled out of sight ("20(" for "200").
+        fits = page.eval_on_selector(
+            f"#{field}", "(e) => e.scrollWidth <= e.clientWidth"
+        )
+        assert fits, field
+    shoot(page, "sweep")
