@@ -211,3 +211,25 @@ def test_sweep_range_inputs_show_their_whole_value(page, server):
         )
         assert fits, field
     shoot(page, "sweep")
+
+
+def test_formulas_open_with_a_tap(browser, server):
+    # A phone: no pointer to hover a title, so each formula opens with a tap.
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True
+    )
+    page = context.new_page()
+    try:
+        page.goto(f"{server}/?strategy=sma_crossover&symbols=BTC")
+        page.wait_for_selector("#connection.ok")
+        page.tap("#run-button")
+        page.wait_for_selector("#summary:not([hidden])")
+        page.goto(server + page.get_attribute("#summary a", "href"))
+        label = page.locator("#metrics dt", has_text="Sharpe").first
+        formula = page.locator("#metrics [data-formula='sharpe']")
+        assert not formula.is_visible()
+        label.tap()
+        assert formula.is_visible()
+        assert "standard deviation" in formula.inner_text()
+    finally:
+        context.close()
