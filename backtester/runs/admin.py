@@ -5,13 +5,51 @@ from __future__ import annotations
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.html import format_html_join
 
 from backtester.runs.models import BacktestResult, BacktestRun
+from backtester.runs.presenters import params_text, plain, run_settings, signed
 
+# The headline figures, rounded as the pages show them (drawdown negative).
 RESULT_COLUMNS = [
-    "symbol", "strategy", "total_return_pct", "buy_hold_return_pct",
-    "sharpe", "max_drawdown_pct", "num_trades", "win_rate_pct",
+    "symbol", "strategy", "parameters", "return_pct", "buy_hold_pct", "sharpe_ratio",
+    "max_drawdown", "num_trades", "win_rate",
 ]  # fmt: skip
+# The run page in the admin: settings in words, not the JSON they are stored as.
+RUN_FIELDS = [
+    "id", "status", "source", "created_by", "strategy_text", "coins_text",
+    "range_text", "interval", "fee_text", "risk_text", "summary_text", "error",
+    "total", "completed", "elapsed", "created_at", "started_at", "finished_at",
+]  # fmt: skip
+
+
+class HeadlineColumns:
+    """The rounded headline figures of a result, shared by the inline and the list."""
+
+    @admin.display(description="params")
+    def parameters(self, result: BacktestResult) -> str:
+        return params_text(result.params or {}) or "-"
+
+    @admin.display(description="return %", ordering="total_return_pct")
+    def return_pct(self, result: BacktestResult) -> str:
+        return signed(result.total_return_pct)
+
+    @admin.display(description="B&H %", ordering="buy_hold_return_pct")
+    def buy_hold_pct(self, result: BacktestResult) -> str:
+        return signed(result.buy_hold_return_pct)
+
+    @admin.display(description="Sharpe", ordering="sharpe")
+    def sharpe_ratio(self, result: BacktestResult) -> str:
+        return plain(result.sharpe)
+
+    @admin.display(description="max DD %", ordering="max_drawdown_pct")
+    def max_drawdown(self, result: BacktestResult) -> str:
+        dd = result.max_drawdown_pct
+        return plain(None if dd is None else -dd)
+
+    @admin.display(description="win %", ordering="win_rate_pct")
+    def win_rate(self, result: BacktestResult) -> str:
+        return plain(result.win_rate_pct, 1)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -24,7 +62,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
-class BacktestResultInline(admin.TabularInline):
+class BacktestResultInline(HeadlineColumns, admin.TabularInline):
     model = BacktestResult
     fields = RESULT_COLUMNS
     readonly_fields = RESULT_COLUMNS
@@ -44,6 +82,8 @@ class BacktestResultInline(admin.TabularInline):
 
 @admin.register(BacktestRun)
 class BacktestRunAdmin(ReadOnlyAdmin):
+    fields = RUN_FIELDS
+    readonly_fields = RUN_FIELDS
     list_display = [
         "id", "created_at", "strategy_label", "status", "source", "coins",
         "completed", "total", "elapsed_s", "beat_buy_hold", "created_by",
@@ -53,9 +93,60 @@ class BacktestRunAdmin(ReadOnlyAdmin):
     inlines = [BacktestResultInline]
     list_select_related = ["created_by"]
 
+    class Media:
+        # The results table scrolls in its box rather than widening the page.
+        css = {"all": ["backtester/css/admin.css"]}
+
     @admin.display(description="coins")
     def coins(self, run: BacktestRun) -> int:
         return len(run.symbols or [])
+
+    @admin.display(description="strategy")
+    def strategy_text(self, run: BacktestRun) -> str:
+        settings = run_settings(run)
+        params = settings["params"]
+        return f"{settings['strategy']} ({params})" if params else settings["strategy"]
+
+    @admin.display(description="coins")
+    def coins_text(self, run: BacktestRun) -> str:
+        return ", ".join(run.symbols or []) or "-"
+
+    @admin.display(description="range")
+    def range_text(self, run: BacktestRun) -> str:
+        return run_settings(run)["range"]
+
+    @admin.display(description="fee · slippage")
+    def fee_text(self, run: BacktestRun) -> str:
+        return run_settings(run)["fee"]
+
+    @admin.display(description="risk")
+    def risk_text(self, run: BacktestRun) -> str:
+        return run_settings(run)["risk"]
+
+    @admin.display(description="elapsed")
+    def elapsed(self, run: BacktestRun) -> str:
+        return "-" if run.elapsed_s is None else f"{run.elapsed_s:.2f} s"
+
+    @admin.display(description="summary")
+    def summary_text(self, run: BacktestRun) -> str:
+        s = run.summary or {}
+        if not s.get("results"):
+            return "-"
+        rows = [
+            ("backtests", str(s["results"])),
+            ("beat buy & hold", self.beat_buy_hold(run)),
+            ("median return %", signed(s.get("median_return_pct"))),
+            ("mean return %", signed(s.get("mean_return_pct"))),
+            ("mean Sharpe", plain(s.get("mean_sharpe"))),
+        ]
+        for key in ("best", "worst"):
+            if s.get(key):
+                pick = s[key]
+                rows.append(
+                    (key, f"{pick['symbol']} {pick['strategy']} "
+                          f"{signed(pick['total_return_pct'])}%")
+                )  # fmt: skip
+        return format_html_join(", ", "{}: {}", rows)
 
     @admin.display(description="beat B&H")
     def beat_buy_hold(self, run: BacktestRun) -> str:
@@ -67,8 +158,10 @@ class BacktestRunAdmin(ReadOnlyAdmin):
 
 
 @admin.register(BacktestResult)
-class BacktestResultAdmin(ReadOnlyAdmin):
+class BacktestResultAdmin(HeadlineColumns, ReadOnlyAdmin):
     list_display = ["run", *RESULT_COLUMNS]
+    # Thousands of numbers each: the run detail page shows them.
+    exclude = ["trades", "equity"]
     list_filter = ["strategy"]
     search_fields = ["symbol"]
     list_select_related = ["run"]

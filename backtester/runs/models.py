@@ -138,7 +138,8 @@ class BacktestResult(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.symbol} {self.strategy} ({self.total_return_pct}%)"
+        ret = "-" if self.total_return_pct is None else f"{self.total_return_pct:+.2f}"
+        return f"{self.symbol} {self.strategy} ({ret}%)"
 
     def save(self, *args, **kwargs) -> None:
         self.params_key = params_key(self.params or {})
