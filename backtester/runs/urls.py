@@ -20,6 +20,8 @@ urlpatterns = [
         "runs/<int:run_id>/export.json", views.run_export_json, name="run_export_json"
     ),
     path("runs/<int:run_id>/export.csv", views.run_export_csv, name="run_export_csv"),
+    # Browsers ask for /favicon.ico whatever the page links: send them the icon.
+    path("favicon.ico", views.favicon, name="favicon"),
     # Before the stock auth URLs: the page says whether logging in is needed.
     path("accounts/login/", views.login, name="login"),
 ]

@@ -12,6 +12,7 @@ from django.core.paginator import Paginator
 from django.db.models import F
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.templatetags.static import static
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
@@ -391,3 +392,9 @@ def run_export_csv(request: HttpRequest, run_id: int) -> HttpResponse:
     response = HttpResponse(render_csv(results), content_type="text/csv")
     response["Content-Disposition"] = f'attachment; filename="run-{run.pk}.csv"'
     return response
+
+
+@login_not_required
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Redirect the browsers' /favicon.ico to the icon among the static files."""
+    return redirect(static("backtester/favicon.svg"), permanent=True)
