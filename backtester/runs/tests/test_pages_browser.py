@@ -233,3 +233,56 @@ def test_formulas_open_with_a_tap(browser, server):
         assert "standard deviation" in formula.inner_text()
     finally:
         context.close()
+
+
+def shown_rows(page) -> set[tuple[str, str]]:
+    """Return the (coin, strategy) pairs of the live results table."""
+    return {
+        tuple(t.split("\t")[:2])
+        for t in page.locator("#results tbody tr").all_inner_texts()
+    }
+
+
+def test_back_shows_the_run_of_the_settings_shown(page, server):
+    page.goto(f"{server}/?strategy=sma_crossover&p.fast=10&p.slow=30&symbols=BTC,ETH")
+    page.wait_for_selector("#connection.ok")
+    page.click("#run-button")
+    page.wait_for_selector("#summary:not([hidden])")
+    run_a = shown_rows(page)
+    assert {coin for coin, _ in run_a} == {"BTC", "ETH"}
+    # Run B from the form, on the same page.
+    page.select_option("#strategy", "rsi_reversion")
+    page.click("#coins-none")
+    for coin in ("BTC", "SOL", "XRP"):
+        page.check(f"#coin-list input[value='{coin}']")
+    page.click("#run-button")
+    page.wait_for_function(
+        "() => !document.getElementById('summary').hidden"
+        " && document.querySelectorAll('#results tbody tr').length === 3"
+    )
+    run_b = shown_rows(page)
+    assert {coin for coin, _ in run_b} == {"BTC", "SOL", "XRP"}
+
+    page.go_back()
+    page.wait_for_function("() => document.getElementById('strategy').value"
+                           " === 'sma_crossover'")  # fmt: skip
+    page.wait_for_function(
+        "() => !document.getElementById('summary').hidden"
+        " && document.querySelectorAll('#results tbody tr').length === 2"
+    )
+    assert shown_rows(page) == run_a
+    assert "Open run" in page.inner_text("#summary")
+    page.go_forward()
+    page.wait_for_function(
+        "() => document.querySelectorAll('#results tbody tr').length === 3"
+        " && !document.getElementById('summary').hidden"
+    )
+    assert shown_rows(page) == run_b
+    # Settings no run was made with (the first page of all): an empty panel.
+    page.go_back()
+    page.go_back()
+    page.wait_for_function(
+        "() => document.querySelectorAll('#results tbody tr').length === 0"
+    )
+    assert page.locator("#summary").is_hidden()
+    assert not page.errors

@@ -14,6 +14,9 @@ let activeRun = null, pending = false, lastRequest = null, warnedFor = null;
 // The seqs (1..total) of the results shown for the current run: a result the
 // page already has is not counted twice, and a gap at the end is asked for.
 let shownRun = null, seqs = new Set();
+// The run Back/Forward asked to show (0: none), null when following the form's
+// own runs: messages of a run attached before a later Back are let go.
+let viewRun = null;
 // The run this tab follows, kept across a reload (per tab, like the page).
 const RUN_KEY = "btlab.activeRun";
 const forget = () => sessionStorage.removeItem(RUN_KEY);
@@ -74,7 +77,9 @@ function connect() {
     }
     // A run this tab started goes on on the server through a reload or a
     // dropped connection: follow it again (stored results first, then live).
-    const following = activeRun ?? Number(sessionStorage.getItem(RUN_KEY) || 0);
+    // Else the run of the settings in the address, as shown before a reload.
+    const following = activeRun ?? (Number(sessionStorage.getItem(RUN_KEY) || 0)
+      || addressRun());
     if (following) send({ type: "attach", run_id: following });
   });
   socket.addEventListener("message", (event) => handle(JSON.parse(event.data)));
@@ -106,9 +111,18 @@ function connect() {
 }
 
 function handle(msg) {
+  if (viewRun !== null && msg.type !== "error" && msg.run_id !== undefined
+      && msg.run_id !== viewRun) return;
   switch (msg.type) {
     case "start":
       if (msg.attached) showBanner("");
+      else {
+        // The address names the run its settings made, so Back and a reload
+        // show that run with them (see showAddressRun).
+        const url = new URL(location.href);
+        url.searchParams.set("run", String(msg.run_id));
+        history.replaceState(history.state, "", url);
+      }
       pending = false;
       activeRun = msg.run_id;
       sessionStorage.setItem(RUN_KEY, String(msg.run_id));
@@ -221,6 +235,7 @@ form.addEventListener("submit", (event) => {
     return;
   }
   showDropped([]); // the settings sent are the form's own now
+  viewRun = null; // follow the run this starts
   // The settings go into the address: shareable, and Back shows them exactly.
   const query = `?${toQuery(message)}`;
   if (query !== location.search) history.pushState({ run: true }, "", query);
@@ -250,7 +265,46 @@ $("rerun-button").addEventListener("click", () => {
 // on Back/Forward, and when the browser restores the page from its cache.
 const fromAddress = () => showDropped(applyQuery(new URLSearchParams(location.search)));
 fromAddress();
-window.addEventListener("popstate", fromAddress);
+
+function addressRun() {
+  const id = Number(new URLSearchParams(location.search).get("run"));
+  return Number.isInteger(id) && id > 0 ? id : 0;
+}
+
+// Back or Forward: the results follow the settings the form now shows. A run
+// still going on this connection keeps the panel (the server runs one at a
+// time per connection); else the address's run is attached again, and settings
+// no run was made with get an empty panel.
+function showAddressRun() {
+  if (pending || (activeRun !== null && viewRun === null)) return;
+  const id = addressRun();
+  if (id === (viewRun ?? shownRun)) return;
+  viewRun = id;
+  if (activeRun !== null) {
+    // A run attached by an earlier Back, still being replayed: let it go.
+    forget();
+    activeRun = null;
+    syncButtons();
+  }
+  if (id && send({ type: "attach", run_id: id })) return;
+  shownRun = null;
+  seqs = new Set();
+  total = completed = 0;
+  startedAt = 0;
+  finalElapsed = null;
+  clearRows();
+  $("summary").hidden = true;
+  $("heatmap-wrap").hidden = true;
+  $("progress").classList.remove("done", "stopped");
+  $("progress-bar").style.width = "0";
+  $("progress").setAttribute("aria-valuenow", "0");
+  $("progress-text").textContent = "Idle";
+}
+
+window.addEventListener("popstate", () => {
+  fromAddress();
+  showAddressRun();
+});
 window.addEventListener("pageshow", (event) => {
   if (event.persisted) fromAddress();
 });
