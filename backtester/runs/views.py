@@ -56,6 +56,8 @@ from prices.selectors import coins_with_range
 from strategies.registry import STRATEGIES, schema
 
 RUNS_PER_PAGE = 25
+# The trade list's page sizes (trades.json takes any up to its 500).
+TRADE_PAGE_SIZES = (25, 50, 100, 250, 500)
 
 
 @login_not_required  # else LoginRequiredMiddleware sends the login page to itself
@@ -303,6 +305,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
             "by_strategy": summary_rows(summary),
             "rows": [result_row_view(run, r, repeated) for r in results],
             "selected": selected,
+            "trade_page_sizes": TRADE_PAGE_SIZES,
             "selected_query": selected
             and urlencode(
                 {

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -285,4 +286,62 @@ def test_back_shows_the_run_of_the_settings_shown(page, server):
         "() => document.querySelectorAll('#results tbody tr').length === 0"
     )
     assert page.locator("#summary").is_hidden()
+    assert not page.errors
+
+
+def test_trade_list_jumps_resizes_and_zooms_to_a_trade(page, server):
+    detail = run_from_link(
+        page, server, "strategy=rsi_reversion&p.period=2&symbols=BTC"
+    )
+    page.goto(f"{server}{detail}")
+    page.wait_for_selector("#charts[data-loaded] .main-svg")
+    page.wait_for_selector("#trades tbody tr")
+    total = int(page.inner_text("[data-metric='num_trades']").replace(",", ""))
+    assert total > 300
+    # A bigger page: fewer pages, counted by hand.
+    page.select_option("#trades-per-page", "100")
+    pages = -(-total // 100)
+    page.wait_for_function(
+        "(p) => document.getElementById('trades-page').textContent.includes(`of ${p}`)",
+        arg=pages,
+    )
+    assert page.locator("#trades tbody tr").count() == 100
+    # The last page in one step: its last trade is the last of all.
+    page.fill("#trades-goto", str(pages))
+    page.press("#trades-goto", "Enter")
+    page.wait_for_function(
+        "(n) => [...document.querySelectorAll('#trades tbody td:first-child')]"
+        ".some((td) => td.textContent === String(n))",
+        arg=total,
+    )
+    numbers = [
+        int(n) for n in page.locator("#trades tbody td:first-child").all_inner_texts()
+    ]
+    assert numbers == list(range((pages - 1) * 100 + 1, total + 1))
+    # A page beyond the last is brought back to the last, not refused.
+    page.fill("#trades-goto", str(pages + 7))
+    page.press("#trades-goto", "Enter")
+    page.wait_for_function(
+        "(p) => document.getElementById('trades-goto').value === String(p)", arg=pages
+    )
+
+    # Clicking a trade zooms the figure to it: the window holds the trade, and is
+    # a small part of the year.
+    row = page.locator("#trades tbody tr").nth(3)
+    entry, leave = (
+        row.locator("td").nth(1).inner_text(),
+        row.locator("td").nth(2).inner_text(),
+    )
+    loaded = page.get_attribute("#charts", "data-loaded")
+    row.click()
+    page.wait_for_function(
+        "(n) => document.getElementById('charts').dataset.loaded !== n", arg=loaded
+    )
+    shown = page.evaluate("document.getElementById('charts').layout.xaxis.range")
+    start, end = (datetime.fromisoformat(x[:19]) for x in shown)
+    assert (
+        start <= datetime.fromisoformat(entry) and datetime.fromisoformat(leave) <= end
+    )
+    assert end - start < timedelta(days=30)
+    assert row.get_attribute("aria-current") == "true"
     assert not page.errors

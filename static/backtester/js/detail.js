@@ -5,6 +5,7 @@
 // sorted and filtered on the server. Choosing another result swaps the result
 // section in place: no reload, the table keeps its sort and scroll.
 import { $, DASH, fromScript, plain, renderHeatmap, signed } from "./common.js";
+import { EXIT_MARKERS, TradeList } from "./trades.js";
 
 const names = fromScript("strategy-names");
 const heatmap = fromScript("heatmap-data");
@@ -139,16 +140,6 @@ const ENTRY_MARKERS = {
   long: { name: "Long entry ▲", symbol: "triangle-up", color: "gain" },
   short: { name: "Short entry ▼", symbol: "triangle-down", color: "--chart-2" },
 };
-const EXIT_MARKERS = Object.fromEntries([
-  ["signal", "signal", "●", "circle", "--chart-price"],
-  ["stop_loss", "stop", "■", "square", "loss"],
-  ["take_profit", "target", "◆", "diamond", "--chart-3"],
-  ["trailing_stop", "trailing", "✚", "cross", "--chart-1"],
-  ["end", "end", "○", "circle-open", "muted"],
-  ["liquidation", "liquidation", "✖", "x", "ink"],
-].map(([reason, label, glyph, symbol, color]) =>
-  [reason, { label, name: `Exit: ${label} ${glyph}`, symbol, color }]));
-
 function markerTraces(t, colors) {
   const css = getComputedStyle(document.documentElement);
   const colorOf = (c) => (c.startsWith("--") ? css.getPropertyValue(c).trim() : colors[c]);
@@ -360,6 +351,14 @@ class LinkedCharts {
     this.root.on("plotly_hover", (event) => this.readout(event));
   }
 
+  // Zoom to a trade (ISO times) with as much again either side, at least a day.
+  focusTrade(entry, exit) {
+    const from = Date.parse(entry), to = Date.parse(exit);
+    const pad = Math.max(86_400_000, (to - from) / 2);
+    this.zoom([utc(from - pad), utc(to + pad)]);
+    this.root.scrollIntoView({ block: "center" });
+  }
+
   zoom(range) {
     this.range = range;
     this.load().catch((error) => chartError(this.status, `Could not load the charts: ${error.message}`));
@@ -425,105 +424,6 @@ function chartError(status, message) {
   status.classList.add("chart-error");
 }
 
-// ---- the trade list --------------------------------------------------------------------
-const money = (v) => v.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
-const price = (v) => (Math.abs(v) >= 1000 ? money(v) : Number(v.toPrecision(6)).toString());
-const when = (iso) => iso.slice(0, 16).replace("T", " ");
-
-class TradeList {
-  constructor(request) {
-    this.request = request;
-    this.state = { page: 1, per_page: 50, sort: "n", outcome: "", side: "", reason: "" };
-    this.table = $("trades");
-    this.reasonsFilled = false;
-  }
-
-  bind() {
-    for (const [id, key] of [["trade-outcome", "outcome"], ["trade-side", "side"], ["trade-reason", "reason"]]) {
-      $(id)?.addEventListener("change", (event) => {
-        this.state[key] = event.target.value;
-        this.state.page = 1;
-        this.load();
-      });
-    }
-    $("trades-prev")?.addEventListener("click", () => { this.state.page -= 1; this.load(); });
-    $("trades-next")?.addEventListener("click", () => { this.state.page += 1; this.load(); });
-    for (const th of this.table.tHead.rows[0].cells) {
-      th.querySelector("button")?.addEventListener("click", () => {
-        const key = th.dataset.key;
-        const now = this.state.sort;
-        if (now.replace("-", "") === key) this.state.sort = now.startsWith("-") ? key : `-${key}`;
-        else this.state.sort = key === "return_pct" || key === "fees" ? `-${key}` : key;
-        this.state.page = 1;
-        this.load();
-      });
-    }
-  }
-
-  async load() {
-    const q = new URLSearchParams({ symbol: this.request.symbol, strategy: this.request.strategy,
-      params: JSON.stringify(this.request.params ?? {}) });
-    for (const [k, v] of Object.entries(this.state)) if (v !== "") q.set(k, String(v));
-    const response = await fetch(`${this.request.trades_url}?${q}`, { headers: { Accept: "application/json" } });
-    const data = await response.json();
-    if (!response.ok) {
-      $("trades-page").textContent = data.error || response.statusText;
-      return;
-    }
-    this.state.page = data.page;
-    this.render(data);
-  }
-
-  render(data) {
-    const body = this.table.tBodies[0];
-    const rows = data.rows.map((t) => {
-      const tr = document.createElement("tr");
-      const cells = [
-        [String(t.n), "num"], [when(t.entry_time), ""], [when(t.exit_time), ""],
-        [`${t.side === "short" ? "▼" : "▲"} ${t.side}`, `side-${t.side}`],
-        [price(t.entry_price), "num"], [price(t.exit_price), "num"],
-        [signed(t.return_pct), `num ${t.return_pct > 0 ? "gain" : t.return_pct < 0 ? "loss" : ""}`],
-        [String(t.bars_held), "num"], [money(t.fees), "num"],
-        [EXIT_MARKERS[t.exit_reason]?.label ?? t.exit_reason, `reason reason-${t.exit_reason}`],
-        // Bars missing while the trade was held (its own column, so it is seen).
-        [t.gap ? "gap" : "", t.gap ? "gap-flag" : ""],
-      ];
-      for (const [text, cls] of cells) {
-        const td = document.createElement("td");
-        td.textContent = text;
-        if (cls) td.className = cls;
-        tr.append(td);
-      }
-      return tr;
-    });
-    body.replaceChildren(...rows);
-    const key = this.state.sort.replace("-", "");
-    for (const th of this.table.tHead.rows[0].cells) {
-      if (th.dataset.key === key) th.setAttribute("aria-sort", this.state.sort.startsWith("-") ? "descending" : "ascending");
-      else th.removeAttribute("aria-sort");
-    }
-    const filtered = data.count === data.total ? "" : ` of ${data.total.toLocaleString("en-US")}`;
-    $("trades-page").textContent = data.count
-      ? `Page ${data.page} of ${data.pages} · ${data.count.toLocaleString("en-US")}${filtered} trades`
-      : "No trades match.";
-    $("trades-count").textContent = `(${data.total.toLocaleString("en-US")})`;
-    $("trades-prev").disabled = data.page <= 1;
-    $("trades-next").disabled = data.page >= data.pages;
-    const select = $("trade-reason");
-    if (select && !this.reasonsFilled) {
-      this.reasonsFilled = true;
-      for (const reason of data.reasons) {
-        const option = document.createElement("option");
-        option.value = reason;
-        option.textContent = EXIT_MARKERS[reason]?.label ?? reason;
-        select.append(option);
-      }
-    }
-    // Only offered when the result has trades on both sides.
-    $("trade-side").closest("label").hidden = data.sides.length < 2 && !this.state.side;
-  }
-}
-
 // ---- the selected result ---------------------------------------------------------------
 let charts = null;
 
@@ -533,7 +433,8 @@ function initSelected() {
   charts = null;
   if (!request?.symbol) return;
   if ($("trades")) {
-    const list = new TradeList(request);
+    // A click on a trade zooms the figure to it (charts is set just below).
+    const list = new TradeList(request, (entry, exit) => charts?.focusTrade(entry, exit));
     list.bind();
     list.load();
   }
