@@ -163,9 +163,29 @@ def run_settings(run: BacktestRun) -> dict:
         "coins": f"{len(symbols)} \u00b7 {shown}" if symbols else "0",
         "all_coins": ", ".join(symbols),
         "range": (f"{run.start:%Y-%m-%d} " if run.start else "first bar ")
-        + (f"\u2192 {run.end:%Y-%m-%d}" if run.end else "\u2192 last bar"),
+        + (f"\u2192 {run.end:%Y-%m-%d}" if run.end else "\u2192 last bar")
+        + f" \u00b7 {run.interval}",
         "fee": fee_text(run),
         "risk": risk_label(run.risk) or "long, all in",
+    }
+
+
+# The history's setting columns that may be the same on every row of a page.
+SHARED_COLUMNS = (("range", "Range"), ("fee", "Fee · slippage"), ("risk", "Risk"))
+
+
+def shared_settings(settings: list[dict]) -> dict[str, str]:
+    """Return the settings every run of a page shares (two runs or more), by key.
+
+    The history says those once, above the table, instead of in a column that
+    repeats one text on every row.
+    """
+    if len(settings) < 2:
+        return {}
+    return {
+        key: settings[0][key]
+        for key, _ in SHARED_COLUMNS
+        if all(s[key] == settings[0][key] for s in settings)
     }
 
 

@@ -32,6 +32,7 @@ from backtester.runs.presenters import (
     risk_fields,
     run_settings,
     selected_detail,
+    shared_settings,
     side_line,
     signed,
     strategy_name,
@@ -125,6 +126,7 @@ def run_list(request: HttpRequest) -> HttpResponse:
         }
         for run in page.object_list
     ]
+    shared = shared_settings([item["settings"] for item in runs])
     filters = urlencode({k: v for k, v in (("strategy", strategy),
                                            ("status", status)) if v})  # fmt: skip
     return render(
@@ -133,6 +135,7 @@ def run_list(request: HttpRequest) -> HttpResponse:
         {
             "page": page,
             "runs": runs,
+            "shared": shared,
             # Staff see everyone's runs, so the list says whose each one is.
             "show_owner": request.user.is_staff,
             "strategy_choices": [(k, spec.name) for k, spec in STRATEGIES.items()],

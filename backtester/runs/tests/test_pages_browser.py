@@ -345,3 +345,33 @@ def test_trade_list_jumps_resizes_and_zooms_to_a_trade(page, server):
     assert end - start < timedelta(days=30)
     assert row.get_attribute("aria-current") == "true"
     assert not page.errors
+
+
+def test_history_fits_the_window_with_the_key_columns_first(page, server):
+    for query in (
+        "strategy=sma_crossover&p.fast=10&p.slow=30",
+        "strategy=macd_crossover&symbols=BTC,ETH,SOL,XRP,ADA&fee=0.002&slippage_bps=5",
+    ):
+        run_from_link(page, server, query)
+    page.set_viewport_size({"width": 1440, "height": 900})
+    page.goto(f"{server}/runs/")
+    heads = [h.strip() for h in page.locator("#runs thead th").all_inner_texts()]
+    # What a run came to, before how it was set up.
+    for key in ("Status", "Median return", "Beat B&H"):
+        assert heads.index(key) < heads.index("Strategy"), heads
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 1440, width
+    for key in ("Status", "Median return", "Beat B&H"):
+        box = page.locator("#runs thead th", has_text=key).first.bounding_box()
+        assert box["x"] + box["width"] <= 1440
+    # Settings every run on the page shares go above the table, not in a column.
+    risks = page.eval_on_selector_all("#runs td[data-col='risk']", "e => e.length")
+    assert risks == 0  # none of these runs set a risk rule
+    assert "long, all in" in page.inner_text("#shared-settings")
+    shoot(page, "history")
+    # A phone keeps each run's status and return in view.
+    page.set_viewport_size({"width": 390, "height": 844})
+    for key in ("status", "return"):
+        box = page.locator(f"#runs tbody td[data-col='{key}']").first.bounding_box()
+        assert box and box["width"] > 0 and box["x"] + box["width"] <= 390, key
+    assert not page.errors
