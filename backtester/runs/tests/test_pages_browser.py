@@ -25,10 +25,19 @@ pytestmark = [
 SHOTS = Path("/tmp/shots-pages")
 
 
+# ADA misses 19 days of bars (456 hours) in June: a gap to draw.
+GAP = ("2025-06-01T00:00:00Z", "2025-06-20T00:00:00Z")
+CUT_GAP = [
+    "shell", "-c",
+    "from prices.models import PriceBar; PriceBar.objects.filter("
+    f"crypto__symbol='ADA', time__gte='{GAP[0]}', time__lt='{GAP[1]}').delete()",
+]  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    """Six demo coins over one year: enough for every page, quick to seed."""
-    with demo_server(["--symbols", "6", "--years", "1"]) as base:
+    """Six demo coins over one year (one with a gap): quick to seed."""
+    with demo_server(["--symbols", "6", "--years", "1"], extra=(CUT_GAP,)) as base:
         yield base
 
 
@@ -365,13 +374,100 @@ def test_history_fits_the_window_with_the_key_columns_first(page, server):
         box = page.locator("#runs thead th", has_text=key).first.bounding_box()
         assert box["x"] + box["width"] <= 1440
     # Settings every run on the page shares go above the table, not in a column.
-    risks = page.eval_on_selector_all("#runs td[data-col='risk']", "e => e.length")
-    assert risks == 0  # none of these runs set a risk rule
-    assert "long, all in" in page.inner_text("#shared-settings")
+    # (Runs of other tests may be on the page: a column stays only if it varies.)
+    for key in ("range", "fee", "risk"):
+        texts = page.locator(f"#runs td[data-col='{key}']").all_inner_texts()
+        assert not texts or len(set(texts)) > 1, (key, texts)
+    assert "first bar \u2192 last bar" in page.inner_text("#shared-settings")
     shoot(page, "history")
     # A phone keeps each run's status and return in view.
     page.set_viewport_size({"width": 390, "height": 844})
     for key in ("status", "return"):
         box = page.locator(f"#runs tbody td[data-col='{key}']").first.bounding_box()
         assert box and box["width"] > 0 and box["x"] + box["width"] <= 390, key
+    assert not page.errors
+
+
+MARKERS = """() => document.getElementById('charts').data
+  .filter((t) => t.mode === 'markers').reduce((n, t) => n + t.x.length, 0)"""
+
+
+def test_markers_thin_out_at_the_whole_range_and_gaps_break_the_line(page, server):
+    detail = run_from_link(
+        page, server, "strategy=rsi_reversion&p.period=2&symbols=ADA"
+    )
+    page.goto(f"{server}{detail}")
+    page.wait_for_selector("#charts[data-loaded] .main-svg")
+    page.wait_for_function(
+        "() => document.getElementById('charts').data.some((t) => t.mode === 'markers')"
+    )
+    trades = int(page.inner_text("[data-metric='num_trades']").replace(",", ""))
+    assert trades > 300
+    # Two markers a trade would bury the line: far fewer are drawn.
+    assert page.evaluate(MARKERS) < trades
+
+    # The line breaks over the gap (a missing value), and the gap is shaded.
+    figure = page.evaluate(
+        "(() => { const el = document.getElementById('charts');"
+        " return {line: el.data[0], shapes: el.layout.shapes}; })()"
+    )
+    line = figure["line"]
+    assert line["type"] == "scatter"
+    stamps = [datetime.fromisoformat(x[:19]) for x in line["x"]]
+    gap_from = datetime.fromisoformat(GAP[0][:19])
+    gap_to = datetime.fromisoformat(GAP[1][:19])
+    nulls = [i for i, y in enumerate(line["y"]) if y is None]
+    assert any(gap_from - timedelta(hours=48) <= stamps[i] <= gap_to for i in nulls)
+    # No segment joins two points across the gap.
+    for a, b, ya, yb in zip(stamps, stamps[1:], line["y"], line["y"][1:], strict=False):
+        if a < gap_from and b >= gap_to:
+            assert ya is None or yb is None
+    shaded = [
+        s for s in figure["shapes"]
+        if s.get("type") == "rect" and s.get("yref") == "paper"
+    ]  # fmt: skip
+    assert any(
+        datetime.fromisoformat(s["x0"][:19]) <= gap_from + timedelta(hours=1)
+        and datetime.fromisoformat(s["x1"][:19]) >= gap_to - timedelta(hours=1)
+        for s in shaded
+    ), shaded
+
+    # Zoomed to a fortnight, every trade in it has its entry marker again,
+    # counted from the server's own trades for that window.
+    x = line["x"]
+    window = [x[len(x) // 4], x[len(x) // 4 + 40]]
+    loaded = page.get_attribute("#charts", "data-loaded")
+    page.evaluate(
+        "(r) => Plotly.relayout('charts', {'xaxis.range[0]': r[0],"
+        " 'xaxis.range[1]': r[1]})",
+        window,
+    )
+    page.wait_for_function(
+        "(n) => document.getElementById('charts').dataset.loaded !== n", arg=loaded
+    )
+    page.wait_for_function(
+        "() => document.getElementById('charts').data.some((t) => t.mode === 'markers')"
+    )
+    entries = page.evaluate(
+        "() => document.getElementById('charts').data"
+        ".filter((t) => t.mode === 'markers' && t.name.includes('entry'))"
+        ".reduce((n, t) => n + t.x.length, 0)"
+    )
+    request = page.evaluate(
+        "JSON.parse(document.getElementById('chart-request').textContent)"
+    )
+    shown = page.evaluate("document.getElementById('charts').layout.xaxis.range")
+    count = page.evaluate(
+        """async ([req, range]) => {
+          const iso = (s) => `${String(s).slice(0, 19).replace(' ', 'T')}Z`;
+          const q = new URLSearchParams({symbol: req.symbol, strategy: req.strategy,
+            params: JSON.stringify(req.params ?? {}), start: iso(range[0]),
+            end: iso(range[1]), points: '2000'});
+          const data = await (await fetch(`${req.price_url}?${q}`)).json();
+          const lo = Date.parse(iso(range[0])), hi = Date.parse(iso(range[1]));
+          return data.trades.entry_time.filter((t) => t >= lo && t <= hi).length;
+        }""",
+        [request, shown],
+    )
+    assert count > 0 and entries >= count
     assert not page.errors

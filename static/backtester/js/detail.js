@@ -140,20 +140,44 @@ const ENTRY_MARKERS = {
   long: { name: "Long entry ▲", symbol: "triangle-up", color: "gain" },
   short: { name: "Short entry ▼", symbol: "triangle-down", color: "--chart-2" },
 };
-function markerTraces(t, colors) {
+// Keep one trade of each kind per slot of `slots` across the window (the first
+// in it) and count how many it stands for; all of them when they fit.
+function thin(rows, times, slots) {
+  if (rows.length <= slots || rows.length < 2) return rows.map((i) => [i, 1]);
+  const lo = times[rows[0]], hi = times[rows[rows.length - 1]];
+  const width = (hi - lo) / slots || 1;
+  const kept = new Map();
+  for (const i of rows) {
+    const slot = Math.min(slots - 1, Math.floor((times[i] - lo) / width));
+    const entry = kept.get(slot);
+    if (entry) entry[1] += 1;
+    else kept.set(slot, [i, 1]);
+  }
+  return [...kept.values()];
+}
+
+// At most one marker of a kind per `MARKER_PX` pixels: at the whole range
+// hundreds of trades would cover the price line; zoom in and each trade has its own.
+const MARKER_PX = 9;
+
+function markerTraces(t, colors, width = 800) {
   const css = getComputedStyle(document.documentElement);
   const colorOf = (c) => (c.startsWith("--") ? css.getPropertyValue(c).trim() : colors[c]);
   const num = (v) => Number(v).toPrecision(6);
   const traces = [];
+  const slots = Math.max(20, Math.floor(width / MARKER_PX));
   const group = (kinds, labels, time, price, hover) => {
     for (const [kind, style] of Object.entries(kinds)) {
       const rows = labels.flatMap((label, i) => (label === kind ? [i] : []));
       if (!rows.length) continue;
       const color = colorOf(style.color);
+      const kept = thin(rows, t[time], slots);
+      const thinned = kept.length < rows.length;
       traces.push({ type: "scatter", mode: "markers", yaxis: "y", name: style.name,
-        x: rows.map((i) => utc(t[time][i])), y: rows.map((i) => t[price][i]),
-        text: rows.map(hover), hovertemplate: "%{text}<extra></extra>",
-        marker: { symbol: style.symbol, color, size: 9,
+        x: kept.map(([i]) => utc(t[time][i])), y: kept.map(([i]) => t[price][i]),
+        text: kept.map(([i, n]) => (n > 1 ? `${hover(i)} and ${n - 1} more near it; zoom in for each` : hover(i))),
+        hovertemplate: "%{text}<extra></extra>",
+        marker: { symbol: style.symbol, color, size: thinned ? 7 : 9, opacity: thinned ? 0.85 : 1,
           line: { color: style.symbol.endsWith("-open") ? color : colors.panel, width: 1 } } });
     }
   };
@@ -163,6 +187,36 @@ function markerTraces(t, colors) {
     (i) => `#${t.n[i]} ${EXIT_MARKERS[t.exit_reason[i]]?.label ?? t.exit_reason[i]} exit `
       + `${num(t.exit_price[i])}, ${signed(t.return_pct[i])}%`);
   return traces;
+}
+
+// Spans without bars: steps over three times the usual one (and over two hours).
+function gapsOf(times) {
+  if (times.length < 3) return [];
+  const steps = times.slice(1).map((t, i) => t - times[i]).sort((a, b) => a - b);
+  const limit = Math.max(3 * steps[steps.length >> 1], 2 * 3_600_000);
+  const out = [];
+  for (let i = 1; i < times.length; i += 1) {
+    if (times[i] - times[i - 1] > limit) out.push([times[i - 1], times[i]]);
+  }
+  return out;
+}
+
+// The x of a line with a valueless point inside each gap, and `at` to give any
+// series on those times the same nulls: Plotly then breaks the line there
+// instead of drawing a straight segment over weeks without bars.
+function gapped(times, gaps) {
+  const starts = new Set(gaps.map(([from]) => from));
+  const x = [];
+  const pos = [];
+  times.forEach((t, i) => {
+    x.push(utc(t));
+    pos.push(i);
+    if (starts.has(t) && i + 1 < times.length) {
+      x.push(utc((t + times[i + 1]) / 2));
+      pos.push(-1);
+    }
+  });
+  return { x, at: (values) => pos.map((i) => (i < 0 ? null : values[i])) };
 }
 
 class LinkedCharts {
@@ -234,34 +288,36 @@ class LinkedCharts {
     const p = this.price;
     const e = this.equity;
     const x = p.time.map(utc);
+    const line = gapped(p.time, gapsOf(p.time));
     const out = [];
     if (p.bars <= CANDLE_BARS) {
       out.push({ type: "candlestick", x, open: p.open, high: p.high, low: p.low, close: p.close,
         name: `${p.symbol}`, yaxis: "y", increasing: { line: { color: colors.gain } },
         decreasing: { line: { color: colors.loss } }, hoverinfo: "x+y" });
     } else {
-      out.push({ type: "scatter", mode: "lines", x, y: p.close, name: `${p.symbol} close`,
+      out.push({ type: "scatter", mode: "lines", x: line.x, y: line.at(p.close), name: `${p.symbol} close`,
         yaxis: "y", line: { color: colors.price, width: 1.2 }, hovertemplate: "%{y:.6g}" });
     }
     Object.entries(p.overlay).forEach(([name, y], i) => {
-      out.push({ type: "scatter", mode: "lines", x, y, name, yaxis: "y",
+      out.push({ type: "scatter", mode: "lines", x: line.x, y: line.at(y), name, yaxis: "y",
         line: { color: colors.overlay[i % 3], width: 1.1 }, hovertemplate: "%{y:.6g}" });
     });
-    if (markers) out.push(...markerTraces(p.trades, colors));
+    if (markers) out.push(...markerTraces(p.trades, colors, this.root.clientWidth || 800));
     if (p.panel) {
       Object.entries(p.panel.lines).forEach(([name, y], i) => {
         const trace = name === "Histogram"
           ? { type: "bar", marker: { color: colors.muted } }
           : { type: "scatter", mode: "lines", line: { color: colors.overlay[i % 3], width: 1.1 } };
-        out.push({ ...trace, x, y, name, yaxis: "y2", hovertemplate: "%{y:.4g}" });
+        out.push({ ...trace, x: line.x, y: line.at(y), name, yaxis: "y2", hovertemplate: "%{y:.4g}" });
       });
     }
-    const ex = e.time.map(utc);
-    out.push({ type: "scatter", mode: "lines", x: ex, y: e.strategy_equity, name: "Equity",
+    const eq = gapped(e.time, gapsOf(e.time));
+    const ex = eq.x;
+    out.push({ type: "scatter", mode: "lines", x: ex, y: eq.at(e.strategy_equity), name: "Equity",
       yaxis: "y3", line: { color: colors.accent, width: 1.8 }, hovertemplate: "%{y:,.0f}" });
-    out.push({ type: "scatter", mode: "lines", x: ex, y: e.buy_hold, name: "Buy & hold",
+    out.push({ type: "scatter", mode: "lines", x: ex, y: eq.at(e.buy_hold), name: "Buy & hold",
       yaxis: "y3", line: { color: colors.muted, width: 1.2, dash: "dot" }, hovertemplate: "%{y:,.0f}" });
-    out.push({ type: "scatter", mode: "lines", x: ex, y: e.drawdown_pct, name: "Drawdown",
+    out.push({ type: "scatter", mode: "lines", x: ex, y: eq.at(e.drawdown_pct), name: "Drawdown",
       yaxis: "y4", fill: "tozeroy", line: { color: colors.loss, width: 1 },
       hovertemplate: "%{y:.2f}%<extra>drawdown</extra>" });
     return out;
@@ -288,6 +344,11 @@ class LinkedCharts {
         line: { color: colors.loss, width: 1, dash: "dash" } });
       annotations.push({ xref: "paper", x: 1, xanchor: "right", yref: "y4", y, yanchor: "bottom",
         showarrow: false, text: `max ${signed(y)}%`, font: { size: 11, color: colors.loss } });
+    }
+    // Each span without bars shaded across every panel.
+    for (const [from, to] of gapsOf(this.price.time)) {
+      shapes.push({ type: "rect", xref: "x", x0: utc(from), x1: utc(to), yref: "paper", y0: 0, y1: 1,
+        fillcolor: colors.muted, opacity: 0.15, line: { width: 0 }, layer: "below" });
     }
     for (const level of this.price.panel?.levels ?? []) {
       shapes.push({ type: "line", xref: "paper", x0: 0, x1: 1, yref: "y2", y0: level, y1: level,
