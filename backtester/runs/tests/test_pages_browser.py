@@ -471,3 +471,30 @@ def test_markers_thin_out_at_the_whole_range_and_gaps_break_the_line(page, serve
     )
     assert count > 0 and entries >= count
     assert not page.errors
+
+
+def test_sweep_and_walk_forward_errors_sit_by_their_inputs(page, server):
+    page.goto(f"{server}/sweeps/")
+    page.wait_for_selector("#connection.ok")
+    page.fill("#train-bars", "99999")
+    page.click("#wf-button")
+    message = page.locator("#train-bars-error")
+    message.wait_for()
+    text = message.inner_text()
+    assert "do not fit" in text and not text.startswith("train_bars")
+    assert page.get_attribute("#train-bars", "aria-invalid") == "true"
+    # A sentence across the form, not a column of single words.
+    box = message.bounding_box()
+    assert box["width"] > 200 and box["height"] < 80, box
+    assert page.locator("#banner").is_hidden()
+    shoot(page, "sweep-errors")
+    # The sweep's own fields too: a fee over the maximum, said under the fees.
+    page.fill("#train-bars", "2160")
+    page.fill("#fee", "0.5")
+    page.click("#run-button")
+    fee = page.locator("#fee-error")
+    fee.wait_for()
+    assert fee.bounding_box()["width"] > 200
+    assert page.get_attribute("#fee", "aria-invalid") == "true"
+    assert page.locator("#train-bars-error").count() == 0  # the old one is gone
+    assert not page.errors

@@ -78,8 +78,23 @@ renderAxes();
 
 function clearErrors() {
   document.querySelectorAll("[data-error-for]").forEach((e) => { e.textContent = ""; });
+  document.querySelectorAll(".row-errors").forEach((e) => e.replaceChildren());
+  document.querySelectorAll("#sweep-form [aria-invalid]").forEach((e) => e.removeAttribute("aria-invalid"));
   $("banner").hidden = true;
 }
+// A server message names its field ("train_bars: ..."); under the field it need not.
+function tidy(field, message) {
+  for (const prefix of [field, field?.split(".").pop()]) {
+    if (prefix && message.startsWith(`${prefix}: `)) {
+      const rest = message.slice(prefix.length + 2);
+      return rest.charAt(0).toUpperCase() + rest.slice(1);
+    }
+  }
+  return message;
+}
+// Show a message by the input it is about. Fields sharing a row are too narrow
+// for a sentence: theirs goes in the row's error line, full width, named by
+// the field's label, and the input is marked invalid and described by it.
 function showError(field, message) {
   let slot = document.querySelector(`[data-error-for="${field}"]`);
   if (!slot && field?.startsWith("grid.")) {
@@ -87,8 +102,25 @@ function showError(field, message) {
     slot = $(name === $("y-param").value ? "y-error" : "x-error");
   }
   if (!slot) slot = field?.startsWith("params.") ? $("x-error") : null;
-  if (slot) slot.textContent = message;
-  else showBanner(message);
+  if (!slot) {
+    showBanner(message);
+    return;
+  }
+  const text = tidy(field, message);
+  const input = slot.closest(".field")?.querySelector("input, select");
+  input?.setAttribute("aria-invalid", "true");
+  const shared = slot.closest(".row")?.nextElementSibling;
+  if (input && shared?.classList.contains("row-errors")) {
+    const line = document.createElement("p");
+    line.className = "field-error";
+    line.id = `${input.id}-error`;
+    line.textContent = `${input.labels[0]?.textContent.trim() ?? field}: ${text}`;
+    shared.append(line);
+    input.setAttribute("aria-describedby", line.id);
+  } else {
+    slot.textContent = text;
+  }
+  (input ?? slot).scrollIntoView({ block: "center" });
 }
 function showBanner(message) {
   $("banner-text").textContent = message;
