@@ -11,8 +11,16 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from backtester.execution.handles import RunnerBusy
+from backtester.runs.output import risk_label
+from backtester.runs.presenters import risk_fields
 from backtester.runs.services import run_admit, run_coins, run_create, run_start
-from backtester.runs.validation import RequestError, run_spec
+from backtester.runs.validation import (
+    INTERVALS,
+    MAX_SLIPPAGE_BPS,
+    RISK_FIELDS,
+    RequestError,
+    run_spec,
+)
 from backtester.sweeps.models import Sweep, SweepCell
 from backtester.sweeps.output import render_csv, render_json
 from backtester.sweeps.selectors import (
@@ -78,9 +86,13 @@ def sweep_page(request: HttpRequest) -> HttpResponse:
                 "strategies": schema(),
                 "coins": coins,
                 "metrics": _metric_options(),
+                # Numeric risk settings may be an axis too (as on the CLI).
+                "risk_axes": [f for f in risk_fields() if not f.get("choices")],
                 "urls": {"base": reverse("sweep_page")},
             },
             "coins": coins,
+            "risk_fields": risk_fields(),
+            "limits": {"intervals": list(INTERVALS), "slippage_max": MAX_SLIPPAGE_BPS},
         },
     )
 
@@ -136,6 +148,11 @@ def sweep_detail(request: HttpRequest, sweep_id: int) -> HttpResponse:
                 for name, values in sweep.ordered_axes.items()
             ),
             "best_text": _axis_text(sweep, sweep.best),
+            "objective_label": METRICS.get(sweep.objective, sweep.objective),
+            "risk_text": risk_label(
+                {k: v for k, v in sweep.base_params.items() if k in RISK_FIELDS}
+            )
+            or "long, all in",
             "page_data": {
                 "sweep_id": sweep.pk,
                 "status": sweep.status,

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -497,4 +498,54 @@ def test_sweep_and_walk_forward_errors_sit_by_their_inputs(page, server):
     assert fee.bounding_box()["width"] > 200
     assert page.get_attribute("#fee", "aria-invalid") == "true"
     assert page.locator("#train-bars-error").count() == 0  # the old one is gone
+    assert not page.errors
+
+
+def test_sweep_takes_costs_risk_and_interval_keeps_them_in_the_address(page, server):
+    page.goto(f"{server}/sweeps/")
+    page.wait_for_selector("#connection.ok")
+    page.click("#coins-none")
+    page.check("#coin-list input[value='BTC']")
+    page.select_option("#interval", "1d")
+    page.fill("#slippage_bps", "5")
+    page.click("#risk summary")
+    page.fill("#take_profit_pct", "20")
+    # A risk setting as an axis, as the CLI allows.
+    page.select_option("#x-param", "stop_loss_pct")
+    page.fill("#x-start", "2")
+    page.fill("#x-stop", "6")
+    page.fill("#x-step", "2")
+    page.select_option("#y-param", "fast")
+    page.fill("#y-start", "5")
+    page.fill("#y-stop", "10")
+    page.fill("#y-step", "5")
+    page.click("#run-button")
+    page.wait_for_selector("#sweep-summary:not([hidden]) a")
+    detail = page.get_attribute("#sweep-summary a", "href")
+    query = page.evaluate("location.search")
+    for part in ("interval=1d", "slippage_bps=5", "take_profit_pct=20",
+                 "x=stop_loss_pct%3A2%3A6%3A2", "symbols=BTC"):  # fmt: skip
+        assert part in query, (part, query)
+    # The address fills the form again (a reload, a shared link).
+    page.reload()
+    page.wait_for_selector("#connection.ok")
+    assert page.input_value("#interval") == "1d"
+    assert page.input_value("#slippage_bps") == "5"
+    assert page.input_value("#take_profit_pct") == "20"
+    assert page.input_value("#x-param") == "stop_loss_pct"
+    assert page.input_value("#x-stop") == "6"
+    assert page.input_value("#y-param") == "fast"
+    checked = page.eval_on_selector_all(
+        "#coin-list input:checked", "els => els.map((e) => e.value)"
+    )
+    assert checked == ["BTC"]
+    page.goto(f"{server}{detail}")
+    text = page.inner_text("main")
+    assert "median_return_pct" not in text
+    assert "Median return" in text
+    assert "5 bps" in text and "target 20%" in text
+    legend = page.locator("#heat-legend")
+    assert legend.is_visible()
+    assert re.search(r"\d", legend.inner_text())
+    shoot(page, "sweep-detail")
     assert not page.errors

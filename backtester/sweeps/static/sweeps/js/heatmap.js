@@ -130,6 +130,27 @@ export class Heatmap {
       g.strokeRect(bestRect[0] + 1, bestRect[1] + 1, L.cw - 1, L.ch - 1);
     }
     this.drawAxes(g, L);
+    this.drawLegend(cells);
+  }
+
+  // The scale under the canvas: the value at the red end and at the green end.
+  drawLegend(cells) {
+    const legend = this.canvas.closest(".sweep-heatmap")?.querySelector(".heat-legend");
+    if (!legend) return;
+    const key = this.metric.key;
+    const values = cells.map((c) => c.metrics[key]).filter((v) => v !== null && v !== undefined);
+    legend.hidden = !values.length;
+    if (!values.length) return;
+    let lo = Math.min(...values), hi = Math.max(...values);
+    if (SIGNED.has(key)) {
+      const top = Math.max(...values.map(Math.abs));
+      [lo, hi] = [-top, top];
+    }
+    const [bad, good] = this.metric.higher_is_better ? [lo, hi] : [hi, lo];
+    const show = LABELS.find(([k]) => k === key)?.[2] ?? ((v) => fmt(v));
+    const label = this.metric.label ?? key;
+    legend.querySelector(".heat-low").textContent = `${label}: ${show(bad, { coins: "" })}`;
+    legend.querySelector(".heat-high").textContent = show(good, { coins: "" });
   }
 
   drawAxes(g, L) {
@@ -195,7 +216,7 @@ const LABELS = [
   ["median_return_pct", "Median return", (v) => `${fmt(v)}%`],
   ["mean_return_pct", "Mean return", (v) => `${fmt(v)}%`],
   ["mean_sharpe", "Mean Sharpe", (v) => fmt(v)],
-  ["beat_buy_hold", "Beat buy & hold", (v, m) => `${v} of ${m.coins}`],
+  ["beat_buy_hold", "Beat buy & hold", (v, m) => (m.coins === "" ? `${v} coins` : `${v} of ${m.coins}`)],
   // A fall: shown negative, as on every page (the stored metric is its size).
   ["median_max_drawdown_pct", "Median max drawdown", (v) => (v == null ? fmt(v) : `${fmt(-v)}%`)],
   ["trades", "Trades", (v) => String(v)],

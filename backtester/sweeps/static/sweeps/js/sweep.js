@@ -43,12 +43,19 @@ $("coins-all").addEventListener("click", () => { coinBoxes().forEach((b) => { b.
 $("coins-none").addEventListener("click", () => { coinBoxes().forEach((b) => { b.checked = false; }); countCoins(); });
 countCoins();
 
+// Starting ranges of the risk settings, when one is an axis.
+const RISK_PRESETS = {
+  stop_loss_pct: [2, 10, 2], take_profit_pct: [5, 30, 5], trailing_stop_pct: [2, 10, 2],
+  position_size: [0.25, 1, 0.25],
+};
+const riskAxes = new Set(data.risk_axes.map((f) => f.name));
+
 function fillRange(axis) {
   const strategy = $("strategy").value;
   const name = $(`${axis}-param`).value;
   if (!name) return;
   const spec = byKey[strategy].params.find((p) => p.name === name);
-  const preset = PRESETS[strategy]?.[name]
+  const preset = PRESETS[strategy]?.[name] ?? RISK_PRESETS[name]
     ?? [spec.min, Math.min(spec.max, spec.default * 2), spec.type === "int" ? 1 : 0.5];
   [$(`${axis}-start`).value, $(`${axis}-stop`).value, $(`${axis}-step`).value] = preset;
 }
@@ -60,6 +67,7 @@ function renderAxes() {
     select.replaceChildren();
     if (axis === "y") select.add(new Option("(none: one row)", ""));
     for (const p of params) select.add(new Option(p.name, p.name));
+    for (const f of data.risk_axes) select.add(new Option(`${f.label} (risk)`, f.name));
   }
   $("x-param").value = params[0].name;
   $("y-param").value = params[1]?.name ?? "";
@@ -153,12 +161,69 @@ function buildRequest() {
     grid,
     objective: $("metric").value,
     fee: Number($("fee").value),
+    interval: $("interval").value,
+    slippage_bps: Number($("slippage_bps").value || 0),
   };
+  // Risk settings that differ from the defaults, unless an axis varies them.
+  for (const input of document.querySelectorAll("[data-risk]")) {
+    const text = input.value.trim();
+    if (text === "" || input.name in grid || text === input.dataset.default) continue;
+    request[input.name] = input.tagName === "SELECT" ? text : Number(text);
+  }
   if (symbols.length < data.coins.length) request.symbols = symbols;
   if ($("start").value) request.start = $("start").value;
   if ($("end").value) request.end = $("end").value;
   return request;
 }
+
+// ---- the settings in the address ----------------------------------------------------
+// As on the run page: a sweep's settings are written to the address when it is
+// sent (x=name:start:stop:step), so a reload or a shared link fills the form again.
+const SCALARS = ["strategy", "objective", "fee", "interval", "slippage_bps", "start", "end"];
+
+function toQuery(request) {
+  const q = new URLSearchParams();
+  for (const key of SCALARS) if (request[key] !== undefined) q.set(key, String(request[key]));
+  const [x, y] = Object.entries(request.grid);
+  for (const [axis, entry] of [["x", x], ["y", y]]) {
+    if (entry) q.set(axis, [entry[0], entry[1].start, entry[1].stop, entry[1].step].join(":"));
+  }
+  if (request.symbols) q.set("symbols", request.symbols.join(","));
+  for (const input of document.querySelectorAll("[data-risk]")) {
+    if (request[input.name] !== undefined) q.set(input.name, String(request[input.name]));
+  }
+  return q;
+}
+
+function fromQuery(q) {
+  if (!q.has("strategy") || !byKey[q.get("strategy")]) return;
+  $("strategy").value = q.get("strategy");
+  renderAxes();
+  for (const axis of ["x", "y"]) {
+    const [name, ...range] = (q.get(axis) ?? "").split(":");
+    const select = $(`${axis}-param`);
+    if (axis === "y" && !q.has("y")) select.value = "";
+    if (!name || ![...select.options].some((o) => o.value === name)) continue;
+    select.value = name;
+    if (range.length === 3) {
+      [$(`${axis}-start`).value, $(`${axis}-stop`).value, $(`${axis}-step`).value] = range;
+    }
+  }
+  syncY();
+  if (q.has("objective") && metrics[q.get("objective")]) $("metric").value = q.get("objective");
+  for (const key of ["fee", "interval", "slippage_bps", "start", "end"]) {
+    if (q.has(key)) $(key).value = q.get(key);
+  }
+  for (const input of document.querySelectorAll("[data-risk]")) {
+    if (q.has(input.name)) input.value = q.get(input.name);
+  }
+  if (q.has("symbols")) {
+    const wanted = new Set(q.get("symbols").split(","));
+    coinBoxes().forEach((b) => { b.checked = wanted.has(b.value); });
+    countCoins();
+  }
+}
+fromQuery(new URLSearchParams(location.search));
 
 // ---- progress, heatmap, best list --------------------------------------------------
 const heatmap = new Heatmap($("heatmap-canvas"), $("heatmap-tip"), {
@@ -349,6 +414,7 @@ $("sweep-form").addEventListener("submit", (event) => {
   pending = true;
   syncButtons();
   $("progress-text").textContent = "Starting…";
+  history.replaceState(null, "", `?${toQuery(request)}`);
   socket.send(JSON.stringify(request));
 });
 $("wf-button").addEventListener("click", () => {
