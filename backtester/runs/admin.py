@@ -18,7 +18,7 @@ RESULT_COLUMNS = [
 # The run page in the admin: settings in words, not the JSON they are stored as.
 RUN_FIELDS = [
     "id", "status", "source", "created_by", "strategy_text", "coins_text",
-    "range_text", "interval", "fee_text", "risk_text", "summary_text", "error",
+    "range_text", "fee_text", "risk_text", "summary_text", "error",
     "total", "completed", "elapsed", "created_at", "started_at", "finished_at",
 ]  # fmt: skip
 

@@ -35,10 +35,19 @@ CUT_GAP = [
 ]  # fmt: skip
 
 
+ADMIN = ("admin", "not-a-real-password-1")
+MAKE_ADMIN = [
+    "shell", "-c",
+    "from django.contrib.auth import get_user_model; get_user_model().objects"
+    f".create_superuser('{ADMIN[0]}', 'admin@example.com', '{ADMIN[1]}')",
+]  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    """Six demo coins over one year (one with a gap): quick to seed."""
-    with demo_server(["--symbols", "6", "--years", "1"], extra=(CUT_GAP,)) as base:
+    """Six demo coins over one year (one with a gap) and an admin: quick to seed."""
+    seed = ["--symbols", "6", "--years", "1"]
+    with demo_server(seed, extra=(CUT_GAP, MAKE_ADMIN)) as base:
         yield base
 
 
@@ -548,4 +557,40 @@ def test_sweep_takes_costs_risk_and_interval_keeps_them_in_the_address(page, ser
     assert legend.is_visible()
     assert re.search(r"\d", legend.inner_text())
     shoot(page, "sweep-detail")
+    assert not page.errors
+
+
+def test_compare_and_admin_pages_read_well(page, server):
+    # Two losing runs: on the compare page, every best is a loss, in red.
+    paths = [
+        run_from_link(
+            page, server, f"strategy=rsi_reversion&p.period=2&symbols={s}&fee=0.01"
+        )  # fmt: skip
+        for s in ("BTC,ETH", "SOL,XRP")
+    ]
+    shoot(page, "run-results")
+    ids = [p.strip("/").split("/")[-1] for p in paths]
+    page.set_viewport_size({"width": 1440, "height": 900})
+    page.goto(f"{server}/runs/compare/?run={ids[0]}&run={ids[1]}")
+    best = page.locator("#compare tr:has(th:text-is('Best')) td span")
+    assert best.count() == 2
+    for i in range(2):
+        assert best.nth(i).inner_text().startswith("\u2212")
+        assert best.nth(i).get_attribute("class") == "loss"
+    shoot(page, "compare")
+    # The admin's run page: settings in words, results inside the window.
+    page.goto(
+        f"{server}/admin/login/?next=/admin/backtester/backtestrun/{ids[0]}/change/"
+    )
+    page.fill("#id_username", ADMIN[0])
+    page.fill("#id_password", ADMIN[1])
+    page.click("input[type=submit]")
+    page.wait_for_selector("#results-group")
+    text = page.inner_text("#content")
+    assert '"strategy"' not in text and "period=2" in text
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1440
+    shoot(page, "admin-run")
+    # The icon every page links is served.
+    icon = page.request.get(f"{server}/favicon.ico")
+    assert icon.ok and "<svg" in icon.text()
     assert not page.errors
