@@ -33,6 +33,7 @@ from backtester.sweeps.models import Sweep
 from backtester.sweeps.selectors import sweep_attach_state
 from backtester.sweeps.services import sweep_create, sweep_start, sweeps_mark_stale
 from backtester.sweeps.validation import sweep_spec, walk_forward_spec
+from backtester.sweeps.walk_forwards import walk_forward_store
 from backtester.sweeps.walkforward import walk_forward_data, walk_forward_run
 
 logger = logging.getLogger(__name__)
@@ -139,9 +140,18 @@ class SweepConsumerMixin:
                 )
             )
             return
-        await self.send_json(
-            events.walk_forward_complete(data, time.perf_counter() - began)
-        )
+        elapsed = time.perf_counter() - began
+        try:
+            # Stored, so leaving the page loses nothing; the result is sent
+            # even if storing fails.
+            saved = await database_sync_to_async(walk_forward_store)(
+                spec=spec, result=data, elapsed_s=elapsed, user=self.scope.get("user")
+            )
+            saved_id = saved.pk
+        except Exception:
+            logger.exception("could not store the walk-forward")
+            saved_id = None
+        await self.send_json(events.walk_forward_complete(data, elapsed, saved_id))
 
     async def attach_sweep(self, content: dict) -> None:
         """Follow a sweep started earlier: its finished cells, then the live

@@ -72,9 +72,14 @@ def walk_forward_start(combinations: int, skipped: int, axes: dict) -> dict:
     }
 
 
-def walk_forward_complete(result: dict, elapsed_s: float) -> dict:
-    return {
+def walk_forward_complete(
+    result: dict, elapsed_s: float, walk_forward_id: int | None = None
+) -> dict:
+    event = {
         "type": "walk_forward_complete",
         "result": result,
         "elapsed_s": round(elapsed_s, 4),
     }
+    if walk_forward_id is not None:
+        event["walk_forward_id"] = walk_forward_id  # stored: /sweeps/walk-forward/<id>/
+    return event

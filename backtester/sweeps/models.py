@@ -183,3 +183,32 @@ class SweepCoinResult(models.Model):
 
     def __str__(self) -> str:
         return f"Sweep {self.sweep_id} {self.symbol} [{self.first}, +{self.size})"
+
+
+class WalkForwardRun(models.Model):
+    """A finished walk-forward: what was asked and what it found, as the page
+    showed it (kept so that leaving the page loses nothing)."""
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="walk_forwards",
+    )
+    strategy = models.CharField(max_length=40)
+    # The request's settings: coins, range, interval, costs, grid, fold sizes.
+    settings = models.JSONField(default=dict)
+    # The result in the shape of the ``walk_forward_complete`` message.
+    result = models.JSONField(default=dict)
+    elapsed_s = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["created_by", "-created_at"], name="wf_user_idx")
+        ]
+
+    def __str__(self) -> str:
+        return f"Walk-forward {self.pk} ({self.strategy})"

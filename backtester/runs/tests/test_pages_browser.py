@@ -594,3 +594,35 @@ def test_compare_and_admin_pages_read_well(page, server):
     icon = page.request.get(f"{server}/favicon.ico")
     assert icon.ok and "<svg" in icon.text()
     assert not page.errors
+
+
+def test_walk_forward_is_kept_and_drawn_again(page, server):
+    page.goto(f"{server}/sweeps/?strategy=sma_crossover&x=fast:5:15:5&y=slow:20:40:10"
+              "&symbols=BTC,ETH")  # fmt: skip
+    page.wait_for_selector("#connection.ok")
+    page.fill("#train-bars", "2000")
+    page.fill("#test-bars", "1000")
+    page.fill("#folds", "4")
+    page.click("#wf-button")
+    page.wait_for_selector("#wf-summary a")
+    folds = page.locator("#wf-table tbody tr").count()
+    assert folds >= 1
+    summary = page.inner_text("#wf-summary").split(" · ")[1]
+    # Leaving and coming back (a reload) draws the stored one again.
+    page.reload()
+    page.wait_for_selector("#wf-summary a")
+    assert page.locator("#wf-table tbody tr").count() == folds
+    assert summary in page.inner_text("#wf-summary")
+    detail = page.get_attribute("#wf-summary a", "href")
+    page.goto(f"{server}/sweeps/walk-forward/")
+    assert page.locator(f"#walk-forwards a[href='{detail}']").count() == 1
+    page.goto(f"{server}{detail}")
+    page.wait_for_selector("#wf-table tbody tr")
+    assert page.locator("#wf-table tbody tr").count() == folds
+    assert "BTC, ETH" in page.inner_text("main")
+    shoot(page, "walk-forward-detail")
+    export = page.request.get(f"{server}{detail}export.json").json()
+    assert export["walk_forward"]["train_bars"] == 2000
+    assert export["walk_forward"]["symbols"] == ["BTC", "ETH"]
+    assert len(export["result"]["folds"]) == folds
+    assert not page.errors

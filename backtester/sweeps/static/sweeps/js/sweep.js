@@ -225,6 +225,31 @@ function fromQuery(q) {
 }
 fromQuery(new URLSearchParams(location.search));
 
+// A finished walk-forward is stored: its link goes under the result and its
+// number into the address, so a reload draws it again from the server.
+function showStoredWalkForward(id, fresh) {
+  if (fresh) {
+    const url = new URL(location.href);
+    url.searchParams.set("wf", String(id));
+    history.replaceState(null, "", url);
+  }
+  const link = document.createElement("a");
+  link.href = `${base}walk-forward/${id}/`;
+  link.textContent = `Walk-forward #${id} (kept)`;
+  $("wf-summary").append(" · ", link);
+}
+const storedWalkForward = Number(new URLSearchParams(location.search).get("wf"));
+if (Number.isInteger(storedWalkForward) && storedWalkForward > 0) {
+  fetch(`${base}walk-forward/${storedWalkForward}/export.json`)
+    .then((response) => (response.ok ? response.json() : null))
+    .then((stored) => {
+      if (!stored) return;
+      $("results-empty").hidden = true;
+      renderWalkForward(stored.result, stored.walk_forward.elapsed_s ?? 0);
+      showStoredWalkForward(storedWalkForward, false);
+    });
+}
+
 // ---- progress, heatmap, best list --------------------------------------------------
 const heatmap = new Heatmap($("heatmap-canvas"), $("heatmap-tip"), {
   onClick: (cell) => openCell(base, sweepId, cell, names),
@@ -377,6 +402,7 @@ function handle(msg) {
       $("progress-text").textContent = "Walk-forward done";
       $("results-empty").hidden = true;
       renderWalkForward(msg.result, msg.elapsed_s);
+      if (msg.walk_forward_id) showStoredWalkForward(msg.walk_forward_id, true);
       break;
     case "error":
       pending = false;
