@@ -419,8 +419,15 @@ def test_markers_thin_out_at_the_whole_range_and_gaps_break_the_line(page, serve
     # The line breaks over the gap (a missing value), and the gap is shaded.
     figure = page.evaluate(
         "(() => { const el = document.getElementById('charts');"
-        " return {line: el.data[0], shapes: el.layout.shapes}; })()"
+        " return {line: el.data[0], shapes: el.layout.shapes,"
+        " equity: el.data.find((t) => t.name === 'Equity')}; })()"
     )
+    # Only the gap breaks a line: the equity (each bucket's low and high, at
+    # uneven steps) is whole everywhere else.
+    for x, y in zip(figure["equity"]["x"], figure["equity"]["y"], strict=True):
+        if y is None:
+            at = datetime.fromisoformat(x[:19])
+            assert GAP[0][:19] <= at.isoformat() <= GAP[1][:19], x
     line = figure["line"]
     assert line["type"] == "scatter"
     stamps = [datetime.fromisoformat(x[:19]) for x in line["x"]]

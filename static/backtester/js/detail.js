@@ -189,11 +189,13 @@ function markerTraces(t, colors, width = 800) {
   return traces;
 }
 
-// Spans without bars: steps over three times the usual one (and over two hours).
+// Spans without bars: steps over eight times the mean one (and over two hours).
+// The mean, not the median: downsampled equity keeps each bucket's low and high,
+// so its steps range from nothing to two buckets (four mean steps).
 function gapsOf(times) {
   if (times.length < 3) return [];
-  const steps = times.slice(1).map((t, i) => t - times[i]).sort((a, b) => a - b);
-  const limit = Math.max(3 * steps[steps.length >> 1], 2 * 3_600_000);
+  const mean = (times[times.length - 1] - times[0]) / (times.length - 1);
+  const limit = Math.max(8 * mean, 2 * 3_600_000);
   const out = [];
   for (let i = 1; i < times.length; i += 1) {
     if (times[i] - times[i - 1] > limit) out.push([times[i - 1], times[i]]);
