@@ -30,6 +30,7 @@ from backtester.runs.selectors import results_by_seq, run_get
 from backtester.runs.services import (
     prices_warm,
     run_admit,
+    run_cached,
     run_coins,
     run_create,
     run_discard,
@@ -170,7 +171,8 @@ class BacktestConsumer(SweepConsumerMixin, AsyncJsonWebsocketConsumer):
         user = self.scope.get("user")
         try:
             # Admission first: a refused request (per-user cap, full server,
-            # throttle) writes nothing.
+            # throttle) writes nothing. A cached answer counts too: a loop of
+            # identical requests is throttled like any other.
             slot = await database_sync_to_async(run_admit)(
                 user=user, address=scope_client_ip(self.scope)
             )
@@ -179,6 +181,18 @@ class BacktestConsumer(SweepConsumerMixin, AsyncJsonWebsocketConsumer):
             return
         except Exception as exc:
             await self._fail_request(exc)
+            return
+        try:
+            cached = await database_sync_to_async(run_cached)(
+                spec=spec, coins=coins, user=user
+            )
+        except Exception as exc:
+            slot.release()
+            await self._fail_request(exc)
+            return
+        if cached is not None:
+            slot.release()
+            await self._answer_cached(cached)
             return
         try:
             run = await database_sync_to_async(run_create)(
@@ -215,6 +229,28 @@ class BacktestConsumer(SweepConsumerMixin, AsyncJsonWebsocketConsumer):
         self.runs.add(run.pk)
         self.watch = asyncio.create_task(self._watch(run.pk, self.handle))
         await self.send_json(events.start(run.pk, run.total))
+
+    async def _answer_cached(self, run: BacktestRun) -> None:
+        """Stream a run answered from stored results as a computed one is: start,
+        every result, complete; each says which run it was copied from."""
+        self.runs.add(run.pk)
+        await self.send_json(
+            events.start(run.pk, run.total, cached_from=run.cached_from_id)
+        )
+        try:
+            items = await database_sync_to_async(results_by_seq)(run.pk)
+        except Exception as exc:
+            await self._fail_request(exc)
+            return
+        for count, item in enumerate(items, 1):
+            event = events.result(
+                item["data"], count, run.total, seq=item["seq"], run_id=run.pk
+            )
+            if not await self.send_json(event):
+                return
+        await self.send_json(
+            events.complete(run.summary, 0.0, run.pk, cached_from=run.cached_from_id)
+        )
 
     async def _attach(self, content: dict) -> None:
         """Follow a run started earlier (a reload, a dropped connection): its

@@ -57,6 +57,14 @@ class BacktestRun(models.Model):
     # whose server died from one still at work (services.runs_mark_stale).
     owner = models.CharField(max_length=255, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # SHA-256 of everything the results depend on (jobs, coins and their data
+    # versions, range, interval, costs, risk): an identical request is answered
+    # from the newest complete run with the same fingerprint (cache.py).
+    fingerprint = models.CharField(max_length=64, blank=True, db_index=True)
+    # The run whose stored results this one copied instead of computing.
+    cached_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

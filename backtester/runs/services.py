@@ -18,6 +18,7 @@ from backtester.execution.failures import failure_reason
 from backtester.execution.handles import Publish, ResultRow, RunHandle, RunnerBusy, Slot
 from backtester.execution.pool import current_runner, get_runner
 from backtester.runs import processes
+from backtester.runs.cache import run_fingerprint, run_from_cache
 from backtester.runs.models import BacktestResult, BacktestRun, params_key
 from backtester.runs.validation import RequestError, RunSpec
 from prices.models import Cryptocurrency
@@ -90,10 +91,23 @@ def run_create(
         total=len(coins) * len(spec.jobs),
         created_by=user if getattr(user, "is_authenticated", False) else None,
         owner=processes.identity(),
+        fingerprint=run_fingerprint(spec, coins),
     )
     if save:
         run.save()
     return run
+
+
+def run_cached(
+    *, spec: RunSpec, coins: Sequence[Cryptocurrency], user=None, source: str = "web"
+) -> BacktestRun | None:
+    """Record a complete run answered from an identical run's stored results, or
+    return None (nothing written) when there is none or the spec asks afresh."""
+    if spec.no_cache:
+        return None
+    return run_from_cache(
+        run_create(spec=spec, coins=coins, user=user, source=source, save=False)
+    )
 
 
 def _epoch_to_dt(value: str | None) -> datetime | None:

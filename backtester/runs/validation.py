@@ -31,6 +31,7 @@ LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 RUN_FIELDS = {
     *RISK_FIELDS,
     "type",
+    "no_cache",
     "strategy",
     "strategies",
     "params",
@@ -71,6 +72,8 @@ class RunSpec:
     slippage_bps: float = 0.0
     risk: Risk = DEFAULT_RISK
     extra: dict = field(default_factory=dict)
+    # Compute afresh even when an identical run's results are stored.
+    no_cache: bool = False
 
     def as_dict(self) -> dict:
         return {
@@ -302,6 +305,9 @@ def run_spec(data: Mapping, *, allow_unknown: bool = False) -> RunSpec:
         raise RequestError("end: must be after start", "end")
     fee = data.get("fee")
     slippage = data.get("slippage_bps")
+    no_cache = data.get("no_cache", False)
+    if not isinstance(no_cache, bool):
+        raise RequestError("no_cache: expected true or false", "no_cache")
     return RunSpec(
         jobs=jobs,
         symbols=_symbols(data.get("symbols")),
@@ -313,4 +319,5 @@ def run_spec(data: Mapping, *, allow_unknown: bool = False) -> RunSpec:
         if slippage is None
         else _number(slippage, "slippage_bps", 0.0, MAX_SLIPPAGE_BPS),
         risk=_risk(data),
+        no_cache=no_cache,
     )

@@ -207,7 +207,7 @@ def connect(stack: Stack):
 
 
 def start_and_wait_for_a_result(ws) -> tuple[int, list[dict]]:
-    ws.send(json.dumps({"type": "run", "strategies": "all"}))
+    ws.send(json.dumps({"type": "run", "strategies": "all", "no_cache": True}))
     start = json.loads(ws.recv(timeout=30))
     assert start["type"] == "start", start
     first = json.loads(ws.recv(timeout=30))
@@ -226,7 +226,9 @@ def until_end(ws, timeout: float = 60) -> list[dict]:
 
 def a_run_completes(stack: Stack) -> None:
     with connect(stack) as ws:
-        ws.send(json.dumps({"type": "run", "strategy": "sma_crossover"}))
+        ws.send(
+            json.dumps({"type": "run", "strategy": "sma_crossover", "no_cache": True})
+        )
         start = json.loads(ws.recv(timeout=30))
         assert start["type"] == "start", start
         messages = until_end(ws)

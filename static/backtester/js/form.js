@@ -340,6 +340,7 @@ export function buildRequest() {
     if (value === null) ok = false;
     else message[name] = value;
   }
+  if ($("no_cache")?.checked) message.no_cache = true;
   // Only the settings that differ from the defaults are sent: a request without
   // them is today's long, all-in run.
   for (const input of riskInputs) {
@@ -362,7 +363,7 @@ export function buildRequest() {
 // A run's settings are written to the address when it is sent, so a link shares
 // them and Back shows exactly what was run: the form is rebuilt from the URL,
 // never left as the browser restored it.
-const NOT_SCALAR = new Set(["type", "strategy", "strategies", "params", "symbols"]);
+const NOT_SCALAR = new Set(["type", "strategy", "strategies", "params", "symbols", "no_cache"]);
 
 export function toQuery(message) {
   const query = new URLSearchParams();

@@ -108,6 +108,9 @@ function handle(msg) {
   switch (msg.type) {
     case "start":
       if (msg.attached) showBanner("");
+      if (msg.cached_from) {
+        showBanner(`Same settings and data as run #${msg.cached_from}: its stored results are shown (tick Recompute to compute again).`);
+      }
       pending = false;
       activeRun = msg.run_id;
       sessionStorage.setItem(RUN_KEY, String(msg.run_id));

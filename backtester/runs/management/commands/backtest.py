@@ -11,6 +11,7 @@ from django.utils import timezone
 from backtester.execution.handles import RunnerBusy
 from backtester.execution.pool import get_runner
 from backtester.runs import events
+from backtester.runs.cache import run_cached_source, run_fingerprint
 from backtester.runs.models import BacktestRun
 from backtester.runs.output import (
     render_csv,
@@ -19,8 +20,8 @@ from backtester.runs.output import (
     synthetic_line,
     table_header,
 )
-from backtester.runs.selectors import run_data
-from backtester.runs.services import run_coins, run_create, run_start
+from backtester.runs.selectors import results_by_seq, run_data
+from backtester.runs.services import run_cached, run_coins, run_create, run_start
 from backtester.runs.validation import RequestError, iso, run_spec
 from prices.selectors import symbols_synthetic
 from strategies.registry import STRATEGIES
@@ -126,6 +127,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--no-save", action="store_true", help="Do not store the run."
         )
+        parser.add_argument(
+            "--no-cache",
+            action="store_true",
+            help="Compute afresh even when an identical run's results are stored.",
+        )
 
     def _params(self, pairs: list[str]) -> dict[str, str]:
         params = {}
@@ -168,6 +174,7 @@ class Command(BaseCommand):
             "interval": options["interval"],
             "fee": options["fee"],
             "slippage_bps": options["slippage_bps"],
+            "no_cache": options["no_cache"],
             **{
                 field: options[option]
                 for option, field in RISK_OPTIONS.items()
@@ -180,6 +187,16 @@ class Command(BaseCommand):
         except RequestError as exc:
             raise CommandError(_cli_message(exc)) from None
 
+        cached = self._cached(spec, coins, save=not options["no_save"])
+        if cached is not None:
+            header, results, summary = cached
+            self._write(options["format"], header, results, summary)
+            if header["id"] is not None and options["format"] == "table":
+                self.stdout.write(
+                    f"saved as run {header['id']} "
+                    f"(answered from run {header['cached_from']})"
+                )
+            return
         run = (
             None
             if options["no_save"]
@@ -224,9 +241,46 @@ class Command(BaseCommand):
             unsaved.status, unsaved.elapsed_s = handle.status, handle.elapsed_s
             unsaved.created_at = began_at
             header = run_data(unsaved)
-        fmt = options["format"]
+        self._write(options["format"], header, results, handle.summary)
+        if run and options["format"] == "table":
+            self.stdout.write(f"saved as run {run.pk}")
+
+    @staticmethod
+    def _cached(spec, coins, *, save: bool) -> tuple[dict, list, dict] | None:
+        """Return (header, results, summary) of an identical stored run, as a new
+        run when ``save``; None when there is none (or --no-cache)."""
+        if spec.no_cache:
+            return None
+        if save:
+            run = run_cached(spec=spec, coins=coins, source=BacktestRun.Source.CLI)
+        else:
+            fingerprint = run_fingerprint(spec, coins)
+            source = run_cached_source(fingerprint)
+            run = None
+            if source is not None:
+                run = run_create(
+                    spec=spec, coins=coins, source=BacktestRun.Source.CLI, save=False
+                )
+                run.status, run.cached_from, run.elapsed_s = (
+                    source.status,
+                    source,
+                    0.0,
+                )
+                run.summary = source.summary
+                run.created_at = timezone.now()
+                items = results_by_seq(source.pk)
+        if run is None:
+            return None
+        if save:
+            items = results_by_seq(run.pk)
+        header = run_data(run)
+        if not save:
+            header["id"] = None
+        return header, [item["data"] for item in items], run.summary
+
+    def _write(self, fmt: str, header: dict, results: list, summary: dict) -> None:
         if fmt == "json":
-            self.stdout.write(render_json(header, results, handle.summary))
+            self.stdout.write(render_json(header, results, summary))
         elif fmt == "csv":
             self.stdout.write(render_csv(results), ending="")
         else:
@@ -234,9 +288,7 @@ class Command(BaseCommand):
             synthetic = symbols_synthetic({r["symbol"] for r in results})
             if synthetic:
                 self.stdout.write(synthetic_line(synthetic))
-            self.stdout.write(render_table(results, handle.summary), ending="")
-            if run:
-                self.stdout.write(f"saved as run {run.pk}")
+            self.stdout.write(render_table(results, summary), ending="")
 
 
 def _cli_message(exc: RequestError) -> str:
