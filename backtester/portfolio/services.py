@@ -29,6 +29,7 @@ from backtester.portfolio.models import PortfolioRun
 from backtester.portfolio.validation import STOP_FIELDS, PortfolioSpec
 from backtester.runs import processes
 from prices.models import Cryptocurrency
+from strategies.portfolio import PortfolioResult
 
 logger = logging.getLogger(__name__)
 UNFINISHED = [PortfolioRun.Status.QUEUED, PortfolioRun.Status.RUNNING]
@@ -58,15 +59,15 @@ class PortfolioHandle:
         return self.done.wait(timeout)
 
 
-def portfolio_create(
+def portfolio_build(
     *,
     spec: PortfolioSpec,
     coins: Sequence[Cryptocurrency],
     user=None,
     source: str = PortfolioRun.Source.WEB,
 ) -> PortfolioRun:
-    """Record a queued portfolio run for the spec and coins."""
-    return PortfolioRun.objects.create(
+    """Return a queued portfolio run for the spec and coins, not saved."""
+    return PortfolioRun(
         created_by=user if getattr(user, "is_authenticated", False) else None,
         source=source,
         strategy=spec.strategy,
@@ -84,6 +85,19 @@ def portfolio_create(
         total=len(coins),
         owner=processes.identity(),
     )
+
+
+def portfolio_create(
+    *,
+    spec: PortfolioSpec,
+    coins: Sequence[Cryptocurrency],
+    user=None,
+    source: str = PortfolioRun.Source.WEB,
+) -> PortfolioRun:
+    """Record a queued portfolio run for the spec and coins."""
+    run = portfolio_build(spec=spec, coins=coins, user=user, source=source)
+    run.save()
+    return run
 
 
 def _finite(value: object) -> object:
@@ -207,3 +221,35 @@ def portfolios_mark_stale() -> int:
         error="interrupted by a server restart",
         finished_at=timezone.now(),
     )
+
+
+def portfolio_run_now(run: PortfolioRun, *, progress=None) -> PortfolioResult:
+    """Compute a run in this thread (the command line), store it unless it has
+    no id, and return the result; errors are stored and raised."""
+    began = time.perf_counter()
+    saved = run.pk is not None
+    if saved:
+        PortfolioRun.objects.filter(pk=run.pk).update(
+            status=PortfolioRun.Status.RUNNING, started_at=timezone.now()
+        )
+    try:
+        result, bars = portfolio_compute(run, progress=progress)
+    except BaseException as exc:
+        if saved:
+            status = "cancelled" if isinstance(exc, KeyboardInterrupt) else "failed"
+            portfolio_finish(
+                run.pk, status=status, elapsed_s=time.perf_counter() - began,
+                error=failure_reason(exc) if status == "failed" else "",
+            )  # fmt: skip
+        raise
+    run.metrics = {k: _finite(v) for k, v in result.metrics.items()}
+    run.contributions = {k: _finite(v) for k, v in result.contributions.items()}
+    run.elapsed_s = time.perf_counter() - began
+    run.status = PortfolioRun.Status.COMPLETE
+    if saved:
+        portfolio_store(
+            run.pk, metrics=run.metrics, contributions=run.contributions,
+            curve=chart_curve(result, bars, fee=run.fee),
+        )  # fmt: skip
+        portfolio_finish(run.pk, status="complete", elapsed_s=run.elapsed_s)
+    return result

@@ -121,7 +121,8 @@ def portfolio_spec(data: Mapping) -> PortfolioSpec:
         raise RequestError("expected a JSON object")
     for name, reason in REFUSED.items():
         if name in data:
-            raise RequestError(f"{name}: not for a portfolio; {reason}", name)
+            problem = f"not for a portfolio; {reason}"
+            raise RequestError(f"{name}: {problem}", name, [(name, problem)])
     unknown = sorted(set(data) - PORTFOLIO_FIELDS, key=str)
     if unknown:
         name = brief(unknown[0]).strip("'")

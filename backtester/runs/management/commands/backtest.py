@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from backtester.execution.handles import RunnerBusy
 from backtester.execution.pool import get_runner
+from backtester.portfolio.cli import add_portfolio_arguments, portfolio_command
 from backtester.runs import events
 from backtester.runs.models import BacktestRun
 from backtester.runs.output import (
@@ -126,6 +127,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--no-save", action="store_true", help="Do not store the run."
         )
+        add_portfolio_arguments(parser)
 
     def _params(self, pairs: list[str]) -> dict[str, str]:
         params = {}
@@ -174,6 +176,8 @@ class Command(BaseCommand):
                 if options[option] is not None
             },
         }
+        if options["portfolio"]:
+            return portfolio_command(self, request, options, message=_cli_message)
         try:
             spec = run_spec(request)
             coins = run_coins(spec)
