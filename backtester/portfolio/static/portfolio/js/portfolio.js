@@ -5,6 +5,7 @@ import { $, fromScript } from "../../backtester/js/common.js";
 import { renderResult } from "./results.js";
 
 const data = fromScript("portfolio-page-data");
+const STOP_LABELS = { stop_loss_pct: "Stop %", take_profit_pct: "Target %", trailing_stop_pct: "Trail %" };
 const byKey = Object.fromEntries(data.strategies.map((s) => [s.key, s]));
 let socket = null;
 let attempt = 0;
@@ -38,7 +39,7 @@ function renderParams() {
 $("strategy").addEventListener("change", renderParams);
 renderParams();
 $("stops").replaceChildren(...data.stops.map((s) =>
-  field(`stop-${s.name}`, `${s.name.replace(/_pct$/, "").replaceAll("_", " ")} %`,
+  field(`stop-${s.name}`, STOP_LABELS[s.name] ?? s.name,
     { placeholder: "off", min: 0, title: s.help })));
 for (const c of data.coins) {
   const label = document.createElement("label");

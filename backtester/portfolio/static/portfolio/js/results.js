@@ -2,6 +2,8 @@
 // metrics with their formulas, one figure of linked panels on a zoomable time
 // axis (equity against the benchmark, drawdown, positions open, which coin was
 // held when), contributions per coin, and the trade list paged on the server.
+// SVG traces, not WebGL: the WebGL renderer compiles code at run time, which
+// the page's Content-Security-Policy forbids.
 import { $, DASH, plain, signed } from "../../backtester/js/common.js";
 
 const COLORS = { ink: "#1f2937", muted: "#6b7280", line: "#e5e7eb", accent: "#2563eb",
@@ -39,7 +41,7 @@ function holdingTraces(held) {
   for (const symbol of symbols) {
     for (const [entry, exit] of held[symbol]) x.push(entry, exit, null), y.push(symbol, symbol, null);
   }
-  return { symbols, trace: { x, y, type: "scattergl", mode: "lines", name: "Held",
+  return { symbols, trace: { x, y, type: "scatter", mode: "lines", name: "Held",
     line: { width: 6, color: COLORS.accent }, xaxis: "x", yaxis: "y4", hoverinfo: "y",
     showlegend: false } };
 }
@@ -47,13 +49,13 @@ function holdingTraces(held) {
 export function renderCharts(equity, held) {
   const time = equity.time;
   const traces = [
-    { x: time, y: equity.equity, type: "scattergl", mode: "lines", name: "Account",
+    { x: time, y: equity.equity, type: "scatter", mode: "lines", name: "Account",
       line: { color: COLORS.accent, width: 1.5 }, yaxis: "y" },
-    { x: time, y: equity.benchmark, type: "scattergl", mode: "lines",
+    { x: time, y: equity.benchmark, type: "scatter", mode: "lines",
       name: "Equal-weight buy & hold", line: { color: COLORS.bench, width: 1.2 }, yaxis: "y" },
-    { x: time, y: equity.drawdown_pct, type: "scattergl", mode: "lines", name: "Drawdown",
+    { x: time, y: equity.drawdown_pct, type: "scatter", mode: "lines", name: "Drawdown",
       fill: "tozeroy", line: { color: COLORS.loss, width: 1 }, yaxis: "y2" },
-    { x: time, y: equity.positions, type: "scattergl", mode: "lines", name: "Positions",
+    { x: time, y: equity.positions, type: "scatter", mode: "lines", name: "Positions",
       line: { color: COLORS.gain, width: 1, shape: "hv" }, yaxis: "y3" },
   ];
   const timeline = holdingTraces(held || {});
