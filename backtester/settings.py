@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "prices",
     "backtester.runs",
     "backtester.sweeps",
+    "backtester.portfolio",
 ]
 
 MIDDLEWARE = [

@@ -23,6 +23,7 @@ from backtester.auth import scope_client_ip
 from backtester.execution.failures import failure_reason
 from backtester.execution.handles import ResultRow, RunHandle, RunnerBusy
 from backtester.execution.pool import get_runner
+from backtester.portfolio.consumers import PortfolioConsumerMixin
 from backtester.runs import events
 from backtester.runs.messages import parse_message
 from backtester.runs.models import BacktestRun
@@ -51,7 +52,9 @@ END_GRACE = 1.0
 WATCH_EVERY = 0.2
 
 
-class BacktestConsumer(SweepConsumerMixin, AsyncJsonWebsocketConsumer):
+class BacktestConsumer(
+    PortfolioConsumerMixin, SweepConsumerMixin, AsyncJsonWebsocketConsumer
+):
     """One socket, at most one active run or sweep; results arrive in
     completion order. Sweeps are handled by the mixin (backtester.sweeps)."""
 
@@ -118,8 +121,10 @@ class BacktestConsumer(SweepConsumerMixin, AsyncJsonWebsocketConsumer):
             await self.send_json(events.error(exc.message, exc.field))
             return
         kind = content.get("type")
-        if kind in ("run", "sweep") and (self.handle or self.sweep_id is not None):
-            busy = "a run" if self.handle else "a sweep"
+        if kind in ("run", "sweep", "portfolio") and (
+            self.handle or self.sweep_id is not None or self.portfolio_id is not None
+        ):
+            busy = "a run" if self.handle else "a sweep" if self.sweep_id else "a job"
             await self.send_json(
                 events.error(f"{busy} is already active on this connection; cancel it")
             )
@@ -129,6 +134,10 @@ class BacktestConsumer(SweepConsumerMixin, AsyncJsonWebsocketConsumer):
             await self.start_sweep(content, _publisher)
         elif kind == "walk_forward":
             await self.start_walk_forward(content)
+        elif kind == "portfolio":
+            await self.start_portfolio(content, _publisher)
+        elif kind == "cancel" and self.portfolio_id is not None:
+            await self.cancel_portfolio()
         elif kind == "cancel" and self.sweep_id is not None:
             await self.cancel_sweep()
         elif kind == "cancel":

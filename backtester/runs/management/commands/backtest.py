@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from backtester.execution.handles import RunnerBusy
 from backtester.execution.pool import get_runner
+from backtester.portfolio.cli import add_portfolio_arguments, portfolio_command
 from backtester.runs import events
 from backtester.runs.cache import run_cached_source, run_fingerprint
 from backtester.runs.models import BacktestRun
@@ -132,6 +133,7 @@ class Command(BaseCommand):
             action="store_true",
             help="Compute afresh even when an identical run's results are stored.",
         )
+        add_portfolio_arguments(parser)
 
     def _params(self, pairs: list[str]) -> dict[str, str]:
         params = {}
@@ -181,6 +183,8 @@ class Command(BaseCommand):
                 if options[option] is not None
             },
         }
+        if options["portfolio"]:
+            return portfolio_command(self, request, options, message=_cli_message)
         try:
             spec = run_spec(request)
             coins = run_coins(spec)
