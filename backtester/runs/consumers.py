@@ -155,7 +155,10 @@ class BacktestConsumer(SweepConsumerMixin, AsyncJsonWebsocketConsumer):
             )
             return
         try:
-            spec = run_spec(content)
+            # Saved strategies are looked up in the database, as the user sees them.
+            spec = await database_sync_to_async(run_spec)(
+                content, user=self.scope.get("user")
+            )
             coins = await database_sync_to_async(run_coins)(spec)
         except RequestError as exc:
             await self.send_json(

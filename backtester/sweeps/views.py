@@ -199,7 +199,15 @@ def cell_run(request: HttpRequest, sweep_id: int, index: int) -> HttpResponse:
                 "interval": sweep.interval,
                 "fee": sweep.fee,
                 "slippage_bps": sweep.slippage_bps,
-            }
+                # The saved version the sweep ran; the sweep's owner saw it.
+                **(
+                    {"version": sweep.strategy_version.number}
+                    if sweep.strategy_version_id
+                    else {}
+                ),
+            },
+            user=request.user,
+            trusted=True,
         )
         coins = run_coins(spec)
     except RequestError as exc:
