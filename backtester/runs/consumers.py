@@ -23,6 +23,7 @@ from backtester.auth import scope_client_ip
 from backtester.execution.failures import failure_reason
 from backtester.execution.handles import ResultRow, RunHandle, RunnerBusy
 from backtester.execution.pool import get_runner
+from backtester.library.checking import SourceRefused, strategy_check
 from backtester.runs import events
 from backtester.runs.messages import parse_message
 from backtester.runs.models import BacktestRun
@@ -132,6 +133,11 @@ class BacktestConsumer(SweepConsumerMixin, AsyncJsonWebsocketConsumer):
             await self.cancel_sweep()
         elif kind == "cancel":
             await self._cancel_run()
+        elif kind == "check_strategy":
+            try:
+                await self.send_json(strategy_check(content.get("source")))
+            except SourceRefused as exc:
+                await self.send_json(events.error(str(exc), "source"))
         elif kind == "resend":
             await self._resend(content)
         elif kind == "attach" and "sweep_id" in content:
@@ -143,7 +149,8 @@ class BacktestConsumer(SweepConsumerMixin, AsyncJsonWebsocketConsumer):
             await self.send_json(
                 events.error(
                     f"unknown message type {shown!r}; expected 'run', 'sweep', "
-                    "'walk_forward', 'cancel', 'resend' or 'attach'",
+                    "'walk_forward', 'cancel', 'resend', 'attach' or "
+                    "'check_strategy'",
                     "type",
                 )
             )
