@@ -139,7 +139,8 @@ def test_check_endpoint_gives_line_and_column(client):
         "/strategies/check.json",
         json.dumps(
             {
-                "source": "param n: int = 5 in 2..50\n\nlong when: sma(close, n) > clsoe\n"
+                "source": "param n: int = 5 in 2..50\n\n"
+                "long when: sma(close, n) > clsoe\n"
             }
         ),
         content_type="application/json",
@@ -155,7 +156,8 @@ def test_check_endpoint_gives_line_and_column(client):
         "/strategies/check.json",
         json.dumps(
             {
-                "source": "param n: int = 5 in 2..50 step 1\nlong when: sma(close, n) > close\n"
+                "source": "param n: int = 5 in 2..50 step 1\n"
+                "long when: sma(close, n) > close\n"
             }
         ),
         content_type="application/json",
@@ -283,8 +285,8 @@ def test_sweep_takes_a_saved_strategy(coins, tmp_path):
     )
     call("strategy", "save", "swept", str(path))
     out = call(
-        "sweep", "--strategy", "swept", "--grid", "fast=5:6:1", "--grid", "slow=20:20:1",
-        "--symbols", "AAA", "--format", "json",
+        "sweep", "--strategy", "swept", "--grid", "fast=5:6:1",
+        "--grid", "slow=20:20:1", "--symbols", "AAA", "--format", "json",
     )  # fmt: skip
     cells = {c["params"]["fast"]: c for c in json.loads(out)["cells"]}
     for fast in (5, 6):
