@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "backtester.runs",
     "backtester.sweeps",
     "backtester.portfolio",
+    "backtester.library",
 ]
 
 MIDDLEWARE = [
@@ -228,6 +229,9 @@ BACKTEST_RUNS_PER_MINUTE = env.int("BACKTEST_RUNS_PER_MINUTE", default=20)
 # for BACKTEST_STALE_AFTER seconds (its server stopped) is marked failed.
 BACKTEST_HEARTBEAT = env.float("BACKTEST_HEARTBEAT", default=15.0)
 BACKTEST_STALE_AFTER = env.int("BACKTEST_STALE_AFTER", default=120)
+# Python modules that register strategies (strategies.registry.register) when
+# imported; every web process and Celery worker imports them at start-up.
+BACKTEST_STRATEGY_MODULES = env.list("BACKTEST_STRATEGY_MODULES", default=[])
 BACKTESTS_REQUIRE_LOGIN = env.bool("BACKTESTS_REQUIRE_LOGIN", default=False)
 if BACKTESTS_REQUIRE_LOGIN:
     # Every page needs a logged-in user except those marked login_not_required

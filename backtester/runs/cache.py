@@ -1,6 +1,7 @@
 """Identical reruns answered from stored results.
 
-A run's results depend only on its jobs (strategy keys and parameters), its
+A run's results depend only on its jobs (strategy keys, saved strategies'
+versions and parameters), its
 coins and the version of each coin's bars, the range, the interval, the costs
 and the risk settings; the engine is deterministic. So a request whose
 fingerprint of all of those equals a complete run's is answered by copying
@@ -34,6 +35,13 @@ def run_fingerprint(spec: RunSpec, coins: Sequence[Cryptocurrency]) -> str:
         "fee": spec.fee,
         "slippage_bps": spec.slippage_bps,
         "risk": spec.risk.as_dict(),
+        # Saved strategies by version, rule texts run unsaved by their hash:
+        # a new version of a strategy is a new question.
+        "versions": spec.versions,
+        "sources": {
+            key: hashlib.sha256(text.encode()).hexdigest()
+            for key, text in spec.sources.items()
+        },
     }
     # default=str: a job given as a compiled strategy (not a key) is named by
     # its text form, which includes its source's identity.

@@ -23,10 +23,12 @@ from backtester.auth import scope_client_ip
 from backtester.execution.failures import failure_reason
 from backtester.execution.handles import ResultRow, RunHandle, RunnerBusy
 from backtester.execution.pool import get_runner
+from backtester.library.checking import SourceRefused, strategy_check
 from backtester.portfolio.consumers import PortfolioConsumerMixin
 from backtester.runs import events
 from backtester.runs.messages import parse_message
 from backtester.runs.models import BacktestRun
+from backtester.runs.replies import StoredResultsMixin
 from backtester.runs.selectors import results_by_seq, run_get
 from backtester.runs.services import (
     prices_warm,
@@ -43,8 +45,6 @@ from backtester.sweeps.consumers import SweepConsumerMixin
 
 logger = logging.getLogger(__name__)
 
-# Seqs one resend may ask for.
-MAX_RESEND = 10_000
 # Seconds a finished run's last layer event may take before the consumer ends
 # the run itself from the runner's handle.
 END_GRACE = 1.0
@@ -53,10 +53,14 @@ WATCH_EVERY = 0.2
 
 
 class BacktestConsumer(
-    PortfolioConsumerMixin, SweepConsumerMixin, AsyncJsonWebsocketConsumer
+    StoredResultsMixin,
+    PortfolioConsumerMixin,
+    SweepConsumerMixin,
+    AsyncJsonWebsocketConsumer,
 ):
-    """One socket, at most one active run or sweep; results arrive in
-    completion order. Sweeps are handled by the mixin (backtester.sweeps)."""
+    """One socket, at most one active run, sweep or portfolio run; results
+    arrive in completion order. Sweeps and portfolio runs are handled by their
+    apps' mixins, stored results (cached answers, resends) by replies.py."""
 
     run_id: int | None = None
     handle: RunHandle | None = None
@@ -142,6 +146,11 @@ class BacktestConsumer(
             await self.cancel_sweep()
         elif kind == "cancel":
             await self._cancel_run()
+        elif kind == "check_strategy":
+            try:
+                await self.send_json(strategy_check(content.get("source")))
+            except SourceRefused as exc:
+                await self.send_json(events.error(str(exc), "source"))
         elif kind == "resend":
             await self._resend(content)
         elif kind == "attach" and "sweep_id" in content:
@@ -153,7 +162,8 @@ class BacktestConsumer(
             await self.send_json(
                 events.error(
                     f"unknown message type {shown!r}; expected 'run', 'sweep', "
-                    "'walk_forward', 'cancel', 'resend' or 'attach'",
+                    "'walk_forward', 'cancel', 'resend', 'attach' or "
+                    "'check_strategy'",
                     "type",
                 )
             )
@@ -165,7 +175,10 @@ class BacktestConsumer(
             )
             return
         try:
-            spec = run_spec(content)
+            # Saved strategies are looked up in the database, as the user sees them.
+            spec = await database_sync_to_async(run_spec)(
+                content, user=self.scope.get("user")
+            )
             coins = await database_sync_to_async(run_coins)(spec)
         except RequestError as exc:
             await self.send_json(
@@ -238,28 +251,6 @@ class BacktestConsumer(
         self.runs.add(run.pk)
         self.watch = asyncio.create_task(self._watch(run.pk, self.handle))
         await self.send_json(events.start(run.pk, run.total))
-
-    async def _answer_cached(self, run: BacktestRun) -> None:
-        """Stream a run answered from stored results as a computed one is: start,
-        every result, complete; each says which run it was copied from."""
-        self.runs.add(run.pk)
-        await self.send_json(
-            events.start(run.pk, run.total, cached_from=run.cached_from_id)
-        )
-        try:
-            items = await database_sync_to_async(results_by_seq)(run.pk)
-        except Exception as exc:
-            await self._fail_request(exc)
-            return
-        for count, item in enumerate(items, 1):
-            event = events.result(
-                item["data"], count, run.total, seq=item["seq"], run_id=run.pk
-            )
-            if not await self.send_json(event):
-                return
-        await self.send_json(
-            events.complete(run.summary, 0.0, run.pk, cached_from=run.cached_from_id)
-        )
 
     async def _attach(self, content: dict) -> None:
         """Follow a run started earlier (a reload, a dropped connection): its
@@ -417,39 +408,6 @@ class BacktestConsumer(
         if handle.status == "cancelled":
             return events.cancelled(handle.run_id)
         return events.error(f"the run failed: {handle.error}", run_id=handle.run_id)
-
-    async def _resend(self, content: dict) -> None:
-        run_id, seqs = content.get("run_id"), content.get("seqs")
-        if isinstance(run_id, bool) or run_id not in self.runs:
-            await self.send_json(
-                events.error("resend: run_id names no run of this connection", "run_id")
-            )
-            return
-        if (
-            not isinstance(seqs, list)
-            or len(seqs) > MAX_RESEND
-            or not all(isinstance(s, int) and not isinstance(s, bool) for s in seqs)
-        ):
-            await self.send_json(
-                events.error(
-                    f"resend: seqs must be a list of at most {MAX_RESEND} integers",
-                    "seqs",
-                )
-            )
-            return
-        wanted = set(seqs)
-        try:
-            items = await database_sync_to_async(results_by_seq)(run_id)
-        except Exception as exc:
-            await self._fail_request(exc)
-            return
-        for item in items:
-            if item["seq"] in wanted:
-                event = events.result(
-                    item["data"], len(items), len(items), seq=item["seq"], run_id=run_id
-                )
-                if not await self.send_json(event):
-                    return
 
     # --- channel-layer events from the runner's worker threads -----------------
 

@@ -29,6 +29,10 @@ class BacktestRun(models.Model):
     # and every bar of its equity are recomputed on demand from these settings,
     # and only while the coin's prices are still the ones the run saw.
     data_versions = models.JSONField(default=dict, blank=True)
+    # {key: StrategyVersion id} for each saved strategy the run used, so a
+    # replay recomputes that version whatever was edited since; {} when it
+    # ran only built-ins.
+    strategy_versions = models.JSONField(default=dict, blank=True)
     interval = models.CharField(max_length=3, default="1h")
     start = models.DateTimeField(null=True, blank=True)
     end = models.DateTimeField(null=True, blank=True, help_text="Exclusive.")

@@ -80,6 +80,7 @@ def run_create(
         strategies=[{"strategy": k, "params": p} for k, p in spec.jobs],
         symbols=[c.symbol for c in coins],
         data_versions={c.symbol: c.data_version for c in coins},
+        strategy_versions=dict(spec.versions),
         interval=spec.interval,
         start=spec.start,
         end=spec.end,

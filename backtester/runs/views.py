@@ -15,6 +15,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from backtester.library.selectors import strategy_choices
 from backtester.runs.models import BacktestResult, BacktestRun
 from backtester.runs.output import render_csv, render_json, risk_label
 from backtester.runs.presenters import (
@@ -83,7 +84,8 @@ def home(request: HttpRequest) -> HttpResponse:
         request,
         "backtester/run.html",
         {
-            "strategies": schema(),
+            # The built-ins, then the saved strategies this user may run.
+            "strategies": schema() + strategy_choices(request.user),
             "risk_fields": risk_fields(),
             "coins": coins,
             "data_range": {

@@ -50,7 +50,9 @@ class SweepConsumerMixin:
     async def start_sweep(self, content: dict, publisher) -> None:
         """Validate, store and start a sweep; reply ``sweep_start`` or ``error``."""
         try:
-            spec = sweep_spec(content)
+            spec = await database_sync_to_async(sweep_spec)(
+                content, user=self.scope.get("user")
+            )
             coins = await database_sync_to_async(run_coins)(spec)
         except RequestError as exc:
             await self.send_json(run_events.error(exc.message, exc.field))
@@ -94,7 +96,9 @@ class SweepConsumerMixin:
             )
             return
         try:
-            spec = walk_forward_spec(content)
+            spec = await database_sync_to_async(walk_forward_spec)(
+                content, user=self.scope.get("user")
+            )
             coins = await database_sync_to_async(run_coins)(spec.sweep)
         except RequestError as exc:
             await self.send_json(run_events.error(exc.message, exc.field))

@@ -56,6 +56,7 @@ def sweep_create(
             created_by=user if getattr(user, "is_authenticated", False) else None,
             source=source,
             strategy=spec.strategy,
+            strategy_version_id=spec.version,
             grid=spec.grid,
             axes=spec.axes,
             axis_names=list(spec.axes),
@@ -93,7 +94,7 @@ def sweep_block_run(
         return CoinBlock(symbol, indices[0], len(indices), 0, {})
     metrics = sweep_coin(
         Bars(*series),
-        plan.strategy,
+        plan.engine_strategy,
         [plan.combinations[i] for i in indices],
         fee=plan.fee,
         slippage_bps=plan.slippage_bps,

@@ -13,15 +13,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from backtester.library.selectors import strategy_or_key
 from backtester.runs.validation import RISK_FIELDS, RequestError, run_spec
-from strategies.registry import STRATEGIES, ParamError
+from strategies.registry import ParamError
 from strategies.sweep import OBJECTIVES, grid_expand
 
 # Risk settings may be given top-level (as in a run) or inside params: either
 # way they are fixed for every combination unless an axis varies them.
 SWEEP_FIELDS = {
-    *RISK_FIELDS, "type", "strategy", "grid", "params", "symbols", "start", "end",
-    "interval", "fee", "slippage_bps", "objective",
+    *RISK_FIELDS, "type", "strategy", "version", "grid", "params", "symbols",
+    "start", "end", "interval", "fee", "slippage_bps", "objective",
 }  # fmt: skip
 
 
@@ -42,6 +43,13 @@ class SweepSpec:
     fee: float = 0.001
     slippage_bps: float = 0.0
     objective: str = "median_return_pct"
+    # The saved strategy version swept (its id), None for a built-in.
+    version: int | None = None
+
+    @property
+    def engine_strategy(self):
+        """Return what the engine runs: the key, or the saved version's spec."""
+        return strategy_or_key(self.strategy, {self.strategy: self.version})
 
 
 def _grid_error(exc: ParamError, grid: Mapping, params: Mapping) -> RequestError:
@@ -56,26 +64,33 @@ def _grid_error(exc: ParamError, grid: Mapping, params: Mapping) -> RequestError
     return RequestError(f"{where}: {message}", where)
 
 
-def sweep_spec(data: Mapping) -> SweepSpec:
-    """Return the SweepSpec for a request mapping or raise RequestError."""
+def sweep_spec(
+    data: Mapping, *, user: object = None, trusted: bool = False
+) -> SweepSpec:
+    """Return the SweepSpec for a request mapping or raise RequestError.
+
+    A saved strategy must be one ``user`` may see (``trusted``: any).
+    """
     if not isinstance(data, Mapping):
         raise RequestError("expected a JSON object")
     unknown = sorted(set(data) - SWEEP_FIELDS)
     if unknown:
         raise RequestError(f"{unknown[0]}: unknown field", unknown[0])
     strategy = data.get("strategy")
-    if not isinstance(strategy, str) or strategy not in STRATEGIES:
-        choices = ", ".join(STRATEGIES)
-        raise RequestError(
-            f"strategy: expected one of {choices}, got {strategy!r}", "strategy"
-        )
+    if not isinstance(strategy, str) or strategy == "all":
+        raise RequestError("strategy: expected one strategy key", "strategy")
     # The fields a run has too, checked the way a run checks them.
     common = {
         key: data[key]
         for key in ("symbols", "start", "end", "interval", "fee", "slippage_bps")
         if key in data
     }
-    run = run_spec({"strategy": strategy, **common})
+    if data.get("version") is not None:
+        common["version"] = data["version"]
+    # The strategy too: a built-in's key or a saved one the user may see.
+    run = run_spec({"strategy": strategy, **common}, user=user, trusted=trusted)
+    version = run.versions.get(strategy)
+    engine = strategy_or_key(strategy, run.versions)
     objective = data.get("objective") or "median_return_pct"
     if objective not in OBJECTIVES:
         raise RequestError(
@@ -94,7 +109,7 @@ def sweep_spec(data: Mapping) -> SweepSpec:
     risk = {k: data[k] for k in RISK_FIELDS if data.get(k) is not None}
     params = {**risk, **params}
     try:
-        expanded = grid_expand(strategy, grid, params)
+        expanded = grid_expand(engine, grid, params)
     except ParamError as exc:
         raise _grid_error(exc, grid, params) from None
     except ValueError as exc:
@@ -119,6 +134,7 @@ def sweep_spec(data: Mapping) -> SweepSpec:
         fee=run.fee,
         slippage_bps=run.slippage_bps,
         objective=objective,
+        version=version,
     )
 
 
@@ -149,13 +165,17 @@ def _whole(data: Mapping, name: str, *, required: bool) -> int | None:
     return int(number)
 
 
-def walk_forward_spec(data: Mapping) -> WalkForwardSpec:
+def walk_forward_spec(
+    data: Mapping, *, user: object = None, trusted: bool = False
+) -> WalkForwardSpec:
     """Return the WalkForwardSpec of a ``walk_forward`` message or raise
     RequestError naming the field."""
     if not isinstance(data, Mapping):
         raise RequestError("expected a JSON object")
     sizes = {"train_bars", "test_bars", "folds"}
-    spec = sweep_spec({k: v for k, v in data.items() if k not in sizes})
+    spec = sweep_spec(
+        {k: v for k, v in data.items() if k not in sizes}, user=user, trusted=trusted
+    )
     return WalkForwardSpec(
         sweep=spec,
         train_bars=_whole(data, "train_bars", required=True),

@@ -45,11 +45,12 @@ def walk_forward_run(
     data = {s: Bars(*bars) for s, bars in series.items() if len(bars.time) > 1}
     if not data:
         raise RequestError("symbols: no coin has bars in the range", "symbols")
-    grid = grid_expand(spec.strategy, spec.grid, spec.base_params)
+    strategy = spec.engine_strategy
+    grid = grid_expand(strategy, spec.grid, spec.base_params)
     try:
         return walk_forward(
             data,
-            spec.strategy,
+            strategy,
             grid,
             train_bars=train_bars,
             test_bars=test_bars,

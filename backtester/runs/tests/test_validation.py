@@ -95,6 +95,7 @@ def test_all_strategies():
         ({"strategy": "sma_crossover", "interval": False}, "interval"),
     ],
 )  # fmt: skip
+@pytest.mark.django_db  # an unknown key may be a saved strategy: looked up
 def test_bad_requests_name_their_field(request_, field):
     with pytest.raises(RequestError) as caught:
         run_spec(request_)

@@ -10,6 +10,8 @@ from django.utils import timezone
 
 from backtester.execution.handles import RunnerBusy
 from backtester.execution.pool import get_runner
+from backtester.library.checking import SourceRefused
+from backtester.library.files import file_key, key_version, source_read
 from backtester.portfolio.cli import add_portfolio_arguments, portfolio_command
 from backtester.runs import events
 from backtester.runs.cache import run_cached_source, run_fingerprint
@@ -73,7 +75,13 @@ class Command(BaseCommand):
                 + ")"
                 for key, spec in STRATEGIES.items()
             )
-            + ".",
+            + "; or a saved strategy's key, KEY@N for its version N.",
+        )
+        parser.add_argument(
+            "--strategy-file",
+            metavar="FILE",
+            help="Run the rule-language strategy in FILE without saving it (or the "
+            "run).",
         )
         parser.add_argument(
             "--param",
@@ -158,8 +166,25 @@ class Command(BaseCommand):
             raise CommandError(
                 f"--interval: must be 1h or 1d, not {options['interval']!r}"
             )
-        if options["all_strategies"] and options["strategy"]:
-            raise CommandError("give --strategy or --all-strategies, not both")
+        chosen = [options["strategy"], options["strategy_file"]]
+        if options["all_strategies"]:
+            chosen.append(True)
+        if sum(1 for c in chosen if c) > 1:
+            raise CommandError(
+                "give one of --strategy, --strategy-file or --all-strategies"
+            )
+        sources, version = {}, None
+        try:
+            if options["strategy_file"]:
+                # A file runs as it is: nothing of it is stored, the run neither
+                # (a stored run must name a saved version to be replayed).
+                key = file_key(options["strategy_file"])
+                sources[key] = source_read(options["strategy_file"])
+                options["strategy"], options["no_save"] = key, True
+            elif options["strategy"]:
+                options["strategy"], version = key_version(options["strategy"])
+        except SourceRefused as exc:
+            raise CommandError(str(exc)) from None
         if not options["all_strategies"] and not options["strategy"]:
             raise CommandError("--strategy is required (or use --all-strategies)")
         params = self._params(options["param"])
@@ -170,6 +195,7 @@ class Command(BaseCommand):
             if options["all_strategies"]
             else options["strategy"],
             "params": params,
+            **({"version": version} if version is not None else {}),
             "symbols": options["symbols"],
             "start": options["start"],
             "end": options["end"],
@@ -186,7 +212,8 @@ class Command(BaseCommand):
         if options["portfolio"]:
             return portfolio_command(self, request, options, message=_cli_message)
         try:
-            spec = run_spec(request)
+            # The command line sees every saved strategy, as the admin does.
+            spec = run_spec(request, trusted=True, sources=sources)
             coins = run_coins(spec)
         except RequestError as exc:
             raise CommandError(_cli_message(exc)) from None

@@ -6,6 +6,8 @@ import sys
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from backtester.execution.handles import RunnerBusy
+from backtester.library.checking import SourceRefused
+from backtester.library.files import key_version
 from backtester.runs.management.commands.backtest import (
     _logs_to_stderr,
     _Progress,
@@ -77,7 +79,10 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
-            "--strategy", help="Strategy key: " + ", ".join(STRATEGIES) + "."
+            "--strategy",
+            help="Strategy key: "
+            + ", ".join(STRATEGIES)
+            + ", or a saved strategy's key (KEY@N: its version N).",
         )
         parser.add_argument(
             "--grid",
@@ -146,8 +151,13 @@ class Command(BaseCommand):
             if not sep or not name.strip() or not value.strip():
                 raise CommandError(f"--param: expected NAME=VALUE, got {pair!r}")
             params[name.strip()] = value.strip()
+        try:
+            strategy, version = key_version(options["strategy"])
+        except SourceRefused as exc:
+            raise CommandError(str(exc)) from None
         request = {
-            "strategy": options["strategy"],
+            "strategy": strategy,
+            **({"version": version} if version is not None else {}),
             "grid": grid,
             "params": params,
             "symbols": options["symbols"],
@@ -159,7 +169,7 @@ class Command(BaseCommand):
             "objective": options["objective"],
         }
         try:
-            spec = sweep_spec(request)
+            spec = sweep_spec(request, trusted=True)
             coins = run_coins(spec)
         except RequestError as exc:
             raise CommandError(_cli_message(exc)) from None
