@@ -25,6 +25,7 @@ from collections.abc import Collection, Mapping, Sequence
 import numpy as np
 
 from strategies import metrics as mx
+from strategies.bartime import Calendar, calendar_of
 from strategies.kernels import scratch
 from strategies.metrics import METRIC_KEYS
 from strategies.registry import StrategySpec
@@ -125,6 +126,7 @@ def run_block(
     tables = CloseTables(bars.close) if jobs and wanted <= SEGMENT_KEYS else None
     per_block = ROWS if tables is None else SEGMENT_ROWS
     work = _work(min(per_block, len(jobs)), n)
+    calendar = calendar_of(bars.time, n, interval)
     kind = _CROSSOVERS.get(spec.key)
     out: list[Metrics] = []
     # Crossover rows take nothing but the cached averages, which may live in
@@ -154,10 +156,10 @@ def run_block(
                     held,
                     fee=fee,
                     slippage_bps=slippage_bps,
-                    interval=interval,
                     initial_equity=initial_equity,
                     keys=keys,
                     work=work,
+                    calendar=calendar,
                 )
             else:
                 laid = block_trades(
@@ -186,23 +188,23 @@ def block_metrics(
     *,
     fee: float,
     slippage_bps: float,
-    interval: str,
     initial_equity: float,
     keys: Collection[str] = METRIC_KEYS,
     work: Work,
+    calendar: Calendar,
 ) -> list[Metrics]:
     """Return the metrics of each row of ``held`` (B, n + 1): True where a
     position is held at a bar (the target of the bar before), with column 0
     and the extra column n False.
 
-    Only ``keys`` are computed and returned, in METRIC_KEYS order. Inputs are
-    trusted: bars checked, costs valid, the flat columns False.
+    Only ``keys`` are computed and returned, in METRIC_KEYS order; ``calendar``
+    is ``bartime.calendar_of`` the bars' times. Inputs are trusted: bars
+    checked, costs valid, the flat columns False.
     """
     rows, n = held.shape[0], held.shape[1] - 1
     close = bars.close
     # Annual figures count the calendar (see metrics): the same for every row.
-    periods = mx.periods_per_year(bars.time, interval)
-    years = mx.calendar_years(bars.time, n, interval)
+    periods, years = calendar.periods, calendar.years
     wanted = set(keys)
     laid = block_trades(bars, held, fee=fee, slippage_bps=slippage_bps,
                         initial_equity=initial_equity, work=work)  # fmt: skip
@@ -256,8 +258,10 @@ def block_metrics(
         wins = np.bincount(trade_row[growth > 1.0], minlength=rows).tolist()
         open_rows = np.bincount(trade_row[is_open], minlength=rows).tolist()
     buy_hold = mx.buy_hold_return_pct(close)
-    missing, longest_gap = mx.gap_stats(bars.time, interval)
-    gaps = {"missing_bars": missing, "longest_gap_hours": longest_gap}
+    gaps = {
+        "missing_bars": calendar.missing_bars,
+        "longest_gap_hours": calendar.longest_gap_hours,
+    }
     finals = equity[:, -1].tolist()
     counts_of = trades.tolist()
     lows = None if lowest is None else lowest.tolist()

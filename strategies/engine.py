@@ -20,9 +20,10 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from strategies.bartime import PERIODS_PER_YEAR, calendar_of, trade_gaps
 from strategies.execution import simulate_risk
 from strategies.kernels import empty, frame, scratch
-from strategies.metrics import PERIODS_PER_YEAR, compute_metrics, trade_gaps
+from strategies.metrics import compute_metrics
 from strategies.registry import get_strategy, validate_params
 from strategies.risk import Risk, validate_risk
 from strategies.signals import IndicatorCache
@@ -260,6 +261,8 @@ def run_many(
     checked = [(key, validate_params(key, params or {})) for key, params in jobs]
     buy_hold = bars.close * (initial_equity / bars.close[0])
     buy_hold.flags.writeable = False
+    # What depends on the bars alone is worked out once for all the jobs.
+    calendar = calendar_of(bars.time, len(bars.close), interval)
     results = []
     with scratch():
         cache = IndicatorCache(bars)
@@ -304,6 +307,7 @@ def run_many(
                     bars.close,
                     interval=interval,
                     time=bars.time,
+                    calendar=calendar,
                 )
             results.append(
                 BacktestResult(

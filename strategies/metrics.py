@@ -18,12 +18,18 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+# The time figures live in bartime; they stay importable from here.
+from strategies.bartime import INTERVAL_SECONDS as INTERVAL_SECONDS
+from strategies.bartime import PERIODS_PER_YEAR as PERIODS_PER_YEAR
+from strategies.bartime import SECONDS_PER_YEAR as SECONDS_PER_YEAR
+from strategies.bartime import Calendar, calendar_of
+from strategies.bartime import calendar_years as calendar_years
+from strategies.bartime import gap_stats as gap_stats
+from strategies.bartime import periods_per_year as periods_per_year
+from strategies.bartime import trade_gaps as trade_gaps
 from strategies.kernels import empty, frame
 from strategies.types import TRADE_COLUMNS, Trade
 
-PERIODS_PER_YEAR = {"1h": 8760, "1d": 365}
-INTERVAL_SECONDS = {"1h": 3600, "1d": 86_400}
-SECONDS_PER_YEAR = 365 * 86_400
 # A compound annual rate over a few days or weeks is an extrapolation, not a
 # measurement (+3.96% over 6 hourly bars compounds to 4e26 % a year).
 MIN_CAGR_DAYS = 30
@@ -81,35 +87,6 @@ def buy_hold_return_pct(close: np.ndarray) -> float | None:
     return _num((close[-1] / close[0] - 1.0) * 100.0)
 
 
-def calendar_years(time: np.ndarray | None, n: int, interval: str) -> float:
-    """Return the calendar span of n bars in years of 365 days: the first bar's
-    open to the last bar's open plus one interval (without times: n intervals).
-
-    43,800 hourly bars without a gap are exactly five years; the same bars with
-    a month missing in the middle span five years and a month.
-    """
-    step = INTERVAL_SECONDS[interval]
-    if time is None or not len(time):
-        return n * step / SECONDS_PER_YEAR
-    return (int(time[-1]) - int(time[0]) + step) / SECONDS_PER_YEAR
-
-
-def periods_per_year(time: np.ndarray | None, interval: str) -> float:
-    """Return the bars a calendar year holds at this range's rate.
-
-    PERIODS_PER_YEAR (8,760 hourly) when no bar is missing; fewer when some
-    are, so that a per-bar mean or deviation is scaled to a calendar year, not
-    to a year of bars that would take longer than a year to happen.
-    """
-    if time is None or len(time) < 2:
-        return PERIODS_PER_YEAR[interval]
-    step = INTERVAL_SECONDS[interval]
-    span = int(time[-1]) - int(time[0]) + step
-    if span == len(time) * step:
-        return PERIODS_PER_YEAR[interval]
-    return len(time) * SECONDS_PER_YEAR / span
-
-
 def cagr_pct(equity: np.ndarray, years: float) -> float | None:
     """Return the compound annual growth rate over ``years`` calendar years, in
     percent; None below MIN_CAGR_DAYS (and when a huge return overflows)."""
@@ -120,47 +97,6 @@ def cagr_pct(equity: np.ndarray, years: float) -> float | None:
     except OverflowError:  # a huge return: no meaningful rate
         return None
     return _num((growth - 1.0) * 100.0)
-
-
-def gap_stats(time: np.ndarray | None, interval: str) -> tuple[int, float]:
-    """Return (missing_bars, longest_gap_hours) of a range's bar times.
-
-    Against the interval's spacing: ``missing_bars`` counts the bars absent
-    between the first and the last bar, ``longest_gap_hours`` the longest
-    stretch without a bar (the time between two consecutive bars less one
-    interval; 0.0 when none is missing).
-    """
-    if time is None or len(time) < 2:
-        return 0, 0.0
-    step = INTERVAL_SECONDS[interval]
-    late = np.diff(np.asarray(time, dtype=np.int64)) - step
-    late = late[late > 0]
-    if not len(late):
-        return 0, 0.0
-    return int((late // step).sum()), int(late.max()) / 3600.0
-
-
-def trade_gaps(
-    entry_time: np.ndarray,
-    exit_time: np.ndarray,
-    bars_held: np.ndarray,
-    closed_at_end: np.ndarray,
-    interval: str,
-) -> np.ndarray:
-    """Return, for each trade, whether bars are missing while it was held.
-
-    A trade held over k bars without a gap spans k intervals from its entry
-    bar's open to its exit bar's open (k - 1 when closed at the last bar's
-    close, which is also its exit bar); any more time means bars are missing.
-    """
-    step = INTERVAL_SECONDS[interval]
-    spanned = np.asarray(bars_held, dtype=np.int64) - np.asarray(
-        closed_at_end, dtype=np.int64
-    )
-    elapsed = np.asarray(exit_time, dtype=np.int64) - np.asarray(
-        entry_time, dtype=np.int64
-    )
-    return elapsed > spanned * step
 
 
 def _sum_of_squares(values: np.ndarray) -> float:
@@ -389,11 +325,14 @@ def compute_metrics(
     *,
     interval: str = "1h",
     time: np.ndarray | None = None,
+    calendar: Calendar | None = None,
 ) -> dict[str, float | int | None]:
     """Return every metric of one backtest, keyed as in METRIC_KEYS.
 
     ``time`` holds the bars' open times (epoch seconds); without it the bars
-    are taken as evenly spaced.
+    are taken as evenly spaced. ``calendar`` is ``bartime.calendar_of`` those
+    times, when the caller has it already (the same for every strategy run on
+    one coin's bars).
 
     total_return_pct       final / first equity - 1, in %
     buy_hold_return_pct    last / first close - 1, in %, without fees
@@ -429,14 +368,15 @@ def compute_metrics(
     without a drawdown; the trade statistics without trades; profit factor
     without a losing trade.
     """
-    periods = periods_per_year(time, interval)
-    missing, longest_gap = gap_stats(time, interval)
+    if calendar is None:
+        calendar = calendar_of(time, len(equity), interval)
+    periods = calendar.periods
     table = trade_table(trades)
     returns = bar_returns(equity)
     mean, std = mean_std(returns)
     lowest, highs = drawdown(equity)
     max_dd = (1.0 - lowest) * 100.0
-    cagr = cagr_pct(equity, calendar_years(time, len(equity), interval))
+    cagr = cagr_pct(equity, calendar.years)
     metrics = {
         "total_return_pct": _num(total_return_pct(equity)),
         "buy_hold_return_pct": buy_hold_return_pct(close),
@@ -452,7 +392,7 @@ def compute_metrics(
         "exposure_pct": exposure_pct(position),
         "final_equity": _num(equity[-1]),
         **side_stats(table),
-        "missing_bars": missing,
-        "longest_gap_hours": longest_gap,
+        "missing_bars": calendar.missing_bars,
+        "longest_gap_hours": calendar.longest_gap_hours,
     }
     return metrics
