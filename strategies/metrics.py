@@ -142,7 +142,10 @@ def downside_deviation(returns: np.ndarray) -> float | None:
     if len(returns) == 0:
         return None
     losses = empty(len(returns))
-    np.minimum(returns, 0.0, out=losses)
+    # Against an array of zeros: NumPy's minimum with a scalar takes a slower
+    # loop (1.5x the time of the fill and the comparison together).
+    losses.fill(0.0)
+    np.minimum(returns, losses, out=losses)
     return math.sqrt(_sum_of_squares(losses) / len(returns))
 
 
@@ -167,8 +170,10 @@ def running_peak(equity: np.ndarray) -> np.ndarray:
 
 
 # Bars per block in ``drawdown``: large enough that per-block work is cheap,
-# small enough that the few blocks reaching a new high are cheap to scan.
-_BLOCK = 256
+# small enough that the few blocks reaching a new high are cheap to scan. (A
+# row reduction costs per row: 1,024 bars per block take a third of the time
+# 256 do over W's curves, and the scans of the blocks at a peak no longer.)
+_BLOCK = 1024
 
 
 def drawdown(equity: np.ndarray) -> tuple[float, np.ndarray]:
@@ -263,7 +268,8 @@ def trade_table(trades: Mapping[str, np.ndarray] | Sequence[Trade]) -> dict:
 def trade_stats(trades: Mapping[str, np.ndarray]) -> dict[str, float | None]:
     """Return win rate, profit factor, expectancy, average/best/worst trade and
     average duration from a trade table (one array per Trade field)."""
-    if not len(trades["return_pct"]):
+    count = len(trades["return_pct"])
+    if not count:
         return dict.fromkeys(
             ("win_rate_pct", "profit_factor", "expectancy_pct", "avg_trade_pct",
              "best_trade_pct", "worst_trade_pct", "avg_trade_duration")
@@ -273,47 +279,77 @@ def trade_stats(trades: Mapping[str, np.ndarray]) -> dict[str, float | None]:
     # short gains what the price falls).
     move = trades["exit_price"] - trades["entry_price"]
     if "side" in trades:
-        move = np.where(np.asarray(trades["side"]) == "short", -move, move)
+        short = np.asarray(trades["side"]) == "short"
+        if short.any():
+            np.negative(move, out=move, where=short)
     pnl = trades["units"] * move - trades["fees"]
     gains, losses = float(pnl[pnl > 0].sum()), float(-pnl[pnl < 0].sum())
-    with np.errstate(divide="ignore", invalid="ignore"):
-        geometric = np.exp(np.log1p(returns).mean()) - 1.0
+    worst = returns.min()
+    # A return of -100% or less (a liquidated short) has no logarithm; the
+    # error state is only set up for it (it costs more than the logarithms).
+    if worst > -1.0:
+        logs = np.log1p(returns)
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logs = np.log1p(returns)
+    # Sums over the count: what .mean() computes, without its overhead.
+    geometric = np.exp(logs.sum() / count) - 1.0
     return {
-        "win_rate_pct": float(np.count_nonzero(returns > 0) * 100.0 / len(returns)),
+        "win_rate_pct": float(np.count_nonzero(returns > 0) * 100.0 / count),
         # Gross profit over gross loss in money; None (not infinity) with no loss.
         "profit_factor": _num(gains / losses) if losses > 0 else None,
         # Expectancy is the arithmetic mean trade return; the average trade is
         # the geometric mean, as backtesting.py reports them.
-        "expectancy_pct": _num(returns.mean() * 100.0),
+        "expectancy_pct": _num(returns.sum() / count * 100.0),
         "avg_trade_pct": _num(geometric * 100.0),
         "best_trade_pct": _num(returns.max() * 100.0),
-        "worst_trade_pct": _num(returns.min() * 100.0),
-        "avg_trade_duration": float(np.mean(trades["bars_held"])),
+        "worst_trade_pct": _num(worst * 100.0),
+        # The sum np.mean takes (integers below 2**53 add up exactly as floats).
+        "avg_trade_duration": float(np.sum(trades["bars_held"])) / count,
     }
+
+
+# The order in which side_stats looks for exit reasons: the common ones first,
+# so that it can stop as soon as every trade is accounted for.
+_REASON_SEARCH = (
+    "signal", "end", "stop_loss", "trailing_stop", "take_profit", "liquidation",
+)  # fmt: skip
 
 
 def side_stats(trades: Mapping[str, np.ndarray]) -> dict[str, object]:
     """Return the trade counts and win rates per side, and the count of trades
     per exit reason (every reason present, 0 when unused)."""
     count = len(trades["return_pct"])
-    side = np.asarray(trades.get("side", np.full(count, "long")))
-    reason = np.asarray(trades.get("exit_reason", np.full(count, "signal")))
     won = np.asarray(trades["return_pct"], dtype=np.float64) > 0
-    out: dict[str, object] = {}
-    rates = {}
-    for name in ("long", "short"):
-        mine = side == name
-        trades_on_side = int(np.count_nonzero(mine))
-        out[f"{name}_trades"] = trades_on_side
-        rates[f"win_rate_{name}_pct"] = (
-            int(np.count_nonzero(won & mine)) * 100.0 / trades_on_side
-            if trades_on_side
-            else None
+    side = trades.get("side")
+    longs = np.asarray(side) == "long" if side is not None else None
+    long_count = count if longs is None else int(np.count_nonzero(longs))
+    counts = {"long": long_count, "short": 0}
+    wins = {"long": 0, "short": 0}
+    if longs is None or long_count == count:  # no other side to look for
+        wins["long"] = int(np.count_nonzero(won))
+    else:
+        shorts = np.asarray(side) == "short"
+        counts["short"] = int(np.count_nonzero(shorts))
+        wins["long"] = int(np.count_nonzero(won & longs))
+        wins["short"] = int(np.count_nonzero(won & shorts))
+    out: dict[str, object] = {f"{name}_trades": counts[name] for name in counts}
+    for name, trades_on_side in counts.items():
+        out[f"win_rate_{name}_pct"] = (
+            wins[name] * 100.0 / trades_on_side if trades_on_side else None
         )
-    out.update(rates)
-    out["exit_reasons"] = {
-        name: int(np.count_nonzero(reason == name)) for name in EXIT_REASONS
-    }
+    reasons = dict.fromkeys(EXIT_REASONS, 0)
+    reason = trades.get("exit_reason")
+    if reason is None:
+        reasons["signal"] = count
+    else:
+        reason, left = np.asarray(reason), count
+        for name in _REASON_SEARCH:
+            if not left:
+                break
+            reasons[name] = int(np.count_nonzero(reason == name))
+            left -= reasons[name]
+    out["exit_reasons"] = reasons
     return out
 
 
