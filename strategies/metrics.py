@@ -177,7 +177,13 @@ _BLOCK = 1024
 
 
 def drawdown(equity: np.ndarray) -> tuple[float, np.ndarray]:
-    """Return (lowest equity / running peak, indices of the bars at their peak).
+    """Return (lowest equity / running peak, indices of the bars at their peak)."""
+    lowest, top = _peak_marks(equity)
+    return lowest, np.flatnonzero(top)
+
+
+def _peak_marks(equity: np.ndarray) -> tuple[float, np.ndarray]:
+    """Return (lowest equity / running peak, whether each bar is at its peak).
 
     A running maximum is a slow sequential scan, and equity curves rarely make
     new highs. So the curve is cut into blocks: a block whose highest value
@@ -207,15 +213,16 @@ def drawdown(equity: np.ndarray) -> tuple[float, np.ndarray]:
     if len(touch):
         # Over a calm block this is min(body) / peak, already counted.
         lowest = min(lowest, float((scan / peak).min()))
-    row, column = np.nonzero(scan >= peak)
-    highs = touch[row] * _BLOCK + column
+    top = empty(n, np.bool_)
+    top[:cut] = False
+    top[:cut].reshape(rows, _BLOCK)[touch] = scan >= peak
     if n > cut:
         tail = equity[cut:]
         peak = np.maximum.accumulate(tail)
         np.maximum(peak, before[rows], out=peak)
         lowest = min(lowest, float((tail / peak).min()))
-        highs = np.concatenate((highs, cut + np.flatnonzero(tail >= peak)))
-    return lowest, highs
+        np.greater_equal(tail, peak, out=top[cut:])
+    return lowest, top
 
 
 def max_drawdown_pct(equity: np.ndarray) -> float:
@@ -236,6 +243,30 @@ def _longest_gap(highs: np.ndarray, n: int) -> int:
     if len(highs) > 1:
         longest = max(longest, int((highs[1:] - highs[:-1]).max()))
     return longest - 1
+
+
+def _longest_below(top: np.ndarray) -> int:
+    """Return _longest_gap of the bars marked at their peak, from the marks.
+
+    The longest run of unmarked bars after the first marked one: the marks
+    change far less often than they are set (a flat stretch of cash at its
+    peak is one run), so the runs are cheaper to find than every marked bar.
+    """
+    n = len(top)
+    first = int(top.argmax()) if n else 0
+    if not n or not top[first]:
+        return n - 1
+    rest = n - first - 1
+    changed = empty(rest, np.bool_)
+    np.not_equal(top[first + 1 :], top[first:-1], out=changed)
+    # Runs after the first marked run alternate unmarked, marked, ...
+    starts = np.flatnonzero(changed)
+    starts += first + 1
+    below = starts[0::2]
+    ends = np.empty(len(below), dtype=np.intp)
+    ends[: len(starts) // 2] = starts[1::2]
+    ends[len(starts) // 2 :] = n
+    return int((ends - below).max(initial=0))
 
 
 def calmar(cagr: float | None, max_dd_pct: float) -> float | None:
@@ -410,7 +441,7 @@ def compute_metrics(
     table = trade_table(trades)
     returns = bar_returns(equity)
     mean, std = mean_std(returns)
-    lowest, highs = drawdown(equity)
+    lowest, top = _peak_marks(equity)
     max_dd = (1.0 - lowest) * 100.0
     cagr = cagr_pct(equity, calendar.years)
     metrics = {
@@ -422,7 +453,7 @@ def compute_metrics(
         "sortino": sortino(mean, downside_deviation(returns), periods),
         "calmar": calmar(cagr, max_dd),
         "max_drawdown_pct": max_dd,
-        "max_drawdown_duration": _longest_gap(highs, len(equity)),
+        "max_drawdown_duration": _longest_below(top),
         "num_trades": len(table["return_pct"]),
         **trade_stats(table),
         "exposure_pct": exposure_pct(position),
