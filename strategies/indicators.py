@@ -120,10 +120,13 @@ def _recursive_average(values: np.ndarray, n: int, decay: float) -> np.ndarray:
     does); a NaN inside the seed window leaves everything NaN.
     """
     length = len(values)
-    missing = np.isnan(values)
-    first = int(missing.argmin()) if length else 0
+    # Most series start defined (prices do): then no pass over them is needed
+    # to find where they start.
+    first = 0
+    if length and np.isnan(values[0]):
+        first = int(np.isnan(values).argmin())
     seed_at = first + n - 1
-    if seed_at >= length or missing[first : seed_at + 1].any():
+    if seed_at >= length or np.isnan(values[first : seed_at + 1]).any():
         out = empty(length)
         out[:] = np.nan
         return out
@@ -155,7 +158,10 @@ def rsi(close: np.ndarray, n: int = 14) -> np.ndarray:
     change = empty(length - 1)
     np.subtract(close[1:], close[:-1], out=change)
     gain, loss = empty(length - 1), change
-    np.maximum(change, 0.0, out=gain)
+    # Against an array of zeros: NumPy's maximum with a scalar takes a slower
+    # loop than the fill and the comparison together.
+    gain.fill(0.0)
+    np.maximum(change, gain, out=gain)
     np.subtract(gain, change, out=loss)  # max(c, 0) - c = max(-c, 0), exactly
     avg_gain = _recursive_average(gain, n, 1.0 - 1.0 / n)
     avg_loss = _recursive_average(loss, n, 1.0 - 1.0 / n)
@@ -166,8 +172,11 @@ def rsi(close: np.ndarray, n: int = 14) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         np.divide(avg_gain, avg_loss, out=value)
     value *= 100.0
-    # 0/0: no movement at all over the averaging horizon.
-    np.copyto(value, 50.0, where=avg_loss == 0.0)
+    # 0/0: no movement at all over the averaging horizon (rare: the masked
+    # copy only runs when it happens).
+    still = avg_loss == 0.0
+    if still.any():
+        np.copyto(value, 50.0, where=still)
     return out
 
 
