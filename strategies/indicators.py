@@ -14,7 +14,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-from strategies.kernels import Windows, empty, linear_recursion, rolling_extreme
+from strategies.kernels import (
+    Windows,
+    empty,
+    linear_recursion,
+    linear_recursion_pair,
+    rolling_extreme,
+)
 
 
 class BBands(NamedTuple):
@@ -112,9 +118,9 @@ def donchian(high: np.ndarray, low: np.ndarray, n: int = 20) -> Donchian:
     return Donchian(donchian_high(high, n), donchian_low(low, n))
 
 
-def _recursive_average(values: np.ndarray, n: int, decay: float) -> np.ndarray:
-    """Return y[t] = (1-decay)*x[t] + decay*y[t-1], seeded with the mean of the
-    first ``n`` defined values at the n-th of them, NaN before that.
+def _seed(values: np.ndarray, n: int) -> tuple[int, float] | None:
+    """Return where a recursive average over ``values`` starts and its seed,
+    the mean of the first ``n`` defined values; None when it never starts.
 
     Leading NaNs are skipped (the MACD signal line starts where the MACD line
     does); a NaN inside the seed window leaves everything NaN.
@@ -127,13 +133,36 @@ def _recursive_average(values: np.ndarray, n: int, decay: float) -> np.ndarray:
         first = int(np.isnan(values).argmin())
     seed_at = first + n - 1
     if seed_at >= length or np.isnan(values[first : seed_at + 1]).any():
-        out = empty(length)
-        out[:] = np.nan
-        return out
-    out = _nan_head(length, seed_at)
-    seed = float(values[first : seed_at + 1].mean())
+        return None
+    return seed_at, float(values[first : seed_at + 1].mean())
+
+
+def _recursive_average(values: np.ndarray, n: int, decay: float) -> np.ndarray:
+    """Return y[t] = (1-decay)*x[t] + decay*y[t-1], seeded with the mean of the
+    first ``n`` defined values at the n-th of them, NaN before that (and
+    everywhere when the seed window holds a NaN)."""
+    start = _seed(values, n)
+    if start is None:
+        return _nan_head(len(values), len(values))
+    seed_at, seed = start
+    out = _nan_head(len(values), seed_at)
     linear_recursion(values[seed_at:], decay, seed, out[seed_at:])
     return out
+
+
+def _recursive_averages(
+    a: np.ndarray, b: np.ndarray, n: int, decay: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return _recursive_average of two series of one length, side by side
+    when both start at the same bar (kernels.linear_recursion_pair)."""
+    start_a, start_b = _seed(a, n), _seed(b, n)
+    if start_a is None or start_b is None or start_a[0] != start_b[0]:
+        return _recursive_average(a, n, decay), _recursive_average(b, n, decay)
+    seed_at = start_a[0]
+    out_a, out_b = _nan_head(len(a), seed_at), _nan_head(len(b), seed_at)
+    linear_recursion_pair(a[seed_at:], b[seed_at:], decay, start_a[1], start_b[1],
+                          out_a[seed_at:], out_b[seed_at:])  # fmt: skip
+    return out_a, out_b
 
 
 def ema(values: np.ndarray, n: int) -> np.ndarray:
@@ -163,8 +192,7 @@ def rsi(close: np.ndarray, n: int = 14) -> np.ndarray:
     gain.fill(0.0)
     np.maximum(change, gain, out=gain)
     np.subtract(gain, change, out=loss)  # max(c, 0) - c = max(-c, 0), exactly
-    avg_gain = _recursive_average(gain, n, 1.0 - 1.0 / n)
-    avg_loss = _recursive_average(loss, n, 1.0 - 1.0 / n)
+    avg_gain, avg_loss = _recursive_averages(gain, loss, n, 1.0 - 1.0 / n)
     out = empty(length)
     out[0] = np.nan
     value = out[1:]

@@ -267,12 +267,67 @@ def linear_recursion(x: np.ndarray, decay: float, y0: float, out: np.ndarray) ->
     if decay == 0.0:
         out[1:] = x[1:]
         return
-    chunks = -(-count // len(_powers(decay)[0]))
-    size = -(-count // chunks)  # equal chunks, none longer than the powers
+    chunks, size = _chunking(count, decay)
     if chunks <= _LOOP_CHUNKS:
         _recursion_in_place(x, decay, y0, out, size)
     else:
         _recursion_in_rows(x, decay, y0, out, chunks, size)
+
+
+def _chunking(count: int, decay: float) -> tuple[int, int]:
+    """Return how many chunks ``count`` values take, and their size."""
+    chunks = -(-count // len(_powers(decay)[0]))
+    return chunks, -(-count // chunks)  # equal chunks, none longer than the powers
+
+
+def linear_recursion_pair(
+    x: np.ndarray,
+    y: np.ndarray,
+    decay: float,
+    x0: float,
+    y0: float,
+    out_x: np.ndarray,
+    out_y: np.ndarray,
+) -> None:
+    """Run linear_recursion on two series of one length with one decay, bit
+    for bit as two calls would.
+
+    The running sums are the slow part: each addition waits for the one
+    before. Laid out as the real and imaginary parts of one complex series,
+    the two running sums go side by side in the time of one, each by the same
+    additions in the same order (complex numbers add part by part). The
+    weighting stays on each part's own view, as real multiplications.
+    """
+    count = len(x) - 1
+    chunks, size = _chunking(count, decay) if count > 0 and decay else (0, 0)
+    if not 0 < chunks <= _LOOP_CHUNKS:
+        linear_recursion(x, decay, x0, out_x)
+        linear_recursion(y, decay, y0, out_y)
+        return
+    grow, gain, _ = _powers(decay)
+    carry_weight = decay / (1.0 - decay)
+    full, rest = divmod(count, size)
+    both = empty(count, np.complex128)
+    rows = both[: full * size].reshape(full, size)
+    tail = both[full * size :]
+    for part, series in ((rows.real, x), (rows.imag, y)):
+        np.multiply(series[1 : 1 + full * size].reshape(full, size), grow[:size],
+                    out=part)  # fmt: skip
+    np.multiply(x[1 + full * size :], grow[:rest], out=tail.real)
+    np.multiply(y[1 + full * size :], grow[:rest], out=tail.imag)
+    value_x, value_y = x0, y0
+    for part in [*rows, tail] if rest else rows:
+        part[0] += complex(value_x * carry_weight, value_y * carry_weight)
+        part.cumsum(out=part)
+        last, weight = part[-1], gain[len(part) - 1]
+        value_x, value_y = float(last.real * weight), float(last.imag * weight)
+    for part in (rows.real, rows.imag):
+        part *= gain[:size]
+    for part in (tail.real, tail.imag):
+        part *= gain[:rest]
+    out_x[0], out_y[0] = x0, y0
+    out_x[1:] = both.real
+    out_y[1:] = both.imag
 
 
 def _recursion_in_place(
