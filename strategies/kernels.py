@@ -33,6 +33,7 @@ _ALIGN = 64
 # series needs about 15 MB); an unusually long series gets its memory back.
 _KEEP_BYTES = 64 << 20
 _local = threading.local()
+_DTYPES: dict[object, np.dtype] = {}  # what ``empty`` was asked for -> its dtype
 
 
 class _Arena:
@@ -46,7 +47,12 @@ class _Arena:
         self.depth = 0
 
     def take(self, count: int, dtype: type) -> np.ndarray:
-        nbytes = count * np.dtype(dtype).itemsize
+        # A backtest takes a dozen arrays: what stands between them is this
+        # method's own time, so the dtype is looked up once per kind.
+        kind = _DTYPES.get(dtype)
+        if kind is None:
+            kind = _DTYPES[dtype] = np.dtype(dtype)
+        nbytes = count * kind.itemsize
         start = -(-self.offset // _ALIGN) * _ALIGN
         if start + nbytes > len(self.buffer):
             # Out of room: a new buffer for the rest of the session (views into
@@ -55,8 +61,9 @@ class _Arena:
             start = self.start()
         self.offset = start + nbytes
         self.live += nbytes + _ALIGN
-        self.peak = max(self.peak, self.live)
-        return self.buffer[start : start + nbytes].view(dtype)
+        if self.live > self.peak:
+            self.peak = self.live
+        return self.buffer[start : start + nbytes].view(kind)
 
     def start(self) -> int:
         """Return the first aligned offset of the buffer."""
