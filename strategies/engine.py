@@ -292,14 +292,18 @@ def run_many(
                         initial_equity=initial_equity,
                     )
                 # Bars missing while a trade was held: flagged in its "gap"
-                # column (the trade list shows it).
-                trades["gap"] = trade_gaps(
-                    trades["entry_time"],
-                    trades["exit_time"],
-                    trades["bars_held"],
-                    trades["closed_at_end"],
-                    interval,
-                )
+                # column (the trade list shows it). Where no two bars of the
+                # range are more than an interval apart, no trade can be.
+                if calendar.longest_gap_hours:
+                    trades["gap"] = trade_gaps(
+                        trades["entry_time"],
+                        trades["exit_time"],
+                        trades["bars_held"],
+                        trades["closed_at_end"],
+                        interval,
+                    )
+                else:
+                    trades["gap"] = np.zeros(len(trades["entry_time"]), np.bool_)
                 metrics = compute_metrics(
                     equity,
                     trades,
