@@ -185,36 +185,48 @@ class Windows:
         """Write the mean of each window of ``n`` values, by window start, to out."""
         spans = _binary_spans(n)
         size = len(out)
-        out[:] = self.mean(spans[0])[:size]
+        # The first merge reads the largest run's means where they are (out
+        # is its copy only when there is nothing to merge).
+        mean = self.mean(spans[0])[:size]
         count = spans[0]
-        if len(spans) > 1:
-            step = empty(size)
-            for span in spans[1:]:
-                np.subtract(self.mean(span)[count : count + size], out, out=step)
-                step *= span / (count + span)
-                out += step
-                count += span
+        if len(spans) == 1:
+            out[:] = mean
+            return
+        step = empty(size)
+        for span in spans[1:]:
+            np.subtract(self.mean(span)[count : count + size], mean, out=step)
+            step *= span / (count + span)
+            np.add(mean, step, out=out)
+            mean = out
+            count += span
 
     def rolling_var(self, n: int, mean: np.ndarray, var: np.ndarray) -> None:
         """Write the mean and population variance of each window of ``n`` values."""
         spans = _binary_spans(n)
         size = len(mean)
         first = spans[0]
-        mean[:] = self.mean(first)[:size]
-        if first > 1:
-            var[:] = self.m2(first)[:size]
-        else:
-            var[:] = 0.0
+        # The first merge reads the largest run's figures where they are;
+        # mean and var take copies only when there is nothing to merge.
+        mean_from = self.mean(first)[:size]
+        var_from = self.m2(first)[:size] if first > 1 else None
+        if len(spans) == 1 or var_from is None:
+            mean[:] = mean_from
+            var[:] = 0.0 if var_from is None else var_from
+            mean_from, var_from = mean, var
         count = first
         if len(spans) > 1:
             delta, step = empty(size), empty(size)
             for span in spans[1:]:
                 total = count + span
-                np.subtract(self.mean(span)[count : count + size], mean, out=delta)
+                np.subtract(self.mean(span)[count : count + size], mean_from,
+                             out=delta)  # fmt: skip
                 np.multiply(delta, span / total, out=step)
-                mean += step
+                np.add(mean_from, step, out=mean)
                 if span > 1:
-                    var += self.m2(span)[count : count + size]
+                    np.add(var_from, self.m2(span)[count : count + size], out=var)
+                elif var_from is not var:
+                    var[:] = var_from
+                mean_from, var_from = mean, var
                 step *= delta
                 step *= count  # delta^2 * nA * nB / (nA + nB)
                 var += step
