@@ -94,6 +94,13 @@ class Calendar(NamedTuple):
     missing_bars: int
     longest_gap_hours: float
 
+    def gap_metrics(self) -> dict[str, int | float]:
+        """Return the two gap figures keyed as the metrics name them."""
+        return {
+            "missing_bars": self.missing_bars,
+            "longest_gap_hours": self.longest_gap_hours,
+        }
+
 
 def calendar_of(time: np.ndarray | None, n: int, interval: str) -> Calendar:
     """Return the Calendar of ``n`` bars opening at ``time`` (None: evenly spaced)."""

@@ -197,9 +197,8 @@ def block_metrics(
     position is held at a bar (the target of the bar before), with column 0
     and the extra column n False.
 
-    Only ``keys`` are computed and returned, in METRIC_KEYS order; ``calendar``
-    is ``bartime.calendar_of`` the bars' times. Inputs are trusted: bars
-    checked, costs valid, the flat columns False.
+    Only ``keys`` are computed and returned, in METRIC_KEYS order. Inputs are
+    trusted: bars checked, costs valid, the flat columns False.
     """
     rows, n = held.shape[0], held.shape[1] - 1
     close = bars.close
@@ -258,10 +257,7 @@ def block_metrics(
         wins = np.bincount(trade_row[growth > 1.0], minlength=rows).tolist()
         open_rows = np.bincount(trade_row[is_open], minlength=rows).tolist()
     buy_hold = mx.buy_hold_return_pct(close)
-    gaps = {
-        "missing_bars": calendar.missing_bars,
-        "longest_gap_hours": calendar.longest_gap_hours,
-    }
+    gaps = calendar.gap_metrics()
     finals = equity[:, -1].tolist()
     counts_of = trades.tolist()
     lows = None if lowest is None else lowest.tolist()

@@ -459,7 +459,6 @@ def compute_metrics(
         "exposure_pct": exposure_pct(position),
         "final_equity": _num(equity[-1]),
         **side_stats(table),
-        "missing_bars": calendar.missing_bars,
-        "longest_gap_hours": calendar.longest_gap_hours,
+        **calendar.gap_metrics(),
     }
     return metrics
