@@ -25,6 +25,7 @@ from collections.abc import Collection, Mapping, Sequence
 import numpy as np
 
 from strategies import metrics as mx
+from strategies.bartime import Calendar, calendar_of
 from strategies.kernels import scratch
 from strategies.metrics import METRIC_KEYS
 from strategies.registry import StrategySpec, is_builtin
@@ -125,6 +126,7 @@ def run_block(
     tables = CloseTables(bars.close) if jobs and wanted <= SEGMENT_KEYS else None
     per_block = ROWS if tables is None else SEGMENT_ROWS
     work = _work(min(per_block, len(jobs)), n)
+    calendar = calendar_of(bars.time, n, interval)
     # The fast path reads the built-ins' own parameters: never a rule program
     # that happens to carry a built-in's key.
     kind = _CROSSOVERS.get(spec.key) if is_builtin(spec) else None
@@ -156,10 +158,10 @@ def run_block(
                     held,
                     fee=fee,
                     slippage_bps=slippage_bps,
-                    interval=interval,
                     initial_equity=initial_equity,
                     keys=keys,
                     work=work,
+                    calendar=calendar,
                 )
             else:
                 laid = block_trades(
@@ -188,10 +190,10 @@ def block_metrics(
     *,
     fee: float,
     slippage_bps: float,
-    interval: str,
     initial_equity: float,
     keys: Collection[str] = METRIC_KEYS,
     work: Work,
+    calendar: Calendar,
 ) -> list[Metrics]:
     """Return the metrics of each row of ``held`` (B, n + 1): True where a
     position is held at a bar (the target of the bar before), with column 0
@@ -203,8 +205,7 @@ def block_metrics(
     rows, n = held.shape[0], held.shape[1] - 1
     close = bars.close
     # Annual figures count the calendar (see metrics): the same for every row.
-    periods = mx.periods_per_year(bars.time, interval)
-    years = mx.calendar_years(bars.time, n, interval)
+    periods, years = calendar.periods, calendar.years
     wanted = set(keys)
     laid = block_trades(bars, held, fee=fee, slippage_bps=slippage_bps,
                         initial_equity=initial_equity, work=work)  # fmt: skip
@@ -258,8 +259,7 @@ def block_metrics(
         wins = np.bincount(trade_row[growth > 1.0], minlength=rows).tolist()
         open_rows = np.bincount(trade_row[is_open], minlength=rows).tolist()
     buy_hold = mx.buy_hold_return_pct(close)
-    missing, longest_gap = mx.gap_stats(bars.time, interval)
-    gaps = {"missing_bars": missing, "longest_gap_hours": longest_gap}
+    gaps = calendar.gap_metrics()
     finals = equity[:, -1].tolist()
     counts_of = trades.tolist()
     lows = None if lowest is None else lowest.tolist()

@@ -53,6 +53,10 @@ def test_blockwise_drawdown_equals_the_plain_scan(seed, n, drift, plateaus):
     deepest, longest = naive_drawdown(equity)
     assert m.max_drawdown_pct(equity) == deepest
     assert m.max_drawdown_duration(equity) == longest
+    # The assembler finds the duration from the runs of bars at their peak.
+    metrics = m.compute_metrics(equity, [], np.zeros(n, np.int8), equity)
+    assert metrics["max_drawdown_pct"] == deepest
+    assert metrics["max_drawdown_duration"] == longest
 
 
 def test_a_long_stretch_at_the_peak_is_not_under_water():
