@@ -58,7 +58,11 @@ def portfolio_command(
     message: Callable[[RequestError], str],
 ) -> None:
     """Validate, run, store (unless --no-save) and print one portfolio run."""
-    request = {k: v for k, v in request.items() if v is not None}
+    # Portfolio runs are always computed (no stored answers): no_cache does not
+    # apply to them.
+    request = {
+        k: v for k, v in request.items() if v is not None and k != "no_cache"
+    }
     if request.get("params") == {}:
         request.pop("params")
     for name in FLAGS:
