@@ -11,8 +11,20 @@ from typing import NamedTuple
 
 import numpy as np
 
-PERIODS_PER_YEAR = {"1h": 8760, "1d": 365}
-INTERVAL_SECONDS = {"1h": 3600, "1d": 86_400}
+# Bar intervals from 1 minute to 1 day. Crypto trades every minute of the year:
+# a year holds 525,600 / the interval's minutes bars (8,760 hourly, 365 daily).
+INTERVAL_MINUTES = {
+    "1m": 1,
+    "5m": 5,
+    "15m": 15,
+    "30m": 30,
+    "1h": 60,
+    "4h": 240,
+    "1d": 1440,
+}
+MINUTES_PER_YEAR = 525_600
+PERIODS_PER_YEAR = {k: MINUTES_PER_YEAR // m for k, m in INTERVAL_MINUTES.items()}
+INTERVAL_SECONDS = {k: m * 60 for k, m in INTERVAL_MINUTES.items()}
 SECONDS_PER_YEAR = 365 * 86_400
 
 

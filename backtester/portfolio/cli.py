@@ -60,9 +60,7 @@ def portfolio_command(
     """Validate, run, store (unless --no-save) and print one portfolio run."""
     # Portfolio runs are always computed (no stored answers): no_cache does not
     # apply to them.
-    request = {
-        k: v for k, v in request.items() if v is not None and k != "no_cache"
-    }
+    request = {k: v for k, v in request.items() if v is not None and k != "no_cache"}
     if request.get("params") == {}:
         request.pop("params")
     for name in FLAGS:

@@ -21,8 +21,14 @@ from backtester.runs import processes
 from backtester.runs.cache import run_fingerprint, run_from_cache
 from backtester.runs.models import BacktestResult, BacktestRun, params_key
 from backtester.runs.validation import RequestError, RunSpec
-from prices.models import Cryptocurrency
-from prices.selectors import UnknownSymbolError, coins_by_symbols, coins_with_range
+from prices.models import Cryptocurrency, Interval
+from prices.selectors import (
+    UnknownSymbolError,
+    coins_by_symbols,
+    coins_with_range,
+    intervals_stored,
+)
+from prices.timeframes import source_interval
 
 logger = logging.getLogger(__name__)
 UNFINISHED = [BacktestRun.Status.QUEUED, BacktestRun.Status.RUNNING]
@@ -38,7 +44,22 @@ def run_coins(spec: RunSpec) -> list[Cryptocurrency]:
         raise RequestError("symbols: there are no active coins to run", "symbols")
     if spec.start is not None or spec.end is not None:
         _check_range_has_data(spec, coins)
+    if spec.interval not in (Interval.HOUR, Interval.DAY):
+        _check_interval_stored(spec.interval, coins)
     return coins
+
+
+def _check_interval_stored(interval: str, coins: Sequence[Cryptocurrency]) -> None:
+    """Raise RequestError naming 'interval' when a coin's bars are all coarser
+    than ``interval`` (hourly and daily bars exist for every imported coin)."""
+    stored = intervals_stored([c.pk for c in coins])
+    for coin in coins:
+        if not stored.get(coin.pk):
+            continue  # no bars at all: a row of "no data", as for any range
+        try:
+            source_interval(interval, stored[coin.pk])
+        except ValueError as exc:
+            raise RequestError(f"interval: {coin.symbol}: {exc}", "interval") from None
 
 
 def _check_range_has_data(spec: RunSpec, coins: Sequence[Cryptocurrency]) -> None:

@@ -17,12 +17,14 @@ from backtester.library.selectors import (
     strategy_resolve,
 )
 from prices.symbols import symbol_problem
+from prices.timeframes import INTERVALS as TIMEFRAMES
 from strategies.params import brief, parse_decimal
 from strategies.registry import STRATEGIES, ParamError, StrategySpec, validate_params
 from strategies.risk import DEFAULT_RISK, RISK_PARAMS, Risk, validate_risk
 from strategies.rules import RuleError
 
-INTERVALS = ("1h", "1d")
+# Every interval bars can be built at (prices/timeframes.py), 1m to 1d.
+INTERVALS = TIMEFRAMES
 MAX_FEE = 0.05
 MAX_SLIPPAGE_BPS = 500.0
 MAX_SYMBOLS = 500

@@ -67,7 +67,7 @@ def test_all_strategies():
         ({"strategy": "sma_crossover", "end": "soon"}, "end"),
         ({"strategy": "sma_crossover", "start": "2024-01-02", "end": "2024-01-02"},
          "end"),
-        ({"strategy": "sma_crossover", "interval": "1m"}, "interval"),
+        ({"strategy": "sma_crossover", "interval": "2h"}, "interval"),
         ({"strategy": "sma_crossover", "fee": 0.5}, "fee"),
         ({"strategy": "sma_crossover", "fee": True}, "fee"),
         ({"strategy": "sma_crossover", "slippage_bps": -1}, "slippage_bps"),

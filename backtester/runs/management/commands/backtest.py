@@ -25,7 +25,7 @@ from backtester.runs.output import (
 )
 from backtester.runs.selectors import results_by_seq, run_data
 from backtester.runs.services import run_cached, run_coins, run_create, run_start
-from backtester.runs.validation import RequestError, iso, run_spec
+from backtester.runs.validation import INTERVALS, RequestError, iso, run_spec
 from prices.selectors import symbols_synthetic
 from strategies.registry import STRATEGIES
 from strategies.risk import RISK_PARAMS
@@ -102,7 +102,10 @@ class Command(BaseCommand):
         parser.add_argument("--start", help="First bar time, inclusive (YYYY-MM-DD).")
         parser.add_argument("--end", help="Last bar time, exclusive (YYYY-MM-DD).")
         parser.add_argument(
-            "--interval", default="1h", help="Bar interval: 1h (default) or 1d."
+            "--interval",
+            default="1h",
+            help="Bar interval: 1m, 5m, 15m, 30m, 1h (default), 4h or 1d; built "
+            "from the finest stored interval that divides it.",
         )
         parser.add_argument(
             "--fee", default="0.001", help="Fee on traded notional (0.001)."
@@ -162,9 +165,10 @@ class Command(BaseCommand):
         began_at = timezone.now()
         # Logs never share stdout with the output, a table included.
         _logs_to_stderr()
-        if options["interval"] not in ("1h", "1d"):
+        if options["interval"] not in INTERVALS:
             raise CommandError(
-                f"--interval: must be 1h or 1d, not {options['interval']!r}"
+                f"--interval: must be one of {', '.join(INTERVALS)}, "
+                f"not {options['interval']!r}"
             )
         chosen = [options["strategy"], options["strategy_file"]]
         if options["all_strategies"]:

@@ -103,7 +103,9 @@ class Command(BaseCommand):
         )
         parser.add_argument("--start", help="First bar time, inclusive (YYYY-MM-DD).")
         parser.add_argument("--end", help="Last bar time, exclusive (YYYY-MM-DD).")
-        parser.add_argument("--interval", default="1h", help="1h (default) or 1d.")
+        parser.add_argument(
+            "--interval", default="1h", help="1m, 5m, 15m, 30m, 1h (default), 4h or 1d."
+        )
         parser.add_argument("--fee", default="0.001", help="Fee on notional (0.001).")
         parser.add_argument(
             "--slippage-bps", default="0", help="Slippage in basis points (0)."
