@@ -110,7 +110,10 @@ function showProblems() {
 
 function renderParams() {
   const body = $("param-panel").querySelector("tbody");
-  const kept = Object.fromEntries([...body.querySelectorAll("input")].map((i) => [i.name, i.value]));
+  // Keep only the values typed over a default: an untouched one follows the
+  // param line's new default.
+  const kept = Object.fromEntries([...body.querySelectorAll("input")]
+    .filter((i) => i.value !== i.dataset.default).map((i) => [i.name, i.value]));
   body.replaceChildren();
   for (const p of params) {
     const row = document.createElement("tr");
@@ -125,7 +128,8 @@ function renderParams() {
     const input = document.createElement("input");
     input.name = p.name;
     input.inputMode = "decimal";
-    input.value = kept[p.name] ?? String(p.default);
+    input.dataset.default = String(p.default);
+    input.value = kept[p.name] ?? input.dataset.default;
     input.setAttribute("aria-label", `Preview value of ${p.name}`);
     const cell = document.createElement("td");
     cell.append(input);
@@ -241,12 +245,14 @@ function drawPreview(result) {
   const css = getComputedStyle(document.documentElement);
   const color = (name, fallback) => css.getPropertyValue(name).trim() || fallback;
   const t = result.trades;
+  // SVG traces: WebGL ones compile shaders through eval, which the site's
+  // Content-Security-Policy forbids; at most 4000 points draw fast enough.
   const traces = [
-    { x: result.price.time, y: result.price.close, type: "scattergl", mode: "lines",
+    { x: result.price.time, y: result.price.close, type: "scatter", mode: "lines",
       name: `${result.symbol} close`, line: { color: color("--chart-price", "#334155"), width: 1 } },
-    { x: t.entry_time, y: t.entry_price, type: "scattergl", mode: "markers", name: "entries",
+    { x: t.entry_time, y: t.entry_price, type: "scatter", mode: "markers", name: "entries",
       marker: { symbol: "triangle-up", size: 9, color: color("--gain", "#12703a") } },
-    { x: t.exit_time, y: t.exit_price, type: "scattergl", mode: "markers", name: "exits",
+    { x: t.exit_time, y: t.exit_price, type: "scatter", mode: "markers", name: "exits",
       marker: { symbol: "triangle-down", size: 9, color: color("--loss", "#b42318") } },
   ];
   window.Plotly.react($("preview-chart"), traces, {
