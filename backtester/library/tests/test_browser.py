@@ -160,6 +160,10 @@ def test_write_check_preview_save_run_edit_and_replay(page, server):
     )
     assert no_overflow(page)
     assert (page.errors, page.csp_violations) == ([], [])
+    # The "shared" box is a checkbox's size, on one line with its words.
+    box = page.locator("#shared").bounding_box()
+    label = page.locator("label:has(#shared)").bounding_box()
+    assert box["width"] <= 24 and label["height"] <= 40, (box, label)
     page.screenshot(path=str(SHOTS / "editor-1440.png"), full_page=True)
 
     # Save: version 1; Run then opens the run form on it.
