@@ -18,6 +18,7 @@ from backtester.runs.tests.test_browser import (  # noqa: F401 (fixtures)
 )
 from prices.demo import DEMO_COINS, HOURS_PER_YEAR, coin_series
 from strategies.engine import run_many
+from strategies.registry import STRATEGIES
 from strategies.rules import compile_strategy
 from strategies.types import Bars
 
@@ -73,6 +74,26 @@ def trades_of(source: str, symbol: str) -> int:
     """Return the trades a source makes on a coin at default settings (long)."""
     (result,) = run_many(demo_bars(symbol), [(compile_strategy(source), None)])
     return int(result.metrics["num_trades"])
+
+
+def rgb(css: str) -> tuple[float, ...]:
+    """Return the numbers of a computed ``rgb(...)``/``rgba(...)`` colour."""
+    return tuple(float(x) for x in re.findall(r"[\d.]+", css))
+
+
+def contrast(a: str, b: str) -> float:
+    """Return the WCAG 2 contrast ratio of two opaque computed colours."""
+
+    def luminance(css: str) -> float:
+        def channel(c: float) -> float:
+            c /= 255
+            return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+
+        r, g, b = (channel(c) for c in rgb(css)[:3])
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+    hi, lo = sorted((luminance(a), luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
 
 
 def no_overflow(page) -> bool:
@@ -166,7 +187,21 @@ def test_write_check_preview_save_run_edit_and_replay(page, server):
     assert box["width"] <= 24 and label["height"] <= 40, (box, label)
     page.screenshot(path=str(SHOTS / "editor-1440.png"), full_page=True)
 
-    # Save: version 1; Run then opens the run form on it.
+    # Unsaved, Run and Sweep lead nowhere: they take no focus.
+    for link in ("run-link", "sweep-link"):
+        page.focus(f"#{link}")
+        assert page.evaluate("document.activeElement.id") != link
+    # A bad key is named, marked on its field, and the field has the focus.
+    page.fill("#key", "Bad Key")
+    page.click("#save")
+    page.wait_for_selector("#key[aria-invalid='true']")
+    assert page.inner_text("#save-status").startswith("key: 1-40 characters")
+    assert page.evaluate("document.activeElement.id") == "key"
+    page.errors.remove(  # the browser logs the refusal (400) this asked for
+        "Failed to load resource: the server responded with a status of 400 "
+        "(Bad Request)"
+    )
+    # Save: version 1, and the page is the strategy's; Run opens the form on it.
     page.fill("#key", KEY)
     page.fill("#name", "Trend cross")
     page.click("#save")
@@ -175,10 +210,19 @@ def test_write_check_preview_save_run_edit_and_replay(page, server):
         " === 'Saved version 1.'"
     )
     assert page.url == f"{server}/strategies/{KEY}/edit"
+    assert page.get_attribute("#key", "aria-invalid") is None
+    assert page.inner_text("#editor-title") == "Trend cross v1"
+    assert page.title().startswith(f"{KEY} ")
     page.click("#run-link")
     page.wait_for_url(re.compile(rf"/\?strategy={KEY}"))
     page.wait_for_selector("#connection.ok")
     assert page.input_value("#strategy") == KEY
+    # Listed after the six built-ins, its parameters as the form's inputs.
+    options = page.eval_on_selector_all(
+        "#strategy option", "os => os.map(o => o.value)"
+    )
+    assert options == [*STRATEGIES, KEY, "all"]
+    assert page.inner_text(f"#strategy option[value='{KEY}']") == "Trend cross (saved)"
     assert page.input_value("#param-fast") == "12"
     assert page.input_value("#param-slow") == "48"
     assert page.locator("#coin-list input").count() == COINS
@@ -191,6 +235,10 @@ def test_write_check_preview_save_run_edit_and_replay(page, server):
     page.goto(f"{server}/sweeps/?strategy={KEY}")
     page.wait_for_selector("#connection.ok")
     assert page.input_value("#strategy") == KEY
+    options = page.eval_on_selector_all(
+        "#strategy option", "os => os.map(o => o.value)"
+    )
+    assert options == [*STRATEGIES, KEY]
     assert page.locator("#x-param option").all_inner_texts() == ["fast", "slow"]
     assert page.input_value("#y-param") == "slow"
 
@@ -252,4 +300,32 @@ def test_write_check_preview_save_run_edit_and_replay(page, server):
     page.wait_for_selector("#preview-chart .main-svg")
     assert no_overflow(page)
     page.screenshot(path=str(SHOTS / "editor-390.png"), full_page=True)
+    assert (page.errors, page.csp_violations) == ([], [])
+
+    # Dark mode: the text's colours stay readable (WCAG AA, 4.5:1, against
+    # the editor) and the chart takes the panel's colours, not white.
+    page.emulate_media(color_scheme="dark")
+    page.reload()
+    page.wait_for_selector("#check-status.ok")
+    page.click("#preview")
+    page.wait_for_selector("#preview-chart .main-svg")
+    colours = page.evaluate(
+        """() => {
+          const css = (el, p) => getComputedStyle(el)[p];
+          const spans = [...document.querySelectorAll('#highlight span')];
+          return {
+            ground: css(document.getElementById('editor'), 'backgroundColor'),
+            panel: css(document.querySelector('.panel'), 'backgroundColor'),
+            ink: [...new Set(spans.map((s) => css(s, 'color')))],
+            paper: css(document.querySelector('#preview-chart .main-svg'),
+                       'backgroundColor'),
+          };
+        }"""
+    )
+    assert len(colours["ink"]) >= 4  # plain text, keywords, functions, numbers
+    for ink in colours["ink"]:
+        assert contrast(ink, colours["ground"]) >= 4.5, (ink, colours["ground"])
+    assert rgb(colours["paper"])[:3] in (rgb(colours["panel"])[:3], (0, 0, 0))
+    assert contrast(colours["panel"], "rgb(255, 255, 255)") > 3
+    page.screenshot(path=str(SHOTS / "editor-dark-390.png"), full_page=True)
     assert (page.errors, page.csp_violations) == ([], [])

@@ -192,10 +192,25 @@ function setLinks() {
       link.href = `${base}?strategy=${encodeURIComponent(savedKey)}`;
       link.removeAttribute("aria-disabled");
     } else {
-      link.href = "#";
+      // No href: not a link yet, so neither Tab nor Enter lands on nothing.
+      link.removeAttribute("href");
       link.setAttribute("aria-disabled", "true");
     }
   }
+}
+
+// After a save the page is the strategy's: its name and version in the
+// heading and the key in the title, as the edit page renders them.
+function showSaved(payload) {
+  let badge = $("version-badge");
+  if (!badge) {
+    badge = document.createElement("span");
+    badge.className = "badge";
+    badge.id = "version-badge";
+    $("editor-title").replaceChildren(`${$("name").value.trim() || payload.key} `, badge);
+    document.title = document.title.replace(/^[^·]*/, `${payload.key} `);
+  }
+  badge.textContent = `v${payload.version}`;
 }
 
 $("save").addEventListener("click", async () => {
@@ -207,16 +222,19 @@ $("save").addEventListener("click", async () => {
     name: $("name").value,
     shared: $("shared").checked,
   });
+  for (const id of ["key", "name"]) $(id).removeAttribute("aria-invalid");
   if (!ok) {
     if (payload.errors) { problems = payload.errors; showProblems(); render(); }
     status.textContent = payload.error;
+    // A refused key or name: mark that field and take the user to it.
+    const field = ["key", "name"].includes(payload.field) ? $(payload.field) : null;
+    if (field) { field.setAttribute("aria-invalid", "true"); field.focus(); }
     return;
   }
   savedKey = payload.key;
   $("key").readOnly = true;
   status.textContent = `Saved version ${payload.version}.`;
-  const badge = $("version-badge");
-  if (badge) badge.textContent = `v${payload.version}`;
+  showSaved(payload);
   if (window.location.pathname !== payload.edit_url) window.history.replaceState(null, "", payload.edit_url);
   setLinks();
 });
@@ -255,10 +273,15 @@ function drawPreview(result) {
     { x: t.exit_time, y: t.exit_price, type: "scatter", mode: "markers", name: "exits",
       marker: { symbol: "triangle-down", size: 9, color: color("--loss", "#b42318") } },
   ];
+  // The page's colours (light or dark) on a transparent ground, as the run
+  // detail chart draws.
+  const axis = { gridcolor: color("--line", "#dde1e7"), color: color("--muted", "#596170") };
   window.Plotly.react($("preview-chart"), traces, {
     margin: { l: 60, r: 20, t: 10, b: 40 }, hovermode: "x unified",
-    xaxis: { type: "date" }, yaxis: { title: { text: "price" } },
+    xaxis: { type: "date", ...axis }, yaxis: { title: { text: "price" }, ...axis },
     legend: { orientation: "h" },
+    font: { family: getComputedStyle(document.body).fontFamily, color: color("--ink", "#16191f") },
+    paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
   }, { responsive: true, displaylogo: false });
   const metrics = $("preview-metrics");
   metrics.replaceChildren();
