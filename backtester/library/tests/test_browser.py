@@ -292,6 +292,24 @@ def test_write_check_preview_save_run_edit_and_replay(page, server):
     assert shown == expected
     assert (page.errors, page.csp_violations) == ([], [])
 
+    # The list shows version 2; Delete looks dangerous and asks first.
+    page.goto(f"{server}/strategies/")
+    row = page.locator(f"#own-strategies tr:has(a:text-is('{KEY}'))")
+    assert row.locator("td").nth(1).inner_text() == "v2"
+    delete = row.locator("button", has_text="Delete")
+    assert delete.evaluate(
+        "(b) => { const probe = document.createElement('span');"
+        " probe.style.color = 'var(--loss)'; document.body.append(probe);"
+        " const same = getComputedStyle(probe).color === getComputedStyle(b).color;"
+        " probe.remove(); return same; }"
+    )
+    asked = []
+    page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
+    delete.click()
+    assert len(asked) == 1 and KEY in asked[0]
+    assert page.url == f"{server}/strategies/"
+    assert row.count() == 1  # dismissed: still there
+
     # A phone: the editor fits, nothing overflows sideways.
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(f"{server}/strategies/{KEY}/edit")
