@@ -147,12 +147,11 @@ def test_write_check_preview_save_run_edit_and_replay(page, server):
 
     # The parameter panel comes from the param lines.
     rows = [
-        r.split("\t")[:6]
-        for r in page.locator("#param-panel tbody tr").all_inner_texts()
+        r.split("\t") for r in page.locator("#param-panel tbody tr").all_inner_texts()
     ]
     assert rows == [
-        ["fast", "int", "12", "2", "100", "–"],
-        ["slow", "int", "48", "5", "400", "–"],
+        ["fast", "", "int", "12", "2", "100", "–"],
+        ["slow", "", "int", "48", "5", "400", "–"],
     ]
     assert page.input_value("#param-panel input[name=fast]") == "12"
 
@@ -317,6 +316,11 @@ def test_write_check_preview_save_run_edit_and_replay(page, server):
     page.click("#preview")
     page.wait_for_selector("#preview-chart .main-svg")
     assert no_overflow(page)
+    # The preview values, the panel's inputs, are on screen without scrolling.
+    frame = page.locator("#param-panel").locator("xpath=..").bounding_box()
+    for field in page.locator("#param-panel input").all():
+        box = field.bounding_box()
+        assert box["x"] + box["width"] <= frame["x"] + frame["width"], (box, frame)
     page.screenshot(path=str(SHOTS / "editor-390.png"), full_page=True)
     assert (page.errors, page.csp_violations) == ([], [])
 

@@ -117,23 +117,26 @@ function renderParams() {
   body.replaceChildren();
   for (const p of params) {
     const row = document.createElement("tr");
-    const cells = [p.name, p.type, p.default, p.min, p.max, p.step ?? "–"];
-    cells.forEach((value, i) => {
-      const cell = document.createElement(i === 0 ? "th" : "td");
-      if (i === 0) cell.scope = "row";
-      if (i >= 2) cell.className = "num";
-      cell.textContent = String(value);
-      row.append(cell);
-    });
+    const name = document.createElement("th");
+    name.scope = "row";
+    name.textContent = p.name;
+    // The value to preview with comes right after the name, so a narrow
+    // screen shows it without scrolling the table sideways.
     const input = document.createElement("input");
     input.name = p.name;
     input.inputMode = "decimal";
     input.dataset.default = String(p.default);
     input.value = kept[p.name] ?? input.dataset.default;
     input.setAttribute("aria-label", `Preview value of ${p.name}`);
-    const cell = document.createElement("td");
-    cell.append(input);
-    row.append(cell);
+    const value = document.createElement("td");
+    value.append(input);
+    row.append(name, value);
+    [p.type, p.default, p.min, p.max, p.step ?? "–"].forEach((text, i) => {
+      const cell = document.createElement("td");
+      if (i >= 1) cell.className = "num";
+      cell.textContent = String(text);
+      row.append(cell);
+    });
     body.append(row);
   }
 }
