@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from backtester.library.tests.reference import cross_entries
 from backtester.runs.tests.test_browser import (  # noqa: F401 (fixtures)
     CHROMIUM,
     browser,
@@ -17,9 +18,7 @@ from backtester.runs.tests.test_browser import (  # noqa: F401 (fixtures)
     page,
 )
 from prices.demo import DEMO_COINS, HOURS_PER_YEAR, coin_series
-from strategies.engine import run_many
 from strategies.registry import STRATEGIES
-from strategies.rules import compile_strategy
 from strategies.types import Bars
 
 pytestmark = [
@@ -70,10 +69,11 @@ def demo_bars(symbol: str) -> Bars:
     return Bars(*coin_series(index, HOURS_PER_YEAR, 42))
 
 
-def trades_of(source: str, symbol: str) -> int:
-    """Return the trades a source makes on a coin at default settings (long)."""
-    (result,) = run_many(demo_bars(symbol), [(compile_strategy(source), None)])
-    return int(result.metrics["num_trades"])
+def entries_of(exit_slow: int, symbol: str) -> list[float]:
+    """Return the entry fills of version 1 (exit_slow 48) or 2 (96) on a coin,
+    by the plain loop."""
+    bars = demo_bars(symbol)
+    return cross_entries(bars.open.tolist(), bars.close.tolist(), 12, 48, exit_slow)
 
 
 def rgb(css: str) -> tuple[float, ...]:
@@ -165,9 +165,11 @@ def test_write_check_preview_save_run_edit_and_replay(page, server):
         "document.getElementById('preview-chart').data.map("
         "(t) => ({name: t.name, n: t.x.length, y: t.y}))"
     )
-    expected = trades_of(V1, symbol)
+    reference = entries_of(48, symbol)
+    expected = len(reference)
     assert expected > 5
     bars = demo_bars(symbol)
+    assert [t["name"] for t in figure] == [f"{symbol} close", "entries", "exits"]
     price, entries, exits = figure
     # The close, thinned to at most 4000 points: each one a bar's close, in
     # order, from the first bar to the last.
@@ -175,6 +177,7 @@ def test_write_check_preview_save_run_edit_and_replay(page, server):
     assert 2000 <= len(at) <= 4000 and at == sorted(at)
     assert (at[0], at[-1]) == (0, len(bars.close) - 1)
     assert (entries["n"], exits["n"]) == (expected, expected)
+    assert np.allclose(entries["y"], reference, rtol=1e-12)
     assert page.inner_text("#preview-status") == (
         f"{symbol}: {len(bars.close)} bars, {expected} trades."
     )
@@ -271,7 +274,7 @@ def test_write_check_preview_save_run_edit_and_replay(page, server):
     tab_to(page, "preview")
     page.keyboard.press("Space")
     page.wait_for_selector("#preview-chart .main-svg")
-    changed = trades_of(V2, symbol)
+    changed = len(entries_of(96, symbol))
     assert changed != expected  # so the replay below tells the versions apart
     page.wait_for_function(
         "(n) => document.getElementById('preview-status').textContent"
