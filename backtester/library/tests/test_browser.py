@@ -292,6 +292,11 @@ def test_write_check_preview_save_run_edit_and_replay(page, server):
     page.wait_for_selector("#charts[data-loaded]")
     shown = int(page.inner_text("[data-metric='num_trades']").replace(",", ""))
     assert shown == expected
+    # The trade list is recomputed from the recorded version, not stored.
+    page.wait_for_function(
+        "() => document.getElementById('trades-page').textContent.includes('trades')"
+    )
+    assert page.inner_text("#trades-page").endswith(f" \u00b7 {expected} trades")
     assert (page.errors, page.csp_violations) == ([], [])
 
     # The list shows version 2; Delete looks dangerous and asks first.
