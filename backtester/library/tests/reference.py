@@ -41,3 +41,34 @@ def crossover_source(fast: int, slow: int) -> str:
         f"# long while the {fast}-bar SMA is above the {slow}-bar one\n"
         f"long when: sma(close, {fast}) > sma(close, {slow})\n"
     )
+
+
+def cross_entries(
+    open_: list[float], close: list[float], fast: int, slow: int, exit_slow: int
+) -> list[float]:
+    """Return the entry fills of "long entry: crosses_above(sma(close, fast),
+    sma(close, slow))" with "long exit: crosses_below(sma(close, fast),
+    sma(close, exit_slow))" (loop).
+
+    A cross needs a known comparison on both closes (three-valued logic: a
+    NaN makes it unknown); a signal on close t fills at the open of t + 1, so
+    a signal on the last bar does nothing.
+    """
+    f, s, x = sma(close, fast), sma(close, slow), sma(close, exit_slow)
+
+    def above(a: list[float], b: list[float], t: int) -> bool | None:
+        if math.isnan(a[t]) or math.isnan(b[t]):
+            return None
+        return a[t] - b[t] > 1e-12 * abs(close[t])
+
+    def crossed(a: list[float], b: list[float], t: int) -> bool:
+        return t > 0 and above(a, b, t) is True and above(a, b, t - 1) is False
+
+    entries, held = [], False
+    for t in range(len(close) - 1):
+        if held and crossed(x, f, t):  # fast below x: x above fast
+            held = False
+        elif not held and crossed(f, s, t):
+            held = True
+            entries.append(open_[t + 1])
+    return entries

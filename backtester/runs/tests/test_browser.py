@@ -89,11 +89,11 @@ def wait_for_http(url: str, process: subprocess.Popen, timeout: float = 30) -> N
 
 @contextlib.contextmanager
 def demo_server(
-    seed: list[str], *, then: tuple[list[str], ...] = (), **settings: str
+    seed: list[str], *, commands: tuple[list[str], ...] = (), **settings: str
 ) -> Iterator[str]:
     """Migrate and seed a temporary SQLite file (``seed_demo`` arguments), run
-    the ``then`` commands (``import_prices ...``), then serve it with daphne
-    under extra environment ``settings``; yield its URL."""
+    any further manage.py ``commands``, then serve it with daphne under extra
+    environment ``settings``; yield its URL."""
     work = Path(tempfile.mkdtemp(prefix="btlab-browser-"))
     env = {
         k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")
@@ -102,7 +102,7 @@ def demo_server(
     python = str(ROOT / ".venv" / "bin" / "python")
     if not Path(python).exists():
         python = sys.executable
-    for args in (["migrate", "-v0"], ["seed_demo", *seed], *then):
+    for args in (["migrate", "-v0"], ["seed_demo", *seed], *commands):
         subprocess.run(
             [python, "manage.py", *args], cwd=ROOT, env=env, check=True,
             capture_output=True, timeout=300,

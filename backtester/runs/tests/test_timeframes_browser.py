@@ -34,7 +34,7 @@ def minute_server(tmp_path_factory) -> Iterator[tuple[str, Bars]]:
     bars = five_minute_bars()
     path = write_csv(Path(tmp_path_factory.mktemp("bars")) / "MINI.csv", bars)
     command = ["import_prices", str(path), "--symbol", "MINI", "--interval", "5m"]
-    with demo_server(["--symbols", "2", "--years", "1"], then=(command,)) as base:
+    with demo_server(["--symbols", "2", "--years", "1"], commands=(command,)) as base:
         yield base, bars
 
 

@@ -110,26 +110,33 @@ function showProblems() {
 
 function renderParams() {
   const body = $("param-panel").querySelector("tbody");
-  const kept = Object.fromEntries([...body.querySelectorAll("input")].map((i) => [i.name, i.value]));
+  // Keep only the values typed over a default: an untouched one follows the
+  // param line's new default.
+  const kept = Object.fromEntries([...body.querySelectorAll("input")]
+    .filter((i) => i.value !== i.dataset.default).map((i) => [i.name, i.value]));
   body.replaceChildren();
   for (const p of params) {
     const row = document.createElement("tr");
-    const cells = [p.name, p.type, p.default, p.min, p.max, p.step ?? "–"];
-    cells.forEach((value, i) => {
-      const cell = document.createElement(i === 0 ? "th" : "td");
-      if (i === 0) cell.scope = "row";
-      if (i >= 2) cell.className = "num";
-      cell.textContent = String(value);
-      row.append(cell);
-    });
+    const name = document.createElement("th");
+    name.scope = "row";
+    name.textContent = p.name;
+    // The value to preview with comes right after the name, so a narrow
+    // screen shows it without scrolling the table sideways.
     const input = document.createElement("input");
     input.name = p.name;
     input.inputMode = "decimal";
-    input.value = kept[p.name] ?? String(p.default);
+    input.dataset.default = String(p.default);
+    input.value = kept[p.name] ?? input.dataset.default;
     input.setAttribute("aria-label", `Preview value of ${p.name}`);
-    const cell = document.createElement("td");
-    cell.append(input);
-    row.append(cell);
+    const value = document.createElement("td");
+    value.append(input);
+    row.append(name, value);
+    [p.type, p.default, p.min, p.max, p.step ?? "–"].forEach((text, i) => {
+      const cell = document.createElement("td");
+      if (i >= 1) cell.className = "num";
+      cell.textContent = String(text);
+      row.append(cell);
+    });
     body.append(row);
   }
 }
@@ -188,10 +195,25 @@ function setLinks() {
       link.href = `${base}?strategy=${encodeURIComponent(savedKey)}`;
       link.removeAttribute("aria-disabled");
     } else {
-      link.href = "#";
+      // No href: not a link yet, so neither Tab nor Enter lands on nothing.
+      link.removeAttribute("href");
       link.setAttribute("aria-disabled", "true");
     }
   }
+}
+
+// After a save the page is the strategy's: its name and version in the
+// heading and the key in the title, as the edit page renders them.
+function showSaved(payload) {
+  let badge = $("version-badge");
+  if (!badge) {
+    badge = document.createElement("span");
+    badge.className = "badge";
+    badge.id = "version-badge";
+    $("editor-title").replaceChildren(`${$("name").value.trim() || payload.key} `, badge);
+    document.title = document.title.replace(/^[^·]*/, `${payload.key} `);
+  }
+  badge.textContent = `v${payload.version}`;
 }
 
 $("save").addEventListener("click", async () => {
@@ -203,16 +225,19 @@ $("save").addEventListener("click", async () => {
     name: $("name").value,
     shared: $("shared").checked,
   });
+  for (const id of ["key", "name"]) $(id).removeAttribute("aria-invalid");
   if (!ok) {
     if (payload.errors) { problems = payload.errors; showProblems(); render(); }
     status.textContent = payload.error;
+    // A refused key or name: mark that field and take the user to it.
+    const field = ["key", "name"].includes(payload.field) ? $(payload.field) : null;
+    if (field) { field.setAttribute("aria-invalid", "true"); field.focus(); }
     return;
   }
   savedKey = payload.key;
   $("key").readOnly = true;
   status.textContent = `Saved version ${payload.version}.`;
-  const badge = $("version-badge");
-  if (badge) badge.textContent = `v${payload.version}`;
+  showSaved(payload);
   if (window.location.pathname !== payload.edit_url) window.history.replaceState(null, "", payload.edit_url);
   setLinks();
 });
@@ -241,18 +266,25 @@ function drawPreview(result) {
   const css = getComputedStyle(document.documentElement);
   const color = (name, fallback) => css.getPropertyValue(name).trim() || fallback;
   const t = result.trades;
+  // SVG traces: WebGL ones compile shaders through eval, which the site's
+  // Content-Security-Policy forbids; at most 4000 points draw fast enough.
   const traces = [
-    { x: result.price.time, y: result.price.close, type: "scattergl", mode: "lines",
+    { x: result.price.time, y: result.price.close, type: "scatter", mode: "lines",
       name: `${result.symbol} close`, line: { color: color("--chart-price", "#334155"), width: 1 } },
-    { x: t.entry_time, y: t.entry_price, type: "scattergl", mode: "markers", name: "entries",
+    { x: t.entry_time, y: t.entry_price, type: "scatter", mode: "markers", name: "entries",
       marker: { symbol: "triangle-up", size: 9, color: color("--gain", "#12703a") } },
-    { x: t.exit_time, y: t.exit_price, type: "scattergl", mode: "markers", name: "exits",
+    { x: t.exit_time, y: t.exit_price, type: "scatter", mode: "markers", name: "exits",
       marker: { symbol: "triangle-down", size: 9, color: color("--loss", "#b42318") } },
   ];
+  // The page's colours (light or dark) on a transparent ground, as the run
+  // detail chart draws.
+  const axis = { gridcolor: color("--line", "#dde1e7"), color: color("--muted", "#596170") };
   window.Plotly.react($("preview-chart"), traces, {
     margin: { l: 60, r: 20, t: 10, b: 40 }, hovermode: "x unified",
-    xaxis: { type: "date" }, yaxis: { title: { text: "price" } },
+    xaxis: { type: "date", ...axis }, yaxis: { title: { text: "price" }, ...axis },
     legend: { orientation: "h" },
+    font: { family: getComputedStyle(document.body).fontFamily, color: color("--ink", "#16191f") },
+    paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
   }, { responsive: true, displaylogo: false });
   const metrics = $("preview-metrics");
   metrics.replaceChildren();
