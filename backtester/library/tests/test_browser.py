@@ -1,10 +1,12 @@
 # ruff: noqa: F811 (the shared fixtures are imported, then named as arguments)
-"""The strategy editor in headless Chromium: write, check, preview, save, run,
-edit, and the earlier run still replays the version it ran."""
+"""The strategy editor in headless Chromium: write, check, preview, save, run
+on the demo's 48 coins, sweep a parameter, edit, and the earlier run still
+replays the version it ran."""
 
 from __future__ import annotations
 
 import re
+import statistics
 from pathlib import Path
 
 import numpy as np
@@ -15,10 +17,13 @@ from backtester.runs.tests.test_browser import (  # noqa: F401 (fixtures)
     CHROMIUM,
     browser,
     demo_server,
+    number,
     page,
 )
 from prices.demo import DEMO_COINS, HOURS_PER_YEAR, coin_series
+from strategies.engine import run_many
 from strategies.registry import STRATEGIES
+from strategies.rules import compile_strategy
 from strategies.types import Bars
 
 pytestmark = [
@@ -29,7 +34,10 @@ pytestmark = [
 ]
 SHOTS = Path("/tmp/shots-editor")
 USER, PASSWORD = "trader", "a-long-test-password-17"
-COINS = 6
+COINS = 48
+# The sweep: fast over 5:15:5, slow at its default, on three coins.
+SWEPT = (5, 10, 15)
+SWEEP_COINS = ("BTC", "ETH", "SOL")
 KEY = "trend-cross"
 # Version 1, as first typed: line 5 calls a function that does not exist.
 TYPED = """\
@@ -53,7 +61,7 @@ MISTAKE = "line 5, col 27: unknown function 'smaa' (did you mean 'sma'?)"
 
 @pytest.fixture(scope="module")
 def server():
-    """Six demo coins over one year and a user who can save strategies."""
+    """The demo's 48 coins over one year and a user who can save strategies."""
     create = (
         "from django.contrib.auth.models import User; "
         f"User.objects.create_user({USER!r}, password={PASSWORD!r})"
@@ -74,6 +82,20 @@ def entries_of(exit_slow: int, symbol: str) -> list[float]:
     by the plain loop."""
     bars = demo_bars(symbol)
     return cross_entries(bars.open.tolist(), bars.close.tolist(), 12, 48, exit_slow)
+
+
+def median_return(fast: int) -> float:
+    """Return a sweep cell's median_return_pct for version 1 at ``fast`` (slow
+    48): each coin's total return from the engine on the compiled source, and
+    their median, as the sweep reduces a cell across coins."""
+    spec = compile_strategy(V1, key=KEY)
+    returns = [
+        run_many(demo_bars(s), [(spec, {"fast": fast, "slow": 48})])[0].metrics[
+            "total_return_pct"
+        ]
+        for s in SWEEP_COINS
+    ]
+    return statistics.median(returns)
 
 
 def rgb(css: str) -> tuple[float, ...]:
@@ -158,7 +180,7 @@ def test_write_check_preview_save_run_edit_and_replay(page, server):
     # Preview: the close with an entry and an exit marker per trade. The
     # default range is the coin's last year, the whole demo here.
     symbol = page.input_value("#preview-symbol")  # the first coin by symbol
-    assert symbol == "ADA"
+    assert symbol == "1INCH"
     page.click("#preview")
     page.wait_for_selector("#preview-chart .main-svg")
     figure = page.evaluate(
@@ -229,7 +251,7 @@ def test_write_check_preview_save_run_edit_and_replay(page, server):
     assert page.input_value("#param-slow") == "48"
     assert page.locator("#coin-list input").count() == COINS
     page.click("#run-button")
-    page.wait_for_selector("#summary:not([hidden])", timeout=60_000)
+    page.wait_for_selector("#summary:not([hidden])", timeout=180_000)
     assert page.inner_text("#progress-text").startswith(f"{COINS} / {COINS}")
     detail = page.get_attribute("#summary a", "href")
 
@@ -243,6 +265,46 @@ def test_write_check_preview_save_run_edit_and_replay(page, server):
     assert options == [*STRATEGIES, KEY]
     assert page.locator("#x-param option").all_inner_texts() == ["fast", "slow"]
     assert page.input_value("#y-param") == "slow"
+    # Sweep one parameter: fast over 5:15:5, slow at its default (one row).
+    page.select_option("#y-param", "")
+    assert page.is_disabled("#y-start")
+    for key, value in zip(("start", "stop", "step"), ("5", "15", "5"), strict=True):
+        page.fill(f"#x-{key}", value)
+    page.click("#coins-none")
+    for coin in SWEEP_COINS:
+        page.check(f"#coin-list input[value='{coin}']")
+    assert page.inner_text("#coin-count") == f"{len(SWEEP_COINS)} of {COINS}"
+    page.click("#run-button")
+    page.wait_for_function(
+        "() => document.getElementById('progress-text').textContent.includes('done')",
+        timeout=60_000,
+    )
+    assert page.inner_text("#progress-text").startswith("3 / 3 ")
+    page.wait_for_selector("#heatmap-canvas[data-drawn='3']")
+    # Each cell's median return, as listed, against the engine run here on
+    # the same bars; best first.
+    expected_cells = {fast: median_return(fast) for fast in SWEPT}
+    listed = page.locator("#best-list li").all_inner_texts()
+    ranking = sorted(SWEPT, key=lambda f: -expected_cells[f])
+    assert [t.split(" ")[0] for t in listed] == [f"fast={f}" for f in ranking]
+    for text, fast in zip(listed, ranking, strict=True):
+        shown = number(text.split(": ")[-1].rstrip("%"))
+        assert abs(shown - expected_cells[fast]) <= 0.005 + 1e-9, (text, fast)
+    # One cell opened: its coins, and its stored median to full precision.
+    page.locator("#best-list li button", has_text="fast=10").click()
+    page.wait_for_selector("#cell-coins tbody tr")
+    assert page.inner_text("#cell-title") == "fast=10"
+    assert sorted(page.locator("#cell-coins tbody th").all_inner_texts()) == sorted(
+        SWEEP_COINS
+    )
+    stored = page.get_attribute("#sweep-summary a", "href")  # /sweeps/ID/
+    index = page.get_attribute("#best-list li button:has-text('fast=10')", "data-index")
+    cell = page.evaluate(
+        "async (url) => (await fetch(url)).json()", f"{stored}cells/{index}/"
+    )
+    assert cell["done"] and cell["metrics"]["coins"] == len(SWEEP_COINS)
+    assert abs(cell["metrics"]["median_return_pct"] - expected_cells[10]) < 1e-9
+    assert (page.errors, page.csp_violations) == ([], [])
 
     # Edit by keyboard: a changed rule, saved with Enter as version 2.
     page.goto(f"{server}/strategies/{KEY}/edit")
