@@ -361,6 +361,26 @@ def test_write_check_preview_save_run_edit_and_replay(page, server):
     assert page.inner_text("#trades-page").endswith(f" \u00b7 {expected} trades")
     assert (page.errors, page.csp_violations) == ([], [])
 
+    # The sweep ran version 1 too: a coin of its fast=10 cell, opened as a
+    # run after the edit, trades as version 1 does (the plain loop).
+    page.goto(f"{server}{stored}")
+    page.locator("#best-list li button", has_text="fast=10").click()
+    page.wait_for_selector("#cell-coins tbody tr")
+    coin = SWEEP_COINS[0]
+    opened = page.locator(f"#cell-coins tbody tr:has(th:text-is('{coin}'))")
+    opened.locator("button", has_text="Open run").click()
+    page.wait_for_url(re.compile(r"/runs/\d+/\?symbol="))
+    page.click(f"#results tbody th a:text-is('{coin}')")
+    page.wait_for_selector("#charts[data-loaded]")
+    bars = demo_bars(coin)
+    v1_trades = len(cross_entries(bars.open.tolist(), bars.close.tolist(), 10, 48, 48))
+    assert v1_trades != len(
+        cross_entries(bars.open.tolist(), bars.close.tolist(), 10, 48, 96)
+    )
+    shown = int(page.inner_text("[data-metric='num_trades']").replace(",", ""))
+    assert shown == v1_trades
+    assert (page.errors, page.csp_violations) == ([], [])
+
     # The list shows version 2; Delete looks dangerous and asks first.
     page.goto(f"{server}/strategies/")
     row = page.locator(f"#own-strategies tr:has(a:text-is('{KEY}'))")
