@@ -71,10 +71,11 @@ class PortfolioSweepSpec:
     objective: str = DEFAULT_OBJECTIVE
 
 
-def _refuse(name: str) -> None:
+def _refuse(name: str, within: str = "") -> None:
+    """Refuse what a portfolio cannot do, named where it was given."""
     if name in REFUSED:
-        problem = f"not for a portfolio; {REFUSED[name]}"
-        raise RequestError(f"{name}: {problem}", name)
+        where = f"{within}.{name}" if within else name
+        raise RequestError(f"{where}: not for a portfolio; {REFUSED[name]}", where)
 
 
 def _positions_axis(axis: object) -> list[int]:
@@ -99,22 +100,26 @@ def _positions_axis(axis: object) -> list[int]:
     return checked
 
 
+def _where(name: str, grid: Mapping, params: Mapping) -> str:
+    """Return the request field a setting came from (a stop may be top level)."""
+    if name in grid:
+        return f"grid.{name}"
+    if name in params:
+        return f"params.{name}"
+    return name if name in STOP_FIELDS else "grid"
+
+
 def _strategy_combinations(
-    strategy: str, grid: Mapping, fixed: dict
+    strategy: str, grid: Mapping, params: Mapping, stops: Mapping
 ) -> tuple[dict[str, list], list[dict], int]:
     """Return the strategy axes, their valid combinations and the skipped count."""
+    fixed = {**stops, **params}
     if grid:
         try:
             expanded = grid_expand(strategy, grid, fixed)
         except ParamError as exc:
             name, message = exc.errors[0]
-            where = (
-                f"grid.{name}"
-                if name in grid
-                else f"params.{name}"
-                if name in fixed
-                else "grid"
-            )
+            where = _where(name, grid, params)
             raise RequestError(f"{where}: {message}", where) from None
         except ValueError as exc:
             raise RequestError(f"grid: {exc}", "grid") from None
@@ -128,7 +133,8 @@ def _strategy_combinations(
         risk = {k: getattr(validate_risk(risk), k) for k in risk}
     except ParamError as exc:
         name, message = exc.errors[0]
-        raise RequestError(f"params.{name}: {message}", f"params.{name}") from None
+        where = _where(name, grid, params)
+        raise RequestError(f"{where}: {message}", where) from None
     except ValueError as exc:
         raise RequestError(f"params: {exc}", "params") from None
     return {}, [{**full, **risk}], 0
@@ -152,8 +158,10 @@ def portfolio_sweep_spec(data: Mapping) -> PortfolioSweepSpec:
     params = data.get("params") or {}
     if not isinstance(params, Mapping):
         raise RequestError("params: expected an object", "params")
-    for name in [*grid, *params]:
-        _refuse(name)
+    for name in grid:
+        _refuse(name, "grid")
+    for name in params:
+        _refuse(name, "params")
     objective = data.get("objective") or DEFAULT_OBJECTIVE
     if objective not in PORTFOLIO_OBJECTIVES:
         raise RequestError(
@@ -170,10 +178,10 @@ def portfolio_sweep_spec(data: Mapping) -> PortfolioSweepSpec:
         positions = _positions_axis(grid[MAX_POSITIONS_KEY])
     else:
         positions = [base.max_positions]
-    fixed = {k: data[k] for k in STOP_FIELDS if data.get(k) is not None}
-    fixed.update(params)
+    stops = {k: data[k] for k in STOP_FIELDS if data.get(k) is not None}
+    fixed = {**stops, **params}
     rest = {k: v for k, v in grid.items() if k != MAX_POSITIONS_KEY}
-    axes, combos, skipped = _strategy_combinations(base.strategy, rest, fixed)
+    axes, combos, skipped = _strategy_combinations(base.strategy, rest, params, stops)
     total = len(positions) * (len(combos) + skipped)
     if total > MAX_COMBINATIONS:
         raise RequestError(
