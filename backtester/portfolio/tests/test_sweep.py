@@ -207,3 +207,33 @@ def test_portfolio_flags_need_portfolio(coins):
 def test_saved_strategy_versions_are_refused(coins):
     with pytest.raises(CommandError, match="built-in strategy"):
         command("sweep", "--portfolio", "--strategy", "mine@2", "--grid", "fast=5")
+
+
+def test_a_stop_axis_matches_the_stop_flag(coins):
+    cells = sweep_json(
+        "--portfolio", "--strategy", "ema_crossover", "--param", "fast=5",
+        "--param", "slow=20", "--grid", "stop_loss_pct=2,6", "--max-positions", "2",
+    )["cells"]  # fmt: skip
+    assert [c["params"]["stop_loss_pct"] for c in cells] == [2, 6]
+    for cell in cells:
+        single = json.loads(
+            command(
+                "backtest",
+                "--portfolio",
+                "--strategy",
+                "ema_crossover",
+                "--param",
+                "fast=5",
+                "--param",
+                "slow=20",
+                "--max-positions",
+                "2",
+                "--stop-loss",
+                str(cell["params"]["stop_loss_pct"]),
+                "--format",
+                "json",
+                "--no-save",
+            )  # fmt: skip
+        )["portfolio"]["metrics"]
+        assert {k: v for k, v in cell.items() if k != "params"} == single
+    assert cells[0]["final_equity"] != cells[1]["final_equity"]
