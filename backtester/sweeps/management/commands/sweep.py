@@ -8,6 +8,12 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from backtester.execution.handles import RunnerBusy
 from backtester.library.checking import SourceRefused
 from backtester.library.files import key_version
+from backtester.portfolio.sweep_cli import (
+    add_portfolio_sweep_arguments,
+    portfolio_only,
+    portfolio_sweep_command,
+    stop_fields,
+)
 from backtester.runs.management.commands.backtest import (
     _logs_to_stderr,
     _Progress,
@@ -112,8 +118,9 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--objective",
-            default="median_return_pct",
-            help="What 'best' means: " + ", ".join(OBJECTIVES) + ".",
+            help="What 'best' means: "
+            + ", ".join(OBJECTIVES)
+            + " (default median_return_pct; with --portfolio see its README section).",
         )
         parser.add_argument(
             "--walk-forward",
@@ -130,6 +137,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--format", default="table", help="table (default), json or csv."
         )
+        add_portfolio_sweep_arguments(parser)
 
     def handle(self, *args, **options) -> None:
         fmt = options["format"]
@@ -169,7 +177,13 @@ class Command(BaseCommand):
             "fee": options["fee"],
             "slippage_bps": options["slippage_bps"],
             "objective": options["objective"],
+            **stop_fields(options),
         }
+        portfolio_only(options)
+        if options["portfolio"]:
+            if options["walk_forward"] is not None:
+                raise CommandError("--walk-forward: not with --portfolio")
+            return portfolio_sweep_command(self, request, options, message=_cli_message)
         try:
             spec = sweep_spec(request, trusted=True)
             coins = run_coins(spec)
