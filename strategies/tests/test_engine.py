@@ -539,7 +539,7 @@ def test_bad_arguments_name_the_argument():
         ({"fee": float("nan")}, "fee"),
         ({"slippage_bps": None}, "slippage_bps"),
         ({"slippage_bps": -1}, "slippage_bps"),
-        ({"interval": "5m"}, "interval"),
+        ({"interval": "2h"}, "interval"),
         ({"interval": ["1h"]}, "interval"),
         ({"initial_equity": 0}, "initial_equity"),
     ]:

@@ -240,7 +240,7 @@ def test_compute_metrics_keys_types_and_json():
     assert metrics["final_equity"] == 104.0
     json.dumps(metrics, allow_nan=False)
     with pytest.raises(KeyError):
-        m.compute_metrics(equity, trades, position, equity, interval="5m")
+        m.compute_metrics(equity, trades, position, equity, interval="2h")
 
 
 def test_real_ftt_gap_calendar_against_bar_cagr(real_data_dir):
