@@ -187,8 +187,10 @@ def _windows(axis: np.ndarray, train: int, test: int, folds: int | None) -> list
     if folds is not None:
         count = min(count, folds)
     if count < 1:
+        # Blame the size that alone cannot fit; when both fit alone, their sum.
+        too_big = "test_bars" if test >= len(axis) and train < len(axis) else None
         raise _fail(
-            "train_bars",
+            too_big or "train_bars",
             f"{train} train + {test} test bars do not fit in the {len(axis)} bars "
             "of the range",
         )

@@ -24,7 +24,7 @@ from backtester.execution.failures import failure_reason
 from backtester.execution.handles import ResultRow, RunHandle, RunnerBusy
 from backtester.execution.pool import get_runner
 from backtester.runs import events
-from backtester.runs.messages import parse_message
+from backtester.runs.messages import parse_message, record_id
 from backtester.runs.models import BacktestRun
 from backtester.runs.selectors import results_by_seq, run_get
 from backtester.runs.services import (
@@ -116,6 +116,16 @@ class BacktestConsumer(SweepConsumerMixin, AsyncJsonWebsocketConsumer):
         except RequestError as exc:
             await self.send_json(events.error(exc.message, exc.field))
             return
+        try:
+            await self._dispatch(content)
+        except Exception:
+            # A defect, not the client's fault: logged in full, the socket stays.
+            logger.exception("could not handle a %r message", content.get("type"))
+            await self.send_json(
+                events.error("the server could not handle that message")
+            )
+
+    async def _dispatch(self, content: dict) -> None:
         kind = content.get("type")
         if kind in ("run", "sweep") and (self.handle or self.sweep_id is not None):
             busy = "a run" if self.handle else "a sweep"
@@ -219,11 +229,10 @@ class BacktestConsumer(SweepConsumerMixin, AsyncJsonWebsocketConsumer):
     async def _attach(self, content: dict) -> None:
         """Follow a run started earlier (a reload, a dropped connection): its
         stored results first, then the live ones, then its end."""
-        run_id = content.get("run_id")
-        if isinstance(run_id, bool) or not isinstance(run_id, int):
-            await self.send_json(
-                events.error("run_id: expected a run number", "run_id")
-            )
+        try:
+            run_id = record_id(content, "run_id", "run")
+        except RequestError as exc:
+            await self.send_json(events.error(exc.message, exc.field))
             return
         if self.handle is not None or self.run_id is not None:
             await self.send_json(
@@ -375,7 +384,11 @@ class BacktestConsumer(SweepConsumerMixin, AsyncJsonWebsocketConsumer):
 
     async def _resend(self, content: dict) -> None:
         run_id, seqs = content.get("run_id"), content.get("seqs")
-        if isinstance(run_id, bool) or run_id not in self.runs:
+        if (
+            not isinstance(run_id, int)
+            or isinstance(run_id, bool)
+            or (run_id not in self.runs)
+        ):
             await self.send_json(
                 events.error("resend: run_id names no run of this connection", "run_id")
             )

@@ -26,6 +26,7 @@ from backtester.execution.handles import RunnerBusy
 from backtester.execution.pool import get_runner
 from backtester.execution.sweeping import sweeps_admit, sweeps_owned
 from backtester.runs import events as run_events
+from backtester.runs.messages import record_id
 from backtester.runs.services import run_coins, run_owner_key
 from backtester.runs.validation import RequestError
 from backtester.sweeps import events
@@ -58,7 +59,9 @@ class SweepConsumerMixin:
         # Sweeps outlive their socket: one user may not fill the server.
         owner = run_owner_key(self.scope.get("user"), scope_client_ip(self.scope))
         try:
-            sweeps_admit(owner)
+            # In a thread: the first job creates the runner, whose signal reads
+            # the database.
+            await database_sync_to_async(sweeps_admit)(owner)
         except RunnerBusy as exc:
             await self.send_json(run_events.error(str(exc)))
             return
@@ -146,11 +149,10 @@ class SweepConsumerMixin:
     async def attach_sweep(self, content: dict) -> None:
         """Follow a sweep started earlier: its finished cells, then the live
         ones, then its end (at once if it has ended)."""
-        sweep_id = content.get("sweep_id")
-        if isinstance(sweep_id, bool) or not isinstance(sweep_id, int):
-            await self.send_json(
-                run_events.error("sweep_id: expected a sweep number", "sweep_id")
-            )
+        try:
+            sweep_id = record_id(content, "sweep_id", "sweep")
+        except RequestError as exc:
+            await self.send_json(run_events.error(exc.message, exc.field))
             return
         if self.sweep_id is not None:
             await self.send_json(
