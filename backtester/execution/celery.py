@@ -33,7 +33,6 @@ from backtester.execution.handles import (
     Publish,
     ResultRow,
     RunHandle,
-    RunnerBusy,
     Slot,
     SweepHandle,
 )
@@ -198,20 +197,20 @@ class CeleryExecutor:
     # --- sweeps ---------------------------------------------------------------
 
     def submit_sweep(
-        self, *, plan: Any, coins: Sequence[Cryptocurrency], publish: Publish
+        self,
+        *,
+        plan: Any,
+        coins: Sequence[Cryptocurrency],
+        publish: Publish,
+        slot: Slot | None = None,
     ) -> SweepHandle:
         """Start a sweep's tasks (one per block of combinations and group of
-        SWEEP_TASK_COINS coins) in the background; RunnerBusy when the process
-        has as many runs and sweeps as BACKTEST_MAX_QUEUED_RUNS."""
-        runner = get_runner()
+        SWEEP_TASK_COINS coins) in the background, in the place ``slot`` held;
+        RunnerBusy when the process has BACKTEST_MAX_QUEUED_RUNS jobs."""
         handle = SweepHandle(plan.sweep_id)
+        # Admission is the runner's, one count for every kind of job.
+        get_runner().admit(handle, slot, kind="sweep", job_id=plan.sweep_id)
         with self._lock:
-            busy = runner.active_runs + len(self._sweeps)
-            if busy >= runner.max_runs:
-                raise RunnerBusy(
-                    f"the server is busy with {busy} runs and sweeps; "
-                    "try again in a moment"
-                )
             self._sweeps[plan.sweep_id] = handle
         self._control.submit(self._drive_sweep, handle, plan, list(coins), publish)
         return handle
@@ -280,6 +279,7 @@ class CeleryExecutor:
             "sweep %s %s on workers in %.3fs", sweep_id, handle.status, handle.elapsed_s
         )
         connections.close_all()
+        get_runner().retire(sweep_id, "sweep")
         with self._lock:
             self._sweeps.pop(sweep_id, None)
         try:

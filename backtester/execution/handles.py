@@ -43,6 +43,7 @@ class Slot:
     key: str
     runner: Any
     used: bool = False
+    kind: str = "run"  # what the place is for: "run", "sweep", "walk_forward"...
 
     def release(self) -> None:
         """Give the place back unused (the job was never submitted)."""

@@ -24,10 +24,9 @@ from backtester.auth import scope_client_ip
 from backtester.execution import sweep_handle
 from backtester.execution.handles import RunnerBusy
 from backtester.execution.pool import get_runner
-from backtester.execution.sweeping import sweeps_admit, sweeps_owned
 from backtester.runs import events as run_events
 from backtester.runs.messages import record_id
-from backtester.runs.services import run_coins, run_owner_key
+from backtester.runs.services import run_admit, run_coins
 from backtester.runs.validation import RequestError
 from backtester.sweeps import events
 from backtester.sweeps.models import Sweep
@@ -56,18 +55,16 @@ class SweepConsumerMixin:
         except RequestError as exc:
             await self.send_json(run_events.error(exc.message, exc.field))
             return
-        # Sweeps outlive their socket: one user may not fill the server.
-        owner = run_owner_key(self.scope.get("user"), scope_client_ip(self.scope))
-        try:
-            # In a thread: the first job creates the runner, whose signal reads
-            # the database.
-            await database_sync_to_async(sweeps_admit)(owner)
-        except RunnerBusy as exc:
-            await self.send_json(run_events.error(str(exc)))
+        slot = await self.admit_job("sweep")
+        if slot is None:
             return
-        sweep = await database_sync_to_async(sweep_create)(
-            spec=spec, coins=coins, user=self.scope.get("user")
-        )
+        try:
+            sweep = await database_sync_to_async(sweep_create)(
+                spec=spec, coins=coins, user=self.scope.get("user")
+            )
+        except BaseException:
+            slot.release()
+            raise
         group = events.group(sweep.pk)
         await self.channel_layer.group_add(group, self.channel_name)
         self.sweep_id, self.sweep_seen = sweep.pk, set()
@@ -75,18 +72,35 @@ class SweepConsumerMixin:
         publish = publisher(self.channel_layer, group, asyncio.get_running_loop())
         try:
             self.sweep_handle = await database_sync_to_async(sweep_start)(
-                sweep=sweep, coins=coins, publish=publish
+                sweep=sweep, coins=coins, publish=publish, slot=slot
             )
-        except RunnerBusy as exc:
+        except RunnerBusy as exc:  # sweep_start removed the sweep
             await self.forget_sweep()
             await self.send_json(run_events.error(str(exc)))
             return
-        sweeps_owned(owner, self.sweep_handle)
+        except BaseException:
+            slot.release()  # a no-op once the executor took its place
+            raise
         await self.send_json(
             events.sweep_start(
                 sweep.pk, len(spec.combinations), spec.skipped, sweep.total, spec.axes
             )
         )
+
+    async def admit_job(self, kind: str):
+        """Return a place for a job of ``kind`` of this socket's user (the
+        count and throttle runs use), or send the refusal and return None."""
+        try:
+            # Before anything is written; in a thread, as the first job creates
+            # the runner, whose signal reads the database.
+            return await database_sync_to_async(run_admit)(
+                user=self.scope.get("user"),
+                address=scope_client_ip(self.scope),
+                kind=kind,
+            )
+        except RunnerBusy as exc:
+            await self.send_json(run_events.error(str(exc)))
+            return None
 
     async def start_walk_forward(self, content: dict) -> None:
         """Validate a walk-forward and compute it on the control threads; the
