@@ -140,6 +140,8 @@ class BacktestConsumer(SweepConsumerMixin, AsyncJsonWebsocketConsumer):
             await self.start_walk_forward(content)
         elif kind == "cancel" and self.sweep_id is not None:
             await self.cancel_sweep()
+        elif kind == "cancel" and self.handle is None and self.walk_forward_active():
+            await self.cancel_walk_forward()
         elif kind == "cancel":
             await self._cancel_run()
         elif kind == "resend":

@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from backtester.auth import scope_client_ip
 from backtester.execution import sweep_handle
-from backtester.execution.handles import RunnerBusy
+from backtester.execution.handles import JobHandle, RunnerBusy
 from backtester.execution.pool import get_runner
 from backtester.runs import events as run_events
 from backtester.runs.messages import record_id
@@ -34,6 +34,7 @@ from backtester.sweeps.selectors import sweep_attach_state
 from backtester.sweeps.services import sweep_create, sweep_start, sweeps_mark_stale
 from backtester.sweeps.validation import sweep_spec, walk_forward_spec
 from backtester.sweeps.walkforward import walk_forward_data, walk_forward_run
+from strategies.walkforward import Stopped
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ class SweepConsumerMixin:
     sweep_combinations = 0
     sweep_seen: set[int]
     walk_forward_task: asyncio.Task | None = None
+    walk_forward_handle: JobHandle | None = None
 
     async def start_sweep(self, content: dict, publisher) -> None:
         """Validate, store and start a sweep; reply ``sweep_start`` or ``error``."""
@@ -102,10 +104,15 @@ class SweepConsumerMixin:
             await self.send_json(run_events.error(str(exc)))
             return None
 
+    def walk_forward_active(self) -> bool:
+        """Return whether this socket's walk-forward is still computing."""
+        return self.walk_forward_task is not None and not self.walk_forward_task.done()
+
     async def start_walk_forward(self, content: dict) -> None:
-        """Validate a walk-forward and compute it on the control threads; the
-        result (or an error) arrives as one message when it is done."""
-        if self.walk_forward_task is not None and not self.walk_forward_task.done():
+        """Validate a walk-forward, admit it as a job (the caps and throttle of
+        runs and sweeps) and compute it on the control threads; the result (or
+        an error) arrives as one message when it is done."""
+        if self.walk_forward_active():
             await self.send_json(
                 run_events.error("a walk-forward is already running on this connection")
             )
@@ -116,17 +123,27 @@ class SweepConsumerMixin:
         except RequestError as exc:
             await self.send_json(run_events.error(exc.message, exc.field))
             return
+        slot = await self.admit_job("walk_forward")
+        if slot is None:
+            return
+        handle = JobHandle("walk_forward")
+        runner = get_runner()
+        runner.admit(handle, slot, kind="walk_forward", job_id=handle.job_id)
+        self.walk_forward_handle = handle
+        self.walk_forward_task = asyncio.create_task(
+            self._walk_forward(spec, coins, handle)
+        )
         await self.send_json(
             events.walk_forward_start(
                 len(spec.sweep.combinations), spec.sweep.skipped, spec.sweep.axes
             )
         )
-        self.walk_forward_task = asyncio.create_task(self._walk_forward(spec, coins))
 
-    async def _walk_forward(self, spec, coins) -> None:
+    async def _walk_forward(self, spec, coins, handle: JobHandle) -> None:
         began = time.perf_counter()
+        runner = get_runner()
 
-        def compute() -> dict:
+        def compute() -> dict | None:
             close_old_connections()
             try:
                 return walk_forward_data(
@@ -136,15 +153,32 @@ class SweepConsumerMixin:
                         folds=spec.folds,
                         train_bars=spec.train_bars,
                         test_bars=spec.test_bars,
+                        should_stop=handle.should_stop,
                     )
                 )
+            except Stopped:
+                return None
             finally:
                 connections.close_all()
+                # Counted until its thread is free again, cancelled or not.
+                runner.retire(handle.job_id, "walk_forward")
+                handle.done.set()
+
+        def never_ran(future) -> None:
+            if future.cancelled():  # cancelled while queued: compute never ran
+                runner.retire(handle.job_id, "walk_forward")
+                handle.done.set()
 
         try:
             # The control threads, not the consumer's: a walk-forward may take
             # seconds and the socket stays responsive meanwhile.
-            data = await asyncio.wrap_future(get_runner().submit_control(compute))
+            future = runner.submit_control(compute)
+        except Exception:
+            runner.retire(handle.job_id, "walk_forward")
+            raise
+        future.add_done_callback(never_ran)
+        try:
+            data = await asyncio.wrap_future(future)
         except RequestError as exc:
             await self.send_json(run_events.error(exc.message, exc.field))
             return
@@ -155,6 +189,8 @@ class SweepConsumerMixin:
                     f"the walk-forward failed: {type(exc).__name__}: {exc}"
                 )
             )
+            return
+        if data is None:  # stopped: ``cancel`` has answered already
             return
         await self.send_json(
             events.walk_forward_complete(data, time.perf_counter() - began)
@@ -230,8 +266,17 @@ class SweepConsumerMixin:
         await self.stop_sweep()
         await self.send_json(events.cancelled(sweep_id))
 
+    async def cancel_walk_forward(self) -> None:
+        """Stop this socket's walk-forward and say so at once (its thread ends
+        at the next coin it would start)."""
+        self.stop_walk_forward()
+        await self.send_json(events.walk_forward_cancelled())
+
     def stop_walk_forward(self) -> None:
-        """Drop a walk-forward's answer (the socket closed; nobody is left)."""
+        """Stop a walk-forward and drop its answer (cancelled, or the socket
+        closed: nobody is left to read it)."""
+        if self.walk_forward_handle is not None:
+            self.walk_forward_handle.cancel()
         if self.walk_forward_task is not None:
             self.walk_forward_task.cancel()
 
