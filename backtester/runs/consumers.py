@@ -30,6 +30,7 @@ from backtester.runs.selectors import results_by_seq, run_get
 from backtester.runs.services import (
     prices_warm,
     run_admit,
+    run_cancel_record,
     run_coins,
     run_create,
     run_discard,
@@ -302,7 +303,10 @@ class BacktestConsumer(SweepConsumerMixin, AsyncJsonWebsocketConsumer):
         # run: the client gets those it has not had yet, then ``cancelled``.
         # (Rows computed elsewhere - Celery workers - are read from the database.)
         rows = handle.published() or None
-        await self._end_run(run_id, events.cancelled(run_id), rows=rows)
+        # The record first, then its event: a page told "cancelled" that opens
+        # the history finds the run cancelled (or complete, had it just ended).
+        run = await database_sync_to_async(run_cancel_record)(run_id)
+        await self._end_run(run_id, _final_event(run), rows=rows)
 
     async def _stop_run(self) -> None:
         if self.handle is not None:

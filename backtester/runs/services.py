@@ -255,6 +255,17 @@ def run_start(
         raise
 
 
+def run_cancel_record(run_id: int) -> BacktestRun:
+    """Save an unfinished run as cancelled (its executor fills in the counts
+    when it stops) and return the run as saved: a run that had just finished
+    keeps its end."""
+    BacktestRun.objects.filter(
+        pk=run_id,
+        status__in=[BacktestRun.Status.QUEUED, BacktestRun.Status.RUNNING],
+    ).update(status=BacktestRun.Status.CANCELLED, finished_at=timezone.now())
+    return BacktestRun.objects.get(pk=run_id)
+
+
 def run_discard(run_id: int) -> None:
     """Remove a run that never started (its request was refused)."""
     BacktestRun.objects.filter(pk=run_id, results__isnull=True).delete()

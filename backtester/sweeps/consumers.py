@@ -31,7 +31,12 @@ from backtester.runs.validation import RequestError
 from backtester.sweeps import events
 from backtester.sweeps.models import Sweep
 from backtester.sweeps.selectors import sweep_attach_state
-from backtester.sweeps.services import sweep_create, sweep_start, sweeps_mark_stale
+from backtester.sweeps.services import (
+    sweep_create,
+    sweep_finish,
+    sweep_start,
+    sweeps_mark_stale,
+)
 from backtester.sweeps.validation import sweep_spec, walk_forward_spec
 from backtester.sweeps.walkforward import walk_forward_data, walk_forward_run
 from strategies.walkforward import Stopped
@@ -263,8 +268,16 @@ class SweepConsumerMixin:
                 )
             )
             return
-        await self.stop_sweep()
-        await self.send_json(events.cancelled(sweep_id))
+        self.sweep_handle.cancel()
+        # The record first, then its event, as every end: a page told
+        # "cancelled" that opens the history finds the sweep cancelled there
+        # (or complete, had it just ended; the executor keeps that record).
+        final = await database_sync_to_async(sweep_finish)(sweep_id, status="cancelled")
+        handler = {
+            "sweep.complete": self.sweep_complete,
+            "sweep.cancelled": self.sweep_cancelled,
+        }.get(final["type"], self.sweep_failed)
+        await handler(final)
 
     async def cancel_walk_forward(self) -> None:
         """Stop this socket's walk-forward and say so at once (its thread ends
