@@ -23,6 +23,7 @@ from typing import Any
 from django.db import close_old_connections, connections
 
 from backtester.execution import registry
+from backtester.execution.failures import failure_reason
 from backtester.execution.handles import Publish, Slot, SweepHandle
 from backtester.execution.pool import get_runner
 from prices.models import Cryptocurrency
@@ -166,7 +167,9 @@ def _drive(
         logger.exception("sweep %s failed", plan.sweep_id)
         handle.cancel()
         handle.status = "failed"
-        handle.error = f"{type(exc).__name__}: {exc}"
+        # The client reads the service at fault, never the exception's text
+        # (host names and ports); the log above has the rest.
+        handle.error = failure_reason(exc)
     handle.elapsed_s = time.perf_counter() - began
     handle.record_end()
     logger.info("sweep %s %s in %.3fs", plan.sweep_id, handle.status, handle.elapsed_s)

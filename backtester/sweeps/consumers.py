@@ -43,6 +43,12 @@ from strategies.walkforward import Stopped
 
 logger = logging.getLogger(__name__)
 
+# Seconds a finished sweep's last layer event may take before the consumer
+# ends the sweep itself from the handle (the layer may be gone: Redis down).
+END_GRACE = 1.0
+# How often that watch looks at the handle.
+WATCH_EVERY = 0.2
+
 
 class SweepConsumerMixin:
     """Sweep handling for an AsyncJsonWebsocketConsumer with ``_publisher``."""
@@ -53,6 +59,7 @@ class SweepConsumerMixin:
     sweep_seen: set[int]
     walk_forward_task: asyncio.Task | None = None
     walk_forward_handle: JobHandle | None = None
+    sweep_watch: asyncio.Task | None = None
 
     async def start_sweep(self, content: dict, publisher) -> None:
         """Validate, store and start a sweep; reply ``sweep_start`` or ``error``."""
@@ -88,11 +95,51 @@ class SweepConsumerMixin:
         except BaseException:
             slot.release()  # a no-op once the executor took its place
             raise
+        self.watch_sweep(sweep.pk)
         await self.send_json(
             events.sweep_start(
                 sweep.pk, len(spec.combinations), spec.skipped, sweep.total, spec.axes
             )
         )
+
+    def watch_sweep(self, sweep_id: int) -> None:
+        """Watch this process's handle of the sweep, in case its end never
+        comes through the layer."""
+        if self.sweep_handle is not None:
+            self.sweep_watch = asyncio.create_task(
+                self._watch_sweep(sweep_id, self.sweep_handle)
+            )
+
+    async def _watch_sweep(self, sweep_id: int, handle) -> None:
+        """End the sweep from its handle if the layer never brings its end:
+        the cells stored and not yet sent (from the database), then the end
+        its record says."""
+        try:
+            while not handle.done.is_set():
+                await asyncio.sleep(WATCH_EVERY)
+            await asyncio.sleep(END_GRACE)
+            if self.sweep_id != sweep_id:
+                return
+            logger.warning("sweep %s: its end never came through the layer", sweep_id)
+            try:
+                _, items = await database_sync_to_async(sweep_attach_state)(
+                    sweep_id, user=self.scope.get("user")
+                )
+            except Exception as exc:  # the end is told all the same
+                logger.warning("could not read sweep %s's cells: %r", sweep_id, exc)
+                items = []
+            await self.sweep_cells({"sweep_id": sweep_id, "cells": items})
+            await self.end_sweep(handle.final)
+        except asyncio.CancelledError:
+            pass
+
+    async def end_sweep(self, final: dict) -> None:
+        """Send a sweep's end from its layer event (complete, cancelled, failed)."""
+        handler = {
+            "sweep.complete": self.sweep_complete,
+            "sweep.cancelled": self.sweep_cancelled,
+        }.get(final.get("type"), self.sweep_failed)
+        await handler(final)
 
     async def admit_job(self, kind: str):
         """Return a place for a job of ``kind`` of this socket's user (the
@@ -234,6 +281,8 @@ class SweepConsumerMixin:
         self.sweep_combinations = len(sweep.combinations)
         # Cancellable from here when this process computes or watches it.
         self.sweep_handle = sweep_handle(sweep.pk)
+        if sweep.status in (Sweep.Status.QUEUED, Sweep.Status.RUNNING):
+            self.watch_sweep(sweep.pk)
         elapsed = sweep.elapsed_s
         if elapsed is None and sweep.started_at is not None:
             elapsed = (timezone.now() - sweep.started_at).total_seconds()
@@ -273,11 +322,7 @@ class SweepConsumerMixin:
         # "cancelled" that opens the history finds the sweep cancelled there
         # (or complete, had it just ended; the executor keeps that record).
         final = await database_sync_to_async(sweep_finish)(sweep_id, status="cancelled")
-        handler = {
-            "sweep.complete": self.sweep_complete,
-            "sweep.cancelled": self.sweep_cancelled,
-        }.get(final["type"], self.sweep_failed)
-        await handler(final)
+        await self.end_sweep(final)
 
     async def cancel_walk_forward(self) -> None:
         """Stop this socket's walk-forward and say so at once (its thread ends
@@ -299,6 +344,11 @@ class SweepConsumerMixin:
         await self.forget_sweep()
 
     async def forget_sweep(self) -> None:
+        if self.sweep_watch is not None and self.sweep_watch is not (
+            asyncio.current_task()
+        ):
+            self.sweep_watch.cancel()
+        self.sweep_watch = None
         if self.sweep_id is not None:
             await self.channel_layer.group_discard(
                 events.group(self.sweep_id), self.channel_name

@@ -74,3 +74,40 @@ async def test_a_cancelled_run_is_saved_before_its_cancelled_event(hold):
     assert run.status == "cancelled"
     hold.set()
     await socket.disconnect()
+
+
+async def test_a_sweep_whose_layer_is_gone_still_ends_for_its_client(monkeypatch):
+    """Redis went away mid-sweep: no event reaches the group any more, yet the
+    client gets the sweep's end (naming the service, no address) and the
+    record says the same."""
+    import redis
+
+    from backtester.runs import consumers as run_consumers
+
+    def broken(layer, group, loop):
+        def publish(event: dict) -> None:
+            raise redis.exceptions.ConnectionError(
+                "Error 111 connecting to 127.0.0.1:6379. Connection refused."
+            )
+
+        return publish
+
+    monkeypatch.setattr(run_consumers, "_publisher", broken)
+    await sync_to_async(make_coins)(["AAA", "BBB"], bars=300)
+    socket = await connect()
+    await socket.send_json_to(
+        {"type": "sweep", "strategy": "sma_crossover", "grid": {"fast": [5, 10]}}
+    )
+    start = await receive(socket)
+    assert start["type"] == "sweep_start"
+    messages = []
+    while (message := await receive(socket, timeout=15))["type"] == "cell":
+        messages.append(message)
+    assert message["type"] == "error" and message["sweep_id"] == start["sweep_id"]
+    assert "Redis is unavailable" in message["message"]
+    assert "127.0.0.1" not in message["message"]
+    sweep = await Sweep.objects.aget(pk=start["sweep_id"])
+    assert sweep.status == "failed" and sweep.error == "Redis is unavailable"
+    # Whatever was stored reached the client, from the database.
+    assert len(messages) == sweep.completed
+    await socket.disconnect()
