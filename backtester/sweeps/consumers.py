@@ -349,11 +349,15 @@ class SweepConsumerMixin:
         ):
             self.sweep_watch.cancel()
         self.sweep_watch = None
-        if self.sweep_id is not None:
-            await self.channel_layer.group_discard(
-                events.group(self.sweep_id), self.channel_name
-            )
+        sweep_id = self.sweep_id
         self.sweep_handle, self.sweep_id = None, None
+        if sweep_id is not None:
+            try:
+                await self.channel_layer.group_discard(
+                    events.group(sweep_id), self.channel_name
+                )
+            except Exception as exc:  # the group expires by itself
+                logger.info("could not leave sweep %s's group: %r", sweep_id, exc)
 
     # --- channel-layer events from the executor ---------------------------------
 
