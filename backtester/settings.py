@@ -274,6 +274,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     # many seconds (default 300): a worker killed holding it would otherwise
     # stop every other worker from restoring anything for five minutes.
     "unacked_mutex_expire": 10,
+    # Ten priority levels (0 taken first): runs ahead of sweeps, a sweep's
+    # early blocks ahead of another's late ones (execution/celery.py).
+    "priority_steps": list(range(10)),
 }
 # A task is acknowledged when it has finished, not when a worker takes it: a
 # worker killed mid-task leaves it to another worker (storing is idempotent).
