@@ -212,6 +212,10 @@ SWEEP_BLOCK = env.int("SWEEP_BLOCK", default=58)
 # and one set of state updates serve them all. Sweep S on 2 worker processes:
 # 1.8 s with 1 coin a task, 1.6 s with 6, 1.5 s with 12.
 SWEEP_TASK_COINS = env.int("SWEEP_TASK_COINS", default=12)
+# Backtests (combinations x coins) one user's active sweeps and walk-forwards
+# may add up to: 10,000 combinations on 48 coins is already 480,000, minutes of
+# every worker. 0: no cap.
+SWEEP_MAX_BACKTESTS = env.int("SWEEP_MAX_BACKTESTS", default=500_000)
 # Megabytes of price series each Celery worker process keeps from the shared
 # cache (48 coins x 5 years hourly: about 100 MB); 0 reads Redis every task.
 WORKER_PRICE_CACHE_MB = env.int("WORKER_PRICE_CACHE_MB", default=256)

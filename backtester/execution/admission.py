@@ -56,7 +56,8 @@ class Admission:
     ``_active``, ``_jobs`` and ``_pending``).
 
     ``_jobs`` maps each admitted job, ``(kind, id)``, to its key (whose it is;
-    "" for jobs started without a slot, such as the command line's);
+    "" for jobs started without a slot, such as the command line's), and
+    ``_sizes`` to its backtests when its slot gave them;
     ``_active`` keeps the handles of runs, which their pages cancel through.
     """
 
@@ -89,12 +90,16 @@ class Admission:
         """Return the kind of every job admitted or active (under the lock)."""
         return [k for k, _ in self._jobs] + [s.kind for s in self._pending]
 
-    def reserve(self, key: str, kind: str = "run") -> Slot:
+    def reserve(
+        self, key: str, kind: str = "run", *, size: int = 0, size_limit: int = 0
+    ) -> Slot:
         """Hold a place for a job of ``kind`` for ``key`` (a user) or raise
         RunnerBusy saying what is busy.
 
         Refused when the process has max_runs jobs of any kind active or
-        admitted, or when ``key`` already has per_key_limit() of them.
+        admitted, when ``key`` already has per_key_limit() of them, or when
+        ``size_limit`` is set and the ``size`` (backtests) of key's jobs would
+        pass it.
         """
         limit = self.per_key_limit()
         with self._lock:
@@ -116,7 +121,18 @@ class Admission:
                     f"you already have {held} (at most {limit} at a time); wait "
                     "for one to finish or cancel it"
                 )
-            slot = Slot(key=key, runner=self, kind=kind)
+            if size_limit > 0:
+                held = sum(
+                    self._sizes.get(job, 0)
+                    for job, owner in self._jobs.items()
+                    if owner == key
+                ) + sum(s.size for s in self._pending if s.key == key)
+                if held + size > size_limit:
+                    raise RunnerBusy(
+                        f"this {_word(kind, 1)} is {size:,} backtests and your "
+                        f"active jobs {held:,}; at most {size_limit:,} at a time"
+                    )
+            slot = Slot(key=key, runner=self, kind=kind, size=size)
             self._pending.append(slot)
         return slot
 
@@ -150,6 +166,8 @@ class Admission:
                         "try again in a moment"
                     )
             self._jobs[(kind, job_id)] = slot.key if slot is not None else ""
+            if slot is not None and slot.size:
+                self._sizes[(kind, job_id)] = slot.size
             if kind == "run":
                 self._active[job_id] = handle
 
@@ -157,5 +175,6 @@ class Admission:
         """Stop counting a job as active: it is over and announced."""
         with self._lock:
             self._jobs.pop((kind, job_id), None)
+            self._sizes.pop((kind, job_id), None)
             if kind == "run":
                 self._active.pop(job_id, None)

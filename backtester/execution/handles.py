@@ -45,6 +45,7 @@ class Slot:
     runner: Any
     used: bool = False
     kind: str = "run"  # what the place is for: "run", "sweep", "walk_forward"...
+    size: int = 0  # backtests it will compute, for a cap on a user's total
 
     def release(self) -> None:
         """Give the place back unused (the job was never submitted)."""

@@ -63,6 +63,7 @@ class Runner(Admission, RunDriving):
         # not yet submitted: a user's jobs are counted from admission, before
         # their database row exists, so a refused request never writes one.
         self._jobs: dict[tuple[str, object], str] = {}
+        self._sizes: dict[tuple[str, object], int] = {}
         self._pending: list[Slot] = []
         # Finished runs whose final record could not be saved (the database
         # was down): saved again by ``retry_unsaved``.

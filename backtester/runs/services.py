@@ -171,7 +171,14 @@ def _throttle_key(key: str, now: float) -> str:
     return f"{THROTTLE_PREFIX}:{key}:{int(now // THROTTLE_WINDOW_S)}"
 
 
-def run_admit(*, user=None, address: str | None = None, kind: str = "run") -> Slot:
+def run_admit(
+    *,
+    user=None,
+    address: str | None = None,
+    kind: str = "run",
+    size: int = 0,
+    size_limit: int = 0,
+) -> Slot:
     """Admit one more job (a run, or another ``kind``: "sweep",
     "walk_forward") of this user or raise RunnerBusy saying why not.
 
@@ -179,7 +186,8 @@ def run_admit(*, user=None, address: str | None = None, kind: str = "run") -> Sl
     job cap, a full server, or more than BACKTEST_RUNS_PER_MINUTE jobs of any
     kind started this minute) leaves no trace in the database. The returned
     slot goes to the job's start; release it if the job is not started after
-    all.
+    all. ``size`` and ``size_limit`` cap the backtests of the user's jobs (see
+    Admission.reserve).
     """
     key = run_owner_key(user, address)
     limit = settings.BACKTEST_RUNS_PER_MINUTE
@@ -197,7 +205,7 @@ def run_admit(*, user=None, address: str | None = None, kind: str = "run") -> Sl
             raise RunsThrottled(
                 f"too many {noun}: at most {limit} a minute; try again in {wait} s"
             )
-    slot = get_runner().reserve(key, kind)
+    slot = get_runner().reserve(key, kind, size=size, size_limit=size_limit)
     if limit > 0:
         try:
             # add() is a no-op when the counter exists; incr() is atomic in

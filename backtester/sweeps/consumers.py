@@ -17,6 +17,7 @@ import logging
 import time
 
 from channels.db import database_sync_to_async
+from django.conf import settings
 from django.db import close_old_connections, connections
 from django.utils import timezone
 
@@ -37,7 +38,11 @@ from backtester.sweeps.services import (
     sweep_start,
     sweeps_mark_stale,
 )
-from backtester.sweeps.validation import sweep_spec, walk_forward_spec
+from backtester.sweeps.validation import (
+    sweep_size_check,
+    sweep_spec,
+    walk_forward_spec,
+)
 from backtester.sweeps.walkforward import walk_forward_data, walk_forward_run
 from strategies.walkforward import Stopped
 
@@ -66,10 +71,11 @@ class SweepConsumerMixin:
         try:
             spec = sweep_spec(content)
             coins = await database_sync_to_async(run_coins)(spec)
+            size = sweep_size_check(spec, len(coins), settings.SWEEP_MAX_BACKTESTS)
         except RequestError as exc:
             await self.send_json(run_events.error(exc.message, exc.field))
             return
-        slot = await self.admit_job("sweep")
+        slot = await self.admit_job("sweep", size)
         if slot is None:
             return
         try:
@@ -141,9 +147,10 @@ class SweepConsumerMixin:
         }.get(final.get("type"), self.sweep_failed)
         await handler(final)
 
-    async def admit_job(self, kind: str):
-        """Return a place for a job of ``kind`` of this socket's user (the
-        count and throttle runs use), or send the refusal and return None."""
+    async def admit_job(self, kind: str, size: int = 0):
+        """Return a place for a job of ``kind`` and ``size`` backtests of this
+        socket's user (the count and throttle runs use, and the user's cap on
+        backtests), or send the refusal and return None."""
         try:
             # Before anything is written; in a thread, as the first job creates
             # the runner, whose signal reads the database.
@@ -151,6 +158,8 @@ class SweepConsumerMixin:
                 user=self.scope.get("user"),
                 address=scope_client_ip(self.scope),
                 kind=kind,
+                size=size,
+                size_limit=settings.SWEEP_MAX_BACKTESTS,
             )
         except RunnerBusy as exc:
             await self.send_json(run_events.error(str(exc)))
@@ -172,10 +181,14 @@ class SweepConsumerMixin:
         try:
             spec = walk_forward_spec(content)
             coins = await database_sync_to_async(run_coins)(spec.sweep)
+            # Each fold sweeps the grid on its train window.
+            size = sweep_size_check(
+                spec.sweep, len(coins), settings.SWEEP_MAX_BACKTESTS
+            )
         except RequestError as exc:
             await self.send_json(run_events.error(exc.message, exc.field))
             return
-        slot = await self.admit_job("walk_forward")
+        slot = await self.admit_job("walk_forward", size)
         if slot is None:
             return
         handle = JobHandle("walk_forward")

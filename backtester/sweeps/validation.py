@@ -141,6 +141,20 @@ def sweep_spec(data: Mapping) -> SweepSpec:
 MAX_BARS = 10_000_000
 
 
+def sweep_size_check(spec: SweepSpec, coins: int, limit: int) -> int:
+    """Return the sweep's backtests (combinations x coins), or raise
+    RequestError on ``grid`` when they pass ``limit`` (0: no limit)."""
+    size = len(spec.combinations) * coins
+    if limit > 0 and size > limit:
+        raise RequestError(
+            f"grid: {len(spec.combinations):,} combinations x {coins:,} coins is "
+            f"{size:,} backtests; at most {limit:,} at a time (fewer values or "
+            "fewer coins)",
+            "grid",
+        )
+    return size
+
+
 @dataclass(frozen=True)
 class WalkForwardSpec:
     """A validated walk-forward: a sweep's grid plus its fold sizes."""

@@ -130,3 +130,55 @@ async def test_sweeps_are_throttled_with_runs(settings, small_runner):
     assert "at most 2 a minute" in last["message"]
     assert await Sweep.objects.acount() == 2
     await communicator.disconnect()
+
+
+def test_a_users_backtests_in_active_sweeps_are_capped(settings):
+    settings.BACKTEST_MAX_RUNS_PER_USER = 8
+    runner = Runner(workers=1, max_runs=8)
+    first = runner.reserve("user:1", "sweep", size=300, size_limit=500)
+    with pytest.raises(
+        RunnerBusy,
+        match=r"this sweep is 300 backtests and your active jobs 300; at most 500",
+    ):
+        runner.reserve("user:1", "sweep", size=300, size_limit=500)
+    runner.reserve("user:2", "sweep", size=300, size_limit=500)  # another user
+    runner.admit(object(), first, kind="sweep", job_id=1)
+    with pytest.raises(RunnerBusy):  # admitted, it still counts
+        runner.reserve("user:1", "walk_forward", size=201, size_limit=500)
+    runner.reserve("user:1", "walk_forward", size=200, size_limit=500)
+    runner.retire(1, "sweep")
+    runner.reserve("user:1", "sweep", size=300, size_limit=500)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.asyncio
+async def test_sweeps_too_large_for_the_users_cap_are_refused(
+    settings,
+    small_runner,
+    gate,  # noqa: F811
+):
+    await sync_to_async(make_coins)(SYMBOLS, bars=400)
+    settings.BACKTEST_MAX_RUNS_PER_USER = 2
+    settings.SWEEP_MAX_BACKTESTS = 30
+    settings.SWEEP_FIRST_BLOCK = 1
+    settings.SWEEP_BLOCK = 1
+    grid = {"fast": [5, 10], "slow": [20, 30, 40, 50]}  # 8 x 3 coins: 24
+    first, second = await connect(), await connect()
+    await first.send_json_to({**SWEEP, "grid": grid})
+    assert (await receive(first))["type"] == "sweep_start"
+    await second.send_json_to({**SWEEP, "grid": grid})
+    refused = await receive(second)
+    assert refused["type"] == "error"
+    assert "24 backtests and your active jobs 24; at most 30" in refused["message"]
+    await second.send_json_to({**SWEEP, "grid": {"fast": "2:12:1"}})  # 11 x 3
+    too_large = await receive(second)
+    assert too_large["type"] == "error" and too_large["field"] == "grid"
+    assert (
+        "11 combinations x 3 coins is 33 backtests; at most 30"
+        in (too_large["message"])
+    )
+    assert await Sweep.objects.acount() == 1
+    await first.send_json_to({"type": "cancel"})
+    gate.opened.set()
+    await first.disconnect()
+    await second.disconnect()
