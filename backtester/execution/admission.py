@@ -23,6 +23,7 @@ NOUNS = {
     "run": ("run", "runs"),
     "sweep": ("sweep", "sweeps"),
     "walk_forward": ("walk-forward", "walk-forwards"),
+    "portfolio": ("portfolio run", "portfolio runs"),
 }
 
 
