@@ -66,6 +66,18 @@ class SweepConsumerMixin:
     walk_forward_handle: JobHandle | None = None
     sweep_watch: asyncio.Task | None = None
 
+    async def __call__(self, scope, receive, send) -> None:
+        """Run the consumer; however it ends, stop its walk-forward.
+
+        At shutdown daphne cancels every application instance without a
+        disconnect: the walk-forward's thread would go on, and the process
+        would wait for it before it exits.
+        """
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.stop_walk_forward()
+
     async def start_sweep(self, content: dict, publisher) -> None:
         """Validate, store and start a sweep; reply ``sweep_start`` or ``error``."""
         try:

@@ -131,6 +131,20 @@ async def test_closing_the_socket_stops_its_walk_forward(runner, slow):
     await _ends(slow, runner)
 
 
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.asyncio
+async def test_a_server_shutting_down_stops_walk_forwards(runner, slow):
+    """As daphne does at shutdown: the consumer's task is cancelled, with no
+    disconnect."""
+    await sync_to_async(make_coins)(["AAA"], bars=300)
+    socket = await connect()
+    await socket.send_json_to(WALK)
+    assert (await receive(socket))["type"] == "walk_forward_start"
+    assert await sync_to_async(slow.started.acquire)(timeout=10)
+    socket.future.cancel()
+    await _ends(slow, runner)
+
+
 def test_the_engine_asks_should_stop_before_every_coin_of_every_fold():
     bars = {s: Bars(*random_walk(400, seed=n)) for n, s in enumerate(("A", "B", "C"))}
     grid = {"fast": [5, 10], "slow": [20, 40]}
