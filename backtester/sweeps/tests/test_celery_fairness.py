@@ -59,6 +59,10 @@ async def test_a_one_coin_run_overtakes_a_large_sweeps_queued_tasks(
     sweep = await Sweep.objects.aget(pk=start["sweep_id"])
     assert sweep.status == "running", sweep.status
     assert sweep.completed < start["combinations"] // 2, sweep.completed
+    print(
+        f"\nfair sharing: the 1-coin run completed with {sweep.completed} of the "
+        f"sweep's {start['combinations']} cells done"
+    )
     await sweep_socket.send_json_to({"type": "cancel"})
     while (await receive(sweep_socket, 60))["type"] == "cell":
         pass
