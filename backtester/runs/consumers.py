@@ -26,7 +26,7 @@ from backtester.execution.pool import get_runner
 from backtester.library.checking import SourceRefused, strategy_check
 from backtester.portfolio.consumers import PortfolioConsumerMixin
 from backtester.runs import events
-from backtester.runs.messages import parse_message
+from backtester.runs.messages import parse_message, record_id
 from backtester.runs.models import BacktestRun
 from backtester.runs.replies import StoredResultsMixin
 from backtester.runs.selectors import results_by_seq, run_get
@@ -34,6 +34,7 @@ from backtester.runs.services import (
     prices_warm,
     run_admit,
     run_cached,
+    run_cancel_record,
     run_coins,
     run_create,
     run_discard,
@@ -124,6 +125,16 @@ class BacktestConsumer(
         except RequestError as exc:
             await self.send_json(events.error(exc.message, exc.field))
             return
+        try:
+            await self._dispatch(content)
+        except Exception:
+            # A defect, not the client's fault: logged in full, the socket stays.
+            logger.exception("could not handle a %r message", content.get("type"))
+            await self.send_json(
+                events.error("the server could not handle that message")
+            )
+
+    async def _dispatch(self, content: dict) -> None:
         kind = content.get("type")
         if kind in ("run", "sweep", "portfolio") and (
             self.handle or self.sweep_id is not None or self.portfolio_id is not None
@@ -144,6 +155,8 @@ class BacktestConsumer(
             await self.cancel_portfolio()
         elif kind == "cancel" and self.sweep_id is not None:
             await self.cancel_sweep()
+        elif kind == "cancel" and self.handle is None and self.walk_forward_active():
+            await self.cancel_walk_forward()
         elif kind == "cancel":
             await self._cancel_run()
         elif kind == "check_strategy":
@@ -255,11 +268,10 @@ class BacktestConsumer(
     async def _attach(self, content: dict) -> None:
         """Follow a run started earlier (a reload, a dropped connection): its
         stored results first, then the live ones, then its end."""
-        run_id = content.get("run_id")
-        if isinstance(run_id, bool) or not isinstance(run_id, int):
-            await self.send_json(
-                events.error("run_id: expected a run number", "run_id")
-            )
+        try:
+            run_id = record_id(content, "run_id", "run")
+        except RequestError as exc:
+            await self.send_json(events.error(exc.message, exc.field))
             return
         if self.handle is not None or self.run_id is not None:
             await self.send_json(
@@ -327,7 +339,10 @@ class BacktestConsumer(
         # run: the client gets those it has not had yet, then ``cancelled``.
         # (Rows computed elsewhere - Celery workers - are read from the database.)
         rows = handle.published() or None
-        await self._end_run(run_id, events.cancelled(run_id), rows=rows)
+        # The record first, then its event: a page told "cancelled" that opens
+        # the history finds the run cancelled (or complete, had it just ended).
+        run = await database_sync_to_async(run_cancel_record)(run_id)
+        await self._end_run(run_id, _final_event(run), rows=rows)
 
     async def _stop_run(self) -> None:
         if self.handle is not None:

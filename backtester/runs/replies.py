@@ -41,7 +41,11 @@ class StoredResultsMixin:
 
     async def _resend(self, content: dict) -> None:
         run_id, seqs = content.get("run_id"), content.get("seqs")
-        if isinstance(run_id, bool) or run_id not in self.runs:
+        if (
+            not isinstance(run_id, int)
+            or isinstance(run_id, bool)
+            or (run_id not in self.runs)
+        ):
             await self.send_json(
                 events.error("resend: run_id names no run of this connection", "run_id")
             )

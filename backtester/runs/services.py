@@ -207,13 +207,23 @@ def _throttle_key(key: str, now: float) -> str:
     return f"{THROTTLE_PREFIX}:{key}:{int(now // THROTTLE_WINDOW_S)}"
 
 
-def run_admit(*, user=None, address: str | None = None) -> Slot:
-    """Admit one more run of this user or raise RunnerBusy saying why not.
+def run_admit(
+    *,
+    user=None,
+    address: str | None = None,
+    kind: str = "run",
+    size: int = 0,
+    size_limit: int = 0,
+) -> Slot:
+    """Admit one more job (a run, or another ``kind``: "sweep",
+    "walk_forward") of this user or raise RunnerBusy saying why not.
 
     Call it before anything is written: a refused request (the user's active
-    run cap, a full server, or more than BACKTEST_RUNS_PER_MINUTE runs started
-    this minute) leaves no trace in the database. The returned slot goes to
-    run_start; release it if the run is not started after all.
+    job cap, a full server, or more than BACKTEST_RUNS_PER_MINUTE jobs of any
+    kind started this minute) leaves no trace in the database. The returned
+    slot goes to the job's start; release it if the job is not started after
+    all. ``size`` and ``size_limit`` cap the backtests of the user's jobs (see
+    Admission.reserve).
     """
     key = run_owner_key(user, address)
     limit = settings.BACKTEST_RUNS_PER_MINUTE
@@ -227,10 +237,11 @@ def run_admit(*, user=None, address: str | None = None) -> Slot:
             started = 0
         if started >= limit:
             wait = THROTTLE_WINDOW_S - int(now % THROTTLE_WINDOW_S)
+            noun = "runs" if kind == "run" else "jobs"
             raise RunsThrottled(
-                f"too many runs: at most {limit} a minute; try again in {wait} s"
+                f"too many {noun}: at most {limit} a minute; try again in {wait} s"
             )
-    slot = get_runner().reserve(key)
+    slot = get_runner().reserve(key, kind, size=size, size_limit=size_limit)
     if limit > 0:
         try:
             # add() is a no-op when the counter exists; incr() is atomic in
@@ -286,6 +297,17 @@ def run_start(
             finished_at=timezone.now(),
         )
         raise
+
+
+def run_cancel_record(run_id: int) -> BacktestRun:
+    """Save an unfinished run as cancelled (its executor fills in the counts
+    when it stops) and return the run as saved: a run that had just finished
+    keeps its end."""
+    BacktestRun.objects.filter(
+        pk=run_id,
+        status__in=[BacktestRun.Status.QUEUED, BacktestRun.Status.RUNNING],
+    ).update(status=BacktestRun.Status.CANCELLED, finished_at=timezone.now())
+    return BacktestRun.objects.get(pk=run_id)
 
 
 def run_discard(run_id: int) -> None:

@@ -39,6 +39,7 @@ from backtester.runs.presenters import (
     summary_rows,
     tone,
 )
+from backtester.runs.query import QueryError, query_text
 from backtester.runs.selectors import (
     result_data,
     result_get,
@@ -175,7 +176,10 @@ def run_compare(request: HttpRequest) -> HttpResponse:
         raise Http404("no such runs")
     coins = sorted(set().union(*(r.symbols or [] for r in runs)))
     shared = [c for c in coins if all(c in (r.symbols or []) for r in runs)]
-    symbol = request.GET.get("symbol") or (shared or coins or [""])[0]
+    try:
+        symbol = query_text(request.GET, "symbol") or (shared or coins or [""])[0]
+    except QueryError as exc:
+        return _compare_error(request, exc.message)
     columns, series = [], []
     for run in runs:
         summary = run.summary or {}

@@ -8,7 +8,7 @@ the stitched out-of-sample equity down-sampled for a chart.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 import numpy as np
@@ -37,8 +37,10 @@ def walk_forward_run(
     folds: int | None,
     train_bars: int,
     test_bars: int,
+    should_stop: Callable[[], bool] | None = None,
 ) -> WalkForward:
-    """Run a walk-forward of the spec's grid; RequestError names a bad field."""
+    """Run a walk-forward of the spec's grid; RequestError names a bad field,
+    Stopped (strategies.walkforward) ends it when ``should_stop()`` is true."""
     series = bars_load(
         coins=coins, start=spec.start, end=spec.end, interval=spec.interval
     )
@@ -59,6 +61,7 @@ def walk_forward_run(
             slippage_bps=spec.slippage_bps,
             interval=spec.interval,
             folds=folds,
+            should_stop=should_stop,
         )
     except ParamError as exc:
         name, message = exc.errors[0]
