@@ -53,6 +53,8 @@ INSTALLED_APPS = [
     "prices",
     "backtester.runs",
     "backtester.sweeps",
+    "backtester.portfolio",
+    "backtester.library",
 ]
 
 MIDDLEWARE = [
@@ -212,6 +214,10 @@ SWEEP_BLOCK = env.int("SWEEP_BLOCK", default=58)
 # and one set of state updates serve them all. Sweep S on 2 worker processes:
 # 1.8 s with 1 coin a task, 1.6 s with 6, 1.5 s with 12.
 SWEEP_TASK_COINS = env.int("SWEEP_TASK_COINS", default=12)
+# Backtests (combinations x coins) one user's active sweeps and walk-forwards
+# may add up to: 10,000 combinations on 48 coins is already 480,000, minutes of
+# every worker. 0: no cap.
+SWEEP_MAX_BACKTESTS = env.int("SWEEP_MAX_BACKTESTS", default=500_000)
 # Megabytes of price series each Celery worker process keeps from the shared
 # cache (48 coins x 5 years hourly: about 100 MB); 0 reads Redis every task.
 WORKER_PRICE_CACHE_MB = env.int("WORKER_PRICE_CACHE_MB", default=256)
@@ -227,6 +233,9 @@ BACKTEST_RUNS_PER_MINUTE = env.int("BACKTEST_RUNS_PER_MINUTE", default=20)
 # for BACKTEST_STALE_AFTER seconds (its server stopped) is marked failed.
 BACKTEST_HEARTBEAT = env.float("BACKTEST_HEARTBEAT", default=15.0)
 BACKTEST_STALE_AFTER = env.int("BACKTEST_STALE_AFTER", default=120)
+# Python modules that register strategies (strategies.registry.register) when
+# imported; every web process and Celery worker imports them at start-up.
+BACKTEST_STRATEGY_MODULES = env.list("BACKTEST_STRATEGY_MODULES", default=[])
 BACKTESTS_REQUIRE_LOGIN = env.bool("BACKTESTS_REQUIRE_LOGIN", default=False)
 if BACKTESTS_REQUIRE_LOGIN:
     # Every page needs a logged-in user except those marked login_not_required
@@ -274,6 +283,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     # many seconds (default 300): a worker killed holding it would otherwise
     # stop every other worker from restoring anything for five minutes.
     "unacked_mutex_expire": 10,
+    # Ten priority levels (0 taken first): runs ahead of sweeps, a sweep's
+    # early blocks ahead of another's late ones (execution/celery.py).
+    "priority_steps": list(range(10)),
 }
 # A task is acknowledged when it has finished, not when a worker takes it: a
 # worker killed mid-task leaves it to another worker (storing is idempotent).

@@ -4,6 +4,8 @@ from django.urls import include, path
 urlpatterns = [
     path("", include("backtester.runs.urls")),
     path("sweeps/", include("backtester.sweeps.urls")),
+    path("portfolio/", include("backtester.portfolio.urls")),
+    path("strategies/", include("backtester.library.urls")),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
 ]

@@ -60,7 +60,7 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def one_run(port: int) -> dict:
+def one_run(port: int, **extra: object) -> dict:
     from websockets.sync.client import connect
 
     with connect(
@@ -69,7 +69,7 @@ def one_run(port: int) -> dict:
         max_size=None,
     ) as ws:
         began = time.perf_counter()
-        ws.send(json.dumps({"type": "run", "strategies": "all"}))
+        ws.send(json.dumps({"type": "run", "strategies": "all", **extra}))
         first = None
         results = 0
         while True:
@@ -90,7 +90,40 @@ def one_run(port: int) -> dict:
                     "results": results,
                     "total": total,
                     "server_s": message["elapsed_s"],
+                    "cached_from": message.get("cached_from"),
                 }
+
+
+ENGINE = """
+import sys, time
+import django
+django.setup()
+from prices.models import Cryptocurrency
+from prices.selectors import bars_load
+from strategies.engine import run_many
+from strategies.registry import STRATEGIES
+from strategies.types import Bars
+coins = list(Cryptocurrency.objects.filter(is_active=True).order_by("symbol"))
+series = bars_load(coins=coins, start=None, end=None, interval="1h")
+jobs = [(key, {}) for key in STRATEGIES]
+best = float("inf")
+for _ in range(int(sys.argv[1]) + 1):
+    began = time.perf_counter()
+    for coin in coins:
+        run_many(Bars(*series[coin.symbol]), jobs)
+    best = min(best, time.perf_counter() - began)
+print(best)
+"""
+
+
+def engine_alone(env: dict, repeat: int) -> float:
+    """Return the best time of W through run_many alone on the same bars."""
+    done = subprocess.run(
+        [PY, "-c", ENGINE, str(repeat)],
+        cwd=ROOT, env={**env, "DJANGO_SETTINGS_MODULE": "backtester.settings"},
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return float(done.stdout.strip().splitlines()[-1])
 
 
 def report(label: str, runs: list[dict]) -> None:
@@ -142,16 +175,27 @@ def bench(env: dict, args: argparse.Namespace) -> None:
     )  # fmt: skip
     try:
         _wait_for_port(port, timeout=30)
-        one_run(port)  # imports, thread pool, DB connections: not part of the figure
-        cold, warm = [], []
+        # Imports, thread pool, DB connections: not part of the figures.
+        one_run(port, no_cache=True)
+        cold, warm, cached = [], [], []
         for _ in range(args.repeat):
             flush_redis(env["REDIS_URL"])
-            cold.append(one_run(port))
-            warm.append(one_run(port))
+            cold.append(one_run(port, no_cache=True))
+            warm.append(one_run(port, no_cache=True))
+            # The identical request again: answered from the stored results.
+            cached.append(one_run(port))
+        assert all(r["cached_from"] for r in cached), "the rerun was computed"
+        engine = engine_alone(env, args.repeat)
         print(f"websocket, daphne on PostgreSQL + Redis ({args.repeat} runs each):")
         report("  cold (empty cache)", cold)
         report("  warm (Redis cache)", warm)
+        report("  identical rerun", cached)
         print(f"  daphne peak RSS      {peak_rss_mb(server.pid):.0f} MB")
+        warm_all = statistics.median(r["all_ms"] for r in warm) / 1000
+        print(
+            f"engine alone (run_many, one thread, bars in memory): {engine:.3f} s; "
+            f"websocket warm / engine = {warm_all / engine:.2f}x"
+        )
     finally:
         server.terminate()
         server.wait(timeout=20)
@@ -162,11 +206,11 @@ def bench(env: dict, args: argparse.Namespace) -> None:
         began = time.perf_counter()
         done = subprocess.run(
             ["/usr/bin/time", "-f", "%M", PY, "manage.py", "backtest",
-             "--all-strategies", "--format", "json", "--no-save"],
+             "--all-strategies", "--format", "json", "--no-save", "--no-cache"],
             cwd=ROOT, env=env, capture_output=True, text=True, check=True,
         ) if Path("/usr/bin/time").exists() else subprocess.run(
             [PY, "manage.py", "backtest", "--all-strategies", "--format", "json",
-             "--no-save"],
+             "--no-save", "--no-cache"],
             cwd=ROOT, env=env, capture_output=True, text=True, check=True,
         )  # fmt: skip
         wall = time.perf_counter() - began

@@ -92,9 +92,9 @@ def measure(env: dict, label: str, workers: int, repeat: int) -> dict:
     try:
         _wait_for_port(port, timeout=30)
         # Untimed: imports, pools, connections, and the cache filled.
-        one_run(port)
+        one_run(port, no_cache=True)
         one_sweep(port)
-        runs = [one_run(port) for _ in range(repeat)]
+        runs = [one_run(port, no_cache=True) for _ in range(repeat)]
         sweeps = [one_sweep(port) for _ in range(repeat)]
         rss = {"daphne": peak_rss_mb(server.pid)}
         if worker is not None:

@@ -18,13 +18,25 @@ per block instead of one per backtest, and none for metrics nobody asked for.
 from __future__ import annotations
 
 import contextlib
-import math
 import threading
 from collections.abc import Collection, Mapping, Sequence
 
 import numpy as np
 
 from strategies import metrics as mx
+from strategies.bartime import Calendar, calendar_of
+from strategies.block_stats import (
+    DRAWDOWN_KEYS,
+    RETURN_KEYS,
+    SIDE_KEYS,
+    TRADE_STAT_KEYS,
+    drawdowns,
+    more_metrics,
+    return_stats,
+    side_stats,
+    trade_stats,
+    trade_table,
+)
 from strategies.kernels import scratch
 from strategies.metrics import METRIC_KEYS
 from strategies.registry import StrategySpec, is_builtin
@@ -32,17 +44,6 @@ from strategies.segments import SEGMENT_KEYS, CloseTables, Trades, segment_metri
 from strategies.signals import IndicatorCache
 from strategies.types import Bars, Metrics
 
-TRADE_STAT_KEYS = frozenset(
-    ("win_rate_pct", "profit_factor", "expectancy_pct", "avg_trade_pct",
-     "best_trade_pct", "worst_trade_pct", "avg_trade_duration")
-)  # fmt: skip
-_RETURN_KEYS = frozenset(("volatility_ann_pct", "sharpe", "sortino"))
-_DRAWDOWN_KEYS = frozenset(("max_drawdown_pct", "max_drawdown_duration", "calmar"))
-_SIDE_KEYS = frozenset(
-    ("long_trades", "short_trades", "win_rate_long_pct", "win_rate_short_pct",
-     "exit_reasons")
-)  # fmt: skip
-_BLOCK = 256  # bars per block in the drawdown scan, as in metrics.drawdown
 # Backtests per block: enough to spread the cost of each NumPy call, few
 # enough that a block's arrays stay in the CPU caches.
 ROWS = 8
@@ -125,6 +126,7 @@ def run_block(
     tables = CloseTables(bars.close) if jobs and wanted <= SEGMENT_KEYS else None
     per_block = ROWS if tables is None else SEGMENT_ROWS
     work = _work(min(per_block, len(jobs)), n)
+    calendar = calendar_of(bars.time, n, interval)
     # The fast path reads the built-ins' own parameters: never a rule program
     # that happens to carry a built-in's key.
     kind = _CROSSOVERS.get(spec.key) if is_builtin(spec) else None
@@ -156,10 +158,10 @@ def run_block(
                     held,
                     fee=fee,
                     slippage_bps=slippage_bps,
-                    interval=interval,
                     initial_equity=initial_equity,
                     keys=keys,
                     work=work,
+                    calendar=calendar,
                 )
             else:
                 laid = block_trades(
@@ -188,10 +190,10 @@ def block_metrics(
     *,
     fee: float,
     slippage_bps: float,
-    interval: str,
     initial_equity: float,
     keys: Collection[str] = METRIC_KEYS,
     work: Work,
+    calendar: Calendar,
 ) -> list[Metrics]:
     """Return the metrics of each row of ``held`` (B, n + 1): True where a
     position is held at a bar (the target of the bar before), with column 0
@@ -203,8 +205,7 @@ def block_metrics(
     rows, n = held.shape[0], held.shape[1] - 1
     close = bars.close
     # Annual figures count the calendar (see metrics): the same for every row.
-    periods = mx.periods_per_year(bars.time, interval)
-    years = mx.calendar_years(bars.time, n, interval)
+    periods, years = calendar.periods, calendar.years
     wanted = set(keys)
     laid = block_trades(bars, held, fee=fee, slippage_bps=slippage_bps,
                         initial_equity=initial_equity, work=work)  # fmt: skip
@@ -239,11 +240,11 @@ def block_metrics(
     equity[trade_row[is_open], n - 1] = cash_after[is_open]
 
     mean = std = downside = None
-    if wanted & _RETURN_KEYS and n > 1:
-        mean, std, downside = _return_stats(equity, "sortino" in wanted, work)
+    if wanted & RETURN_KEYS and n > 1:
+        mean, std, downside = return_stats(equity, "sortino" in wanted, work)
     lowest = longest = None
-    if wanted & _DRAWDOWN_KEYS:
-        lowest, longest = _drawdowns(equity, "max_drawdown_duration" in wanted)
+    if wanted & DRAWDOWN_KEYS:
+        lowest, longest = drawdowns(equity, "max_drawdown_duration" in wanted)
 
     if "exposure_pct" in wanted:
         held_bars = np.bincount(
@@ -252,14 +253,13 @@ def block_metrics(
     if wanted & TRADE_STAT_KEYS:
         # An exit at n (still open at the end) holds the last bar too, as
         # engine.simulate counts it.
-        table = _trade_table(growth, units, entry_price, exit_price,
+        table = trade_table(growth, units, entry_price, exit_price,
                              exits - entries, fee)  # fmt: skip
-    if wanted & _SIDE_KEYS:
+    if wanted & SIDE_KEYS:
         wins = np.bincount(trade_row[growth > 1.0], minlength=rows).tolist()
         open_rows = np.bincount(trade_row[is_open], minlength=rows).tolist()
     buy_hold = mx.buy_hold_return_pct(close)
-    missing, longest_gap = mx.gap_stats(bars.time, interval)
-    gaps = {"missing_bars": missing, "longest_gap_hours": longest_gap}
+    gaps = calendar.gap_metrics()
     finals = equity[:, -1].tolist()
     counts_of = trades.tolist()
     lows = None if lowest is None else lowest.tolist()
@@ -278,17 +278,17 @@ def block_metrics(
             found["max_drawdown_pct"] = (1.0 - lows[row]) * 100.0
         found["num_trades"] = counts_of[row]
         if not wanted.issubset(found):
-            _more_metrics(
+            more_metrics(
                 found, wanted, equity[row], row_mean, row_std, periods, years,
                 None if downside is None else float(downside[row]),
                 None if longest is None else int(longest[row]),
             )  # fmt: skip
             if "exposure_pct" in wanted:
                 found["exposure_pct"] = int(held_bars[row]) * 100.0 / n
-            if wanted & _SIDE_KEYS:
-                _side_stats(found, counts_of[row], wins[row], open_rows[row])
+            if wanted & SIDE_KEYS:
+                side_stats(found, counts_of[row], wins[row], open_rows[row])
             if wanted & TRADE_STAT_KEYS:
-                _trade_stats(found, table, bounds[row], bounds[row + 1])
+                trade_stats(found, table, bounds[row], bounds[row + 1])
         out.append({key: found[key] for key in METRIC_KEYS if key in wanted})
     return out
 
@@ -347,162 +347,3 @@ def block_trades(
     return Trades(rows, trades, trade_start, trade_row, entries, exits,
                   exit_index, is_open, entry_price, exit_price, growth, units,
                   cash_after)  # fmt: skip
-
-
-def _more_metrics(
-    found: Metrics,
-    wanted: set[str],
-    curve: np.ndarray,
-    mean: float | None,
-    std: float | None,
-    periods: float,
-    years: float,
-    downside: float | None,
-    longest: int | None,
-) -> None:
-    """Add the metrics beyond the sweep's own that need only the curve."""
-    cagr = mx.cagr_pct(curve, years)
-    found["cagr_pct"] = cagr
-    found["volatility_ann_pct"] = mx.volatility_ann_pct(std, periods)
-    if "max_drawdown_pct" in found:
-        found["calmar"] = mx.calmar(cagr, found["max_drawdown_pct"])
-    if longest is not None:
-        found["max_drawdown_duration"] = longest
-    found["final_equity"] = mx._num(curve[-1])
-    if "sortino" in wanted:
-        found["sortino"] = mx.sortino(mean, downside, periods)
-
-
-def _trade_table(
-    growth: np.ndarray,
-    units: np.ndarray,
-    entry_price: np.ndarray,
-    exit_price: np.ndarray,
-    bars_held: np.ndarray,
-    fee: float,
-) -> dict[str, np.ndarray]:
-    """Return the columns metrics.trade_stats reads, for every trade of the
-    block, computed element by element as the engine's trade table and
-    trade_stats compute them."""
-    returns = (growth - 1.0) * 100.0 / 100.0
-    fees = units * (entry_price + exit_price) * fee
-    pnl = units * (exit_price - entry_price) - fees
-    with np.errstate(divide="ignore", invalid="ignore"):
-        logs = np.log1p(returns)
-    return {"returns": returns, "pnl": pnl, "logs": logs, "bars_held": bars_held}
-
-
-def _trade_stats(
-    found: Metrics, table: dict[str, np.ndarray], first: int, end: int
-) -> None:
-    """Add metrics.trade_stats of the trades [first, end) of the block."""
-    if end == first:
-        found.update(dict.fromkeys(TRADE_STAT_KEYS))
-        return
-    returns = table["returns"][first:end]
-    pnl = table["pnl"][first:end]
-    gains, losses = float(pnl[pnl > 0].sum()), float(-pnl[pnl < 0].sum())
-    geometric = np.exp(table["logs"][first:end].mean()) - 1.0
-    found["win_rate_pct"] = float(np.count_nonzero(returns > 0) * 100.0 / len(returns))
-    found["profit_factor"] = mx._num(gains / losses) if losses > 0 else None
-    found["expectancy_pct"] = mx._num(returns.mean() * 100.0)
-    found["avg_trade_pct"] = mx._num(geometric * 100.0)
-    found["best_trade_pct"] = mx._num(returns.max() * 100.0)
-    found["worst_trade_pct"] = mx._num(returns.min() * 100.0)
-    found["avg_trade_duration"] = float(np.mean(table["bars_held"][first:end]))
-
-
-def _side_stats(found: Metrics, trades: int, wins: int, open_at_end: int) -> None:
-    """Add metrics.side_stats for long trades closed by a signal or at the end."""
-    found["long_trades"] = trades
-    found["short_trades"] = 0
-    found["win_rate_long_pct"] = wins * 100.0 / trades if trades else None
-    found["win_rate_short_pct"] = None
-    reasons = dict.fromkeys(mx.EXIT_REASONS, 0)
-    reasons["signal"] = trades - open_at_end
-    reasons["end"] = open_at_end
-    found["exit_reasons"] = reasons
-
-
-def _return_stats(
-    equity: np.ndarray, downside: bool, work: Work
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Return each row's mean, sample std and (if asked) downside deviation of
-    its bar returns, as metrics.mean_std and downside_deviation compute them."""
-    rows, n = equity.shape
-    returns = work.returns[:rows]
-    np.divide(equity[:, 1:], equity[:, :-1], out=returns)
-    returns -= 1.0
-    # A row reduction of a contiguous row sums pairwise exactly as the 1-D sum.
-    mean = returns.sum(axis=1)
-    mean /= n - 1
-    temp = work.temp[:rows]
-    np.subtract(returns, mean[:, None], out=temp)
-    # einsum over 2-D rows accumulates in another order than over 1-D: per row.
-    squares = np.array([mx._sum_of_squares(line) for line in temp])
-    std = np.sqrt(squares / (n - 2)) if n > 2 else np.full(rows, math.nan)
-    down = None
-    if downside:
-        np.minimum(returns, 0.0, out=temp)
-        losses = np.array([mx._sum_of_squares(line) for line in temp])
-        down = np.sqrt(losses / (n - 1))
-    return mean, std, down
-
-
-def _drawdowns(
-    equity: np.ndarray, durations: bool
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Return each row's lowest equity / running peak and (if asked) longest run
-    of bars below a previous peak, by metrics.drawdown's block scan."""
-    rows, n = equity.shape
-    blocks = n // _BLOCK
-    cut = blocks * _BLOCK
-    body = equity[:, :cut].reshape(rows, blocks, _BLOCK)
-    block_max = body.max(axis=2)
-    before = np.empty((rows, blocks + 1))
-    before[:, 0] = -np.inf
-    np.maximum.accumulate(block_max, axis=1, out=before[:, 1:])
-    prior = before[:, :blocks]
-    calm = block_max <= prior
-    lowest = np.full(rows, np.inf)
-    if calm.any():
-        ratio = np.full((rows, blocks), np.inf)
-        np.divide(body.min(axis=2), prior, out=ratio, where=calm)
-        np.minimum(lowest, ratio.min(axis=1), out=lowest)
-    # Blocks reaching the peak before them are scanned bar by bar.
-    touch_row, touch_block = np.nonzero(block_max >= prior)
-    scan = body[touch_row, touch_block]
-    peak = np.maximum.accumulate(scan, axis=1)
-    np.maximum(peak, prior[touch_row, touch_block][:, None], out=peak)
-    if len(touch_row):
-        np.minimum.at(lowest, touch_row, (scan / peak).min(axis=1))
-    high_rows, high_at = [], []
-    if durations:
-        hit, column = np.nonzero(scan >= peak)
-        high_rows.append(touch_row[hit])
-        high_at.append(touch_block[hit] * _BLOCK + column)
-    if n > cut:
-        tail = equity[:, cut:]
-        peak = np.maximum.accumulate(tail, axis=1)
-        np.maximum(peak, before[:, blocks][:, None], out=peak)
-        np.minimum(lowest, (tail / peak).min(axis=1), out=lowest)
-        if durations:
-            hit, column = np.nonzero(tail >= peak)
-            high_rows.append(hit)
-            high_at.append(cut + column)
-    if not durations:
-        return lowest, None
-    # Each row's bars at their peak in order; the longest gap between two of
-    # them, or after the last one, less one (metrics._longest_gap).
-    row_of = np.concatenate(high_rows)
-    at = np.concatenate(high_at)
-    order = np.lexsort((at, row_of))
-    row_of, at = row_of[order], at[order]
-    gap = np.empty(len(at), dtype=np.intp)
-    gap[:-1] = at[1:] - at[:-1]
-    last = np.ones(len(at), dtype=np.bool_)
-    last[:-1] = row_of[1:] != row_of[:-1]
-    gap[last] = n - at[last]
-    longest = np.zeros(rows, dtype=np.intp)
-    np.maximum.at(longest, row_of, gap)
-    return lowest, longest - 1

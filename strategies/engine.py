@@ -20,9 +20,10 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from strategies.bartime import PERIODS_PER_YEAR, calendar_of, trade_gaps
 from strategies.execution import simulate_risk
 from strategies.kernels import empty, frame, scratch
-from strategies.metrics import PERIODS_PER_YEAR, compute_metrics, trade_gaps
+from strategies.metrics import compute_metrics
 from strategies.registry import StrategySpec, get_strategy, validate_params
 from strategies.risk import Risk, validate_risk
 from strategies.signals import IndicatorCache
@@ -264,6 +265,8 @@ def run_many(
     ]
     buy_hold = bars.close * (initial_equity / bars.close[0])
     buy_hold.flags.writeable = False
+    # What depends on the bars alone is worked out once for all the jobs.
+    calendar = calendar_of(bars.time, len(bars.close), interval)
     results = []
     with scratch():
         cache = IndicatorCache(bars)
@@ -292,14 +295,18 @@ def run_many(
                         initial_equity=initial_equity,
                     )
                 # Bars missing while a trade was held: flagged in its "gap"
-                # column (the trade list shows it).
-                trades["gap"] = trade_gaps(
-                    trades["entry_time"],
-                    trades["exit_time"],
-                    trades["bars_held"],
-                    trades["closed_at_end"],
-                    interval,
-                )
+                # column (the trade list shows it). Where no two bars of the
+                # range are more than an interval apart, no trade can be.
+                if calendar.longest_gap_hours:
+                    trades["gap"] = trade_gaps(
+                        trades["entry_time"],
+                        trades["exit_time"],
+                        trades["bars_held"],
+                        trades["closed_at_end"],
+                        interval,
+                    )
+                else:
+                    trades["gap"] = np.zeros(len(trades["entry_time"]), np.bool_)
                 metrics = compute_metrics(
                     equity,
                     trades,
@@ -307,6 +314,7 @@ def run_many(
                     bars.close,
                     interval=interval,
                     time=bars.time,
+                    calendar=calendar,
                 )
             results.append(
                 BacktestResult(

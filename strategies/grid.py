@@ -15,9 +15,9 @@ import math
 import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, DecimalException, localcontext
 
-from strategies.params import ParamError, ParamSpec
+from strategies.params import ParamError, ParamSpec, brief, parse_decimal
 from strategies.registry import StrategySpec, get_strategy, validate_params
 from strategies.risk import validate_risk
 
@@ -46,6 +46,11 @@ RISK_KEYS = (
 
 AxisSpec = str | Mapping[str, object] | Sequence[object]
 
+# No parameter or risk setting reaches this: a larger bound is a typo, and
+# refusing it up front keeps the decimal arithmetic below finite.
+MAX_MAGNITUDE = Decimal(10) ** 15
+_SPECIAL = {"nan", "snan", "inf", "infinity"}
+
 
 # -- axes ----------------------------------------------------------------------
 
@@ -58,20 +63,27 @@ def _fail(name: str, message: str) -> ParamError:
 def _decimal(name: str, part: str, value: object) -> Decimal:
     """Return ``value`` as an exact decimal, or raise naming the axis and part."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real | str):
-        raise _fail(name, f"{part} must be a number, got {value!r}")
-    # repr of a float is its shortest round-trip form: 0.1 -> Decimal("0.1").
+        raise _fail(name, f"{part} must be a number, got {brief(value)}")
     if isinstance(value, str):
-        text = value.strip()
+        # Plain ASCII decimals only: Decimal() also reads "1_0", other
+        # scripts' digits and "NaN".
+        if parse_decimal(value) is None:
+            special = value.strip().lower().lstrip("+-") in _SPECIAL
+            kind = "a finite number" if special else "a number"
+            raise _fail(name, f"{part} must be {kind}, got {brief(value)}")
+        text = value.strip(" \t")
     elif isinstance(value, numbers.Integral):
+        if abs(int(value)) > MAX_MAGNITUDE:  # before str() of 5,000 digits
+            raise _fail(name, f"{part} must be at most {MAX_MAGNITUDE:.0e} in size")
         text = str(int(value))
+    elif not math.isfinite(float(value)):
+        raise _fail(name, f"{part} must be a finite number, got {brief(value)}")
     else:
+        # repr of a float is its shortest round-trip form: 0.1 -> Decimal("0.1").
         text = repr(float(value))
-    try:
-        number = Decimal(text)
-    except InvalidOperation:
-        raise _fail(name, f"{part} must be a number, got {value!r}") from None
-    if not number.is_finite():
-        raise _fail(name, f"{part} must be a finite number, got {value!r}")
+    number = Decimal(text)
+    if number.copy_abs() > MAX_MAGNITUDE:  # abs() would round: Overflow
+        raise _fail(name, f"{part} must be at most {MAX_MAGNITUDE:.0e} in size")
     return number
 
 
@@ -86,15 +98,27 @@ def _range(name: str, start: object, stop: object, step: object) -> list:
     last = _decimal(name, "stop", stop)
     size = _decimal(name, "step", step)
     if size <= 0:
-        raise _fail(name, f"step must be positive, got {step!r}")
+        raise _fail(name, f"step must be positive, got {brief(step)}")
     if last < first:
-        raise _fail(name, f"stop ({stop!r}) must not be below start ({start!r})")
-    count = int((last - first) // size) + 1
-    if count > MAX_COMBINATIONS:
         raise _fail(
-            name, f"{count:,} values; a grid may have at most {MAX_COMBINATIONS:,}"
+            name, f"stop ({brief(stop)}) must not be below start ({brief(start)})"
         )
-    values = [first + size * i for i in range(count)]
+    too_many = _fail(
+        name, f"too many values; a grid may have at most {MAX_COMBINATIONS:,}"
+    )
+    # Compared before dividing: a step of 1e-300 makes the quotient too long
+    # for any decimal context (DivisionImpossible).
+    if last - first >= size * MAX_COMBINATIONS:
+        raise too_many
+    try:
+        with localcontext() as context:
+            context.prec = 60  # exact for bounded values and a bounded count
+            count = int((last - first) // size) + 1
+            values = [first + size * i for i in range(count)]
+    except DecimalException:  # a guard: the bounds above keep this finite
+        raise too_many from None
+    if count > MAX_COMBINATIONS:
+        raise too_many
     if all(v == v.to_integral_value() for v in (first, size)):
         return [int(v) for v in values]
     return [float(v) for v in values]
@@ -103,12 +127,9 @@ def _range(name: str, start: object, stop: object, step: object) -> list:
 def _scalar(text: str) -> int | float | str:
     """Return a command-line value as an int, a float or the text itself."""
     text = text.strip()
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
+    # int() and float() would also read "1_0" and other scripts' digits.
+    number = parse_decimal(text)
+    return text if number is None else number
 
 
 def parse_axis(name: str, spec: AxisSpec) -> list:
@@ -128,7 +149,8 @@ def parse_axis(name: str, spec: AxisSpec) -> list:
         if len(parts) != 1 or not spec.strip():
             raise _fail(
                 name,
-                f"expected start:stop:step or a comma-separated list, got {spec!r}",
+                "expected start:stop:step or a comma-separated list, got "
+                + brief(spec),
             )
         values = [_scalar(part) for part in spec.split(",")]
     elif isinstance(spec, Mapping):
@@ -160,7 +182,7 @@ def parse_axis(name: str, spec: AxisSpec) -> list:
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, numbers.Real | str):
-            raise _fail(name, f"expected numbers or names, got {value!r}")
+            raise _fail(name, f"expected numbers or names, got {brief(value)}")
         if isinstance(value, str) and not value:
             raise _fail(name, "an empty value")
     _check_unique(name, values)
@@ -172,7 +194,7 @@ def _check_unique(name: str, values: list) -> None:
     seen: set = set()
     for value in values:
         if value in seen:
-            raise _fail(name, f"value {value!r} appears twice")
+            raise _fail(name, f"value {brief(value)} appears twice")
         seen.add(value)
 
 
@@ -221,7 +243,7 @@ def _coerce(spec: ParamSpec, value: object) -> int | float:
     """Return ``value`` coerced to the parameter, or raise ParamError naming it."""
     coerced, problem = spec.coerce(value)
     if problem:
-        raise _fail(spec.name, f"{problem} (value {value!r})")
+        raise _fail(spec.name, f"{problem} (value {brief(value)})")
     return coerced
 
 

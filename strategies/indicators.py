@@ -14,7 +14,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-from strategies.kernels import Windows, empty, linear_recursion, rolling_extreme
+from strategies.kernels import (
+    Windows,
+    empty,
+    linear_recursion,
+    linear_recursion_pair,
+    rolling_extreme,
+)
 
 
 class BBands(NamedTuple):
@@ -112,25 +118,51 @@ def donchian(high: np.ndarray, low: np.ndarray, n: int = 20) -> Donchian:
     return Donchian(donchian_high(high, n), donchian_low(low, n))
 
 
-def _recursive_average(values: np.ndarray, n: int, decay: float) -> np.ndarray:
-    """Return y[t] = (1-decay)*x[t] + decay*y[t-1], seeded with the mean of the
-    first ``n`` defined values at the n-th of them, NaN before that.
+def _seed(values: np.ndarray, n: int) -> tuple[int, float] | None:
+    """Return where a recursive average over ``values`` starts and its seed,
+    the mean of the first ``n`` defined values; None when it never starts.
 
     Leading NaNs are skipped (the MACD signal line starts where the MACD line
     does); a NaN inside the seed window leaves everything NaN.
     """
     length = len(values)
-    missing = np.isnan(values)
-    first = int(missing.argmin()) if length else 0
+    # Most series start defined (prices do): then no pass over them is needed
+    # to find where they start.
+    first = 0
+    if length and np.isnan(values[0]):
+        first = int(np.isnan(values).argmin())
     seed_at = first + n - 1
-    if seed_at >= length or missing[first : seed_at + 1].any():
-        out = empty(length)
-        out[:] = np.nan
-        return out
-    out = _nan_head(length, seed_at)
-    seed = float(values[first : seed_at + 1].mean())
+    if seed_at >= length or np.isnan(values[first : seed_at + 1]).any():
+        return None
+    return seed_at, float(values[first : seed_at + 1].mean())
+
+
+def _recursive_average(values: np.ndarray, n: int, decay: float) -> np.ndarray:
+    """Return y[t] = (1-decay)*x[t] + decay*y[t-1], seeded with the mean of the
+    first ``n`` defined values at the n-th of them, NaN before that (and
+    everywhere when the seed window holds a NaN)."""
+    start = _seed(values, n)
+    if start is None:
+        return _nan_head(len(values), len(values))
+    seed_at, seed = start
+    out = _nan_head(len(values), seed_at)
     linear_recursion(values[seed_at:], decay, seed, out[seed_at:])
     return out
+
+
+def _recursive_averages(
+    a: np.ndarray, b: np.ndarray, n: int, decay: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return _recursive_average of two series of one length, side by side
+    when both start at the same bar (kernels.linear_recursion_pair)."""
+    start_a, start_b = _seed(a, n), _seed(b, n)
+    if start_a is None or start_b is None or start_a[0] != start_b[0]:
+        return _recursive_average(a, n, decay), _recursive_average(b, n, decay)
+    seed_at = start_a[0]
+    out_a, out_b = _nan_head(len(a), seed_at), _nan_head(len(b), seed_at)
+    linear_recursion_pair(a[seed_at:], b[seed_at:], decay, start_a[1], start_b[1],
+                          out_a[seed_at:], out_b[seed_at:])  # fmt: skip
+    return out_a, out_b
 
 
 def ema(values: np.ndarray, n: int) -> np.ndarray:
@@ -155,10 +187,12 @@ def rsi(close: np.ndarray, n: int = 14) -> np.ndarray:
     change = empty(length - 1)
     np.subtract(close[1:], close[:-1], out=change)
     gain, loss = empty(length - 1), change
-    np.maximum(change, 0.0, out=gain)
+    # Against an array of zeros: NumPy's maximum with a scalar takes a slower
+    # loop than the fill and the comparison together.
+    gain.fill(0.0)
+    np.maximum(change, gain, out=gain)
     np.subtract(gain, change, out=loss)  # max(c, 0) - c = max(-c, 0), exactly
-    avg_gain = _recursive_average(gain, n, 1.0 - 1.0 / n)
-    avg_loss = _recursive_average(loss, n, 1.0 - 1.0 / n)
+    avg_gain, avg_loss = _recursive_averages(gain, loss, n, 1.0 - 1.0 / n)
     out = empty(length)
     out[0] = np.nan
     value = out[1:]
@@ -166,8 +200,11 @@ def rsi(close: np.ndarray, n: int = 14) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         np.divide(avg_gain, avg_loss, out=value)
     value *= 100.0
-    # 0/0: no movement at all over the averaging horizon.
-    np.copyto(value, 50.0, where=avg_loss == 0.0)
+    # 0/0: no movement at all over the averaging horizon (rare: the masked
+    # copy only runs when it happens).
+    still = avg_loss == 0.0
+    if still.any():
+        np.copyto(value, 50.0, where=still)
     return out
 
 

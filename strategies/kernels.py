@@ -33,6 +33,7 @@ _ALIGN = 64
 # series needs about 15 MB); an unusually long series gets its memory back.
 _KEEP_BYTES = 64 << 20
 _local = threading.local()
+_DTYPES: dict[object, np.dtype] = {}  # what ``empty`` was asked for -> its dtype
 
 
 class _Arena:
@@ -46,7 +47,12 @@ class _Arena:
         self.depth = 0
 
     def take(self, count: int, dtype: type) -> np.ndarray:
-        nbytes = count * np.dtype(dtype).itemsize
+        # A backtest takes a dozen arrays: what stands between them is this
+        # method's own time, so the dtype is looked up once per kind.
+        kind = _DTYPES.get(dtype)
+        if kind is None:
+            kind = _DTYPES[dtype] = np.dtype(dtype)
+        nbytes = count * kind.itemsize
         start = -(-self.offset // _ALIGN) * _ALIGN
         if start + nbytes > len(self.buffer):
             # Out of room: a new buffer for the rest of the session (views into
@@ -55,8 +61,9 @@ class _Arena:
             start = self.start()
         self.offset = start + nbytes
         self.live += nbytes + _ALIGN
-        self.peak = max(self.peak, self.live)
-        return self.buffer[start : start + nbytes].view(dtype)
+        if self.live > self.peak:
+            self.peak = self.live
+        return self.buffer[start : start + nbytes].view(kind)
 
     def start(self) -> int:
         """Return the first aligned offset of the buffer."""
@@ -178,36 +185,48 @@ class Windows:
         """Write the mean of each window of ``n`` values, by window start, to out."""
         spans = _binary_spans(n)
         size = len(out)
-        out[:] = self.mean(spans[0])[:size]
+        # The first merge reads the largest run's means where they are (out
+        # is its copy only when there is nothing to merge).
+        mean = self.mean(spans[0])[:size]
         count = spans[0]
-        if len(spans) > 1:
-            step = empty(size)
-            for span in spans[1:]:
-                np.subtract(self.mean(span)[count : count + size], out, out=step)
-                step *= span / (count + span)
-                out += step
-                count += span
+        if len(spans) == 1:
+            out[:] = mean
+            return
+        step = empty(size)
+        for span in spans[1:]:
+            np.subtract(self.mean(span)[count : count + size], mean, out=step)
+            step *= span / (count + span)
+            np.add(mean, step, out=out)
+            mean = out
+            count += span
 
     def rolling_var(self, n: int, mean: np.ndarray, var: np.ndarray) -> None:
         """Write the mean and population variance of each window of ``n`` values."""
         spans = _binary_spans(n)
         size = len(mean)
         first = spans[0]
-        mean[:] = self.mean(first)[:size]
-        if first > 1:
-            var[:] = self.m2(first)[:size]
-        else:
-            var[:] = 0.0
+        # The first merge reads the largest run's figures where they are;
+        # mean and var take copies only when there is nothing to merge.
+        mean_from = self.mean(first)[:size]
+        var_from = self.m2(first)[:size] if first > 1 else None
+        if len(spans) == 1 or var_from is None:
+            mean[:] = mean_from
+            var[:] = 0.0 if var_from is None else var_from
+            mean_from, var_from = mean, var
         count = first
         if len(spans) > 1:
             delta, step = empty(size), empty(size)
             for span in spans[1:]:
                 total = count + span
-                np.subtract(self.mean(span)[count : count + size], mean, out=delta)
+                np.subtract(self.mean(span)[count : count + size], mean_from,
+                             out=delta)  # fmt: skip
                 np.multiply(delta, span / total, out=step)
-                mean += step
+                np.add(mean_from, step, out=mean)
                 if span > 1:
-                    var += self.m2(span)[count : count + size]
+                    np.add(var_from, self.m2(span)[count : count + size], out=var)
+                elif var_from is not var:
+                    var[:] = var_from
+                mean_from, var_from = mean, var
                 step *= delta
                 step *= count  # delta^2 * nA * nB / (nA + nB)
                 var += step
@@ -267,12 +286,67 @@ def linear_recursion(x: np.ndarray, decay: float, y0: float, out: np.ndarray) ->
     if decay == 0.0:
         out[1:] = x[1:]
         return
-    chunks = -(-count // len(_powers(decay)[0]))
-    size = -(-count // chunks)  # equal chunks, none longer than the powers
+    chunks, size = _chunking(count, decay)
     if chunks <= _LOOP_CHUNKS:
         _recursion_in_place(x, decay, y0, out, size)
     else:
         _recursion_in_rows(x, decay, y0, out, chunks, size)
+
+
+def _chunking(count: int, decay: float) -> tuple[int, int]:
+    """Return how many chunks ``count`` values take, and their size."""
+    chunks = -(-count // len(_powers(decay)[0]))
+    return chunks, -(-count // chunks)  # equal chunks, none longer than the powers
+
+
+def linear_recursion_pair(
+    x: np.ndarray,
+    y: np.ndarray,
+    decay: float,
+    x0: float,
+    y0: float,
+    out_x: np.ndarray,
+    out_y: np.ndarray,
+) -> None:
+    """Run linear_recursion on two series of one length with one decay, bit
+    for bit as two calls would.
+
+    The running sums are the slow part: each addition waits for the one
+    before. Laid out as the real and imaginary parts of one complex series,
+    the two running sums go side by side in the time of one, each by the same
+    additions in the same order (complex numbers add part by part). The
+    weighting stays on each part's own view, as real multiplications.
+    """
+    count = len(x) - 1
+    chunks, size = _chunking(count, decay) if count > 0 and decay else (0, 0)
+    if not 0 < chunks <= _LOOP_CHUNKS:
+        linear_recursion(x, decay, x0, out_x)
+        linear_recursion(y, decay, y0, out_y)
+        return
+    grow, gain, _ = _powers(decay)
+    carry_weight = decay / (1.0 - decay)
+    full, rest = divmod(count, size)
+    both = empty(count, np.complex128)
+    rows = both[: full * size].reshape(full, size)
+    tail = both[full * size :]
+    for part, series in ((rows.real, x), (rows.imag, y)):
+        np.multiply(series[1 : 1 + full * size].reshape(full, size), grow[:size],
+                    out=part)  # fmt: skip
+    np.multiply(x[1 + full * size :], grow[:rest], out=tail.real)
+    np.multiply(y[1 + full * size :], grow[:rest], out=tail.imag)
+    value_x, value_y = x0, y0
+    for part in [*rows, tail] if rest else rows:
+        part[0] += complex(value_x * carry_weight, value_y * carry_weight)
+        part.cumsum(out=part)
+        last, weight = part[-1], gain[len(part) - 1]
+        value_x, value_y = float(last.real * weight), float(last.imag * weight)
+    for part in (rows.real, rows.imag):
+        part *= gain[:size]
+    for part in (tail.real, tail.imag):
+        part *= gain[:rest]
+    out_x[0], out_y[0] = x0, y0
+    out_x[1:] = both.real
+    out_y[1:] = both.imag
 
 
 def _recursion_in_place(

@@ -24,6 +24,7 @@ __all__ = [
     "StrategySpec",
     "get_strategy",
     "is_builtin",
+    "register",
     "schema",
     "validate_params",
 ]
@@ -186,6 +187,23 @@ def validate_params(
 def is_builtin(spec: StrategySpec) -> bool:
     """Return whether ``spec`` is one of the built-ins (not a look-alike key)."""
     return STRATEGIES.get(spec.key) is spec
+
+
+def register(spec: StrategySpec) -> StrategySpec:
+    """Add a Python strategy to the registry under its key and return it.
+
+    Registering the same spec again is harmless (a module imported twice);
+    another spec under a taken key raises ValueError.
+    """
+    if not isinstance(spec, StrategySpec):
+        raise ValueError(f"register: expected a StrategySpec, got {type(spec)!r}")
+    if not isinstance(spec.key, str) or not spec.key or spec.key == "all":
+        raise ValueError(f"register: {spec.key!r} is not a usable strategy key")
+    taken = STRATEGIES.get(spec.key)
+    if taken is not None and taken is not spec:
+        raise ValueError(f"register: the key {spec.key!r} is already taken")
+    STRATEGIES[spec.key] = spec
+    return spec
 
 
 def schema() -> list[dict]:

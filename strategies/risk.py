@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from strategies.params import ParamError, brief
+from strategies.params import ParamError, brief, parse_decimal
 
 __all__ = [
     "DEFAULT_RISK",
@@ -73,12 +73,17 @@ class RiskSpec:
         if isinstance(value, bool | np.bool_):
             return None, "expected a number, got a boolean"
         if isinstance(value, str):
-            try:
-                value = float(value.strip())
-            except ValueError:
+            # Plain ASCII decimals only: float() would also read "1_0" and
+            # other scripts' digits, which a run's fields refuse.
+            parsed = parse_decimal(value)
+            if parsed is None:
                 return None, f"expected a number, got {brief(value)}"
+            value = parsed
         if not isinstance(value, numbers.Real):
             return None, f"expected a number, got {type(value).__name__}"
+        if isinstance(value, numbers.Integral) and abs(int(value)) > 10**300:
+            # float() of a 400-digit integer raises OverflowError.
+            return None, "must be a finite number"
         value = float(value)
         if not math.isfinite(value):
             return None, "must be a finite number"

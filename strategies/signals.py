@@ -163,7 +163,10 @@ def macd_crossover(
 ) -> np.ndarray:
     """Return long while the MACD line > its signal line."""
     value = cache.get("macd", fast, slow, signal)
-    return above(cache, value.macd, value.signal)
+    # The histogram is the line less its signal: the difference above takes.
+    out = empty(len(value.hist), np.bool_)
+    np.greater(value.hist, cache.get("tolerance"), out=out)
+    return out
 
 
 def donchian_breakout(cache: IndicatorCache, entry: int, exit: int) -> np.ndarray:

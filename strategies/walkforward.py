@@ -28,7 +28,7 @@ close-to-close moves of the same windows (no fees, as buy_hold_return_pct).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -49,7 +49,17 @@ from strategies.sweep import (
 )
 from strategies.types import Bars
 
-__all__ = ["Fold", "Stitched", "WalkForward", "Window", "walk_forward"]
+__all__ = ["Fold", "Stitched", "Stopped", "WalkForward", "Window", "walk_forward"]
+
+
+class Stopped(Exception):  # noqa: N818 - it is what happened, not a fault
+    """The caller's ``should_stop`` asked the walk-forward to stop."""
+
+
+def _check(should_stop: Callable[[], bool] | None) -> None:
+    """Raise Stopped if the caller asks to stop."""
+    if should_stop is not None and should_stop():
+        raise Stopped
 
 
 @dataclass(frozen=True)
@@ -187,8 +197,10 @@ def _windows(axis: np.ndarray, train: int, test: int, folds: int | None) -> list
     if folds is not None:
         count = min(count, folds)
     if count < 1:
+        # Blame the size that alone cannot fit; when both fit alone, their sum.
+        too_big = "test_bars" if test >= len(axis) and train < len(axis) else None
         raise _fail(
-            "train_bars",
+            too_big or "train_bars",
             f"{train} train + {test} test bars do not fit in the {len(axis)} bars "
             "of the range",
         )
@@ -234,6 +246,7 @@ def walk_forward(
     risk: Risk | Mapping[str, object] | None = None,
     folds: int | None = None,
     initial_equity: float = INITIAL_EQUITY,
+    should_stop: Callable[[], bool] | None = None,
 ) -> WalkForward:
     """Return a rolling walk-forward of ``strategy`` over ``grid`` (see the
     module docstring for how folds, coins and the stitching are defined).
@@ -242,7 +255,8 @@ def walk_forward(
     fold; the combination whose cell has the best ``objective`` (ties: the
     first in grid order) then runs on the test window. ``folds`` caps the
     number of folds (the most recent ones). Bad arguments raise ParamError
-    naming them.
+    naming them. ``should_stop`` is asked before every coin of every fold;
+    when it answers true the walk-forward raises Stopped.
     """
     data = _checked(bars_by_coin)
     _check_costs(fee, slippage_bps, interval, initial_equity)
@@ -264,6 +278,7 @@ def walk_forward(
     spans = {s: (int(b.time[0]), int(b.time[-1])) for s, b in data.items()}
     results = []
     for train_window, test_window in _windows(axis, train, test, folds):
+        _check(should_stop)
         coins = tuple(
             s
             for s, (first, last) in spans.items()
@@ -280,6 +295,7 @@ def walk_forward(
                 objective,
                 risk,
                 costs,
+                should_stop,
             )  # fmt: skip
         )
     folds_out = [fold for fold, _ in results]
@@ -302,6 +318,7 @@ def _fold(
     objective: str,
     risk: Risk | Mapping[str, object] | None,
     costs: dict,
+    should_stop: Callable[[], bool] | None = None,
 ) -> tuple[Fold, dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]]:
     """Return one fold and each coin's test window (bar times, equity curve,
     close) for the stitching."""
@@ -309,17 +326,19 @@ def _fold(
         empty = aggregate([])
         fold = Fold(train, test, coins, None, empty, empty, {}, {})
         return fold, {}
-    per_coin = [
-        sweep_coin(
-            _cut(data[s], train.start_time, train.end_time),
-            strategy,
-            grid.combinations,
-            risk=risk,
-            keys=SWEEP_KEYS,
-            **costs,
-        )  # fmt: skip
-        for s in coins
-    ]
+    per_coin = []
+    for s in coins:
+        _check(should_stop)
+        per_coin.append(
+            sweep_coin(
+                _cut(data[s], train.start_time, train.end_time),
+                strategy,
+                grid.combinations,
+                risk=risk,
+                keys=SWEEP_KEYS,
+                **costs,
+            )  # fmt: skip
+        )
     cells = [aggregate(list(column)) for column in zip(*per_coin, strict=True)]
     chosen = best_index(cells, objective)
     if chosen is None:

@@ -48,11 +48,17 @@ class Executor(Protocol):
     ) -> RunHandle: ...
 
     def submit_sweep(
-        self, *, plan: Any, coins: Sequence[Cryptocurrency], publish: Publish
+        self,
+        *,
+        plan: Any,
+        coins: Sequence[Cryptocurrency],
+        publish: Publish,
+        slot: Slot | None = None,
     ) -> SweepHandle:
-        """Start a stored sweep: its (coin, block of combinations) pieces are
-        computed, stored and published as ``sweep.cells`` events, then the end
-        (``sweep.complete`` / ``cancelled`` / ``failed``)."""
+        """Start a stored sweep in the place ``slot`` held: its (coin, block of
+        combinations) pieces are computed, stored and published as
+        ``sweep.cells`` events, then the end (``sweep.complete`` /
+        ``cancelled`` / ``failed``)."""
         ...
 
     def sweep_handle(self, sweep_id: int) -> SweepHandle | None:

@@ -33,7 +33,6 @@ from backtester.execution.handles import (
     Publish,
     ResultRow,
     RunHandle,
-    RunnerBusy,
     Slot,
     SweepHandle,
 )
@@ -57,6 +56,19 @@ PUBLISH_GRACE_S = 2.0
 # Seconds beyond the broker's visibility timeout without any piece starting or
 # ending after which the pieces not ended are sent again (see _watch).
 STALL_MARGIN_S = 5.0
+# Task priorities on the Redis broker, where 0 is taken first (the transport's
+# priority_steps in settings). A run's pieces (one coin each: small) go ahead
+# of every queued sweep piece, so a 1-coin run never waits behind a 10,000-
+# combination sweep; a sweep's block k goes at SWEEP_PRIORITY + k, so the first
+# cells of a sweep started later overtake the late blocks of an earlier one.
+RUN_PRIORITY = 0
+SWEEP_PRIORITY = 2
+LOWEST_PRIORITY = 9
+
+
+def sweep_priority(block: int) -> int:
+    """Return the task priority of a sweep's ``block``-th block (0 first)."""
+    return min(LOWEST_PRIORITY, SWEEP_PRIORITY + block)
 
 
 class RunFailed(RuntimeError):
@@ -144,6 +156,7 @@ class CeleryExecutor:
                     self._tasks.run_piece,
                     f"run-{run_id}-{coin.pk}",
                     {"run_id": run_id, "coin_id": coin.pk, "spec": payload},
+                    RUN_PRIORITY,
                 )
                 for coin in coins
             }
@@ -198,20 +211,20 @@ class CeleryExecutor:
     # --- sweeps ---------------------------------------------------------------
 
     def submit_sweep(
-        self, *, plan: Any, coins: Sequence[Cryptocurrency], publish: Publish
+        self,
+        *,
+        plan: Any,
+        coins: Sequence[Cryptocurrency],
+        publish: Publish,
+        slot: Slot | None = None,
     ) -> SweepHandle:
         """Start a sweep's tasks (one per block of combinations and group of
-        SWEEP_TASK_COINS coins) in the background; RunnerBusy when the process
-        has as many runs and sweeps as BACKTEST_MAX_QUEUED_RUNS."""
-        runner = get_runner()
+        SWEEP_TASK_COINS coins) in the background, in the place ``slot`` held;
+        RunnerBusy when the process has BACKTEST_MAX_QUEUED_RUNS jobs."""
         handle = SweepHandle(plan.sweep_id)
+        # Admission is the runner's, one count for every kind of job.
+        get_runner().admit(handle, slot, kind="sweep", job_id=plan.sweep_id)
         with self._lock:
-            busy = runner.active_runs + len(self._sweeps)
-            if busy >= runner.max_runs:
-                raise RunnerBusy(
-                    f"the server is busy with {busy} runs and sweeps; "
-                    "try again in a moment"
-                )
             self._sweeps[plan.sweep_id] = handle
         self._control.submit(self._drive_sweep, handle, plan, list(coins), publish)
         return handle
@@ -261,8 +274,9 @@ class CeleryExecutor:
                     self._tasks.sweep_piece,
                     f"sweep-{sweep_id}-{block.start}-{number}",
                     {"sweep_id": sweep_id, "symbols": group, "first": block.start},
+                    sweep_priority(order),
                 )
-                for block in blocks
+                for order, block in enumerate(blocks)
                 for number, group in enumerate(groups)
             }
             task_ids += self._send_all(pieces)
@@ -280,6 +294,7 @@ class CeleryExecutor:
             "sweep %s %s on workers in %.3fs", sweep_id, handle.status, handle.elapsed_s
         )
         connections.close_all()
+        get_runner().retire(sweep_id, "sweep")
         with self._lock:
             self._sweeps.pop(sweep_id, None)
         try:
@@ -296,9 +311,9 @@ class CeleryExecutor:
         """Queue a task per piece, in order; return their ids (unique per
         sending, so a revoke never reaches a task of another job)."""
         task_ids = []
-        for task, name, kwargs in pieces.values():
+        for task, name, kwargs, priority in pieces.values():
             task_id = f"btlab-{name}-{uuid.uuid4().hex[:12]}"
-            task.apply_async(kwargs=kwargs, task_id=task_id)
+            task.apply_async(kwargs=kwargs, task_id=task_id, priority=priority)
             task_ids.append(task_id)
         return task_ids
 

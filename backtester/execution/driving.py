@@ -32,6 +32,12 @@ from prices.types import PriceSeries
 
 logger = logging.getLogger(__name__)
 
+# Rows stored in one insert while a run is going (about eight coins of an
+# all-strategies run); whatever is left is stored when its last coin is in.
+STORE_BATCH_ROWS = 48
+# Seconds a finished coin's rows may wait for others to share their insert.
+STORE_DELAY_S = 0.05
+
 
 def _chunk_key(
     chunk: Sequence[Cryptocurrency],
@@ -70,6 +76,8 @@ class RunDriving:
         # Coin tasks whose rows are not stored yet: a run that fails still
         # stores what it published, so the record matches what clients saw.
         unstored: set[Future] = set()
+        # Finished coin tasks whose rows wait to be stored in one insert.
+        buffered: list[Future] = []
         try:
             first, size = settings.BACKTEST_FIRST_CHUNK, settings.BACKTEST_CHUNK
             chunks = _chunks(coins, first, size)
@@ -98,9 +106,14 @@ class RunDriving:
             # chunk's coins go to the compute pool, a finished coin's rows are
             # stored here while other chunks load and other coins compute. It
             # wakes at least once per heartbeat, even while nothing completes.
+            buffered_at = 0.0
             while pending:
+                # Rows waiting to be stored are stored within STORE_DELAY_S even
+                # when no other coin finishes (a page reloaded meanwhile finds
+                # them in the database).
+                timeout = STORE_DELAY_S if buffered else beat_every
                 done, pending = wait(
-                    pending, timeout=beat_every, return_when=FIRST_COMPLETED
+                    pending, timeout=timeout, return_when=FIRST_COMPLETED
                 )
                 if on_beat and time.monotonic() >= next_beat:
                     self._beat(handle, on_beat)
@@ -129,16 +142,24 @@ class RunDriving:
                                 pending.add(task)
                                 unstored.add(task)
                         continue
-                    unstored.discard(future)
-                    rows = future.result()
                     # Rows a task returns were published: store them even when
                     # a cancel arrived since, so a cancelled run keeps exactly
                     # the results its client saw (and ``completed`` counts).
-                    if rows and on_rows:
-                        on_rows(handle, rows)
-                    handle.stored += len(rows)
+                    if not buffered:
+                        buffered_at = time.monotonic()
+                    buffered.append(future)
                     if handle.publish_error is not None:
                         raise handle.publish_error
+                # Finished coins are stored together, a few coins' rows in one
+                # insert and one commit (each insert costs a commit and the
+                # thread's time beside the compute threads); the last ones
+                # before the loop ends, so every published row is stored
+                # before the run's end is saved and announced.
+                waiting = sum(len(f.result()) for f in buffered)
+                late = time.monotonic() - buffered_at >= STORE_DELAY_S
+                if buffered and (not pending or late or waiting >= STORE_BATCH_ROWS):
+                    self._store_buffered(handle, buffered, unstored, on_rows)
+                    buffered = []
             if handle.cancelled.is_set():
                 handle.status = "cancelled"
             else:
@@ -192,6 +213,20 @@ class RunDriving:
             logger.exception("could not announce the end of run %s", handle.run_id)
         finally:
             handle.done.set()
+
+    @staticmethod
+    def _store_buffered(
+        handle: RunHandle,
+        buffered: list[Future],
+        unstored: set[Future],
+        on_rows: Callable[[RunHandle, list[ResultRow]], None] | None,
+    ) -> None:
+        """Store the rows of finished coin tasks in one call of ``on_rows``."""
+        rows = [row for future in buffered for row in future.result()]
+        if rows and on_rows:
+            on_rows(handle, rows)
+        handle.stored += len(rows)
+        unstored.difference_update(buffered)
 
     @staticmethod
     def _store_published(

@@ -3,6 +3,7 @@ produce: execution's own ideas, shared by both executors and the apps."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from collections.abc import Callable
@@ -43,6 +44,8 @@ class Slot:
     key: str
     runner: Any
     used: bool = False
+    kind: str = "run"  # what the place is for: "run", "sweep", "walk_forward"...
+    size: int = 0  # backtests it will compute, for a cap on a user's total
 
     def release(self) -> None:
         """Give the place back unused (the job was never submitted)."""
@@ -107,6 +110,31 @@ class RunHandle:
             elapsed_s=self.elapsed_s,
             error=self.error,
         )
+
+
+_job_ids = itertools.count(1)
+
+
+@dataclass(eq=False)
+class JobHandle:
+    """A job with no record of its own (a walk-forward): its number in this
+    process, a cancel flag its loop asks, and its end."""
+
+    kind: str
+    job_id: int = field(default_factory=lambda: next(_job_ids))
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event = field(default_factory=threading.Event)
+
+    def cancel(self) -> None:
+        """Ask the job to stop at its next check."""
+        self.cancelled.set()
+
+    def should_stop(self) -> bool:
+        """Return whether the job was asked to stop."""
+        return self.cancelled.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self.done.wait(timeout)
 
 
 @dataclass

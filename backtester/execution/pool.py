@@ -59,10 +59,11 @@ class Runner(Admission, RunDriving):
         # busy while this process parses, computes and stores.
         self._load = ThreadPoolExecutor(max(1, loaders), "backtest-load")
         self._active: dict[int, RunHandle] = {}
-        # Whose each active run is, and the slots admitted but not yet
-        # submitted: a user's runs are counted from admission, before their
-        # database row exists, so a refused request never writes one.
-        self._run_keys: dict[int, str] = {}
+        # Whose each active job is, by (kind, id), and the slots admitted but
+        # not yet submitted: a user's jobs are counted from admission, before
+        # their database row exists, so a refused request never writes one.
+        self._jobs: dict[tuple[str, object], str] = {}
+        self._sizes: dict[tuple[str, object], int] = {}
         self._pending: list[Slot] = []
         # Finished runs whose final record could not be saved (the database
         # was down): saved again by ``retry_unsaved``.

@@ -23,7 +23,8 @@ from typing import Any
 from django.db import close_old_connections, connections
 
 from backtester.execution import registry
-from backtester.execution.handles import Publish, RunnerBusy, SweepHandle
+from backtester.execution.failures import failure_reason
+from backtester.execution.handles import Publish, Slot, SweepHandle
 from backtester.execution.pool import get_runner
 from prices.models import Cryptocurrency
 from prices.types import PriceSeries
@@ -40,33 +41,6 @@ def active_sweeps() -> int:
         return len(_active)
 
 
-# Each user's (run_owner_key) sweeps started by this process and not done:
-# sweeps outlive their socket, so a cap keeps one user from filling the server.
-_owned: dict[str, list] = {}
-
-
-def sweeps_admit(key: str) -> None:
-    """Raise RunnerBusy when ``key`` already has as many unfinished sweeps in
-    this process as BACKTEST_MAX_RUNS_PER_USER allows runs."""
-    limit = get_runner().per_key_limit()
-    with _lock:
-        mine = [h for h in _owned.get(key, []) if not h.done.is_set()]
-        _owned[key] = mine
-        if len(mine) >= limit:
-            raise RunnerBusy(
-                f"you already have {len(mine)} active sweep{'s' * (len(mine) > 1)} "
-                f"(at most {limit} at a time); wait for one to finish or cancel it"
-            )
-
-
-def sweeps_owned(key: str, handle) -> None:
-    """Count a started sweep's ``handle`` (``done`` event) against ``key``."""
-    if handle is None:
-        return
-    with _lock:
-        _owned.setdefault(key, []).append(handle)
-
-
 def handle_of(sweep_id: int) -> SweepHandle | None:
     """Return the handle of a sweep this process's thread pool computes."""
     with _lock:
@@ -74,17 +48,18 @@ def handle_of(sweep_id: int) -> SweepHandle | None:
 
 
 def submit(
-    *, plan: Any, coins: Sequence[Cryptocurrency], publish: Publish
+    *,
+    plan: Any,
+    coins: Sequence[Cryptocurrency],
+    publish: Publish,
+    slot: Slot | None = None,
 ) -> SweepHandle:
-    """Start computing a stored sweep; raise RunnerBusy when the server is full."""
+    """Start computing a stored sweep in the place ``slot`` held (admission
+    counts it with every other job); RunnerBusy when the server is full."""
     runner = get_runner()
     handle = SweepHandle(plan.sweep_id)
+    runner.admit(handle, slot, kind="sweep", job_id=plan.sweep_id)
     with _lock:
-        busy = runner.active_runs + len(_active)
-        if busy >= runner.max_runs:
-            raise RunnerBusy(
-                f"the server is busy with {busy} runs and sweeps; try again in a moment"
-            )
         _active[plan.sweep_id] = handle
     runner.submit_control(_drive, handle, plan, list(coins), publish)
     return handle
@@ -192,7 +167,9 @@ def _drive(
         logger.exception("sweep %s failed", plan.sweep_id)
         handle.cancel()
         handle.status = "failed"
-        handle.error = f"{type(exc).__name__}: {exc}"
+        # The client reads the service at fault, never the exception's text
+        # (host names and ports); the log above has the rest.
+        handle.error = failure_reason(exc)
     handle.elapsed_s = time.perf_counter() - began
     handle.record_end()
     logger.info("sweep %s %s in %.3fs", plan.sweep_id, handle.status, handle.elapsed_s)
@@ -204,4 +181,5 @@ def _drive(
         connections.close_all()
         with _lock:
             _active.pop(plan.sweep_id, None)
+        runner.retire(plan.sweep_id, "sweep")
         handle.done.set()

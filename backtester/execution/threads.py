@@ -18,9 +18,9 @@ class ThreadExecutor:
         """Start a run on the shared Runner (RunnerBusy when it is full)."""
         return get_runner().submit(**kwargs)
 
-    def submit_sweep(self, *, plan, coins, publish) -> SweepHandle:
+    def submit_sweep(self, *, plan, coins, publish, slot=None) -> SweepHandle:
         """Start a sweep on the shared thread pools (RunnerBusy when full)."""
-        return sweeping.submit(plan=plan, coins=coins, publish=publish)
+        return sweeping.submit(plan=plan, coins=coins, publish=publish, slot=slot)
 
     def sweep_handle(self, sweep_id: int) -> SweepHandle | None:
         """Return the handle of a sweep on this process's pool, or None."""

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from backtester.execution.handles import ResultRow
+from backtester.library.selectors import strategy_or_key
 from backtester.runs.trades import EXIT_REASONS, SIDES, encode
 from backtester.runs.validation import RunSpec
 from prices.types import PriceSeries
@@ -128,9 +129,13 @@ def compute_coin(symbol: str, series: PriceSeries, spec: RunSpec) -> list[Result
     """Run every job of the spec on one coin's bars."""
     if not len(series.time):
         return [empty_row(symbol, key, params, spec.risk) for key, params in spec.jobs]
+    # A saved strategy runs the version the run recorded, not today's text.
+    jobs = [
+        (strategy_or_key(key, spec.versions, spec.sources), p) for key, p in spec.jobs
+    ]
     results = run_many(
         Bars(*series),
-        list(spec.jobs),
+        jobs,
         fee=spec.fee,
         slippage_bps=spec.slippage_bps,
         interval=spec.interval,

@@ -23,13 +23,18 @@ from backtester.auth import scope_client_ip
 from backtester.execution.failures import failure_reason
 from backtester.execution.handles import ResultRow, RunHandle, RunnerBusy
 from backtester.execution.pool import get_runner
+from backtester.library.checking import SourceRefused, strategy_check
+from backtester.portfolio.consumers import PortfolioConsumerMixin
 from backtester.runs import events
-from backtester.runs.messages import parse_message
+from backtester.runs.messages import parse_message, record_id
 from backtester.runs.models import BacktestRun
+from backtester.runs.replies import StoredResultsMixin
 from backtester.runs.selectors import results_by_seq, run_get
 from backtester.runs.services import (
     prices_warm,
     run_admit,
+    run_cached,
+    run_cancel_record,
     run_coins,
     run_create,
     run_discard,
@@ -41,8 +46,6 @@ from backtester.sweeps.consumers import SweepConsumerMixin
 
 logger = logging.getLogger(__name__)
 
-# Seqs one resend may ask for.
-MAX_RESEND = 10_000
 # Seconds a finished run's last layer event may take before the consumer ends
 # the run itself from the runner's handle.
 END_GRACE = 1.0
@@ -50,9 +53,15 @@ END_GRACE = 1.0
 WATCH_EVERY = 0.2
 
 
-class BacktestConsumer(SweepConsumerMixin, AsyncJsonWebsocketConsumer):
-    """One socket, at most one active run or sweep; results arrive in
-    completion order. Sweeps are handled by the mixin (backtester.sweeps)."""
+class BacktestConsumer(
+    StoredResultsMixin,
+    PortfolioConsumerMixin,
+    SweepConsumerMixin,
+    AsyncJsonWebsocketConsumer,
+):
+    """One socket, at most one active run, sweep or portfolio run; results
+    arrive in completion order. Sweeps and portfolio runs are handled by their
+    apps' mixins, stored results (cached answers, resends) by replies.py."""
 
     run_id: int | None = None
     handle: RunHandle | None = None
@@ -116,9 +125,21 @@ class BacktestConsumer(SweepConsumerMixin, AsyncJsonWebsocketConsumer):
         except RequestError as exc:
             await self.send_json(events.error(exc.message, exc.field))
             return
+        try:
+            await self._dispatch(content)
+        except Exception:
+            # A defect, not the client's fault: logged in full, the socket stays.
+            logger.exception("could not handle a %r message", content.get("type"))
+            await self.send_json(
+                events.error("the server could not handle that message")
+            )
+
+    async def _dispatch(self, content: dict) -> None:
         kind = content.get("type")
-        if kind in ("run", "sweep") and (self.handle or self.sweep_id is not None):
-            busy = "a run" if self.handle else "a sweep"
+        if kind in ("run", "sweep", "portfolio") and (
+            self.handle or self.sweep_id is not None or self.portfolio_id is not None
+        ):
+            busy = "a run" if self.handle else "a sweep" if self.sweep_id else "a job"
             await self.send_json(
                 events.error(f"{busy} is already active on this connection; cancel it")
             )
@@ -128,10 +149,21 @@ class BacktestConsumer(SweepConsumerMixin, AsyncJsonWebsocketConsumer):
             await self.start_sweep(content, _publisher)
         elif kind == "walk_forward":
             await self.start_walk_forward(content)
+        elif kind == "portfolio":
+            await self.start_portfolio(content, _publisher)
+        elif kind == "cancel" and self.portfolio_id is not None:
+            await self.cancel_portfolio()
         elif kind == "cancel" and self.sweep_id is not None:
             await self.cancel_sweep()
+        elif kind == "cancel" and self.handle is None and self.walk_forward_active():
+            await self.cancel_walk_forward()
         elif kind == "cancel":
             await self._cancel_run()
+        elif kind == "check_strategy":
+            try:
+                await self.send_json(strategy_check(content.get("source")))
+            except SourceRefused as exc:
+                await self.send_json(events.error(str(exc), "source"))
         elif kind == "resend":
             await self._resend(content)
         elif kind == "attach" and "sweep_id" in content:
@@ -143,7 +175,8 @@ class BacktestConsumer(SweepConsumerMixin, AsyncJsonWebsocketConsumer):
             await self.send_json(
                 events.error(
                     f"unknown message type {shown!r}; expected 'run', 'sweep', "
-                    "'walk_forward', 'cancel', 'resend' or 'attach'",
+                    "'walk_forward', 'cancel', 'resend', 'attach' or "
+                    "'check_strategy'",
                     "type",
                 )
             )
@@ -155,7 +188,10 @@ class BacktestConsumer(SweepConsumerMixin, AsyncJsonWebsocketConsumer):
             )
             return
         try:
-            spec = run_spec(content)
+            # Saved strategies are looked up in the database, as the user sees them.
+            spec = await database_sync_to_async(run_spec)(
+                content, user=self.scope.get("user")
+            )
             coins = await database_sync_to_async(run_coins)(spec)
         except RequestError as exc:
             await self.send_json(
@@ -170,7 +206,8 @@ class BacktestConsumer(SweepConsumerMixin, AsyncJsonWebsocketConsumer):
         user = self.scope.get("user")
         try:
             # Admission first: a refused request (per-user cap, full server,
-            # throttle) writes nothing.
+            # throttle) writes nothing. A cached answer counts too: a loop of
+            # identical requests is throttled like any other.
             slot = await database_sync_to_async(run_admit)(
                 user=user, address=scope_client_ip(self.scope)
             )
@@ -179,6 +216,18 @@ class BacktestConsumer(SweepConsumerMixin, AsyncJsonWebsocketConsumer):
             return
         except Exception as exc:
             await self._fail_request(exc)
+            return
+        try:
+            cached = await database_sync_to_async(run_cached)(
+                spec=spec, coins=coins, user=user
+            )
+        except Exception as exc:
+            slot.release()
+            await self._fail_request(exc)
+            return
+        if cached is not None:
+            slot.release()
+            await self._answer_cached(cached)
             return
         try:
             run = await database_sync_to_async(run_create)(
@@ -219,11 +268,10 @@ class BacktestConsumer(SweepConsumerMixin, AsyncJsonWebsocketConsumer):
     async def _attach(self, content: dict) -> None:
         """Follow a run started earlier (a reload, a dropped connection): its
         stored results first, then the live ones, then its end."""
-        run_id = content.get("run_id")
-        if isinstance(run_id, bool) or not isinstance(run_id, int):
-            await self.send_json(
-                events.error("run_id: expected a run number", "run_id")
-            )
+        try:
+            run_id = record_id(content, "run_id", "run")
+        except RequestError as exc:
+            await self.send_json(events.error(exc.message, exc.field))
             return
         if self.handle is not None or self.run_id is not None:
             await self.send_json(
@@ -291,7 +339,10 @@ class BacktestConsumer(SweepConsumerMixin, AsyncJsonWebsocketConsumer):
         # run: the client gets those it has not had yet, then ``cancelled``.
         # (Rows computed elsewhere - Celery workers - are read from the database.)
         rows = handle.published() or None
-        await self._end_run(run_id, events.cancelled(run_id), rows=rows)
+        # The record first, then its event: a page told "cancelled" that opens
+        # the history finds the run cancelled (or complete, had it just ended).
+        run = await database_sync_to_async(run_cancel_record)(run_id)
+        await self._end_run(run_id, _final_event(run), rows=rows)
 
     async def _stop_run(self) -> None:
         if self.handle is not None:
@@ -372,39 +423,6 @@ class BacktestConsumer(SweepConsumerMixin, AsyncJsonWebsocketConsumer):
         if handle.status == "cancelled":
             return events.cancelled(handle.run_id)
         return events.error(f"the run failed: {handle.error}", run_id=handle.run_id)
-
-    async def _resend(self, content: dict) -> None:
-        run_id, seqs = content.get("run_id"), content.get("seqs")
-        if isinstance(run_id, bool) or run_id not in self.runs:
-            await self.send_json(
-                events.error("resend: run_id names no run of this connection", "run_id")
-            )
-            return
-        if (
-            not isinstance(seqs, list)
-            or len(seqs) > MAX_RESEND
-            or not all(isinstance(s, int) and not isinstance(s, bool) for s in seqs)
-        ):
-            await self.send_json(
-                events.error(
-                    f"resend: seqs must be a list of at most {MAX_RESEND} integers",
-                    "seqs",
-                )
-            )
-            return
-        wanted = set(seqs)
-        try:
-            items = await database_sync_to_async(results_by_seq)(run_id)
-        except Exception as exc:
-            await self._fail_request(exc)
-            return
-        for item in items:
-            if item["seq"] in wanted:
-                event = events.result(
-                    item["data"], len(items), len(items), seq=item["seq"], run_id=run_id
-                )
-                if not await self.send_json(event):
-                    return
 
     # --- channel-layer events from the runner's worker threads -----------------
 

@@ -4,7 +4,6 @@ chart series at any zoom (recomputed on demand, see replay.py)."""
 from __future__ import annotations
 
 import io
-import json
 from datetime import UTC, datetime
 
 import numpy as np
@@ -13,6 +12,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from backtester.runs import series
 from backtester.runs.models import BacktestResult, BacktestRun
 from backtester.runs.output import csv_writer
+from backtester.runs.query import QueryError, query_json, query_text
 from backtester.runs.replay import Replay, ReplayError, result_replay
 from backtester.runs.validation import RequestError, parse_when
 from backtester.runs.views import run_or_404
@@ -40,8 +40,11 @@ def _error(exc: BadQuery) -> JsonResponse:
 def result_for(run: BacktestRun, query) -> BacktestResult:
     """Return the result named by ``symbol``, ``strategy`` and optional
     ``params`` (JSON) in the query, or raise BadQuery naming the field."""
-    symbol = query.get("symbol", "").strip().upper()
-    strategy = query.get("strategy", "").strip()
+    try:
+        symbol = query_text(query, "symbol").upper()
+        strategy = query_text(query, "strategy")
+    except QueryError as exc:
+        raise BadQuery(exc.message, exc.field) from None
     if not symbol:
         raise BadQuery("symbol: required", "symbol")
     if not strategy:
@@ -54,9 +57,9 @@ def result_for(run: BacktestRun, query) -> BacktestResult:
     raw = query.get("params")
     if raw:
         try:
-            params = json.loads(raw)
-        except ValueError:
-            raise BadQuery("params: not valid JSON", "params") from None
+            params = query_json(raw, "params")
+        except QueryError as exc:
+            raise BadQuery(exc.message, exc.field) from None
         if not isinstance(params, dict):
             raise BadQuery("params: expected a JSON object", "params")
         # Compare as the run stored them (numbers as numbers: 20 == 20.0).

@@ -34,12 +34,16 @@ def result(
     }
 
 
-def complete(summary: dict, elapsed_s: float, run_id: int) -> dict[str, Any]:
+def complete(
+    summary: dict, elapsed_s: float, run_id: int, **extra: Any
+) -> dict[str, Any]:
+    """The run's end; ``cached_from`` when it was answered from stored results."""
     return {
         "type": "complete",
         "run_id": run_id,
         "summary": summary,
         "elapsed_s": round(elapsed_s, 4),
+        **extra,
     }
 
 

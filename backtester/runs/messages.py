@@ -64,3 +64,20 @@ def parse_message(text: str) -> dict:
     if not isinstance(content, dict):
         raise RequestError("expected a JSON object")
     return content
+
+
+# Ids are PostgreSQL bigints; a longer number is no record (and would make a
+# channel-layer group name past its 100-character limit).
+MAX_ID = 2**63 - 1
+
+
+def record_id(content: dict, name: str, what: str) -> int:
+    """Return ``content[name]`` as a record id or raise RequestError naming it."""
+    value = content.get(name)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not 1 <= value <= MAX_ID
+    ):
+        raise RequestError(f"{name}: expected a {what} number", name)
+    return value

@@ -29,6 +29,10 @@ class BacktestRun(models.Model):
     # and every bar of its equity are recomputed on demand from these settings,
     # and only while the coin's prices are still the ones the run saw.
     data_versions = models.JSONField(default=dict, blank=True)
+    # {key: StrategyVersion id} for each saved strategy the run used, so a
+    # replay recomputes that version whatever was edited since; {} when it
+    # ran only built-ins.
+    strategy_versions = models.JSONField(default=dict, blank=True)
     interval = models.CharField(max_length=3, default="1h")
     start = models.DateTimeField(null=True, blank=True)
     end = models.DateTimeField(null=True, blank=True, help_text="Exclusive.")
@@ -57,6 +61,14 @@ class BacktestRun(models.Model):
     # whose server died from one still at work (services.runs_mark_stale).
     owner = models.CharField(max_length=255, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # SHA-256 of everything the results depend on (jobs, coins and their data
+    # versions, range, interval, costs, risk): an identical request is answered
+    # from the newest complete run with the same fingerprint (cache.py).
+    fingerprint = models.CharField(max_length=64, blank=True, db_index=True)
+    # The run whose stored results this one copied instead of computing.
+    cached_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

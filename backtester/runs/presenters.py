@@ -424,6 +424,6 @@ def query_params(raw: str | None) -> dict | None:
     """Return the ``params`` of a result link (JSON), or None if absent or bad."""
     try:
         params = json.loads(raw) if raw else None
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: "[" x 3,000
         return None
     return params if isinstance(params, dict) else None

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from backtester.library.selectors import strategy_or_key
 from backtester.runs.models import BacktestResult, BacktestRun
 from prices.models import Cryptocurrency
 from prices.selectors import bars_load
@@ -104,7 +105,9 @@ def result_replay(run: BacktestRun, result: BacktestResult) -> Replay:
             f"the bars of {result.symbol} in this range changed since the run "
             f"({len(series.time)} now, {result.bars} then)"
         )
-    (engine,) = run_many(Bars(*series), [(result.strategy, result.params)], **options)
+    # The saved version the run recorded, whatever its strategy says today.
+    strategy = strategy_or_key(result.strategy, run.strategy_versions)
+    (engine,) = run_many(Bars(*series), [(strategy, result.params)], **options)
     _check_same(result, engine)
     replay = Replay(series, engine, drawdown_pct(engine.equity))
     with _lock:

@@ -147,6 +147,7 @@ def run_data(run: BacktestRun) -> dict:
         "risk": run_risk(run).as_dict(),
         "created_at": _iso(run.created_at),
         "elapsed_s": run.elapsed_s,
+        "cached_from": run.cached_from_id,
     }
 
 

@@ -18,10 +18,17 @@ from backtester.execution.failures import failure_reason
 from backtester.execution.handles import Publish, ResultRow, RunHandle, RunnerBusy, Slot
 from backtester.execution.pool import current_runner, get_runner
 from backtester.runs import processes
+from backtester.runs.cache import run_fingerprint, run_from_cache
 from backtester.runs.models import BacktestResult, BacktestRun, params_key
 from backtester.runs.validation import RequestError, RunSpec
-from prices.models import Cryptocurrency
-from prices.selectors import UnknownSymbolError, coins_by_symbols, coins_with_range
+from prices.models import Cryptocurrency, Interval
+from prices.selectors import (
+    UnknownSymbolError,
+    coins_by_symbols,
+    coins_with_range,
+    intervals_stored,
+)
+from prices.timeframes import source_interval
 
 logger = logging.getLogger(__name__)
 UNFINISHED = [BacktestRun.Status.QUEUED, BacktestRun.Status.RUNNING]
@@ -37,7 +44,22 @@ def run_coins(spec: RunSpec) -> list[Cryptocurrency]:
         raise RequestError("symbols: there are no active coins to run", "symbols")
     if spec.start is not None or spec.end is not None:
         _check_range_has_data(spec, coins)
+    if spec.interval not in (Interval.HOUR, Interval.DAY):
+        _check_interval_stored(spec.interval, coins)
     return coins
+
+
+def _check_interval_stored(interval: str, coins: Sequence[Cryptocurrency]) -> None:
+    """Raise RequestError naming 'interval' when a coin's bars are all coarser
+    than ``interval`` (hourly and daily bars exist for every imported coin)."""
+    stored = intervals_stored([c.pk for c in coins])
+    for coin in coins:
+        if not stored.get(coin.pk):
+            continue  # no bars at all: a row of "no data", as for any range
+        try:
+            source_interval(interval, stored[coin.pk])
+        except ValueError as exc:
+            raise RequestError(f"interval: {coin.symbol}: {exc}", "interval") from None
 
 
 def _check_range_has_data(spec: RunSpec, coins: Sequence[Cryptocurrency]) -> None:
@@ -79,6 +101,7 @@ def run_create(
         strategies=[{"strategy": k, "params": p} for k, p in spec.jobs],
         symbols=[c.symbol for c in coins],
         data_versions={c.symbol: c.data_version for c in coins},
+        strategy_versions=dict(spec.versions),
         interval=spec.interval,
         start=spec.start,
         end=spec.end,
@@ -90,10 +113,23 @@ def run_create(
         total=len(coins) * len(spec.jobs),
         created_by=user if getattr(user, "is_authenticated", False) else None,
         owner=processes.identity(),
+        fingerprint=run_fingerprint(spec, coins),
     )
     if save:
         run.save()
     return run
+
+
+def run_cached(
+    *, spec: RunSpec, coins: Sequence[Cryptocurrency], user=None, source: str = "web"
+) -> BacktestRun | None:
+    """Record a complete run answered from an identical run's stored results, or
+    return None (nothing written) when there is none or the spec asks afresh."""
+    if spec.no_cache:
+        return None
+    return run_from_cache(
+        run_create(spec=spec, coins=coins, user=user, source=source, save=False)
+    )
 
 
 def _epoch_to_dt(value: str | None) -> datetime | None:
@@ -171,13 +207,23 @@ def _throttle_key(key: str, now: float) -> str:
     return f"{THROTTLE_PREFIX}:{key}:{int(now // THROTTLE_WINDOW_S)}"
 
 
-def run_admit(*, user=None, address: str | None = None) -> Slot:
-    """Admit one more run of this user or raise RunnerBusy saying why not.
+def run_admit(
+    *,
+    user=None,
+    address: str | None = None,
+    kind: str = "run",
+    size: int = 0,
+    size_limit: int = 0,
+) -> Slot:
+    """Admit one more job (a run, or another ``kind``: "sweep",
+    "walk_forward") of this user or raise RunnerBusy saying why not.
 
     Call it before anything is written: a refused request (the user's active
-    run cap, a full server, or more than BACKTEST_RUNS_PER_MINUTE runs started
-    this minute) leaves no trace in the database. The returned slot goes to
-    run_start; release it if the run is not started after all.
+    job cap, a full server, or more than BACKTEST_RUNS_PER_MINUTE jobs of any
+    kind started this minute) leaves no trace in the database. The returned
+    slot goes to the job's start; release it if the job is not started after
+    all. ``size`` and ``size_limit`` cap the backtests of the user's jobs (see
+    Admission.reserve).
     """
     key = run_owner_key(user, address)
     limit = settings.BACKTEST_RUNS_PER_MINUTE
@@ -191,10 +237,11 @@ def run_admit(*, user=None, address: str | None = None) -> Slot:
             started = 0
         if started >= limit:
             wait = THROTTLE_WINDOW_S - int(now % THROTTLE_WINDOW_S)
+            noun = "runs" if kind == "run" else "jobs"
             raise RunsThrottled(
-                f"too many runs: at most {limit} a minute; try again in {wait} s"
+                f"too many {noun}: at most {limit} a minute; try again in {wait} s"
             )
-    slot = get_runner().reserve(key)
+    slot = get_runner().reserve(key, kind, size=size, size_limit=size_limit)
     if limit > 0:
         try:
             # add() is a no-op when the counter exists; incr() is atomic in
@@ -250,6 +297,17 @@ def run_start(
             finished_at=timezone.now(),
         )
         raise
+
+
+def run_cancel_record(run_id: int) -> BacktestRun:
+    """Save an unfinished run as cancelled (its executor fills in the counts
+    when it stops) and return the run as saved: a run that had just finished
+    keeps its end."""
+    BacktestRun.objects.filter(
+        pk=run_id,
+        status__in=[BacktestRun.Status.QUEUED, BacktestRun.Status.RUNNING],
+    ).update(status=BacktestRun.Status.CANCELLED, finished_at=timezone.now())
+    return BacktestRun.objects.get(pk=run_id)
 
 
 def run_discard(run_id: int) -> None:

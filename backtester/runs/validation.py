@@ -11,12 +11,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 
+from backtester.library.selectors import (
+    UnknownStrategy,
+    source_spec,
+    strategy_resolve,
+)
 from prices.symbols import symbol_problem
+from prices.timeframes import INTERVALS as TIMEFRAMES
 from strategies.params import brief, parse_decimal
-from strategies.registry import STRATEGIES, ParamError, validate_params
+from strategies.registry import STRATEGIES, ParamError, StrategySpec, validate_params
 from strategies.risk import DEFAULT_RISK, RISK_PARAMS, Risk, validate_risk
+from strategies.rules import RuleError
 
-INTERVALS = ("1h", "1d")
+# Every interval bars can be built at (prices/timeframes.py), 1m to 1d.
+INTERVALS = TIMEFRAMES
 MAX_FEE = 0.05
 MAX_SLIPPAGE_BPS = 500.0
 MAX_SYMBOLS = 500
@@ -31,8 +39,10 @@ LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 RUN_FIELDS = {
     *RISK_FIELDS,
     "type",
+    "no_cache",
     "strategy",
     "strategies",
+    "version",
     "params",
     "symbols",
     "start",
@@ -71,6 +81,13 @@ class RunSpec:
     slippage_bps: float = 0.0
     risk: Risk = DEFAULT_RISK
     extra: dict = field(default_factory=dict)
+    # Compute afresh even when an identical run's results are stored.
+    no_cache: bool = False
+    # {key: StrategyVersion id} of the saved strategies among the jobs.
+    versions: dict = field(default_factory=dict)
+    # {key: rule source} of strategies run from text without being saved
+    # (``backtest --strategy-file``); such runs are not stored.
+    sources: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return {
@@ -140,7 +157,41 @@ def _number(value: object, name: str, low: float, high: float) -> float:
     return float(value)
 
 
-def _jobs(data: Mapping) -> tuple[tuple[str, dict], ...]:
+@dataclass
+class _Saved:
+    """Who asks, to look up saved strategies; collects the versions found."""
+
+    user: object = None
+    trusted: bool = False
+    versions: dict = field(default_factory=dict)
+    specs: dict = field(default_factory=dict)
+    sources: Mapping = field(default_factory=dict)
+
+    def spec(self, key: str, version: object, name: str) -> StrategySpec:
+        """Return the saved strategy ``key[@version]`` or raise RequestError."""
+        if key in self.sources:
+            try:
+                self.specs[key] = source_spec(self.sources[key], key=key)
+            except RuleError as exc:
+                raise RequestError(f"{name}: {exc}", name) from None
+            return self.specs[key]
+        try:
+            spec, version_id = strategy_resolve(
+                key, version=version, user=self.user, trusted=self.trusted
+            )
+        except UnknownStrategy as exc:
+            choices = ", ".join(STRATEGIES)
+            raise RequestError(
+                f"{name}: {exc.message}; choose one of {choices} or a saved strategy",
+                name,
+            ) from None
+        if self.versions.setdefault(key, version_id) != version_id:
+            raise RequestError(f"{name}: one version of {key!r} per run", name)
+        self.specs[key] = spec
+        return spec
+
+
+def _jobs(data: Mapping, saved: _Saved) -> tuple[tuple[str, dict], ...]:
     if "strategies" in data and "strategy" in data:
         raise RequestError("give either strategy or strategies, not both", "strategy")
     # Problems with the strategy list are reported under the field the client used.
@@ -165,7 +216,12 @@ def _jobs(data: Mapping) -> tuple[tuple[str, dict], ...]:
             "strategies: expected a non-empty list of strategy keys", "strategies"
         )
     shared = _shared_params(data.get("params"), raw, items)
-    jobs = [_job(item, shared, name) for item in items]
+    version = data.get("version")
+    if version is not None and not (len(items) == 1 and isinstance(items[0], str)):
+        raise RequestError(
+            "version: only for a single saved strategy given by key", "version"
+        )
+    jobs = [_job(item, shared, name, saved, version) for item in items]
     if len({(k, tuple(sorted(p.items()))) for k, p in jobs}) != len(jobs):
         raise RequestError(
             "strategies: the same strategy is listed twice", "strategies"
@@ -193,13 +249,16 @@ def _shared_params(params: object, raw: object, items: list) -> Mapping:
     return params
 
 
-def _job(item: object, shared: Mapping, name: str) -> tuple[str, dict]:
+def _job(
+    item: object, shared: Mapping, name: str, saved: _Saved, version: object = None
+) -> tuple[str, dict]:
     """Return one validated (key, params) job; ``name`` is the field to blame."""
     if isinstance(item, str):
         key, params = item, shared
     elif isinstance(item, Mapping) and isinstance(item.get("strategy"), str):
         key, params = item["strategy"], item.get("params")
-        unknown = sorted(set(item) - {"strategy", "params"}, key=str)
+        version = item.get("version")
+        unknown = sorted(set(item) - {"strategy", "params", "version"}, key=str)
         if unknown:
             raise RequestError(
                 f"{name}: unknown field {brief(unknown[0])} in the item for "
@@ -216,13 +275,17 @@ def _job(item: object, shared: Mapping, name: str) -> tuple[str, dict]:
         raise RequestError(
             f"{name}: each item must be a key or {{strategy, params}}", name
         )
-    if key not in STRATEGIES:
-        choices = ", ".join(STRATEGIES)
-        raise RequestError(
-            f"{name}: unknown strategy {brief(key)}; choose one of {choices}", name
-        )
+    if key in saved.sources:
+        spec: str | StrategySpec = saved.spec(key, None, name)
+    elif key in STRATEGIES and version is None:
+        spec = key
+    elif key in STRATEGIES:
+        raise RequestError("version: only saved strategies have versions", "version")
+    else:
+        # Not a built-in: a saved strategy the user may see (library app).
+        spec = saved.spec(key, version, name)
     try:
-        return key, validate_params(key, params)
+        return key, validate_params(spec, params)
     except ParamError as exc:
         errors = [(f"params.{field}", message) for field, message in exc.errors]
         raise RequestError(str(exc), errors[0][0], errors) from None
@@ -279,8 +342,32 @@ def _symbols(value: object) -> tuple[str, ...] | None:
     return symbols
 
 
-def run_spec(data: Mapping, *, allow_unknown: bool = False) -> RunSpec:
-    """Return the RunSpec for a request mapping or raise RequestError."""
+def _check_directions(saved: _Saved, risk: Risk) -> None:
+    """Raise RequestError when a saved strategy lacks a side the run trades."""
+    for key, spec in saved.specs.items():
+        directions = getattr(spec.signal.__self__, "directions", ())
+        if risk.direction not in directions:
+            raise RequestError(
+                f"direction: {key!r} cannot run {risk.direction}; it can run "
+                f"{' or '.join(directions)}",
+                "direction",
+            )
+
+
+def run_spec(
+    data: Mapping,
+    *,
+    allow_unknown: bool = False,
+    user: object = None,
+    trusted: bool = False,
+    sources: Mapping[str, str] | None = None,
+) -> RunSpec:
+    """Return the RunSpec for a request mapping or raise RequestError.
+
+    Saved strategies are those ``user`` may see (``trusted``: the command
+    line, every one); the versions used are in the spec's ``versions``.
+    ``sources`` are unsaved rule texts by key, run as they are.
+    """
     if not isinstance(data, Mapping):
         raise RequestError("expected a JSON object")
     if not allow_unknown:
@@ -288,7 +375,8 @@ def run_spec(data: Mapping, *, allow_unknown: bool = False) -> RunSpec:
         if unknown:
             name = brief(unknown[0]).strip("'")
             raise RequestError(f"{name}: unknown field", name)
-    jobs = _jobs(data)
+    saved = _Saved(user=user, trusted=trusted, sources=dict(sources or {}))
+    jobs = _jobs(data, saved)
     interval = data.get("interval")
     if interval is None or interval == "":
         interval = "1h"
@@ -302,7 +390,10 @@ def run_spec(data: Mapping, *, allow_unknown: bool = False) -> RunSpec:
         raise RequestError("end: must be after start", "end")
     fee = data.get("fee")
     slippage = data.get("slippage_bps")
-    return RunSpec(
+    no_cache = data.get("no_cache", False)
+    if not isinstance(no_cache, bool):
+        raise RequestError("no_cache: expected true or false", "no_cache")
+    spec = RunSpec(
         jobs=jobs,
         symbols=_symbols(data.get("symbols")),
         start=start,
@@ -313,4 +404,9 @@ def run_spec(data: Mapping, *, allow_unknown: bool = False) -> RunSpec:
         if slippage is None
         else _number(slippage, "slippage_bps", 0.0, MAX_SLIPPAGE_BPS),
         risk=_risk(data),
+        no_cache=no_cache,
+        versions=saved.versions,
+        sources=dict(saved.sources),
     )
+    _check_directions(saved, spec.risk)
+    return spec

@@ -16,6 +16,7 @@ from django.templatetags.static import static
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from backtester.library.selectors import strategy_choices
 from backtester.runs.models import BacktestResult, BacktestRun
 from backtester.runs.output import render_csv, render_json, risk_label
 from backtester.runs.presenters import (
@@ -40,6 +41,7 @@ from backtester.runs.presenters import (
     summary_rows,
     tone,
 )
+from backtester.runs.query import QueryError, query_text
 from backtester.runs.selectors import (
     result_data,
     result_get,
@@ -87,7 +89,8 @@ def home(request: HttpRequest) -> HttpResponse:
         request,
         "backtester/run.html",
         {
-            "strategies": schema(),
+            # The built-ins, then the saved strategies this user may run.
+            "strategies": schema() + strategy_choices(request.user),
             "risk_fields": risk_fields(),
             "coins": coins,
             "data_range": {
@@ -179,7 +182,10 @@ def run_compare(request: HttpRequest) -> HttpResponse:
         raise Http404("no such runs")
     coins = sorted(set().union(*(r.symbols or [] for r in runs)))
     shared = [c for c in coins if all(c in (r.symbols or []) for r in runs)]
-    symbol = request.GET.get("symbol") or (shared or coins or [""])[0]
+    try:
+        symbol = query_text(request.GET, "symbol") or (shared or coins or [""])[0]
+    except QueryError as exc:
+        return _compare_error(request, exc.message)
     columns, series = [], []
     for run in runs:
         summary = run.summary or {}

@@ -72,6 +72,10 @@ def walk_forward_start(combinations: int, skipped: int, axes: dict) -> dict:
     }
 
 
+def walk_forward_cancelled() -> dict[str, Any]:
+    return {"type": "cancelled", "walk_forward": True}
+
+
 def walk_forward_complete(
     result: dict, elapsed_s: float, walk_forward_id: int | None = None
 ) -> dict:

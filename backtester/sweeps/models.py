@@ -46,6 +46,15 @@ class Sweep(models.Model):
     )
     source = models.CharField(max_length=3, choices=Source.choices, default="web")
     strategy = models.CharField(max_length=40)
+    # The saved strategy version swept (None: a built-in); kept while a sweep
+    # refers to it, so the sweep's cells can always be recomputed.
+    strategy_version = models.ForeignKey(
+        "library.StrategyVersion",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="sweeps",
+    )
     # {name: {"start", "stop", "step"} | [values]}, as requested.
     grid = models.JSONField()
     # {name: [values]}: each axis expanded. PostgreSQL's jsonb keeps no key

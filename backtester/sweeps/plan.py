@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from backtester.library.selectors import strategy_or_key
+
 if TYPE_CHECKING:
     from backtester.sweeps.models import Sweep
 
@@ -36,6 +38,12 @@ class SweepPlan:
     objective: str
     block_first: int
     block_size: int
+    strategy_version: int | None = None
+
+    @property
+    def engine_strategy(self):
+        """Return what the engine runs: the key, or the saved version's spec."""
+        return strategy_or_key(self.strategy, {self.strategy: self.strategy_version})
 
     def blocks(self) -> list[range]:
         """Return the blocks of combination indexes, in the order to compute them."""
@@ -88,4 +96,5 @@ def plan_of(sweep: Sweep) -> SweepPlan:
         objective=sweep.objective,
         block_first=sweep.block_first,
         block_size=sweep.block_size,
+        strategy_version=sweep.strategy_version_id,
     )

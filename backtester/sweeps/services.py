@@ -21,6 +21,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, F
 from django.utils import timezone
 
+from backtester.execution.handles import RunnerBusy
 from backtester.runs import processes
 from backtester.runs.output import CSV_METRICS
 from backtester.sweeps import events
@@ -56,6 +57,7 @@ def sweep_create(
             created_by=user if getattr(user, "is_authenticated", False) else None,
             source=source,
             strategy=spec.strategy,
+            strategy_version_id=spec.version,
             grid=spec.grid,
             axes=spec.axes,
             axis_names=list(spec.axes),
@@ -93,7 +95,7 @@ def sweep_block_run(
         return CoinBlock(symbol, indices[0], len(indices), 0, {})
     metrics = sweep_coin(
         Bars(*series),
-        plan.strategy,
+        plan.engine_strategy,
         [plan.combinations[i] for i in indices],
         fee=plan.fee,
         slippage_bps=plan.slippage_bps,
@@ -321,9 +323,11 @@ def sweep_best(sweep_id: int, objective: str) -> dict | None:
     return None if best is None else cell_public(best)
 
 
-def sweep_start(*, sweep: Sweep, coins: Sequence[Cryptocurrency], publish):
+def sweep_start(*, sweep: Sweep, coins: Sequence[Cryptocurrency], publish, slot=None):
     """Mark the sweep running and hand it to the executor of BACKTEST_EXECUTOR
-    (the thread pool, or Celery workers); RunnerBusy if full.
+    (the thread pool, or Celery workers) in the place ``slot`` (from
+    ``run_admit(kind="sweep")``) held; RunnerBusy if full, and then the sweep
+    is removed again, so a refused request leaves no record.
 
     Returns the runner's handle (``cancel()``, ``wait()``).
     """
@@ -336,13 +340,21 @@ def sweep_start(*, sweep: Sweep, coins: Sequence[Cryptocurrency], publish):
     )
     try:
         return get_executor().submit_sweep(
-            plan=plan_of(sweep), coins=coins, publish=publish
+            plan=plan_of(sweep), coins=coins, publish=publish, slot=slot
         )
+    except RunnerBusy:
+        sweep_discard(sweep.pk)
+        raise
     except Exception as exc:
         Sweep.objects.filter(pk=sweep.pk).update(
             status=Sweep.Status.FAILED, error=str(exc), finished_at=timezone.now()
         )
         raise
+
+
+def sweep_discard(sweep_id: int) -> None:
+    """Remove a sweep that never started (its request was refused) and its cells."""
+    Sweep.objects.filter(pk=sweep_id, status__in=UNFINISHED).delete()
 
 
 def sweep_finish(

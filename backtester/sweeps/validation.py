@@ -13,15 +13,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from backtester.library.selectors import strategy_or_key
 from backtester.runs.validation import RISK_FIELDS, RequestError, run_spec
-from strategies.registry import STRATEGIES, ParamError
+from strategies.params import brief, parse_decimal
+from strategies.registry import ParamError
 from strategies.sweep import OBJECTIVES, grid_expand
 
 # Risk settings may be given top-level (as in a run) or inside params: either
 # way they are fixed for every combination unless an axis varies them.
 SWEEP_FIELDS = {
-    *RISK_FIELDS, "type", "strategy", "grid", "params", "symbols", "start", "end",
-    "interval", "fee", "slippage_bps", "objective",
+    *RISK_FIELDS, "type", "strategy", "version", "grid", "params", "symbols",
+    "start", "end", "interval", "fee", "slippage_bps", "objective",
 }  # fmt: skip
 
 
@@ -42,13 +44,27 @@ class SweepSpec:
     fee: float = 0.001
     slippage_bps: float = 0.0
     objective: str = "median_return_pct"
+    # The saved strategy version swept (its id), None for a built-in.
+    version: int | None = None
+
+    @property
+    def engine_strategy(self):
+        """Return what the engine runs: the key, or the saved version's spec."""
+        return strategy_or_key(self.strategy, {self.strategy: self.version})
 
 
-def _grid_error(exc: ParamError, grid: Mapping, params: Mapping) -> RequestError:
-    """Return the request error for the engine's first grid problem."""
+def _grid_error(
+    exc: ParamError, grid: Mapping, params: Mapping, top: Mapping | None = None
+) -> RequestError:
+    """Return the request error for the engine's first grid problem (a risk
+    setting given top-level, as in a run, is named as a run names it)."""
     name, message = exc.errors[0]
+    if len(name) > 40:  # an unknown name is echoed back, so only its start
+        name = brief(name).strip("'")
     if name in grid:
         where = f"grid.{name}"
+    elif top and name in top:
+        where = name
     elif name in params:
         where = f"params.{name}"
     else:
@@ -56,18 +72,23 @@ def _grid_error(exc: ParamError, grid: Mapping, params: Mapping) -> RequestError
     return RequestError(f"{where}: {message}", where)
 
 
-def sweep_spec(data: Mapping) -> SweepSpec:
-    """Return the SweepSpec for a request mapping or raise RequestError."""
+def sweep_spec(
+    data: Mapping, *, user: object = None, trusted: bool = False
+) -> SweepSpec:
+    """Return the SweepSpec for a request mapping or raise RequestError.
+
+    A saved strategy must be one ``user`` may see (``trusted``: any).
+    """
     if not isinstance(data, Mapping):
         raise RequestError("expected a JSON object")
     unknown = sorted(set(data) - SWEEP_FIELDS)
     if unknown:
-        raise RequestError(f"{unknown[0]}: unknown field", unknown[0])
+        name = brief(unknown[0]).strip("'")
+        raise RequestError(f"{name}: unknown field", name)
     strategy = data.get("strategy")
-    if not isinstance(strategy, str) or strategy not in STRATEGIES:
-        choices = ", ".join(STRATEGIES)
+    if not isinstance(strategy, str) or strategy == "all":
         raise RequestError(
-            f"strategy: expected one of {choices}, got {strategy!r}", "strategy"
+            f"strategy: expected one strategy key, got {brief(strategy)}", "strategy"
         )
     # The fields a run has too, checked the way a run checks them.
     common = {
@@ -75,9 +96,18 @@ def sweep_spec(data: Mapping) -> SweepSpec:
         for key in ("symbols", "start", "end", "interval", "fee", "slippage_bps")
         if key in data
     }
-    run = run_spec({"strategy": strategy, **common})
-    objective = data.get("objective") or "median_return_pct"
-    if objective not in OBJECTIVES:
+    if data.get("version") is not None:
+        common["version"] = data["version"]
+    # The strategy too: a built-in's key or a saved one the user may see.
+    run = run_spec({"strategy": strategy, **common}, user=user, trusted=trusted)
+    version = run.versions.get(strategy)
+    engine = strategy_or_key(strategy, run.versions)
+    # Absent or null is the default; anything else must name an objective
+    # (false or {} is a mistake, not a request for the default).
+    objective = data.get("objective")
+    if objective is None:
+        objective = "median_return_pct"
+    if not isinstance(objective, str) or objective not in OBJECTIVES:
         raise RequestError(
             f"objective: must be one of {', '.join(OBJECTIVES)}", "objective"
         )
@@ -92,11 +122,12 @@ def sweep_spec(data: Mapping) -> SweepSpec:
     if not isinstance(params, Mapping):
         raise RequestError("params: expected an object", "params")
     risk = {k: data[k] for k in RISK_FIELDS if data.get(k) is not None}
+    top = {k: v for k, v in risk.items() if k not in params}
     params = {**risk, **params}
     try:
-        expanded = grid_expand(strategy, grid, params)
+        expanded = grid_expand(engine, grid, params)
     except ParamError as exc:
-        raise _grid_error(exc, grid, params) from None
+        raise _grid_error(exc, grid, params, top) from None
     except ValueError as exc:
         raise RequestError(f"grid: {exc}", "grid") from None
     if not expanded.combinations:
@@ -119,7 +150,27 @@ def sweep_spec(data: Mapping) -> SweepSpec:
         fee=run.fee,
         slippage_bps=run.slippage_bps,
         objective=objective,
+        version=version,
     )
+
+
+# A fold size or count past this is a typo: ten million hourly bars are over
+# a thousand years.
+MAX_BARS = 10_000_000
+
+
+def sweep_size_check(spec: SweepSpec, coins: int, limit: int) -> int:
+    """Return the sweep's backtests (combinations x coins), or raise
+    RequestError on ``grid`` when they pass ``limit`` (0: no limit)."""
+    size = len(spec.combinations) * coins
+    if limit > 0 and size > limit:
+        raise RequestError(
+            f"grid: {len(spec.combinations):,} combinations x {coins:,} coins is "
+            f"{size:,} backtests; at most {limit:,} at a time (fewer values or "
+            "fewer coins)",
+            "grid",
+        )
+    return size
 
 
 @dataclass(frozen=True)
@@ -133,6 +184,7 @@ class WalkForwardSpec:
 
 
 def _whole(data: Mapping, name: str, *, required: bool) -> int | None:
+    """Return field ``name`` as a whole number in [1, MAX_BARS], or None."""
     value = data.get(name)
     if value is None or value == "":
         if required:
@@ -140,22 +192,33 @@ def _whole(data: Mapping, name: str, *, required: bool) -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise RequestError(f"{name}: expected a whole number", name)
-    try:
-        number = float(value)
-    except ValueError:
-        raise RequestError(f"{name}: {value!r} is not a number", name) from None
-    if not number.is_integer() or number < 1:
-        raise RequestError(f"{name}: must be a whole number of at least 1", name)
-    return int(number)
+    if isinstance(value, str):
+        # Plain ASCII decimals, as a run's fields: not "1_0" nor "\uff11\uff10".
+        parsed = parse_decimal(value)
+        if parsed is None:
+            raise RequestError(f"{name}: {brief(value)} is not a number", name)
+        value = parsed
+    # Compared before any float(): a 401-digit integer overflows a float.
+    if not 1 <= value <= MAX_BARS or (
+        isinstance(value, float) and not value.is_integer()
+    ):
+        raise RequestError(
+            f"{name}: must be a whole number from 1 to {MAX_BARS:,}", name
+        )
+    return int(value)
 
 
-def walk_forward_spec(data: Mapping) -> WalkForwardSpec:
+def walk_forward_spec(
+    data: Mapping, *, user: object = None, trusted: bool = False
+) -> WalkForwardSpec:
     """Return the WalkForwardSpec of a ``walk_forward`` message or raise
     RequestError naming the field."""
     if not isinstance(data, Mapping):
         raise RequestError("expected a JSON object")
     sizes = {"train_bars", "test_bars", "folds"}
-    spec = sweep_spec({k: v for k, v in data.items() if k not in sizes})
+    spec = sweep_spec(
+        {k: v for k, v in data.items() if k not in sizes}, user=user, trusted=trusted
+    )
     return WalkForwardSpec(
         sweep=spec,
         train_bars=_whole(data, "train_bars", required=True),

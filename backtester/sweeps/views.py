@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from backtester.execution.handles import RunnerBusy
+from backtester.library.selectors import strategy_choices
 from backtester.runs.output import risk_label
 from backtester.runs.presenters import risk_fields
 from backtester.runs.services import run_admit, run_coins, run_create, run_start
@@ -83,7 +84,7 @@ def sweep_page(request: HttpRequest) -> HttpResponse:
         "sweeps/sweep.html",
         {
             "page_data": {
-                "strategies": schema(),
+                "strategies": schema() + strategy_choices(request.user),
                 "coins": coins,
                 "metrics": _metric_options(),
                 # Numeric risk settings may be an axis too (as on the CLI).
@@ -216,7 +217,15 @@ def cell_run(request: HttpRequest, sweep_id: int, index: int) -> HttpResponse:
                 "interval": sweep.interval,
                 "fee": sweep.fee,
                 "slippage_bps": sweep.slippage_bps,
-            }
+                # The saved version the sweep ran; the sweep's owner saw it.
+                **(
+                    {"version": sweep.strategy_version.number}
+                    if sweep.strategy_version_id
+                    else {}
+                ),
+            },
+            user=request.user,
+            trusted=True,
         )
         coins = run_coins(spec)
     except RequestError as exc:

@@ -8,7 +8,7 @@ the stitched out-of-sample equity down-sampled for a chart.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 import numpy as np
@@ -37,19 +37,22 @@ def walk_forward_run(
     folds: int | None,
     train_bars: int,
     test_bars: int,
+    should_stop: Callable[[], bool] | None = None,
 ) -> WalkForward:
-    """Run a walk-forward of the spec's grid; RequestError names a bad field."""
+    """Run a walk-forward of the spec's grid; RequestError names a bad field,
+    Stopped (strategies.walkforward) ends it when ``should_stop()`` is true."""
     series = bars_load(
         coins=coins, start=spec.start, end=spec.end, interval=spec.interval
     )
     data = {s: Bars(*bars) for s, bars in series.items() if len(bars.time) > 1}
     if not data:
         raise RequestError("symbols: no coin has bars in the range", "symbols")
-    grid = grid_expand(spec.strategy, spec.grid, spec.base_params)
+    strategy = spec.engine_strategy
+    grid = grid_expand(strategy, spec.grid, spec.base_params)
     try:
         return walk_forward(
             data,
-            spec.strategy,
+            strategy,
             grid,
             train_bars=train_bars,
             test_bars=test_bars,
@@ -58,6 +61,7 @@ def walk_forward_run(
             slippage_bps=spec.slippage_bps,
             interval=spec.interval,
             folds=folds,
+            should_stop=should_stop,
         )
     except ParamError as exc:
         name, message = exc.errors[0]

@@ -277,6 +277,10 @@ def test_websocket_backtest_and_static_file_through_nginx():
             assert len(response.read()) > 1_000_000
         with urllib.request.urlopen(f"{base_url}/healthz", timeout=10) as response:
             assert json.load(response)["status"] == "ok"
+        # A 34 KB URL gets an answer, 414, not a closed connection.
+        with pytest.raises(urllib.error.HTTPError) as too_long:
+            urllib.request.urlopen(f"{base_url}/runs/?q={'x' * 34_000}", timeout=10)
+        assert too_long.value.code == 414
 
         class NoRedirect(urllib.request.HTTPRedirectHandler):
             def redirect_request(self, *args, **kwargs):

@@ -10,7 +10,12 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("backtester", "prices", "strategies")
 MAX_LINES = 500
 # Apps below the project package: execution may import none of them.
-APPS = ("backtester.runs", "backtester.sweeps")
+APPS = (
+    "backtester.runs",
+    "backtester.sweeps",
+    "backtester.portfolio",
+    "backtester.library",
+)
 # The project's wiring: no app, and nothing below execution, imports it (the
 # settings are read through django.conf).
 WIRING = (

@@ -156,6 +156,25 @@ def test_recursions_stay_exact_over_five_years_of_hourly_bars():
     np.testing.assert_allclose(ind.sma(close, window)[window - 1 :], sums, rtol=1e-14)
 
 
+@pytest.mark.parametrize("decay", [0.5, 0.9, 12 / 13, 13 / 14, 0.998])
+@pytest.mark.parametrize("n", [1, 2, 40, 5_000, 43_800])
+def test_paired_recursions_are_two_single_ones_bit_for_bit(decay, n):
+    """RSI runs its gains and losses side by side: each as alone, to the bit."""
+    rng = np.random.default_rng(n)
+    pair = {"x": (rng.normal(0, 1, n), 1.5), "y": (rng.uniform(0, 2, n), -0.5)}
+    got = {name: np.empty(n) for name in pair}
+    (x, x0), (y, y0) = pair.values()
+    kernels.linear_recursion_pair(x, y, decay, x0, y0, got["x"], got["y"])
+    for name, (values, start) in pair.items():
+        alone = np.empty(n)
+        kernels.linear_recursion(values, decay, start, alone)
+        assert got[name].tobytes() == alone.tobytes()
+        loop = [start]
+        for value in values[1:].tolist():
+            loop.append((1 - decay) * value + decay * loop[-1])
+        np.testing.assert_allclose(got[name], loop, rtol=1e-10, atol=1e-12)
+
+
 def test_flat_prices_without_warnings_or_infinities():
     flat = np.full(100, 42.1)
     with warnings.catch_warnings():

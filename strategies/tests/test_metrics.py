@@ -53,6 +53,10 @@ def test_blockwise_drawdown_equals_the_plain_scan(seed, n, drift, plateaus):
     deepest, longest = naive_drawdown(equity)
     assert m.max_drawdown_pct(equity) == deepest
     assert m.max_drawdown_duration(equity) == longest
+    # The assembler finds the duration from the runs of bars at their peak.
+    metrics = m.compute_metrics(equity, [], np.zeros(n, np.int8), equity)
+    assert metrics["max_drawdown_pct"] == deepest
+    assert metrics["max_drawdown_duration"] == longest
 
 
 def test_a_long_stretch_at_the_peak_is_not_under_water():
@@ -236,7 +240,7 @@ def test_compute_metrics_keys_types_and_json():
     assert metrics["final_equity"] == 104.0
     json.dumps(metrics, allow_nan=False)
     with pytest.raises(KeyError):
-        m.compute_metrics(equity, trades, position, equity, interval="5m")
+        m.compute_metrics(equity, trades, position, equity, interval="2h")
 
 
 def test_real_ftt_gap_calendar_against_bar_cagr(real_data_dir):

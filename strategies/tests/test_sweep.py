@@ -367,7 +367,7 @@ def test_sweep_coin_rejects_bad_input_like_the_engine():
     with pytest.raises(ValueError, match="fast"):
         sweep_coin(bars, "sma_crossover", [{"fast": 9, "slow": 5}])
     with pytest.raises(ValueError, match="interval"):
-        sweep_coin(bars, "sma_crossover", [{}], interval="5m")
+        sweep_coin(bars, "sma_crossover", [{}], interval="2h")
 
 
 def test_risk_axes_and_risk_argument_equal_run_backtest():

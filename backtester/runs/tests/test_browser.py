@@ -89,10 +89,10 @@ def wait_for_http(url: str, process: subprocess.Popen, timeout: float = 30) -> N
 
 @contextlib.contextmanager
 def demo_server(
-    seed: list[str], extra: tuple[list[str], ...] = (), **settings: str
+    seed: list[str], *, commands: tuple[list[str], ...] = (), **settings: str
 ) -> Iterator[str]:
-    """Migrate and seed a temporary SQLite file (``seed_demo`` arguments), run any
-    ``extra`` manage.py commands, then serve it with daphne under extra
+    """Migrate and seed a temporary SQLite file (``seed_demo`` arguments), run
+    any further manage.py ``commands``, then serve it with daphne under extra
     environment ``settings``; yield its URL."""
     work = Path(tempfile.mkdtemp(prefix="btlab-browser-"))
     env = {
@@ -102,7 +102,7 @@ def demo_server(
     python = str(ROOT / ".venv" / "bin" / "python")
     if not Path(python).exists():
         python = sys.executable
-    for args in (["migrate", "-v0"], ["seed_demo", *seed], *extra):
+    for args in (["migrate", "-v0"], ["seed_demo", *seed], *commands):
         subprocess.run(
             [python, "manage.py", *args], cwd=ROOT, env=env, check=True,
             capture_output=True, timeout=300,

@@ -52,6 +52,12 @@ def slow(*args, **kwargs):
     time.sleep(0.3)
     return compute(*args, **kwargs)
 runner.compute_coin = slow
+from backtester.sweeps import services as sweeps
+block_run = sweeps.sweep_block_run
+def slow_block(*args, **kwargs):
+    time.sleep(0.3)
+    return block_run(*args, **kwargs)
+sweeps.sweep_block_run = slow_block
 from daphne.cli import CommandLineInterface
 CommandLineInterface().run(sys.argv[1:])
 """
@@ -73,6 +79,8 @@ def _env(database_url: str, redis_url: str) -> dict:
         "PRICE_CACHE_WARM": "false",
         "CONN_MAX_AGE": "0",
         "BACKTEST_RUNS_PER_MINUTE": "0",
+        "SWEEP_FIRST_BLOCK": "2",
+        "SWEEP_BLOCK": "2",
         "PYTHONPATH": str(ROOT),
     }
 
@@ -207,7 +215,7 @@ def connect(stack: Stack):
 
 
 def start_and_wait_for_a_result(ws) -> tuple[int, list[dict]]:
-    ws.send(json.dumps({"type": "run", "strategies": "all"}))
+    ws.send(json.dumps({"type": "run", "strategies": "all", "no_cache": True}))
     start = json.loads(ws.recv(timeout=30))
     assert start["type"] == "start", start
     first = json.loads(ws.recv(timeout=30))
@@ -226,7 +234,9 @@ def until_end(ws, timeout: float = 60) -> list[dict]:
 
 def a_run_completes(stack: Stack) -> None:
     with connect(stack) as ws:
-        ws.send(json.dumps({"type": "run", "strategy": "sma_crossover"}))
+        ws.send(
+            json.dumps({"type": "run", "strategy": "sma_crossover", "no_cache": True})
+        )
         start = json.loads(ws.recv(timeout=30))
         assert start["type"] == "start", start
         messages = until_end(ws)
@@ -266,6 +276,34 @@ def test_redis_killed_mid_run(daphne):
     # database, since the layer was gone).
     seqs = sorted(m["seq"] for m in got if m["type"] == "result")
     assert seqs == list(range(1, stored + 1))
+    time.sleep(2)  # the layer's receive tries Redis again every second
+    a_run_completes(stack)
+
+
+def test_redis_killed_mid_sweep(daphne):
+    stack = daphne
+    with connect(stack) as ws:
+        ws.send(json.dumps({"type": "sweep", "strategy": "sma_crossover",
+                            "grid": {"fast": "5:40:5"}}))  # fmt: skip
+        start = json.loads(ws.recv(timeout=30))
+        assert start["type"] == "sweep_start", start
+        first = json.loads(ws.recv(timeout=30))
+        assert first["type"] == "cell", first
+        stack.redis.stop()
+        try:
+            while (end := json.loads(ws.recv(timeout=60)))["type"] == "cell":
+                pass
+            assert end["type"] == "error", end
+            assert end.get("sweep_id") == start["sweep_id"]
+            assert "Redis" in end["message"]
+            no_address_in(end["message"], stack)
+        finally:
+            stack.redis.start()
+    ((status, error),) = stack.sql(
+        "SELECT status, error FROM sweeps_sweep WHERE id=%s", start["sweep_id"]
+    )
+    assert status == "failed" and "Redis" in error, (status, error)
+    no_address_in(error, stack)
     time.sleep(2)  # the layer's receive tries Redis again every second
     a_run_completes(stack)
 

@@ -47,7 +47,7 @@ MAKE_ADMIN = [
 def server() -> Iterator[str]:
     """Six demo coins over one year (one with a gap) and an admin: quick to seed."""
     seed = ["--symbols", "6", "--years", "1"]
-    with demo_server(seed, extra=(CUT_GAP, MAKE_ADMIN)) as base:
+    with demo_server(seed, commands=(CUT_GAP, MAKE_ADMIN)) as base:
         yield base
 
 

@@ -75,9 +75,12 @@ async def test_all_288_results_arrive_through_the_redis_layer(
 
 
 async def one_run(symbols: list[str]) -> list[dict]:
-    """Run sma_crossover over the websocket; return the results by symbol."""
+    """Run sma_crossover over the websocket (computed, never answered from an
+    identical stored run); return the results by symbol."""
     communicator = await connect()
-    await communicator.send_json_to({"type": "run", "strategy": "sma_crossover"})
+    await communicator.send_json_to(
+        {"type": "run", "strategy": "sma_crossover", "no_cache": True}
+    )
     assert (await receive(communicator))["type"] == "start"
     messages = await collect_until_end(communicator)
     await communicator.disconnect()
@@ -118,7 +121,7 @@ async def test_run_completes_when_the_redis_cache_stops_mid_run(
         communicator = await connect()
         try:
             await communicator.send_json_to(
-                {"type": "run", "strategy": "sma_crossover"}
+                {"type": "run", "strategy": "sma_crossover", "no_cache": True}
             )
             assert (await receive(communicator))["type"] == "start"
             first = await receive(communicator)

@@ -273,11 +273,13 @@ function rangeProblem(symbols, start, end, message) {
       + `${day(Math.min(...spans.map((s) => s[0])))} to ${day(Math.max(...spans.map((s) => s[1])) - HOUR)}.` };
   }
   const hours = Math.max(...inside.map(([first, last]) => (Math.min(hi, last) - Math.max(lo, first)) / HOUR));
-  const bars = Math.floor(message.interval === "1d" ? hours / 24 : hours);
+  // Bars of the chosen interval the range holds (minutes per bar: 1m ... 1d).
+  const MINUTES = { "1m": 1, "5m": 5, "15m": 15, "30m": 30, "1h": 60, "4h": 240, "1d": 1440 };
+  const bars = Math.floor((hours * 60) / (MINUTES[message.interval] ?? 60));
   const keys = message.strategy ? [message.strategy] : Object.keys(byKey);
   const need = Math.max(...keys.map((k) => warmup(k, message.params && message.strategy ? message.params : defaults(k))));
   if (bars <= need) {
-    const unit = message.interval === "1d" ? "daily" : "hourly";
+    const unit = { "1d": "daily", "1h": "hourly" }[message.interval] ?? `${message.interval}`;
     return { warning: `This range holds at most ${bars} ${unit} bars, but the strategy needs ${need} `
       + `bars of warm-up before it can trade: it will make no trades. Press Run again to run it anyway.` };
   }
@@ -340,6 +342,7 @@ export function buildRequest() {
     if (value === null) ok = false;
     else message[name] = value;
   }
+  if ($("no_cache")?.checked) message.no_cache = true;
   // Only the settings that differ from the defaults are sent: a request without
   // them is today's long, all-in run.
   for (const input of riskInputs) {
@@ -362,7 +365,7 @@ export function buildRequest() {
 // A run's settings are written to the address when it is sent, so a link shares
 // them and Back shows exactly what was run: the form is rebuilt from the URL,
 // never left as the browser restored it.
-const NOT_SCALAR = new Set(["type", "strategy", "strategies", "params", "symbols"]);
+const NOT_SCALAR = new Set(["type", "strategy", "strategies", "params", "symbols", "no_cache"]);
 
 export function toQuery(message) {
   const query = new URLSearchParams();

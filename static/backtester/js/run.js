@@ -123,6 +123,9 @@ function handle(msg) {
         url.searchParams.set("run", String(msg.run_id));
         history.replaceState(history.state, "", url);
       }
+      if (msg.cached_from) {
+        showBanner(`Same settings and data as run #${msg.cached_from}: its stored results are shown (tick Recompute to compute again).`);
+      }
       pending = false;
       activeRun = msg.run_id;
       sessionStorage.setItem(RUN_KEY, String(msg.run_id));

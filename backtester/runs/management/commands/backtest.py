@@ -10,7 +10,11 @@ from django.utils import timezone
 
 from backtester.execution.handles import RunnerBusy
 from backtester.execution.pool import get_runner
+from backtester.library.checking import SourceRefused
+from backtester.library.files import file_key, key_version, source_read
+from backtester.portfolio.cli import add_portfolio_arguments, portfolio_command
 from backtester.runs import events
+from backtester.runs.cache import run_cached_source, run_fingerprint
 from backtester.runs.models import BacktestRun
 from backtester.runs.output import (
     render_csv,
@@ -19,9 +23,9 @@ from backtester.runs.output import (
     synthetic_line,
     table_header,
 )
-from backtester.runs.selectors import run_data
-from backtester.runs.services import run_coins, run_create, run_start
-from backtester.runs.validation import RequestError, iso, run_spec
+from backtester.runs.selectors import results_by_seq, run_data
+from backtester.runs.services import run_cached, run_coins, run_create, run_start
+from backtester.runs.validation import INTERVALS, RequestError, iso, run_spec
 from prices.selectors import symbols_synthetic
 from strategies.registry import STRATEGIES
 from strategies.risk import RISK_PARAMS
@@ -71,7 +75,13 @@ class Command(BaseCommand):
                 + ")"
                 for key, spec in STRATEGIES.items()
             )
-            + ".",
+            + "; or a saved strategy's key, KEY@N for its version N.",
+        )
+        parser.add_argument(
+            "--strategy-file",
+            metavar="FILE",
+            help="Run the rule-language strategy in FILE without saving it (or the "
+            "run).",
         )
         parser.add_argument(
             "--param",
@@ -92,7 +102,10 @@ class Command(BaseCommand):
         parser.add_argument("--start", help="First bar time, inclusive (YYYY-MM-DD).")
         parser.add_argument("--end", help="Last bar time, exclusive (YYYY-MM-DD).")
         parser.add_argument(
-            "--interval", default="1h", help="Bar interval: 1h (default) or 1d."
+            "--interval",
+            default="1h",
+            help="Bar interval: 1m, 5m, 15m, 30m, 1h (default), 4h or 1d; built "
+            "from the finest stored interval that divides it.",
         )
         parser.add_argument(
             "--fee", default="0.001", help="Fee on traded notional (0.001)."
@@ -126,6 +139,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--no-save", action="store_true", help="Do not store the run."
         )
+        parser.add_argument(
+            "--no-cache",
+            action="store_true",
+            help="Compute afresh even when an identical run's results are stored.",
+        )
+        add_portfolio_arguments(parser)
 
     def _params(self, pairs: list[str]) -> dict[str, str]:
         params = {}
@@ -146,12 +165,30 @@ class Command(BaseCommand):
         began_at = timezone.now()
         # Logs never share stdout with the output, a table included.
         _logs_to_stderr()
-        if options["interval"] not in ("1h", "1d"):
+        if options["interval"] not in INTERVALS:
             raise CommandError(
-                f"--interval: must be 1h or 1d, not {options['interval']!r}"
+                f"--interval: must be one of {', '.join(INTERVALS)}, "
+                f"not {options['interval']!r}"
             )
-        if options["all_strategies"] and options["strategy"]:
-            raise CommandError("give --strategy or --all-strategies, not both")
+        chosen = [options["strategy"], options["strategy_file"]]
+        if options["all_strategies"]:
+            chosen.append(True)
+        if sum(1 for c in chosen if c) > 1:
+            raise CommandError(
+                "give one of --strategy, --strategy-file or --all-strategies"
+            )
+        sources, version = {}, None
+        try:
+            if options["strategy_file"]:
+                # A file runs as it is: nothing of it is stored, the run neither
+                # (a stored run must name a saved version to be replayed).
+                key = file_key(options["strategy_file"])
+                sources[key] = source_read(options["strategy_file"])
+                options["strategy"], options["no_save"] = key, True
+            elif options["strategy"]:
+                options["strategy"], version = key_version(options["strategy"])
+        except SourceRefused as exc:
+            raise CommandError(str(exc)) from None
         if not options["all_strategies"] and not options["strategy"]:
             raise CommandError("--strategy is required (or use --all-strategies)")
         params = self._params(options["param"])
@@ -162,24 +199,39 @@ class Command(BaseCommand):
             if options["all_strategies"]
             else options["strategy"],
             "params": params,
+            **({"version": version} if version is not None else {}),
             "symbols": options["symbols"],
             "start": options["start"],
             "end": options["end"],
             "interval": options["interval"],
             "fee": options["fee"],
             "slippage_bps": options["slippage_bps"],
+            "no_cache": options["no_cache"],
             **{
                 field: options[option]
                 for option, field in RISK_OPTIONS.items()
                 if options[option] is not None
             },
         }
+        if options["portfolio"]:
+            return portfolio_command(self, request, options, message=_cli_message)
         try:
-            spec = run_spec(request)
+            # The command line sees every saved strategy, as the admin does.
+            spec = run_spec(request, trusted=True, sources=sources)
             coins = run_coins(spec)
         except RequestError as exc:
             raise CommandError(_cli_message(exc)) from None
 
+        cached = self._cached(spec, coins, save=not options["no_save"])
+        if cached is not None:
+            header, results, summary = cached
+            self._write(options["format"], header, results, summary)
+            if header["id"] is not None and options["format"] == "table":
+                self.stdout.write(
+                    f"saved as run {header['id']} "
+                    f"(answered from run {header['cached_from']})"
+                )
+            return
         run = (
             None
             if options["no_save"]
@@ -224,9 +276,46 @@ class Command(BaseCommand):
             unsaved.status, unsaved.elapsed_s = handle.status, handle.elapsed_s
             unsaved.created_at = began_at
             header = run_data(unsaved)
-        fmt = options["format"]
+        self._write(options["format"], header, results, handle.summary)
+        if run and options["format"] == "table":
+            self.stdout.write(f"saved as run {run.pk}")
+
+    @staticmethod
+    def _cached(spec, coins, *, save: bool) -> tuple[dict, list, dict] | None:
+        """Return (header, results, summary) of an identical stored run, as a new
+        run when ``save``; None when there is none (or --no-cache)."""
+        if spec.no_cache:
+            return None
+        if save:
+            run = run_cached(spec=spec, coins=coins, source=BacktestRun.Source.CLI)
+        else:
+            fingerprint = run_fingerprint(spec, coins)
+            source = run_cached_source(fingerprint)
+            run = None
+            if source is not None:
+                run = run_create(
+                    spec=spec, coins=coins, source=BacktestRun.Source.CLI, save=False
+                )
+                run.status, run.cached_from, run.elapsed_s = (
+                    source.status,
+                    source,
+                    0.0,
+                )
+                run.summary = source.summary
+                run.created_at = timezone.now()
+                items = results_by_seq(source.pk)
+        if run is None:
+            return None
+        if save:
+            items = results_by_seq(run.pk)
+        header = run_data(run)
+        if not save:
+            header["id"] = None
+        return header, [item["data"] for item in items], run.summary
+
+    def _write(self, fmt: str, header: dict, results: list, summary: dict) -> None:
         if fmt == "json":
-            self.stdout.write(render_json(header, results, handle.summary))
+            self.stdout.write(render_json(header, results, summary))
         elif fmt == "csv":
             self.stdout.write(render_csv(results), ending="")
         else:
@@ -234,9 +323,7 @@ class Command(BaseCommand):
             synthetic = symbols_synthetic({r["symbol"] for r in results})
             if synthetic:
                 self.stdout.write(synthetic_line(synthetic))
-            self.stdout.write(render_table(results, handle.summary), ending="")
-            if run:
-                self.stdout.write(f"saved as run {run.pk}")
+            self.stdout.write(render_table(results, summary), ending="")
 
 
 def _cli_message(exc: RequestError) -> str:

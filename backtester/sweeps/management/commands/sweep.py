@@ -6,6 +6,14 @@ import sys
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from backtester.execution.handles import RunnerBusy
+from backtester.library.checking import SourceRefused
+from backtester.library.files import key_version
+from backtester.portfolio.sweep_cli import (
+    add_portfolio_sweep_arguments,
+    portfolio_only,
+    portfolio_sweep_command,
+    stop_fields,
+)
 from backtester.runs.management.commands.backtest import (
     _logs_to_stderr,
     _Progress,
@@ -77,7 +85,10 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
-            "--strategy", help="Strategy key: " + ", ".join(STRATEGIES) + "."
+            "--strategy",
+            help="Strategy key: "
+            + ", ".join(STRATEGIES)
+            + ", or a saved strategy's key (KEY@N: its version N).",
         )
         parser.add_argument(
             "--grid",
@@ -98,15 +109,18 @@ class Command(BaseCommand):
         )
         parser.add_argument("--start", help="First bar time, inclusive (YYYY-MM-DD).")
         parser.add_argument("--end", help="Last bar time, exclusive (YYYY-MM-DD).")
-        parser.add_argument("--interval", default="1h", help="1h (default) or 1d.")
+        parser.add_argument(
+            "--interval", default="1h", help="1m, 5m, 15m, 30m, 1h (default), 4h or 1d."
+        )
         parser.add_argument("--fee", default="0.001", help="Fee on notional (0.001).")
         parser.add_argument(
             "--slippage-bps", default="0", help="Slippage in basis points (0)."
         )
         parser.add_argument(
             "--objective",
-            default="median_return_pct",
-            help="What 'best' means: " + ", ".join(OBJECTIVES) + ".",
+            help="What 'best' means: "
+            + ", ".join(OBJECTIVES)
+            + " (default median_return_pct; with --portfolio see its README section).",
         )
         parser.add_argument(
             "--walk-forward",
@@ -123,6 +137,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--format", default="table", help="table (default), json or csv."
         )
+        add_portfolio_sweep_arguments(parser)
 
     def handle(self, *args, **options) -> None:
         fmt = options["format"]
@@ -146,8 +161,13 @@ class Command(BaseCommand):
             if not sep or not name.strip() or not value.strip():
                 raise CommandError(f"--param: expected NAME=VALUE, got {pair!r}")
             params[name.strip()] = value.strip()
+        try:
+            strategy, version = key_version(options["strategy"])
+        except SourceRefused as exc:
+            raise CommandError(str(exc)) from None
         request = {
-            "strategy": options["strategy"],
+            "strategy": strategy,
+            **({"version": version} if version is not None else {}),
             "grid": grid,
             "params": params,
             "symbols": options["symbols"],
@@ -157,9 +177,15 @@ class Command(BaseCommand):
             "fee": options["fee"],
             "slippage_bps": options["slippage_bps"],
             "objective": options["objective"],
+            **stop_fields(options),
         }
+        portfolio_only(options)
+        if options["portfolio"]:
+            if options["walk_forward"] is not None:
+                raise CommandError("--walk-forward: not with --portfolio")
+            return portfolio_sweep_command(self, request, options, message=_cli_message)
         try:
-            spec = sweep_spec(request)
+            spec = sweep_spec(request, trusted=True)
             coins = run_coins(spec)
         except RequestError as exc:
             raise CommandError(_cli_message(exc)) from None

@@ -80,6 +80,9 @@ function syncY() {
   for (const id of ["y-start", "y-stop", "y-step"]) $(id).disabled = none;
 }
 $("strategy").addEventListener("change", renderAxes);
+// Opened from the strategy editor (or a link): /sweeps/?strategy=KEY.
+const asked = new URLSearchParams(window.location.search).get("strategy");
+if (asked && byKey[asked]) $("strategy").value = asked;
 $("x-param").addEventListener("change", () => fillRange("x"));
 $("y-param").addEventListener("change", () => { fillRange("y"); syncY(); });
 renderAxes();

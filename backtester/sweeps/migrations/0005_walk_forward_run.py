@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('sweeps', '0003_block_defaults'),
+        ('sweeps', '0004_strategy_versions'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -1,0 +1,18 @@
+from django.urls import path
+
+from backtester.portfolio import views
+
+urlpatterns = [
+    path("", views.portfolio_page, name="portfolio_page"),
+    path("history/", views.portfolio_list, name="portfolio_list"),
+    path("<int:portfolio_id>/", views.portfolio_detail, name="portfolio_detail"),
+    path("<int:portfolio_id>/trades.json", views.trades_json, name="portfolio_trades"),
+    path(
+        "<int:portfolio_id>/export.json",
+        views.export_json,
+        name="portfolio_export_json",
+    ),
+    path(
+        "<int:portfolio_id>/export.csv", views.export_csv, name="portfolio_export_csv"
+    ),
+]
