@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import re
 
 from django.conf import settings
 from django.db import models
+
+# A strategy's key: a slug that never collides with a file name or a URL part.
+KEY_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,39}", re.ASCII)
 
 
 def source_sha256(source: str) -> str:

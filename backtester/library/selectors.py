@@ -8,7 +8,12 @@ from collections import OrderedDict
 from django.apps import apps
 from django.db.models import Q, QuerySet
 
-from backtester.library.models import Strategy, StrategyVersion, source_sha256
+from backtester.library.models import (
+    KEY_PATTERN,
+    Strategy,
+    StrategyVersion,
+    source_sha256,
+)
 from strategies.registry import STRATEGIES, StrategySpec
 from strategies.rules import compile_strategy
 
@@ -49,7 +54,8 @@ def strategies_visible(user, *, trusted: bool = False) -> QuerySet[Strategy]:
 
 def strategy_get(key: object, *, user, trusted: bool = False) -> Strategy:
     """Return the visible strategy ``key`` or raise UnknownStrategy."""
-    if not isinstance(key, str) or len(key) > 40:
+    # Not a key at all (NUL bytes, 400 characters): no query is made.
+    if not isinstance(key, str) or not KEY_PATTERN.fullmatch(key):
         raise UnknownStrategy(key)
     found = strategies_visible(user, trusted=trusted).filter(key=key).first()
     if found is None:

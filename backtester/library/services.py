@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-import re
-
 from django.db import transaction
 
-from backtester.library.models import Strategy, StrategyVersion, source_sha256
+from backtester.library.models import (
+    KEY_PATTERN,
+    Strategy,
+    StrategyVersion,
+    source_sha256,
+)
 from backtester.library.selectors import (
     UnknownStrategy,
     key_taken_by_builtin,
@@ -15,7 +18,6 @@ from backtester.library.selectors import (
 )
 from strategies.rules import RuleError, compile_strategy
 
-KEY_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,39}", re.ASCII)
 MAX_NAME = 100
 MAX_DESCRIPTION = 2000
 
