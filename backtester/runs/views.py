@@ -55,7 +55,8 @@ from backtester.runs.selectors import (
 )
 from backtester.runs.services import run_remove, runs_mark_stale
 from backtester.runs.validation import INTERVALS, MAX_FEE, MAX_SLIPPAGE_BPS
-from prices.selectors import coins_with_range
+from prices.models import Source
+from prices.selectors import coins_with_range, symbols_synthetic
 from strategies.registry import STRATEGIES, schema
 
 RUNS_PER_PAGE = 25
@@ -80,6 +81,8 @@ def home(request: HttpRequest) -> HttpResponse:
             "name": c.name,
             "first_bar": iso_or_none(c.first_bar),
             "last_bar": iso_or_none(c.last_bar),
+            # seed_demo's synthetic prices, labelled wherever a result shows.
+            "synthetic": c.source == Source.DEMO,
         }
         for c in coins_with_range()
     ]
@@ -93,6 +96,7 @@ def home(request: HttpRequest) -> HttpResponse:
             "strategies": schema() + strategy_choices(request.user),
             "risk_fields": risk_fields(),
             "coins": coins,
+            "any_synthetic": any(c["synthetic"] for c in coins),
             "data_range": {
                 "first": min(firsts) if firsts else None,
                 "last": max(lasts) if lasts else None,
@@ -130,6 +134,10 @@ def run_list(request: HttpRequest) -> HttpResponse:
         for run in page.object_list
     ]
     shared = shared_settings([item["settings"] for item in runs])
+    # Runs on seed_demo's synthetic prices are labelled (one query a page).
+    demo = set(symbols_synthetic({s for item in runs for s in item["run"].symbols}))
+    for item in runs:
+        item["synthetic"] = sorted(demo.intersection(item["run"].symbols))
     filters = urlencode({k: v for k, v in (("strategy", strategy),
                                            ("status", status)) if v})  # fmt: skip
     return render(
@@ -294,6 +302,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         "backtester/run_result.html" if fragment else "backtester/run_detail.html",
         {
             "run": run,
+            "synthetic": symbols_synthetic(run.symbols),
             "strategies": [
                 {"name": strategy_name(s["strategy"]), "params": s.get("params", {})}
                 for s in run.strategies

@@ -263,8 +263,12 @@ def test_write_check_preview_save_run_edit_and_replay(page, server):
         "#strategy option", "os => os.map(o => o.value)"
     )
     assert options == [*STRATEGIES, KEY]
-    assert page.locator("#x-param option").all_inner_texts() == ["fast", "slow"]
-    assert page.input_value("#y-param") == "slow"
+    # Its parameters, then the risk settings every strategy may sweep.
+    axes = page.locator("#x-param option").all_inner_texts()
+    assert [a for a in axes if "(risk)" not in a] == ["fast", "slow"]
+    # A link naming only the strategy is read like any sweep address: no y
+    # axis in it, one row.
+    assert page.input_value("#y-param") == ""
     # Sweep one parameter: fast over 5:15:5, slow at its default (one row).
     page.select_option("#y-param", "")
     assert page.is_disabled("#y-start")

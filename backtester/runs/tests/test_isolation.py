@@ -81,5 +81,5 @@ def test_history_lists_own_runs_and_staff_see_all_with_owners(client, users):
     ids, page = listed(users["root"])
     assert ids == [ownerless.pk, theirs.pk, mine.pk]
     html = page.content.decode()
-    assert '<th scope="col">Owner</th>' in html
+    assert '<th scope="col" class="opt">Owner</th>' in html
     assert ">alice<" in html and ">bob<" in html and "command line" in html

@@ -107,3 +107,15 @@ export function renderHeatmap(table, cells, names, link = null) {
   thead.append(head);
   table.replaceChildren(thead, body);
 }
+
+// The label of a coin whose bars are seed_demo's synthetic prices.
+// Its word is drawn by CSS, so the coin's text (copied, sorted, read by
+// tests) stays the symbol; screen readers get the label.
+export function demoTag() {
+  const tag = document.createElement("span");
+  tag.className = "tag demo";
+  tag.title = "synthetic demo prices, not market data";
+  tag.setAttribute("role", "img");
+  tag.setAttribute("aria-label", "synthetic demo prices");
+  return tag;
+}

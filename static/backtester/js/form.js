@@ -1,5 +1,5 @@
 // The run form: built from the strategy schemas, checked as the server checks it.
-import { $, fromScript, riskLabel } from "./common.js";
+import { $, demoTag, fromScript, riskLabel } from "./common.js";
 
 const strategies = fromScript("strategies-data");
 const coins = fromScript("coins-data");
@@ -81,14 +81,17 @@ strategySelect.addEventListener("change", () => { clearErrors(); renderParams();
 renderParams();
 
 const coinList = $("coin-list");
+
 for (const c of coins) {
   const label = document.createElement("label");
   label.className = "coin";
   const box = document.createElement("input");
   Object.assign(box, { type: "checkbox", checked: true, value: c.symbol, name: "symbols" });
   label.append(box, document.createTextNode(c.symbol));
+  if (c.synthetic) label.append(demoTag());
   if (c.first_bar) {
-    label.title = `${c.name || c.symbol}: ${c.first_bar.slice(0, 10)} to ${c.last_bar.slice(0, 10)}`;
+    label.title = `${c.name || c.symbol}: ${c.first_bar.slice(0, 10)} to ${c.last_bar.slice(0, 10)}`
+      + (c.synthetic ? " (synthetic demo prices)" : "");
   }
   coinList.append(label);
 }

@@ -1,8 +1,12 @@
 // The live results: a table that stays sorted while it fills, the heatmap and
 // the summary.
-import { $, DASH, fromScript, plain, renderHeatmap, riskLabel, signed, tone } from "./common.js";
+import {
+  $, DASH, demoTag, fromScript, plain, renderHeatmap, riskLabel, signed, tone,
+} from "./common.js";
 
 const names = Object.fromEntries(fromScript("strategies-data").map((s) => [s.key, s.name]));
+// Coins holding synthetic demo prices: their results say so.
+const synthetic = new Set(fromScript("coins-data").filter((c) => c.synthetic).map((c) => c.symbol));
 const tbody = document.querySelector("#results tbody");
 
 // ---- results table ----------------------------------------------------------------
@@ -103,6 +107,7 @@ function drawRow(tr, data, v) {
   }
   const badge = gapBadge(data.metrics);
   if (badge) cells[0].append(" ", badge);
+  if (synthetic.has(data.symbol)) cells[0].append(demoTag());
   cell(v.strategy, "text");
   cell(v.risk ?? DASH, "text risk-col");
   if (data.metrics) {
