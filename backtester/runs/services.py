@@ -59,7 +59,10 @@ def _check_interval_stored(interval: str, coins: Sequence[Cryptocurrency]) -> No
         try:
             source_interval(interval, stored[coin.pk])
         except ValueError as exc:
-            raise RequestError(f"interval: {coin.symbol}: {exc}", "interval") from None
+            problem = str(exc).removeprefix("interval: ")
+            raise RequestError(
+                f"interval: {coin.symbol}: {problem}", "interval"
+            ) from None
 
 
 def _check_range_has_data(spec: RunSpec, coins: Sequence[Cryptocurrency]) -> None:
