@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from backtester.portfolio.sweep import PORTFOLIO_OBJECTIVES
 from backtester.runs.output import csv_writer
+from backtester.sweeps.output import cells_table
 
 # (header, metric, format) of the table after the axis columns.
 TABLE_COLUMNS = (
@@ -34,40 +35,13 @@ def ranked(cells: Sequence[dict], objective: str) -> list[dict]:
     return sorted(cells, key=key)
 
 
-def _format(value: object, fmt: str) -> str:
-    if value is None:
-        return "-"
-    try:
-        return fmt.format(value)
-    except (ValueError, TypeError):
-        return str(value)
-
-
 def render_table(export: dict, *, limit: int | None = None) -> str:
     """Return the cells as a table, best first, and a one-line summary."""
     sweep = export["sweep"]
-    axes = list(sweep["axes"])
     cells = ranked(export["cells"], sweep["objective"])
-    shown = cells[:limit] if limit else cells
-    headers = axes + [h for h, _, _ in TABLE_COLUMNS]
-    rows = [
-        [str(c["params"].get(a)) for a in axes]
-        + [_format(c.get(key), fmt) for _, key, fmt in TABLE_COLUMNS]
-        for c in shown
-    ]
-    widths = [
-        max([len(headers[i])] + [len(row[i]) for row in rows])
-        for i in range(len(headers))
-    ]
-    lines = [
-        "  ".join(cell.rjust(widths[i]) for i, cell in enumerate(row)).rstrip()
-        for row in [headers, *rows]
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    if limit and len(cells) > limit:
-        lines.append(f"... {len(cells) - limit} more (use --format csv for all)")
-    lines += ["", summary_line(export)]
-    return "\n".join(lines) + "\n"
+    return cells_table(
+        cells, list(sweep["axes"]), TABLE_COLUMNS, summary_line(export), limit=limit
+    )
 
 
 def summary_line(export: dict) -> str:

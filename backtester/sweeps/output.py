@@ -45,13 +45,27 @@ def _cell(value, fmt) -> str:
 def render_table(export: dict, *, limit: int | None = None) -> str:
     """Return the cells as a table, best first, with a one-line header."""
     sweep = export["sweep"]
-    axes = list(sweep["axes"])
     cells = ranked(export["cells"], sweep["objective"])
+    return cells_table(
+        cells, list(sweep["axes"]), TABLE_COLUMNS, summary_line(export), limit=limit
+    )
+
+
+def cells_table(
+    cells: list[dict],
+    axes: list[str],
+    columns: Sequence[tuple[str, str, object]],
+    footer: str,
+    *,
+    limit: int | None = None,
+) -> str:
+    """Return ranked cells as aligned columns (axes, then ``columns`` of
+    (heading, metric key, format)), at most ``limit`` of them, then ``footer``."""
     shown = cells[:limit] if limit else cells
-    headers = axes + [h for h, _, _ in TABLE_COLUMNS]
+    headers = axes + [h for h, _, _ in columns]
     rows = [
         [str(c["params"].get(a)) for a in axes]
-        + [_cell(c.get(key), fmt) for _, key, fmt in TABLE_COLUMNS]
+        + [_cell(c.get(key), fmt) for _, key, fmt in columns]
         for c in shown
     ]
     widths = [
@@ -66,7 +80,7 @@ def render_table(export: dict, *, limit: int | None = None) -> str:
     if limit and len(cells) > limit:
         lines.append(f"... {len(cells) - limit} more (use --format csv for all)")
     lines.append("")
-    lines.append(summary_line(export))
+    lines.append(footer)
     return "\n".join(lines) + "\n"
 
 
