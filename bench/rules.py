@@ -28,7 +28,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.engine import synthetic  # noqa: E402
 from strategies.engine import run_many  # noqa: E402
-from strategies.rules import BUILTINS, compile_strategy  # noqa: E402
+from strategies.rules import compile_strategy  # noqa: E402
+from strategies.rules.examples import BUILTINS
 from strategies.sweep import SWEEP_KEYS, grid_expand, sweep_coin  # noqa: E402
 
 FIVE = """\

@@ -6,8 +6,9 @@ endpoint, so both answer with the compiler's own words.
 
 from __future__ import annotations
 
-from strategies.rules import RuleError, compile_program
+from strategies.rules.errors import RuleError
 from strategies.rules.language import MAX_SOURCE_BYTES
+from strategies.rules.program import compile_program
 
 
 class SourceRefused(ValueError):

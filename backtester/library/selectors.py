@@ -15,7 +15,7 @@ from backtester.library.models import (
     source_sha256,
 )
 from strategies.registry import STRATEGIES, StrategySpec
-from strategies.rules import compile_strategy
+from strategies.rules.program import compile_strategy
 
 # Compiled specs kept per process, by (sha256, key, name): compiling is cheap
 # but a run asks once per coin and a sweep once per block.

@@ -16,7 +16,8 @@ from backtester.library.selectors import (
     strategy_editable,
     strategy_used,
 )
-from strategies.rules import RuleError, compile_strategy
+from strategies.rules.errors import RuleError
+from strategies.rules.program import compile_strategy
 
 MAX_NAME = 100
 MAX_DESCRIPTION = 2000

@@ -22,7 +22,7 @@ from backtester.library.services import StrategyError, strategy_delete, strategy
 from backtester.runs.validation import RequestError
 from prices.selectors import coins_with_range
 from strategies.registry import STRATEGIES
-from strategies.rules import RuleError
+from strategies.rules.errors import RuleError
 
 # The JSON a request may send (the source is at most 8 KB; the rest is small).
 MAX_BODY = 16 * 1024

@@ -13,7 +13,7 @@ from django.db.models import Count, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from backtester.execution import get_executor
+from backtester.execution.executors import get_executor
 from backtester.execution.failures import failure_reason
 from backtester.execution.handles import Publish, ResultRow, RunHandle, RunnerBusy, Slot
 from backtester.execution.pool import current_runner, get_runner

@@ -21,7 +21,7 @@ from prices.timeframes import INTERVALS as TIMEFRAMES
 from strategies.params import brief, parse_decimal
 from strategies.registry import STRATEGIES, ParamError, StrategySpec, validate_params
 from strategies.risk import DEFAULT_RISK, RISK_PARAMS, Risk, validate_risk
-from strategies.rules import RuleError
+from strategies.rules.errors import RuleError
 
 # Every interval bars can be built at (prices/timeframes.py), 1m to 1d.
 INTERVALS = TIMEFRAMES

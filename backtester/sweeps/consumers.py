@@ -22,7 +22,7 @@ from django.db import close_old_connections, connections
 from django.utils import timezone
 
 from backtester.auth import scope_client_ip
-from backtester.execution import sweep_handle
+from backtester.execution.executors import sweep_handle
 from backtester.execution.handles import JobHandle, RunnerBusy
 from backtester.execution.pool import get_runner
 from backtester.runs import events as run_events

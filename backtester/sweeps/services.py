@@ -331,7 +331,7 @@ def sweep_start(*, sweep: Sweep, coins: Sequence[Cryptocurrency], publish, slot=
 
     Returns the runner's handle (``cancel()``, ``wait()``).
     """
-    from backtester.execution import get_executor
+    from backtester.execution.executors import get_executor
 
     Sweep.objects.filter(pk=sweep.pk).update(
         status=Sweep.Status.RUNNING,

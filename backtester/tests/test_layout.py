@@ -82,8 +82,13 @@ def imports_of(module: str, path: Path, known: set[str]) -> set[str]:
         for name in names:
             while name and name not in known:
                 name = name.rpartition(".")[0]
-            if name and name != module:
-                targets.add(name)
+            # Importing a module runs its parent packages' __init__ first: an
+            # __init__ that imports its submodules is part of any ring they
+            # close through it.
+            while name:
+                if name in known and name != module:
+                    targets.add(name)
+                name = name.rpartition(".")[0]
     return targets
 
 
@@ -129,6 +134,19 @@ def test_the_walker_sees_function_level_imports_and_finds_a_cycle(tmp_path):
     assert graph == {"a": {"b"}, "b": {"a"}, "c": {"b"}}
     assert find_cycle(graph) == ["a", "b", "a"]
     assert find_cycle({"a": {"b"}, "b": set(), "c": {"b"}}) is None
+    # A package whose __init__ imports a submodule that imports a sibling:
+    # the sibling's import runs the __init__ again, a ring through it.
+    package = tmp_path / "p"
+    package.mkdir()
+    (package / "__init__.py").write_text("from p.x import f\n")
+    (package / "x.py").write_text("from p import y\n")
+    (package / "y.py").write_text("")
+    known = {"p", "p.x", "p.y"}
+    paths = {"p": package / "__init__.py", "p.x": package / "x.py",
+             "p.y": package / "y.py"}  # fmt: skip
+    graph = {m: imports_of(m, paths[m], known) for m in known}
+    assert graph["p.x"] == {"p", "p.y"}
+    assert find_cycle(graph) == ["p", "p.x", "p"]
 
 
 def test_no_import_cycles():

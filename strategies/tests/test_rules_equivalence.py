@@ -9,7 +9,8 @@ import pytest
 
 from strategies.engine import run_many
 from strategies.registry import STRATEGIES
-from strategies.rules import BUILTINS, compile_strategy
+from strategies.rules.examples import BUILTINS
+from strategies.rules.program import compile_strategy
 from strategies.sweep import SWEEP_KEYS, grid_expand, sweep_coin
 from strategies.tests.realdata import load_bars
 

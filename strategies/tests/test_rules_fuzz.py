@@ -8,7 +8,8 @@ import random
 
 import pytest
 
-from strategies.rules import RuleError, compile_program
+from strategies.rules.errors import RuleError
+from strategies.rules.program import compile_program
 
 
 def fragments(canary: str) -> list[str]:

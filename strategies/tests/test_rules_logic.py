@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from strategies.rules import compile_program
 from strategies.rules.evaluate import Evaluator, resolve
+from strategies.rules.program import compile_program
 from strategies.signals import IndicatorCache
 from strategies.types import Bars
 
@@ -223,7 +223,7 @@ param fast: int = 5 in 2..50
 param slow: int = 20 in 3..200
 long when: sma(high, fast) > sma(high, slow) and rsi(close, 14) > 30
 """
-    from strategies.rules import compile_strategy
+    from strategies.rules.program import compile_strategy
 
     spec = compile_strategy(source)
     bars = random_bars()

@@ -6,9 +6,10 @@ import ast
 
 import pytest
 
-from strategies.rules import RuleError, compile_program, compile_strategy
 from strategies.rules import syntax as syntax_module
+from strategies.rules.errors import RuleError
 from strategies.rules.language import MAX_INDICATORS
+from strategies.rules.program import compile_program, compile_strategy
 
 VALID = """\
 # RSI dip in an uptrend. Comments start with #.

@@ -23,7 +23,7 @@ from backtester.runs.tests.test_browser import (  # noqa: F401 (fixtures)
 from prices.demo import DEMO_COINS, HOURS_PER_YEAR, coin_series
 from strategies.engine import run_many
 from strategies.registry import STRATEGIES
-from strategies.rules import compile_strategy
+from strategies.rules.program import compile_strategy
 from strategies.types import Bars
 
 pytestmark = [

@@ -20,7 +20,7 @@ from backtester.library.tests.reference import (
 from backtester.runs.models import BacktestResult, BacktestRun
 from backtester.runs.replay import cache_clear, result_replay
 from backtester.runs.tests.factories import make_coins, random_walk
-from strategies.rules import RuleError
+from strategies.rules.errors import RuleError
 
 pytestmark = pytest.mark.django_db(transaction=True)
 BARS = 400

@@ -19,7 +19,8 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.db import connection
 
-from backtester.execution import get_executor, state
+from backtester.execution import state
+from backtester.execution.executors import get_executor
 from backtester.execution.messages import spec_dump, spec_load
 from backtester.runs.models import BacktestResult, BacktestRun
 from backtester.runs.tests.factories import make_coins

@@ -14,7 +14,8 @@ from backtester.library.selectors import (
 )
 from backtester.library.services import StrategyError, strategy_save
 from strategies.registry import STRATEGIES
-from strategies.rules import RuleError, compile_program
+from strategies.rules.errors import RuleError
+from strategies.rules.program import compile_program
 
 
 def _one_line(text: str) -> str:
