@@ -37,6 +37,34 @@ def _grow(ints: np.ndarray, floats: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 
 
 @njit(cache=True, nogil=True)
+def _record(
+    ints: np.ndarray,
+    floats: np.ndarray,
+    count: int,
+    coin: int,
+    entry: int,
+    exit_bar: int,
+    reason: int,
+    bars: int,
+    entry_fill: float,
+    exit_fill: float,
+    units: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Write closed trade number ``count``; return the records (grown if full)."""
+    if count == len(ints):
+        ints, floats = _grow(ints, floats)
+    ints[count, T_COIN] = coin
+    ints[count, T_ENTRY] = entry
+    ints[count, T_EXIT] = exit_bar
+    ints[count, T_REASON] = reason
+    ints[count, T_BARS] = bars
+    floats[count, T_ENTRY_FILL] = entry_fill
+    floats[count, T_EXIT_FILL] = exit_fill
+    floats[count, T_UNITS] = units
+    return ints, floats
+
+
+@njit(cache=True, nogil=True)
 def portfolio_pass(
     open_: np.ndarray,
     high: np.ndarray,
@@ -116,16 +144,19 @@ def portfolio_pass(
                 fill = open_[g] * (1.0 - slip)
                 cash += units[c] * fill * (1.0 - fee)
                 fees += units[c] * fill * fee
-                if count == len(ints):
-                    ints, floats = _grow(ints, floats)
-                ints[count, T_COIN] = c
-                ints[count, T_ENTRY] = entry_bar[c]
-                ints[count, T_EXIT] = g
-                ints[count, T_REASON] = SIGNAL
-                ints[count, T_BARS] = g - entry_bar[c]
-                floats[count, T_ENTRY_FILL] = entry_fill[c]
-                floats[count, T_EXIT_FILL] = fill
-                floats[count, T_UNITS] = units[c]
+                ints, floats = _record(
+                    ints,
+                    floats,
+                    count,
+                    c,
+                    entry_bar[c],
+                    g,
+                    SIGNAL,
+                    g - entry_bar[c],
+                    entry_fill[c],
+                    fill,
+                    units[c],
+                )
                 count += 1
                 held[c] = False
                 open_count -= 1
@@ -203,16 +234,19 @@ def portfolio_pass(
                     fill = price * (1.0 - slip)
                     cash += units[c] * fill * (1.0 - fee)
                     fees += units[c] * fill * fee
-                    if count == len(ints):
-                        ints, floats = _grow(ints, floats)
-                    ints[count, T_COIN] = c
-                    ints[count, T_ENTRY] = entry_bar[c]
-                    ints[count, T_EXIT] = g
-                    ints[count, T_REASON] = reason
-                    ints[count, T_BARS] = g + 1 - entry_bar[c]
-                    floats[count, T_ENTRY_FILL] = entry_fill[c]
-                    floats[count, T_EXIT_FILL] = fill
-                    floats[count, T_UNITS] = units[c]
+                    ints, floats = _record(
+                        ints,
+                        floats,
+                        count,
+                        c,
+                        entry_bar[c],
+                        g,
+                        reason,
+                        g + 1 - entry_bar[c],
+                        entry_fill[c],
+                        fill,
+                        units[c],
+                    )
                     count += 1
                     held[c] = False
                     open_count -= 1
@@ -224,16 +258,19 @@ def portfolio_pass(
                     fill = close[g]
                     cash += units[c] * fill * (1.0 - fee)
                     fees += units[c] * fill * fee
-                    if count == len(ints):
-                        ints, floats = _grow(ints, floats)
-                    ints[count, T_COIN] = c
-                    ints[count, T_ENTRY] = entry_bar[c]
-                    ints[count, T_EXIT] = g
-                    ints[count, T_REASON] = END
-                    ints[count, T_BARS] = g + 1 - entry_bar[c]
-                    floats[count, T_ENTRY_FILL] = entry_fill[c]
-                    floats[count, T_EXIT_FILL] = fill
-                    floats[count, T_UNITS] = units[c]
+                    ints, floats = _record(
+                        ints,
+                        floats,
+                        count,
+                        c,
+                        entry_bar[c],
+                        g,
+                        END,
+                        g + 1 - entry_bar[c],
+                        entry_fill[c],
+                        fill,
+                        units[c],
+                    )
                     count += 1
                     held[c] = False
                     open_count -= 1
