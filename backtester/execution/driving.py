@@ -106,7 +106,7 @@ class RunDriving:
             # chunk's coins go to the compute pool, a finished coin's rows are
             # stored here while other chunks load and other coins compute. It
             # wakes at least once per heartbeat, even while nothing completes.
-            buffered_at = 0.0
+            buffered_at, waiting = 0.0, 0  # when the first waited, rows waiting
             while pending:
                 # Rows waiting to be stored are stored within STORE_DELAY_S even
                 # when no other coin finishes (a page reloaded meanwhile finds
@@ -148,6 +148,7 @@ class RunDriving:
                     if not buffered:
                         buffered_at = time.monotonic()
                     buffered.append(future)
+                    waiting += len(future.result())
                     if handle.publish_error is not None:
                         raise handle.publish_error
                 # Finished coins are stored together, a few coins' rows in one
@@ -155,11 +156,10 @@ class RunDriving:
                 # thread's time beside the compute threads); the last ones
                 # before the loop ends, so every published row is stored
                 # before the run's end is saved and announced.
-                waiting = sum(len(f.result()) for f in buffered)
                 late = time.monotonic() - buffered_at >= STORE_DELAY_S
                 if buffered and (not pending or late or waiting >= STORE_BATCH_ROWS):
                     self._store_buffered(handle, buffered, unstored, on_rows)
-                    buffered = []
+                    buffered, waiting = [], 0
             if handle.cancelled.is_set():
                 handle.status = "cancelled"
             else:

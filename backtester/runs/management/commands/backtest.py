@@ -14,7 +14,7 @@ from backtester.library.checking import SourceRefused
 from backtester.library.files import file_key, key_version, source_read
 from backtester.portfolio.cli import add_portfolio_arguments, portfolio_command
 from backtester.runs import events
-from backtester.runs.cache import run_cached_source, run_fingerprint
+from backtester.runs.cache import run_cached_source
 from backtester.runs.models import BacktestRun
 from backtester.runs.output import (
     render_csv,
@@ -289,13 +289,14 @@ class Command(BaseCommand):
         if save:
             run = run_cached(spec=spec, coins=coins, source=BacktestRun.Source.CLI)
         else:
-            fingerprint = run_fingerprint(spec, coins)
-            source = run_cached_source(fingerprint)
+            # The record a saved run would have: it carries the fingerprint.
+            unsaved = run_create(
+                spec=spec, coins=coins, source=BacktestRun.Source.CLI, save=False
+            )
+            source = run_cached_source(unsaved.fingerprint)
             run = None
             if source is not None:
-                run = run_create(
-                    spec=spec, coins=coins, source=BacktestRun.Source.CLI, save=False
-                )
+                run = unsaved
                 run.status, run.cached_from, run.elapsed_s = (
                     source.status,
                     source,
