@@ -21,11 +21,13 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "bench"))
 from services import (  # noqa: E402
     _wait_for_port,
     free_port,
@@ -168,9 +170,15 @@ def bench_loader(env: dict) -> None:
 
 def bench(env: dict, args: argparse.Namespace) -> None:
     port = free_port()
+    # --stages: daphne started by ws_stages.py, which times each stage of a run.
+    stages = Path(tempfile.mkdtemp()) / "stages.json" if args.stages else None
+    serve = (
+        [PY, str(ROOT / "bench" / "ws_stages.py"), str(stages)]
+        if stages
+        else [str(Path(PY).parent / "daphne")]
+    )
     server = subprocess.Popen(
-        [str(Path(PY).parent / "daphne"), "-b", "127.0.0.1", "-p", str(port),
-         "backtester.asgi:application"],
+        [*serve, "-b", "127.0.0.1", "-p", str(port), "backtester.asgi:application"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
@@ -199,6 +207,14 @@ def bench(env: dict, args: argparse.Namespace) -> None:
     finally:
         server.terminate()
         server.wait(timeout=20)
+    if stages is not None and stages.exists():
+        from ws_stages import report as stages_report
+
+        print("stages (--stages; timers add a little to every figure):")
+        labels = [""]
+        for i in range(1, args.repeat + 1):
+            labels += [f"cold {i}", f"warm {i}", f"identical rerun {i}"]
+        stages_report(stages, labels)
 
     for label, flush in (("cold", True), ("warm", False)):
         if flush:
@@ -230,6 +246,11 @@ def workload_args(description: str) -> argparse.Namespace:
     parser.add_argument("--symbols", type=int, default=48)
     parser.add_argument("--years", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--stages",
+        action="store_true",
+        help="time each stage of the websocket runs (bench/ws_stages.py)",
+    )
     return parser.parse_args()
 
 
