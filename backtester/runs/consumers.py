@@ -108,13 +108,27 @@ class BacktestConsumer(
         try:
             await super().send_json(content, close)
         except Exception as exc:
-            logger.info("websocket send failed (%s); leaving its work", exc)
-            self.gone = True
-            await self._forget_run()  # the run goes on; its page may attach
-            await self.forget_sweep()  # so does a sweep
-            self.stop_walk_forward()
+            await self._send_failed(exc)
             return False
         return True
+
+    async def send_text(self, text: str, close: bool = False) -> bool:
+        """Send an event already encoded as JSON text, as send_json does."""
+        if self.gone:
+            return False
+        try:
+            await self.send(text_data=text, close=close)
+        except Exception as exc:
+            await self._send_failed(exc)
+            return False
+        return True
+
+    async def _send_failed(self, exc: Exception) -> None:
+        logger.info("websocket send failed (%s); leaving its work", exc)
+        self.gone = True
+        await self._forget_run()  # the run goes on; its page may attach
+        await self.forget_sweep()  # so does a sweep
+        self.stop_walk_forward()
 
     async def receive(self, text_data: str | None = None, bytes_data=None) -> None:
         if text_data is None:
