@@ -14,6 +14,7 @@ whose server died.
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 import time
@@ -83,6 +84,7 @@ class RunDriving:
             chunks = _chunks(coins, first, size)
             loads: dict[Future, Sequence[Cryptocurrency]] = {}
             pending: set[Future] = set()
+            started: dict[Future, list[Future]] = {}  # coin tasks, by load
 
             def load(batch: Sequence[Cryptocurrency]) -> None:
                 key = _chunk_key(batch, spec.start, spec.end, spec.interval)
@@ -95,6 +97,12 @@ class RunDriving:
                 # A warm-up's load is shared: a cancel must not cancel it.
                 loads[future] = batch
                 pending.add(future)
+                # Its coins go to the compute pool the moment it is in, from
+                # the loading thread, not when this thread is next free (it
+                # may be waiting for a publish).
+                future.add_done_callback(
+                    functools.partial(self._start_coins, handle, batch, spec, started)
+                )
 
             # The small first chunk loads alone (the first result does not wait
             # for a bigger one sharing the CPU); the rest load once it is in.
@@ -107,6 +115,7 @@ class RunDriving:
             # stored here while other chunks load and other coins compute. It
             # wakes at least once per heartbeat, even while nothing completes.
             buffered_at, waiting = 0.0, 0  # when the first waited, rows waiting
+            fresh: list[ResultRow] = []  # rows numbered, not yet published
             while pending:
                 # Rows waiting to be stored are stored within STORE_DELAY_S even
                 # when no other coin finishes (a page reloaded meanwhile finds
@@ -122,33 +131,39 @@ class RunDriving:
                     if future.cancelled():
                         continue
                     if future in loads:
-                        series = future.result()
+                        future.result()  # a failed load fails the run
                         if handle.cancelled.is_set():
                             continue
                         if loads[future] is chunks[0]:
                             for batch in chunks[1:]:
                                 load(batch)
-                        with handle._lock:
-                            for coin in loads[future]:
-                                task = self._compute.submit(
-                                    self._coin_task,
-                                    handle,
-                                    coin.symbol,
-                                    series[coin.symbol],
-                                    spec,
-                                    publish,
-                                )
-                                handle._futures.append(task)
-                                pending.add(task)
-                                unstored.add(task)
+                        # Started by the load's callback, or here if it could
+                        # not (then this raises what it met).
+                        tasks = self._coin_tasks(
+                            handle, future, loads[future], spec, started
+                        )
+                        pending.update(tasks)
+                        unstored.update(tasks)
                         continue
-                    # Rows a task returns were published: store them even when
-                    # a cancel arrived since, so a cancelled run keeps exactly
-                    # the results its client saw (and ``completed`` counts).
+                    # Rows are numbered here, unless a cancel came first; from
+                    # then on they are published and stored even when a cancel
+                    # arrives since, so a cancelled run keeps exactly the
+                    # results its client saw (and ``completed`` counts).
+                    rows = self._number(handle, future.result())
+                    if not rows:
+                        unstored.discard(future)
+                        continue
                     if not buffered:
                         buffered_at = time.monotonic()
                     buffered.append(future)
-                    waiting += len(future.result())
+                    waiting += len(rows)
+                    fresh += rows
+                # Every coin finished since the last wake in one layer message,
+                # sent from this thread: the compute threads never wait for
+                # the server's event loop, and a busy loop gets fewer messages.
+                if fresh:
+                    self._publish(handle, publish, fresh)
+                    fresh = []
                     if handle.publish_error is not None:
                         raise handle.publish_error
                 # Finished coins are stored together, a few coins' rows in one
@@ -239,7 +254,8 @@ class RunDriving:
         for task in tasks:
             if not task.done() or task.cancelled() or task.exception() is not None:
                 continue
-            rows = task.result()
+            # Rows never numbered were never published: nothing to keep.
+            rows = [row for row in task.result() if row.seq is not None]
             if not rows:
                 continue
             try:
@@ -261,19 +277,62 @@ class RunDriving:
         except Exception:  # a missed heartbeat is no reason to fail the run
             logger.warning("heartbeat of run %s failed", handle.run_id, exc_info=True)
 
+    def _start_coins(
+        self,
+        handle: RunHandle,
+        batch: Sequence[Cryptocurrency],
+        spec: JobSpec,
+        started: dict[Future, list[Future]],
+        load: Future,
+    ) -> None:
+        """Submit a loaded chunk's coins (a load's done-callback, run by the
+        thread that loaded it)."""
+        if load.cancelled() or load.exception() is not None:
+            return
+        try:
+            self._coin_tasks(handle, load, batch, spec, started)
+        except Exception:  # the control thread meets it again and fails the run
+            return
+
+    def _coin_tasks(
+        self,
+        handle: RunHandle,
+        load: Future,
+        batch: Sequence[Cryptocurrency],
+        spec: JobSpec,
+        started: dict[Future, list[Future]],
+    ) -> list[Future]:
+        """Return the compute tasks of a loaded chunk's coins, submitted by
+        whichever of the load's callback and the control thread comes first."""
+        series = load.result()
+        with handle._lock:
+            if load in started:
+                return started[load]
+            if handle.cancelled.is_set():
+                return []
+            pieces = [(coin.symbol, series[coin.symbol]) for coin in batch]
+            tasks = [
+                self._compute.submit(self._coin_task, handle, symbol, bars, spec)
+                for symbol, bars in pieces
+            ]
+            handle._futures.extend(tasks)
+            started[load] = tasks
+        return tasks
+
     def _coin_task(
         self,
         handle: RunHandle,
         symbol: str,
         series: PriceSeries,
         spec: JobSpec,
-        publish: Publish,
     ) -> list[ResultRow]:
         if handle.cancelled.is_set():
             return []
-        rows = registry.call("run", "compute", symbol, series, spec)
-        if handle.cancelled.is_set():
-            return []
+        return registry.call("run", "compute", symbol, series, spec)
+
+    @staticmethod
+    def _number(handle: RunHandle, rows: list[ResultRow]) -> list[ResultRow]:
+        """Number a finished coin's rows in the run; none once it is cancelled."""
         with handle._lock:
             # Checked with the lock held: a cancel either comes first (nothing
             # numbered, nothing stored) or after (numbered, stored, sent).
@@ -282,19 +341,21 @@ class RunDriving:
             for row in rows:
                 handle.rows.append(row)
                 row.seq = len(handle.rows)
+        return rows
+
+    @staticmethod
+    def _publish(handle: RunHandle, publish: Publish, rows: list[ResultRow]) -> None:
+        """Publish numbered rows as one layer message; a failure is kept on the
+        handle (the rows are stored all the same, and the run then fails)."""
         try:
             publish(
-                {
-                    "type": events.LAYER_RESULTS,
-                    "run_id": handle.run_id,
-                    "results": [{"seq": row.seq, "data": row.data} for row in rows],
-                }
+                events.run_results(
+                    handle.run_id, [{"seq": row.seq, "data": row.data} for row in rows]
+                )
             )
         except Exception as exc:
-            # The rows are stored all the same (the client gets them from the
-            # database); the control thread then fails the run.
+            # The client gets the rows from the database before the end.
             logger.warning(
                 "publishing results of run %s failed: %r", handle.run_id, exc
             )
             handle.publish_error = exc
-        return rows
