@@ -8,11 +8,15 @@ publishing to the channel layer, the consumer's forwarding and JSON encoding)
 with timers, and writes what they measured to OUT.json after every run's last
 event. Production code is not changed: the timers are module attributes
 replaced here before daphne starts. ``run_ws.py --stages`` starts it and prints
-the report (``report``).
+the report (``report``). A watcher on the event loop records its stalls (a 1 ms
+sleep that took over 5 ms: the loop thread was waiting for the GIL or a CPU).
+With BTLAB_PROFILE=1 every thread also runs under cProfile, merged into
+OUT.json.prof (``python -m pstats OUT.json.prof``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import json
@@ -144,12 +148,64 @@ def install(out: Path) -> None:
 
     Consumer.receive = receive
     Consumer.send_json = send_json
+    from channels.layers import get_channel_layer
+
+    layer_class = type(get_channel_layer())
+    layer_class.group_send = _timed("layer: group_send (loop)", layer_class.group_send)
+    layer_class.receive = _timed("layer: receive (loop, waits)", layer_class.receive)
+    original_connect = Consumer.connect
+
+    async def connect(self):
+        global _lag_task
+        if _lag_task is None:
+            _lag_task = asyncio.ensure_future(_watch_loop())
+        return await original_connect(self)
+
+    Consumer.connect = connect
+
+
+_lag_task = None
+
+
+async def _watch_loop() -> None:
+    """Record the event loop's stalls: a 1 ms sleep that took over 5 ms."""
+    while True:
+        began = time.perf_counter()
+        await asyncio.sleep(0.001)
+        if time.perf_counter() - began > 0.005:
+            _record("loop stalled (>5 ms)", began)
 
 
 def _dump(out: Path) -> None:
     with _lock:
         payload = {"spans": list(SPANS), "runs": list(RUNS)}
     out.write_text(json.dumps(payload))
+    if _profiles:
+        import pstats
+
+        stats = None
+        for profile in list(_profiles):
+            profile.create_stats()
+            if profile.stats:
+                stats = pstats.Stats(profile) if stats is None else stats.add(profile)
+        if stats is not None:
+            stats.dump_stats(str(out) + ".prof")
+
+
+_profiles: list = []
+
+
+def _profile_threads() -> None:
+    """Profile every thread (cProfile per thread, merged when dumped)."""
+    import cProfile
+
+    def start(*_args) -> None:
+        profile = cProfile.Profile()
+        _profiles.append(profile)
+        profile.enable()
+
+    threading.setprofile(start)
+    start()
 
 
 def report(path: Path, labels: list[str]) -> None:
@@ -187,6 +243,8 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "backtester.settings")
     sys.path.insert(0, str(ROOT))
     install(out)
+    if os.environ.get("BTLAB_PROFILE"):
+        _profile_threads()
     from daphne.cli import CommandLineInterface
 
     CommandLineInterface.entrypoint()
