@@ -79,12 +79,12 @@ class RunDriving:
         unstored: set[Future] = set()
         # Finished coin tasks whose rows wait to be stored in one insert.
         buffered: list[Future] = []
+        started: dict[Future, list[Future]] = {}  # coin tasks, by load
         try:
             first, size = settings.BACKTEST_FIRST_CHUNK, settings.BACKTEST_CHUNK
             chunks = _chunks(coins, first, size)
             loads: dict[Future, Sequence[Cryptocurrency]] = {}
             pending: set[Future] = set()
-            started: dict[Future, list[Future]] = {}  # coin tasks, by load
 
             def load(batch: Sequence[Cryptocurrency]) -> None:
                 key = _chunk_key(batch, spec.start, spec.end, spec.interval)
@@ -190,6 +190,13 @@ class RunDriving:
             # the exception's text (hosts, ports, SQL): the log has the details.
             handle.error = failure_reason(exc)
             self._store_published(handle, unstored, on_rows)
+        finally:
+            # A load's callback holds the handle and ``started``, and the
+            # handle its loads: without this ring the run's bars and rows are
+            # freed when the run is, not at some later garbage collection.
+            started.clear()
+            with handle._lock:
+                handle._futures.clear()
         handle.elapsed_s = time.perf_counter() - began
         handle.summary["elapsed_s"] = round(handle.elapsed_s, 4)
         try:

@@ -3,7 +3,10 @@ the compute threads, so a slow channel layer never stalls the computing."""
 
 from __future__ import annotations
 
+import gc
 import threading
+import time
+import weakref
 
 import pytest
 
@@ -54,3 +57,26 @@ def test_coins_compute_while_a_publish_waits(monkeypatch):
     assert sorted(seqs) == list(range(1, len(SYMBOLS) + 1))
     assert {name.rsplit("_", 1)[0] for name, _ in published} == {"backtest-run"}
     assert published[-1][1]["type"] == "run.complete"
+
+
+def test_a_finished_run_is_freed_without_the_garbage_collector():
+    """Nothing of a finished run (its bars, its rows) waits for a garbage
+    collection: no reference ring keeps its handle alive."""
+    make_coins(SYMBOLS[:3], bars=200)
+    spec = run_spec(
+        {"type": "run", "strategy": "sma_crossover", "symbols": SYMBOLS[:3]}
+    )
+    coins = run_coins(spec)
+    runner = Runner(workers=2, max_runs=2, loaders=1)
+    gc.disable()
+    try:
+        handle = runner.submit(run_id=1, spec=spec, coins=coins, publish=lambda e: None)
+        assert handle.wait(timeout=30) and handle.status == "complete"
+        freed = weakref.ref(handle)
+        del handle
+        deadline = time.monotonic() + 5
+        while freed() is not None and time.monotonic() < deadline:
+            time.sleep(0.01)  # the control thread returns from the run
+        assert freed() is None
+    finally:
+        gc.enable()
