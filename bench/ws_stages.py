@@ -225,16 +225,19 @@ def report(path: Path, labels: list[str]) -> None:
         print("    " + "   ".join(f"{k} {(v - t0) * 1000:7.1f}" for k, v in marks if v))
         totals: dict[str, list] = {}
         firsts: dict[str, float] = {}
+        lasts: dict[str, float] = {}
         for stage, _thread, began, ended in spans:
             if t0 <= began <= end:
                 entry = totals.setdefault(stage, [0, 0.0])
                 entry[0] += 1
                 entry[1] += ended - began
                 firsts.setdefault(stage, ended - t0)
+                lasts[stage] = max(lasts.get(stage, 0.0), ended - t0)
         for stage, (count, total) in sorted(totals.items(), key=lambda i: -i[1][1]):
             print(
                 f"    {stage:<36} {count:5d} calls {total * 1000:8.1f} ms"
-                f"   first ends at {firsts[stage] * 1000:7.1f} ms"
+                f"   first ends at {firsts[stage] * 1000:7.1f}"
+                f", last at {lasts[stage] * 1000:7.1f} ms"
             )
 
 
