@@ -5,7 +5,10 @@ A run is driven by a control thread that loads prices in a few batches (each
 one query or one cache MGET) and submits one task per coin to the compute pool;
 each task runs every requested strategy on that coin (what the runs app
 registered as the ``run`` kind's ``compute``, so its indicators are computed
-once) and publishes its results the moment they exist, in completion order.
+once). The control thread numbers each finished coin's rows, stores them in
+batches and hands them to the run's publishing thread, which sends one layer
+message at a time: the coins finished while the last was on its way go in the
+next, in completion order.
 Cancelling stops queued tasks from running and finished tasks from publishing.
 While a run is active its control thread calls ``on_beat`` every
 BACKTEST_HEARTBEAT seconds, so that other processes can tell it from a run
@@ -19,7 +22,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime
 
 from django.conf import settings
@@ -80,6 +83,7 @@ class RunDriving:
         # Finished coin tasks whose rows wait to be stored in one insert.
         buffered: list[Future] = []
         started: dict[Future, list[Future]] = {}  # coin tasks, by load
+        publisher = ThreadPoolExecutor(1, "backtest-publish")
         try:
             first, size = settings.BACKTEST_FIRST_CHUNK, settings.BACKTEST_CHUNK
             chunks = _chunks(coins, first, size)
@@ -116,19 +120,25 @@ class RunDriving:
             # wakes at least once per heartbeat, even while nothing completes.
             buffered_at, waiting = 0.0, 0  # when the first waited, rows waiting
             fresh: list[ResultRow] = []  # rows numbered, not yet published
-            while pending:
+            sending: Future | None = None  # the publish on its way
+            while pending or fresh or sending is not None:
                 # Rows waiting to be stored are stored within STORE_DELAY_S even
                 # when no other coin finishes (a page reloaded meanwhile finds
                 # them in the database).
                 timeout = STORE_DELAY_S if buffered else beat_every
-                done, pending = wait(
-                    pending, timeout=timeout, return_when=FIRST_COMPLETED
-                )
+                watched = pending if sending is None else pending | {sending}
+                done, _ = wait(watched, timeout=timeout, return_when=FIRST_COMPLETED)
+                pending -= done
                 if on_beat and time.monotonic() >= next_beat:
                     self._beat(handle, on_beat)
                     next_beat = time.monotonic() + beat_every
+                sent = sending if sending in done else None
+                if sent is not None:
+                    sending = None
+                    if handle.publish_error is not None:
+                        raise handle.publish_error
                 for future in done:
-                    if future.cancelled():
+                    if future is sent or future.cancelled():
                         continue
                     if future in loads:
                         future.result()  # a failed load fails the run
@@ -158,14 +168,13 @@ class RunDriving:
                     buffered.append(future)
                     waiting += len(rows)
                     fresh += rows
-                # Every coin finished since the last wake in one layer message,
-                # sent from this thread: the compute threads never wait for
+                # One publish at a time, on the run's own thread: every coin
+                # finished while the last was on its way goes in the next
+                # message. Neither the compute threads nor this one wait for
                 # the server's event loop, and a busy loop gets fewer messages.
-                if fresh:
-                    self._publish(handle, publish, fresh)
+                if fresh and sending is None:
+                    sending = publisher.submit(self._publish, handle, publish, fresh)
                     fresh = []
-                    if handle.publish_error is not None:
-                        raise handle.publish_error
                 # Finished coins are stored together, a few coins' rows in one
                 # insert and one commit (each insert costs a commit and the
                 # thread's time beside the compute threads); the last ones
@@ -197,6 +206,8 @@ class RunDriving:
             started.clear()
             with handle._lock:
                 handle._futures.clear()
+            # A run that failed may leave a publish waiting on the layer.
+            publisher.shutdown(wait=False)
         handle.elapsed_s = time.perf_counter() - began
         handle.summary["elapsed_s"] = round(handle.elapsed_s, 4)
         try:
