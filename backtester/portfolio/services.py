@@ -2,9 +2,10 @@
 
 A portfolio run is a job like a run or a sweep: admitted under the same count
 of active jobs per process and per user, and the same per-minute throttle
-(``runs.services.run_admit``); counted while it computes on the thread pool's
-control threads; cancellable between two coins' signals. It goes on when its
-socket closes (as runs and sweeps do) and is stored when it ends.
+(``runs.services.run_admit``, as the ``portfolio`` kind); counted while it
+computes on the thread pool's control threads; cancellable between two
+coins' signals. It goes on when its socket closes (as runs and sweeps do)
+and is stored when it ends.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from strategies.portfolio import PortfolioResult
 
 logger = logging.getLogger(__name__)
 UNFINISHED = [PortfolioRun.Status.QUEUED, PortfolioRun.Status.RUNNING]
+# Its kind in the admission count: refusals name it ("2 portfolio runs").
+KIND = "portfolio"
 
 
 @dataclass
@@ -47,9 +50,9 @@ class PortfolioHandle:
     elapsed_s: float = 0.0
 
     @property
-    def run_id(self) -> str:
-        """Return its key in the runner's admission count (apart from runs')."""
-        return f"portfolio:{self.portfolio_id}"
+    def run_id(self) -> int:
+        """Return its key in the admission count (of the ``portfolio`` kind)."""
+        return self.portfolio_id
 
     def cancel(self) -> None:
         """Stop before the next coin's signals; nothing more is published."""
@@ -57,6 +60,11 @@ class PortfolioHandle:
 
     def wait(self, timeout: float | None = None) -> bool:
         return self.done.wait(timeout)
+
+
+# Portfolio runs computing in this process, for a reloaded page's cancel.
+_active: dict[int, PortfolioHandle] = {}
+_lock = threading.Lock()
 
 
 def portfolio_build(
@@ -118,17 +126,32 @@ def portfolio_start(
     thread; return its handle. Events go through ``publish``."""
     handle = PortfolioHandle(portfolio_id=run.pk)
     runner = get_runner()
-    runner.admit(handle, slot)
+    runner.admit(handle, slot, kind=KIND, job_id=run.pk)
+    with _lock:
+        _active[run.pk] = handle
     PortfolioRun.objects.filter(pk=run.pk).update(
         status=PortfolioRun.Status.RUNNING, started_at=timezone.now()
     )
     try:
         runner.submit_control(_drive, run, list(coins), handle, publish)
     except BaseException:
-        runner.retire(handle.run_id)
+        _forget(handle)
         portfolio_finish(run.pk, status="failed", error="could not start")
         raise
     return handle
+
+
+def portfolio_handle(portfolio_id: int) -> PortfolioHandle | None:
+    """Return the handle of a portfolio run this process computes, or None."""
+    with _lock:
+        return _active.get(portfolio_id)
+
+
+def _forget(handle: PortfolioHandle) -> None:
+    """Stop counting the run: it is over (announced next) or never started."""
+    with _lock:
+        _active.pop(handle.portfolio_id, None)
+    get_runner().retire(handle.portfolio_id, KIND)
 
 
 def _drive(
@@ -175,7 +198,7 @@ def _drive(
             )
         except Exception:
             logger.exception("could not save portfolio run %s", run.pk)
-        get_runner().retire(handle.run_id)
+        _forget(handle)
         try:
             publish(
                 events.layer_final(
@@ -207,6 +230,12 @@ def portfolio_finish(
     PortfolioRun.objects.filter(pk=portfolio_id, status__in=UNFINISHED).update(
         status=status, elapsed_s=elapsed_s, error=error, finished_at=timezone.now()
     )
+
+
+def portfolio_cancel_record(portfolio_id: int) -> str:
+    """Record a run cancelled unless it has ended; return its final status."""
+    portfolio_finish(portfolio_id, status=PortfolioRun.Status.CANCELLED)
+    return PortfolioRun.objects.values_list("status", flat=True).get(pk=portfolio_id)
 
 
 def portfolios_mark_stale() -> int:

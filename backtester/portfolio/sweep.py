@@ -7,7 +7,8 @@ are checked by the portfolio run's own rules (``portfolio_spec``), the strategy
 axes by the engine's ``grid_expand``, so a value means the same everywhere;
 invalid combinations (fast >= slow, ...) are skipped and counted as in a sweep.
 The coins' bars are loaded once and shared by every cell
-(``strategies.portfolio_sweep``). Portfolio sweeps are computed, not stored.
+(``strategies.portfolio_sweep``). The command line computes them here; the
+websocket stores them (``sweep_services``).
 """
 
 from __future__ import annotations
@@ -231,6 +232,21 @@ def best_cell(cells: list[dict], objective: str) -> dict | None:
     return max(scored, key=lambda c: sign * c[objective])
 
 
+def basket_load(
+    coins: list[Cryptocurrency], *, start, end, interval: str
+) -> dict[str, Bars]:
+    """Return the basket's bars by symbol (coins without bars in range left
+    out): one load for the whole sweep, as every cell trades the same bars.
+
+    ValueError when no coin of the basket has a bar in the range.
+    """
+    series = bars_load(coins=coins, start=start, end=end, interval=interval)
+    basket = {s: Bars(*series[s]) for s in sorted(series) if len(series[s].time)}
+    if not basket:
+        raise ValueError("symbols: no coin of the basket has prices in this range")
+    return basket
+
+
 def portfolio_sweep_run(
     spec: PortfolioSweepSpec,
     coins: list[Cryptocurrency],
@@ -243,13 +259,7 @@ def portfolio_sweep_run(
     """
     began = time.perf_counter()
     base = spec.base
-    # One load for the whole sweep: every cell trades the same bars.
-    series = bars_load(
-        coins=coins, start=base.start, end=base.end, interval=base.interval
-    )
-    basket = {s: Bars(*series[s]) for s in sorted(series) if len(series[s].time)}
-    if not basket:
-        raise ValueError("symbols: no coin of the basket has prices in this range")
+    basket = basket_load(coins, start=base.start, end=base.end, interval=base.interval)
     total = len(spec.combinations)
     cells: list[dict | None] = [None] * total
     results = portfolio_sweep(

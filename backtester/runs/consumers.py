@@ -94,6 +94,7 @@ class BacktestConsumer(
         # cancel stops it.
         await self._forget_run()
         await self.forget_sweep()
+        await self.forget_portfolio_sweep()
         self.stop_walk_forward()
 
     async def send_json(self, content: dict, close: bool = False) -> bool:
@@ -136,13 +137,15 @@ class BacktestConsumer(
 
     async def _dispatch(self, content: dict) -> None:
         kind = content.get("type")
-        if kind in ("run", "sweep", "portfolio") and (
-            self.handle or self.sweep_id is not None or self.portfolio_id is not None
+        if kind in ("run", "sweep", "portfolio", "portfolio_sweep") and (
+            self.handle or self.sweep_id is not None or self.portfolio_active()
         ):
             busy = "a run" if self.handle else "a sweep" if self.sweep_id else "a job"
             await self.send_json(
                 events.error(f"{busy} is already active on this connection; cancel it")
             )
+        elif await self.dispatch_portfolio(content, _publisher):
+            pass  # portfolio runs and sweeps: the portfolio app's mixin
         elif kind == "run":
             await self._start_run(content)
         elif kind == "sweep":
@@ -175,8 +178,8 @@ class BacktestConsumer(
             await self.send_json(
                 events.error(
                     f"unknown message type {shown!r}; expected 'run', 'sweep', "
-                    "'walk_forward', 'cancel', 'resend', 'attach' or "
-                    "'check_strategy'",
+                    "'walk_forward', 'portfolio', 'portfolio_sweep', 'cancel', "
+                    "'resend', 'attach' or 'check_strategy'",
                     "type",
                 )
             )
