@@ -163,8 +163,11 @@ def portfolio_sweep_spec(data: Mapping) -> PortfolioSweepSpec:
         _refuse(name, "grid")
     for name in params:
         _refuse(name, "params")
-    objective = data.get("objective") or DEFAULT_OBJECTIVE
-    if objective not in PORTFOLIO_OBJECTIVES:
+    objective = data.get("objective")
+    if objective is None:
+        objective = DEFAULT_OBJECTIVE
+    # Only a name: a false value is no default, an object no key.
+    if not isinstance(objective, str) or objective not in PORTFOLIO_OBJECTIVES:
         raise RequestError(
             f"objective: must be one of {', '.join(PORTFOLIO_OBJECTIVES)}, "
             f"got {brief(objective)}",
