@@ -24,6 +24,7 @@ export class SweepMode {
 
   show() {
     $("sweep-axes").hidden = !this.on;
+    $("run-button").textContent = this.on ? "Run sweep" : "Run portfolio";
     $("max-positions").closest(".field").hidden = this.on && $("axis-max-positions").value.trim() !== "";
   }
 
