@@ -17,13 +17,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.db import close_old_connections, connections, transaction
 from django.utils import timezone
 
 from backtester.execution.failures import failure_reason
 from backtester.execution.handles import Publish, Slot
 from backtester.execution.pool import get_runner
-from backtester.portfolio import events
+from backtester.portfolio import events, remote
 from backtester.portfolio.compute import PortfolioCancelled, portfolio_compute
 from backtester.portfolio.curve import chart_curve, curve_data
 from backtester.portfolio.models import PortfolioRun
@@ -133,7 +134,10 @@ def portfolio_start(
         status=PortfolioRun.Status.RUNNING, started_at=timezone.now()
     )
     try:
-        runner.submit_control(_drive, run, list(coins), handle, publish)
+        if settings.BACKTEST_EXECUTOR == "celery":
+            runner.submit_control(_watch_remote, run, handle, publish)
+        else:
+            runner.submit_control(_drive, run, list(coins), handle, publish)
     except BaseException:
         _forget(handle)
         portfolio_finish(run.pk, status="failed", error="could not start")
@@ -210,6 +214,37 @@ def _drive(
             logger.warning("could not announce portfolio run %s's end", run.pk)
         handle.done.set()
         connections.close_all()
+
+
+def _watch_remote(run: PortfolioRun, handle: PortfolioHandle, publish: Publish) -> None:
+    """Send the run to a Celery worker and watch its record until it ends (a
+    control thread); the worker stores and announces it."""
+    began = time.perf_counter()
+    unfinished = PortfolioRun.objects.filter(pk=run.pk, status__in=UNFINISHED)
+
+    def fail(reason: str) -> None:
+        handle.status, handle.error = "failed", reason
+        portfolio_finish(
+            run.pk, status="failed", elapsed_s=time.perf_counter() - began,
+            error=reason,
+        )  # fmt: skip
+        publish(events.layer_final(run.pk, "failed", elapsed_s=0.0, error=reason))
+
+    try:
+        task_id = remote.send(remote.RUN_TASK, run.pk)
+        remote.watch(
+            handle=handle,
+            started=lambda: not unfinished.filter(completed=0).exists(),
+            finished=lambda: not unfinished.exists(),
+            fail=fail,
+            task_ids=[task_id],
+        )
+    except Exception as exc:
+        logger.exception("portfolio run %s: could not watch its task", run.pk)
+        fail(failure_reason(exc))
+    finally:
+        _forget(handle)
+        handle.done.set()
 
 
 def portfolio_store(

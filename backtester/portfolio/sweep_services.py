@@ -18,12 +18,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.db import close_old_connections, connections, transaction
 from django.utils import timezone
 
 from backtester.execution.failures import failure_reason
 from backtester.execution.handles import Publish, Slot
 from backtester.execution.pool import get_runner
+from backtester.portfolio import remote
 from backtester.portfolio import sweep_events as events
 from backtester.portfolio.models import PortfolioSweep, PortfolioSweepCell
 from backtester.portfolio.sweep import (
@@ -119,7 +121,10 @@ def psweep_start(
         status=PortfolioSweep.Status.RUNNING, started_at=timezone.now()
     )
     try:
-        runner.submit_control(_drive, sweep, list(coins), handle, publish)
+        if settings.BACKTEST_EXECUTOR == "celery":
+            runner.submit_control(_watch_remote, sweep, handle, publish)
+        else:
+            runner.submit_control(_drive, sweep, list(coins), handle, publish)
     except BaseException:
         _forget(handle)
         psweep_finish(sweep.pk, status="failed", error="could not start")
@@ -177,6 +182,50 @@ def _drive(
     finally:
         handle.done.set()
         connections.close_all()
+
+
+def _watch_remote(
+    sweep: PortfolioSweep, handle: PortfolioSweepHandle, publish: Publish
+) -> None:
+    """Send the sweep's blocks to Celery workers and end it when every cell
+    is stored (a control thread); the workers store and publish the cells."""
+    began = time.perf_counter()
+    total = len(sweep.combinations)
+
+    def finished() -> bool:
+        row = PortfolioSweep.objects.values("status", "completed").get(pk=sweep.pk)
+        if row["status"] in UNFINISHED and row["completed"] >= total:
+            publish(
+                psweep_finish(
+                    sweep.pk, status="complete", elapsed_s=time.perf_counter() - began
+                )
+            )
+            return True
+        return row["status"] not in UNFINISHED
+
+    def fail(reason: str) -> None:
+        publish(psweep_finish(sweep.pk, status="failed", error=reason))
+
+    try:
+        task_ids = [
+            remote.send(remote.SWEEP_TASK, sweep.pk, block)
+            for block in remote.sweep_blocks(sweep.combinations)
+        ]
+        remote.watch(
+            handle=handle,
+            started=lambda: PortfolioSweep.objects.filter(
+                pk=sweep.pk, completed__gt=0
+            ).exists(),
+            finished=finished,
+            fail=fail,
+            task_ids=task_ids,
+        )
+    except Exception as exc:
+        logger.exception("portfolio sweep %s: could not watch its tasks", sweep.pk)
+        fail(failure_reason(exc))
+    finally:
+        _forget(handle)
+        handle.done.set()
 
 
 def _finite(value: object) -> object:

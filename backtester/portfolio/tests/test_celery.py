@@ -1,0 +1,102 @@
+"""Portfolio runs and sweeps on real Celery workers: the thread pool's numbers,
+and a clear failure when no worker takes them."""
+
+from __future__ import annotations
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from backtester.portfolio.models import PortfolioRun, PortfolioSweep
+from backtester.portfolio.remote import BLOCK_CELLS, sweep_blocks
+from backtester.runs.tests.factories import make_coins
+from backtester.runs.tests.test_celery import (  # noqa: F401 - fixtures
+    celery_settings,
+    collect_until,
+    workers,
+)
+from backtester.runs.tests.test_consumer import connect, receive
+
+SYMBOLS = ["AAA", "BBB", "CCC", "DDD"]
+RUN = {
+    "type": "portfolio", "strategy": "sma_crossover",
+    "params": {"fast": 5, "slow": 20}, "max_positions": 2, "rank": "roc_24",
+}  # fmt: skip
+SWEEP = {
+    "type": "portfolio_sweep", "strategy": "sma_crossover",
+    "grid": {"max_positions": [1, 2, 3], "fast": [5, 8]}, "params": {"slow": 20},
+}  # fmt: skip
+ENDS = ("complete", "sweep_complete", "cancelled", "error")
+
+
+def test_sweep_blocks_share_strategy_parameters_and_stay_small():
+    combos = [{"fast": f, "slow": 20, "max_positions": m}
+              for f in (5, 8) for m in range(1, 21)]  # fmt: skip
+    blocks = sweep_blocks(combos)
+    assert sorted(i for b in blocks for i in b) == list(range(40))
+    for block in blocks:
+        assert len(block) <= BLOCK_CELLS
+        assert len({combos[i]["fast"] for i in block}) == 1
+    assert len(blocks) == 4  # 20 cells of each fast value: 16 + 4, twice
+
+
+async def over_socket(message: dict, timeout: float = 60) -> list[dict]:
+    communicator = await connect()
+    await communicator.send_json_to(message)
+    messages = await collect_until(communicator, ENDS, timeout)
+    await communicator.disconnect()
+    return messages
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+async def test_portfolio_jobs_on_a_worker_equal_the_thread_pools(settings, workers):  # noqa: F811
+    await sync_to_async(make_coins)(SYMBOLS, bars=400)
+    settings.BACKTEST_EXECUTOR = "threads"
+    local_run = await over_socket(RUN)
+    local_sweep = await over_socket(SWEEP)
+    assert local_run[-1]["type"] == "complete", local_run[-1]
+    assert local_sweep[-1]["type"] == "sweep_complete", local_sweep[-1]
+
+    settings.BACKTEST_EXECUTOR = "celery"
+    workers.start("one")
+    await sync_to_async(workers.wait_ready)()
+    remote_run = await over_socket(RUN)
+    assert remote_run[-1]["type"] == "complete", (remote_run, workers.log("one"))
+    kinds = [m["type"] for m in remote_run]
+    assert kinds == ["start"] + ["progress"] * 4 + ["portfolio", "complete"]
+    assert remote_run[-2]["metrics"] == local_run[-2]["metrics"]
+    assert remote_run[-2]["contributions"] == local_run[-2]["contributions"]
+
+    remote_sweep = await over_socket(SWEEP)
+    assert remote_sweep[-1]["type"] == "sweep_complete", workers.log("one")
+    cells = {m["index"]: m for m in remote_sweep if m["type"] == "cell"}
+    local = {m["index"]: m for m in local_sweep if m["type"] == "cell"}
+    assert len(cells) == 6 and cells.keys() == local.keys()
+    for index, cell in cells.items():
+        assert cell["params"] == local[index]["params"]
+        assert cell["metrics"] == local[index]["metrics"]
+    completed = [m["completed"] for m in remote_sweep if m["type"] == "cell"]
+    assert completed == [1, 2, 3, 4, 5, 6]
+    assert remote_sweep[-1]["best"] == local_sweep[-1]["best"]
+    run = await PortfolioRun.objects.aget(pk=remote_run[0]["portfolio_id"])
+    sweep = await PortfolioSweep.objects.aget(pk=remote_sweep[0]["sweep_id"])
+    assert (run.status, sweep.status, sweep.completed) == ("complete", "complete", 6)
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+async def test_without_a_worker_portfolio_jobs_fail_saying_so(celery_settings):  # noqa: F811
+    await sync_to_async(make_coins)(SYMBOLS, bars=400)
+    celery_settings.BACKTEST_TASK_PICKUP_TIMEOUT = 1
+    for message, key in ((RUN, "portfolio_id"), (SWEEP, "sweep_id")):
+        communicator = await connect()
+        await communicator.send_json_to(message)
+        start = await receive(communicator)
+        end = await receive(communicator, 30)
+        assert end["type"] == "error" and "no Celery worker" in end["message"]
+        await communicator.disconnect()
+        model = PortfolioRun if key == "portfolio_id" else PortfolioSweep
+        record = await model.objects.aget(pk=start[key])
+        assert record.status == "failed" and "no Celery worker" in record.error
