@@ -113,6 +113,7 @@ class BacktestConsumer(
             self.gone = True
             await self._forget_run()  # the run goes on; its page may attach
             await self.forget_sweep()  # so does a sweep
+            await self.forget_portfolio_sweep()  # and a portfolio sweep
             self.stop_walk_forward()
             return False
         return True

@@ -150,3 +150,26 @@ def test_a_portfolio_sweep_fills_its_heatmap_live_then_is_in_history(page, serve
     assert "max_positions (3) × fast (3)" in page.inner_text("#portfolio-sweeps")
     assert page.errors == []
     assert page.csp_violations == []
+
+
+def test_a_reloaded_page_follows_its_portfolio_run_and_sweep_again(page, server):  # noqa: F811
+    page.goto(f"{server}/portfolio/")
+    page.wait_for_selector("#connection.ok")
+    page.click("#run-button")
+    page.wait_for_selector("#progress-text:has-text('/ 48 coins')")
+    page.reload()  # the run goes on; the page attaches to it again
+    page.wait_for_selector("#portfolio-results[data-ready=true]", timeout=120_000)
+    assert page.inner_text("#run-link").startswith("Saved as portfolio #")
+
+    page.goto(f"{server}/portfolio/?mode=sweep")
+    page.wait_for_selector("#connection.ok")
+    page.fill("#axis-max-positions", "1:4:1")
+    page.select_option("#axis-param", "fast")
+    page.fill("#axis-values", "5,10,15,20")
+    page.click("#run-button")
+    page.wait_for_selector("#psweep-canvas:not([data-drawn='0'])[data-drawn]")
+    page.reload()
+    page.wait_for_selector("#psweep-best:has-text('Saved as')", timeout=120_000)
+    assert page.get_attribute("#psweep-canvas", "data-drawn") == "16"
+    assert page.errors == []
+    assert page.csp_violations == []
