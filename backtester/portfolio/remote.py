@@ -35,11 +35,14 @@ BLOCK_CELLS = 16
 POLL_S = 0.2
 
 
-def send(name: str, *args: object) -> str:
-    """Send a task by name; return its id."""
+def send(name: str, *args: object, block: int | None = None) -> str:
+    """Send a task by name at the priority the executor gives its kind (a
+    run's pieces, or a sweep's ``block``-th block); return its id."""
     from backtester.celery import app
+    from backtester.execution.celery import RUN_PRIORITY, sweep_priority
 
-    return app.send_task(name, args=list(args)).id
+    priority = RUN_PRIORITY if block is None else sweep_priority(block)
+    return app.send_task(name, args=list(args), priority=priority).id
 
 
 def sweep_blocks(combinations: list[dict]) -> list[list[int]]:

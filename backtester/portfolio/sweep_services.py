@@ -208,8 +208,8 @@ def _watch_remote(
 
     try:
         task_ids = [
-            remote.send(remote.SWEEP_TASK, sweep.pk, block)
-            for block in remote.sweep_blocks(sweep.combinations)
+            remote.send(remote.SWEEP_TASK, sweep.pk, indexes, block=k)
+            for k, indexes in enumerate(remote.sweep_blocks(sweep.combinations))
         ]
         remote.watch(
             handle=handle,

@@ -100,3 +100,31 @@ async def test_without_a_worker_portfolio_jobs_fail_saying_so(celery_settings): 
         model = PortfolioRun if key == "portfolio_id" else PortfolioSweep
         record = await model.objects.aget(pk=start[key])
         assert record.status == "failed" and "no Celery worker" in record.error
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+async def test_cancel_on_a_worker_is_recorded_told_and_stops_the_cells(workers):  # noqa: F811
+    await sync_to_async(make_coins)([f"K{i:02d}" for i in range(8)], bars=3000)
+    workers.start("one")
+    await sync_to_async(workers.wait_ready)()
+    communicator = await connect()
+    grid = {"max_positions": "1:20:1", "fast": [5, 8, 12]}
+    await communicator.send_json_to({**SWEEP, "grid": grid})
+    start = await receive(communicator)
+    assert start["combinations"] == 60, start
+    first = await receive(communicator, 60)
+    assert first["type"] == "cell", (first, workers.log("one"))
+    await communicator.send_json_to({"type": "cancel"})
+    seen = 1
+    while (message := await receive(communicator, 1))["type"] == "cell":
+        seen += 1  # cells already on their way when the cancel was sent
+    assert message["type"] == "cancelled", message
+    sweep = await PortfolioSweep.objects.aget(pk=start["sweep_id"])
+    assert sweep.status == "cancelled"
+    # The worker stops at its next cell: nothing more is stored or sent.
+    assert await communicator.receive_nothing(2)
+    stored = await sweep.cells.acount()
+    assert seen <= stored <= seen + 1 < 60
+    await communicator.disconnect()
