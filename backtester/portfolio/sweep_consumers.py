@@ -41,6 +41,12 @@ from backtester.sweeps.validation import sweep_size_check
 
 logger = logging.getLogger(__name__)
 
+# Seconds a finished sweep's last layer event may take before the consumer
+# ends the sweep itself from its record (the layer may be gone: Redis down).
+END_GRACE = 1.0
+# How often that watch looks at the handle.
+WATCH_EVERY = 0.2
+
 
 class PortfolioSweepConsumerMixin:
     """Portfolio sweep handling for an AsyncJsonWebsocketConsumer."""
@@ -49,6 +55,7 @@ class PortfolioSweepConsumerMixin:
     psweep_handle = None
     psweep_combinations = 0
     psweep_seen: set[int] = frozenset()
+    psweep_watch: asyncio.Task | None = None
 
     async def start_portfolio_sweep(self, content: dict, publisher) -> None:
         """Validate, admit, store and start a portfolio sweep; reply
@@ -91,6 +98,7 @@ class PortfolioSweepConsumerMixin:
                 run_events.error(f"could not start the sweep: {failure_reason(exc)}")
             )
             return
+        self.watch_portfolio_sweep(sweep.pk)
         await self.send_json(
             events.sweep_start(
                 sweep.pk, len(spec.combinations), spec.skipped,
@@ -127,6 +135,8 @@ class PortfolioSweepConsumerMixin:
         self.psweep_id, self.psweep_seen = sweep.pk, set()
         self.psweep_combinations = len(sweep.combinations)
         self.psweep_handle = psweep_handle(sweep.pk)
+        if not sweep.is_finished:
+            self.watch_portfolio_sweep(sweep.pk)
         elapsed = sweep.elapsed_s
         if elapsed is None and sweep.started_at is not None:
             elapsed = (timezone.now() - sweep.started_at).total_seconds()
@@ -146,6 +156,37 @@ class PortfolioSweepConsumerMixin:
                     elapsed_s=sweep.elapsed_s or 0.0, error=sweep.error,
                 )
             )  # fmt: skip
+
+    def watch_portfolio_sweep(self, sweep_id: int) -> None:
+        """Watch this process's handle of the sweep, in case its end never
+        comes through the layer."""
+        if self.psweep_handle is not None:
+            self.psweep_watch = asyncio.create_task(
+                self._watch_portfolio_sweep(sweep_id, self.psweep_handle)
+            )
+
+    async def _watch_portfolio_sweep(self, sweep_id: int, handle) -> None:
+        """End the sweep from its record if the layer never brings its end:
+        the cells stored and not yet sent, then the end the record says."""
+        try:
+            while not handle.done.is_set():
+                await asyncio.sleep(WATCH_EVERY)
+            await asyncio.sleep(END_GRACE)
+            if self.psweep_id != sweep_id:
+                return
+            logger.warning("portfolio sweep %s: its end never came", sweep_id)
+            sweep, items = await database_sync_to_async(psweep_attach_state)(
+                sweep_id, user=self.scope.get("user")
+            )
+            await self.portfolio_sweep_cells(sweep_id, items)
+            await self.end_portfolio_sweep(
+                events.layer_final(
+                    sweep_id, sweep.status, best=sweep.best,
+                    elapsed_s=sweep.elapsed_s or 0.0, error=sweep.error,
+                )
+            )  # fmt: skip
+        except asyncio.CancelledError:
+            pass
 
     async def cancel_portfolio_sweep(self) -> None:
         """Stop the followed sweep; its record says so before the event does."""
@@ -174,6 +215,9 @@ class PortfolioSweepConsumerMixin:
 
     async def forget_portfolio_sweep(self) -> None:
         """Leave the followed sweep's group (the sweep goes on)."""
+        watch, self.psweep_watch = self.psweep_watch, None
+        if watch is not None and watch is not asyncio.current_task():
+            watch.cancel()
         sweep_id = self.psweep_id
         self.psweep_id, self.psweep_handle = None, None
         if sweep_id is not None:

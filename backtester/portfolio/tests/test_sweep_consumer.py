@@ -331,3 +331,35 @@ async def test_bad_requests_get_an_error_write_nothing_and_the_socket_stays(
     assert (await receive(communicator))["type"] == "sweep_start"
     assert (await until_end(communicator))[-1]["type"] == "sweep_complete"
     await communicator.disconnect()
+
+
+async def test_a_sweep_whose_end_the_layer_loses_still_ends(coins, monkeypatch):
+    from backtester.portfolio import sweep_events
+    from backtester.runs import consumers
+
+    publisher = consumers._publisher
+
+    def losing(layer, group, loop):
+        publish = publisher(layer, group, loop)
+
+        def send(event: dict) -> None:
+            # The layer drops the end and every other cell (Redis went away).
+            if event["type"] == sweep_events.LAYER_COMPLETE:
+                return
+            if event["type"] == sweep_events.LAYER_CELL and event["cell"]["index"] % 2:
+                return
+            publish(event)
+
+        return send
+
+    monkeypatch.setattr(consumers, "_publisher", losing)
+    communicator = await connect()
+    await communicator.send_json_to(REQUEST)
+    start = await receive(communicator)
+    messages = await until_end(communicator)
+    # Every cell, once, from the layer or the database, then the stored end.
+    assert [m["type"] for m in messages] == ["cell"] * 6 + ["sweep_complete"]
+    assert sorted(m["index"] for m in messages[:-1]) == list(range(6))
+    sweep = await PortfolioSweep.objects.aget(pk=start["sweep_id"])
+    assert messages[-1]["best"] == sweep.best
+    await communicator.disconnect()
