@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.db import connection
 
 from backtester.portfolio.models import PortfolioRun, PortfolioSweep
 from backtester.portfolio.remote import BLOCK_CELLS, sweep_blocks
@@ -37,6 +38,16 @@ def test_sweep_blocks_share_strategy_parameters_and_stay_small():
         assert len(block) <= BLOCK_CELLS
         assert len({combos[i]["fast"] for i in block}) == 1
     assert len(blocks) == 4  # 20 cells of each fast value: 16 + 4, twice
+
+
+def record(model, pk: int, cells: bool = False):
+    """Return a record (and its cell count), closing this thread's connection:
+    the workers' database is dropped at the end, which an open one prevents."""
+    try:
+        row = model.objects.get(pk=pk)
+        return (row, row.cells.count()) if cells else row
+    finally:
+        connection.close()
 
 
 async def over_socket(message: dict, timeout: float = 60) -> list[dict]:
@@ -79,8 +90,8 @@ async def test_portfolio_jobs_on_a_worker_equal_the_thread_pools(settings, worke
     completed = [m["completed"] for m in remote_sweep if m["type"] == "cell"]
     assert completed == [1, 2, 3, 4, 5, 6]
     assert remote_sweep[-1]["best"] == local_sweep[-1]["best"]
-    run = await PortfolioRun.objects.aget(pk=remote_run[0]["portfolio_id"])
-    sweep = await PortfolioSweep.objects.aget(pk=remote_sweep[0]["sweep_id"])
+    run = await sync_to_async(record)(PortfolioRun, remote_run[0]["portfolio_id"])
+    sweep = await sync_to_async(record)(PortfolioSweep, remote_sweep[0]["sweep_id"])
     assert (run.status, sweep.status, sweep.completed) == ("complete", "complete", 6)
 
 
@@ -98,8 +109,8 @@ async def test_without_a_worker_portfolio_jobs_fail_saying_so(celery_settings): 
         assert end["type"] == "error" and "no Celery worker" in end["message"]
         await communicator.disconnect()
         model = PortfolioRun if key == "portfolio_id" else PortfolioSweep
-        record = await model.objects.aget(pk=start[key])
-        assert record.status == "failed" and "no Celery worker" in record.error
+        row = await sync_to_async(record)(model, start[key])
+        assert row.status == "failed" and "no Celery worker" in row.error
 
 
 @pytest.mark.postgres
@@ -121,10 +132,10 @@ async def test_cancel_on_a_worker_is_recorded_told_and_stops_the_cells(workers):
     while (message := await receive(communicator, 1))["type"] == "cell":
         seen += 1  # cells already on their way when the cancel was sent
     assert message["type"] == "cancelled", message
-    sweep = await PortfolioSweep.objects.aget(pk=start["sweep_id"])
+    sweep = await sync_to_async(record)(PortfolioSweep, start["sweep_id"])
     assert sweep.status == "cancelled"
     # The worker stops at its next cell: nothing more is stored or sent.
     assert await communicator.receive_nothing(2)
-    stored = await sweep.cells.acount()
+    _, stored = await sync_to_async(record)(PortfolioSweep, sweep.pk, cells=True)
     assert seen <= stored <= seen + 1 < 60
     await communicator.disconnect()
