@@ -21,7 +21,7 @@ from backtester.portfolio.curve import chart_curve, curve_data
 from backtester.portfolio.models import PortfolioRun, PortfolioSweep
 from backtester.portfolio.models import PortfolioSweepCell as Cell
 from backtester.portfolio.services import UNFINISHED, portfolio_finish, portfolio_store
-from backtester.portfolio.sweep import basket_load
+from backtester.portfolio.sweep_run import basket_load
 from backtester.portfolio.sweep_services import psweep_cell_store, psweep_finish
 from prices.models import Cryptocurrency
 from strategies.portfolio_sweep import portfolio_sweep

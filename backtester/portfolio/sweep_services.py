@@ -28,11 +28,8 @@ from backtester.execution.pool import get_runner
 from backtester.portfolio import remote
 from backtester.portfolio import sweep_events as events
 from backtester.portfolio.models import PortfolioSweep, PortfolioSweepCell
-from backtester.portfolio.sweep import (
-    PORTFOLIO_OBJECTIVES,
-    PortfolioSweepSpec,
-    basket_load,
-)
+from backtester.portfolio.sweep import PORTFOLIO_OBJECTIVES, PortfolioSweepSpec
+from backtester.portfolio.sweep_run import basket_load
 from backtester.runs import processes
 from prices.models import Cryptocurrency
 from strategies.portfolio_sweep import portfolio_sweep
