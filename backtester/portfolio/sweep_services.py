@@ -28,8 +28,8 @@ from backtester.execution.pool import get_runner
 from backtester.portfolio import remote
 from backtester.portfolio import sweep_events as events
 from backtester.portfolio.models import PortfolioSweep, PortfolioSweepCell
-from backtester.portfolio.sweep import PORTFOLIO_OBJECTIVES, PortfolioSweepSpec
-from backtester.portfolio.sweep_run import basket_load
+from backtester.portfolio.sweep import PortfolioSweepSpec
+from backtester.portfolio.sweep_run import basket_load, best_cell
 from backtester.runs import processes
 from prices.models import Cryptocurrency
 from strategies.portfolio_sweep import portfolio_sweep
@@ -258,16 +258,12 @@ def psweep_cell_store(sweep_id: int, index: int, metrics: dict) -> dict | None:
 
 
 def psweep_best(sweep_id: int, objective: str) -> dict | None:
-    """Return the stored cell with the best objective (the first of equals)."""
-    sign = 1 if PORTFOLIO_OBJECTIVES.get(objective, True) else -1
-    best = None
-    for cell in PortfolioSweepCell.objects.filter(sweep_id=sweep_id).order_by("index"):
-        value = cell.metrics.get(objective)
-        if value is None:
-            continue
-        if best is None or sign * value > sign * best.metrics[objective]:
-            best = cell
-    return None if best is None else best.item()
+    """Return the stored cell with the best objective (the first of equals),
+    by the command line's rule (``best_cell``)."""
+    cells = PortfolioSweepCell.objects.filter(sweep_id=sweep_id).order_by("index")
+    scored = [{**cell.metrics, "cell": cell} for cell in cells]
+    best = best_cell(scored, objective)
+    return None if best is None else best["cell"].item()
 
 
 def psweep_finish(
