@@ -1,0 +1,141 @@
+"""Sub-hour bars in the database: one packed row per coin, interval and UTC day.
+
+Reads select the days a range touches, by the unique (crypto, interval, day)
+index, and unpack them with NumPy; writes merge incoming bars into the days
+already stored. The caller owns the transaction and the import rules
+(``prices.services``); this module only moves bars in and out of blocks.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+
+from django.db.models import QuerySet, Sum
+
+from prices.models import PriceBlock
+from prices.packing import (
+    DAY_SECONDS,
+    day_bounds,
+    decode_many,
+    encode,
+    merge,
+    places_of,
+)
+from prices.timeframes import INTERVAL_SECONDS
+from prices.types import PriceSeries
+
+# Blocks written per INSERT: a day of 1-minute bars packs to ~5-15 kB.
+WRITE_BATCH = 500
+_EPOCH_DAY = date(1970, 1, 1).toordinal()
+
+
+def _day(epoch: int) -> date:
+    return date.fromordinal(_EPOCH_DAY + epoch // DAY_SECONDS)
+
+
+def _epoch(day: date) -> int:
+    return (day.toordinal() - _EPOCH_DAY) * DAY_SECONDS
+
+
+def blocks_queryset(
+    coin_ids: Sequence[int],
+    *,
+    interval: str,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> QuerySet:
+    """Return (coin, day, data) of the days overlapping [start, end), in order."""
+    qs = PriceBlock.objects.filter(crypto_id__in=list(coin_ids), interval=interval)
+    if start is not None:
+        qs = qs.filter(day__gte=_day(int(start.timestamp())))
+    if end is not None:
+        # The day holding the last second before end.
+        qs = qs.filter(day__lte=_day(math.ceil(end.timestamp()) - 1))
+    return qs.order_by("crypto_id", "day").values_list("crypto_id", "day", "data")
+
+
+def blocks_fetch(
+    coin_ids: Sequence[int],
+    *,
+    interval: str,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> dict[int, PriceSeries]:
+    """Return each coin's bars of a sub-hour ``interval`` in [start, end)."""
+    step = INTERVAL_SECONDS[interval]
+    rows: dict[int, tuple[list[int], list[bytes]]] = {c: ([], []) for c in coin_ids}
+    for coin_id, day, data in blocks_queryset(
+        coin_ids, interval=interval, start=start, end=end
+    ).iterator(chunk_size=2000):
+        days, payloads = rows[coin_id]
+        days.append(_epoch(day))
+        payloads.append(data)
+    lo = None if start is None else int(start.timestamp())
+    hi = None if end is None else int(end.timestamp())
+    out = {}
+    for coin_id, (days, payloads) in rows.items():
+        series = decode_many(days, payloads, step)
+        if lo is not None or hi is not None:
+            series = series.slice(lo, hi)
+        out[coin_id] = series
+    return out
+
+
+def blocks_build(coin_id: int, interval: str, series: PriceSeries) -> list[PriceBlock]:
+    """Return unsaved blocks holding time-ordered bars, one per UTC day."""
+    step = INTERVAL_SECONDS[interval]
+    starts, bounds = day_bounds(series.time)
+    # Decimal places found once for all the days, not day by day; bars that
+    # are not decimals as a whole leave each day to find its own.
+    places = places_of(series)
+    return [
+        PriceBlock(
+            crypto_id=coin_id,
+            interval=interval,
+            day=_day(int(day)),
+            bars=int(hi - lo),
+            data=encode(
+                PriceSeries(*(column[lo:hi] for column in series)),
+                step,
+                None if None in places else places,
+            ),
+        )
+        for day, lo, hi in zip(starts, bounds[:-1], bounds[1:], strict=True)
+    ]
+
+
+def blocks_write(coin_id: int, interval: str, series: PriceSeries) -> int:
+    """Merge time-ordered bars into the coin's day blocks; return blocks written.
+
+    Bars at times already stored replace them (the caller decided they may);
+    every other stored bar of those days is kept.
+    """
+    if not len(series.time):
+        return 0
+    first = int(series.time[0]) // DAY_SECONDS * DAY_SECONDS
+    last = int(series.time[-1]) // DAY_SECONDS * DAY_SECONDS
+    stored = blocks_fetch(
+        [coin_id],
+        interval=interval,
+        start=datetime.fromtimestamp(first, UTC),
+        end=datetime.fromtimestamp(last + DAY_SECONDS, UTC),
+    )[coin_id]
+    blocks = blocks_build(coin_id, interval, merge(stored, series))
+    PriceBlock.objects.bulk_create(
+        blocks,
+        batch_size=WRITE_BATCH,
+        update_conflicts=True,
+        unique_fields=["crypto", "interval", "day"],
+        update_fields=["bars", "data"],
+    )
+    return len(blocks)
+
+
+def blocks_count(coin_id: int, interval: str) -> int:
+    """Return how many bars of ``interval`` the coin's blocks hold."""
+    total = PriceBlock.objects.filter(crypto_id=coin_id, interval=interval).aggregate(
+        n=Sum("bars")
+    )["n"]
+    return int(total or 0)
