@@ -11,6 +11,7 @@ import pytest
 from django.apps import apps
 from django.core.management import CommandError, call_command
 
+from prices.importers import ImportFormatError, parse_file
 from prices.models import Cryptocurrency, PriceBar, PriceBlock
 from prices.packing import BlockError, decode, decode_many, encode
 from prices.provenance import ImportConflict
@@ -172,6 +173,22 @@ def test_overlapping_imports_merge_and_reimports_change_nothing(tmp_path, minute
     result = file_import(path, replace=True)
     assert result.removed_rows == len(lines)
     assert rows_of(bars_load(["BTC"], interval="1m")["BTC"]) == plain_read(changed)
+
+
+def test_clean_and_untidy_files_parse_to_the_same_bars(tmp_path, minutes):
+    # A clean file takes the numeric reader; spaces after the commas send the
+    # same rows through the text reader. Both must give what float() gives.
+    lines = minutes["DOGE"][:3000]
+    clean = write(tmp_path / "DOGEUSDT-1m.csv", lines)
+    untidy = write(
+        tmp_path / "DOGEUSDT-1m-x.csv", [x.replace(",", ", ") for x in lines]
+    )
+    expected = plain_read(lines)
+    for path in (clean, untidy):
+        assert rows_of(parse_file(path).series) == expected
+    bad = write(tmp_path / "DOGEUSDT-1m-y.csv", lines[:2500] + ["someday,1,1,1,1,1\n"])
+    with pytest.raises(ImportFormatError, match="line 2502: bad timestamp"):
+        parse_file(bad)
 
 
 @pytestmark_db
