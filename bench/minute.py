@@ -121,7 +121,7 @@ def packings(series) -> None:
 
 
 def one_coin_year(data: Path, symbol: str) -> None:
-    from django.db import connection
+    from django.db import transaction
 
     from prices.blocks import blocks_fetch
     from prices.models import Cryptocurrency, PriceBar
@@ -166,7 +166,7 @@ def one_coin_year(data: Path, symbol: str) -> None:
     other = Cryptocurrency.objects.create(symbol="ROWS")
     before = table_bytes("prices_pricebar")
     began = time.perf_counter()
-    with connection.cursor():
+    with transaction.atomic():  # the staging table lives for a transaction
         _upsert_postgres(other.id, "1m", series)
     wall = time.perf_counter() - began
     rows_size = table_bytes("prices_pricebar") - before
@@ -199,7 +199,7 @@ def many_coins(coins: int) -> None:
     median, best = timed(lambda: cold_load("BTC"))
     print(f"  cold load of one coin-year among {coins}: median {median:.0f} ms, "
           f"best {best:.0f} ms")  # fmt: skip
-    ids = list(PriceBlock.objects.values_list("crypto_id", flat=True).distinct())
+    ids = list(Cryptocurrency.objects.values_list("id", flat=True))
     median, best = timed(lambda: blocks_fetch(ids, interval="1m"), repeat=3)
     print(f"  all {coins} coin-years from the database: median {median:.0f} ms, "
           f"best {best:.0f} ms")  # fmt: skip
