@@ -151,7 +151,8 @@ def encode(
         table[1] = c - o
         table[2] = h - np.maximum(o, c)
         table[3] = np.minimum(o, c) - lo
-        table[:4] = _zigzag(table[:4]).view(np.int64)
+        # The wicks are never negative; only the gap and the body need zigzag.
+        table[:2] = _zigzag(table[:2]).view(np.int64)
     else:
         for row, column in enumerate(series[1:5]):
             table[row] = np.asarray(column, np.float64).view(np.int64)
@@ -196,7 +197,8 @@ def _values(table: np.ndarray, starts: np.ndarray, key: tuple) -> list[np.ndarra
     flags, price_places, volume_places = key
     if flags & _PRICES_DECIMAL:
         scale = 10.0**price_places
-        gap, body, upper, lower = (_unzigzag(row) for row in table[:4])
+        gap, body = (_unzigzag(row) for row in table[:2])
+        upper, lower = table[2:4].view(np.int64)
         # One running sum over all days: each day's first gap is its absolute
         # open, so the sum carried from earlier days is taken off again.
         running = np.cumsum(gap + body)
