@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import io
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import numpy as np
 import pytest
@@ -17,6 +17,7 @@ from prices.packing import BlockError, decode, decode_many, encode
 from prices.provenance import ImportConflict
 from prices.selectors import bars_load, coins_with_stats
 from prices.services import bars_import, file_import
+from prices.tests.archive_server import ArchiveServer, ArchiveTree
 from prices.tests.minute_data import (
     HEADER,
     minute_lines,
@@ -309,3 +310,41 @@ def test_seed_demo_leaves_a_coin_with_imported_minutes_alone():
     )  # fmt: skip
     assert "skipped BTC" in out.getvalue()
     assert sum(PriceBlock.objects.values_list("bars", flat=True)) == 3
+
+
+@pytestmark_db
+def test_download_prices_stores_a_month_of_minutes_in_blocks(
+    tmp_path, real_data_dir, settings
+):
+    tree = ArchiveTree(tmp_path / "archive", real_data_dir)
+    hours = tree.rows("BTC", date(2021, 1, 1), date(2021, 1, 31))
+    lines = minute_lines(
+        [
+            [row.timestamp, *(repr(float(x)) for x in row[1:6])]
+            for row in hours.itertuples(index=False)
+        ]
+    )
+    expected = plain_read(lines)
+    klines = "".join(
+        f"{t * 1000},{line.split(',', 1)[1].strip()},{t * 1000 + 59_999},0,0,0,0,0\n"
+        for (t, *_), line in zip(expected, lines, strict=True)
+    )
+    stem = "BTCUSDT-1m-2021-01"
+    tree.write(f"data/spot/monthly/klines/BTCUSDT/1m/{stem}.zip", klines.encode())
+    server = ArchiveServer(tree.root).start()
+    settings.MARKET_DATA_URL = server.url
+    try:
+        args = ["--symbols", "BTC", "--interval", "1m", "--start", "2021-01-01",
+                "--end", "2021-01-31"]  # fmt: skip
+        call_command(
+            "download_prices", *args, stdout=io.StringIO(), stderr=io.StringIO()
+        )
+        assert rows_of(bars_load(["BTC"], interval="1m")["BTC"]) == expected
+        assert PriceBlock.objects.count() == 31
+        assert not PriceBar.objects.exists()
+        server.requests.clear()
+        out = io.StringIO()
+        call_command("download_prices", *args, stdout=out, stderr=io.StringIO())
+        assert server.requests == [] and "1 already stored" in out.getvalue()
+    finally:
+        server.stop()
