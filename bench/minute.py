@@ -69,14 +69,20 @@ def table_bytes(*tables: str) -> int:
     return total
 
 
-def timed(fn, repeat: int = 5) -> tuple[float, float]:
-    """Return the median and the best of ``repeat`` calls, in ms."""
-    times = []
+def timed(fn, repeat: int = 5) -> str:
+    """Return the median and best wall time of ``repeat`` calls, and the median
+    CPU time of this process (the database server's not counted): on a shared
+    machine the wall time swells with the load, the CPU time much less."""
+    walls, cpus = [], []
     for _ in range(repeat):
-        began = time.perf_counter()
+        began, cpu = time.perf_counter(), time.process_time()
         fn()
-        times.append((time.perf_counter() - began) * 1000)
-    return statistics.median(times), min(times)
+        walls.append((time.perf_counter() - began) * 1000)
+        cpus.append((time.process_time() - cpu) * 1000)
+    return (
+        f"median {statistics.median(walls):.0f} ms, best {min(walls):.0f} ms "
+        f"(CPU here {statistics.median(cpus):.0f} ms)"
+    )
 
 
 def cold_load(symbol: str) -> None:
@@ -148,12 +154,10 @@ def one_coin_year(data: Path, symbol: str) -> None:
     size = table_bytes("prices_priceblock")
     print(f"  stored: {size:,} bytes with indexes and TOAST = "
           f"{size / len(series.time):.1f} B/bar")  # fmt: skip
-    median, best = timed(lambda: cold_load(symbol))
-    print(f"  cold load of the year (cache emptied; page caches warm): "
-          f"median {median:.0f} ms, best {best:.0f} ms")  # fmt: skip
-    median, best = timed(lambda: blocks_fetch([coin.id], interval="1m"))
-    print(f"    of which database + unpacking: median {median:.0f} ms, "
-          f"best {best:.0f} ms")  # fmt: skip
+    print("  cold load of the year (cache emptied; page caches warm): "
+          + timed(lambda: cold_load(symbol)))  # fmt: skip
+    print("    of which database + unpacking: "
+          + timed(lambda: blocks_fetch([coin.id], interval="1m")))  # fmt: skip
     # Store alone (the parsed arrays imported again into an empty coin).
     bars_delete([coin])
     began = time.perf_counter()
@@ -196,13 +200,16 @@ def many_coins(coins: int) -> None:
     )
     print(f"  stored: {size / 2**20:,.1f} MiB = {size / bars:.1f} B/bar "
           "(synthetic decimals)")  # fmt: skip
-    median, best = timed(lambda: cold_load("BTC"))
-    print(f"  cold load of one coin-year among {coins}: median {median:.0f} ms, "
-          f"best {best:.0f} ms")  # fmt: skip
+    print(f"  cold load of one coin-year among {coins}: "
+          + timed(lambda: cold_load("BTC")))  # fmt: skip
     ids = list(Cryptocurrency.objects.values_list("id", flat=True))
-    median, best = timed(lambda: blocks_fetch(ids, interval="1m"), repeat=3)
-    print(f"  all {coins} coin-years from the database: median {median:.0f} ms, "
-          f"best {best:.0f} ms")  # fmt: skip
+    print(f"  all {coins} coin-years from the database: "
+          + timed(lambda: blocks_fetch(ids, interval="1m"), repeat=3))  # fmt: skip
+
+
+def load_average() -> str:
+    """Return the 1-minute load average (how busy the shared machine was)."""
+    return f"{os.getloadavg()[0]:.1f}"
 
 
 def main() -> None:
@@ -211,11 +218,13 @@ def main() -> None:
     parser.add_argument("--symbol", default="BTC")
     parser.add_argument("--coins", type=int, default=0)
     args = parser.parse_args()
+    print(f"load average {load_average()} on {os.cpu_count()} cores")
     with postgres_server() as url:
         setup(url)
         one_coin_year(args.data, args.symbol)
         if args.coins:
             many_coins(args.coins)
+    print(f"load average {load_average()} at the end")
 
 
 if __name__ == "__main__":
