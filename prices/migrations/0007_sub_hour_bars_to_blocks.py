@@ -49,16 +49,25 @@ def rows_to_blocks(apps, schema_editor):
         pending = []
         # Whole days are packed as they are read; a day split by a chunk's
         # end waits for the next chunk.
-        for row in rows.values_list("time", "open", "high", "low", "close", "volume").iterator(
-            chunk_size=CHUNK_ROWS
-        ):
+        for row in rows.values_list(
+            "time", "open", "high", "low", "close", "volume"
+        ).iterator(chunk_size=CHUNK_ROWS):
             pending.append(row)
             if len(pending) >= CHUNK_ROWS:
                 series = _series(pending)
-                cut = int(np.searchsorted(series.time, series.time[-1] // DAY_SECONDS * DAY_SECONDS))
+                cut = int(
+                    np.searchsorted(
+                        series.time, series.time[-1] // DAY_SECONDS * DAY_SECONDS
+                    )
+                )
                 if cut:
                     block_model.objects.bulk_create(
-                        _blocks(block_model, coin_id, interval, series.slice(None, int(series.time[cut])))
+                        _blocks(
+                            block_model,
+                            coin_id,
+                            interval,
+                            series.slice(None, int(series.time[cut])),
+                        )
                     )
                     pending = pending[cut:]
         if pending:
@@ -71,11 +80,13 @@ def rows_to_blocks(apps, schema_editor):
 def blocks_to_rows(apps, schema_editor):
     bar_model = apps.get_model("prices", "PriceBar")
     block_model = apps.get_model("prices", "PriceBlock")
-    pairs = block_model.objects.values_list("crypto_id", "interval").distinct().order_by()
+    pairs = (
+        block_model.objects.values_list("crypto_id", "interval").distinct().order_by()
+    )
     for coin_id, interval in list(pairs):
         blocks = block_model.objects.filter(crypto_id=coin_id, interval=interval)
-        for day, data in blocks.order_by("day").values_list("day", "data").iterator(
-            chunk_size=100
+        for day, data in (
+            blocks.order_by("day").values_list("day", "data").iterator(chunk_size=100)
         ):
             epoch = (day.toordinal() - EPOCH_DAY) * DAY_SECONDS
             series = decode_many([epoch], [data], SUB_HOUR[interval])

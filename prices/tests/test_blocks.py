@@ -224,10 +224,12 @@ def test_kline_minutes_in_milliseconds_and_microseconds_meet(tmp_path):
 
 
 @pytestmark_db
-def test_migration_moves_sub_hour_rows_into_blocks_and_back():
+def test_migration_moves_sub_hour_rows_into_blocks_and_back(monkeypatch):
     migration = importlib.import_module(
         "prices.migrations.0007_sub_hour_bars_to_blocks"
     )
+    # Small chunks: days split by a chunk's end wait for the next chunk.
+    monkeypatch.setattr(migration, "CHUNK_ROWS", 1000)
     coin = Cryptocurrency.objects.create(symbol="OLD")
     rng = np.random.default_rng(5)
     stored = {}
