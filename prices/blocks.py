@@ -65,21 +65,33 @@ def blocks_fetch(
 ) -> dict[int, PriceSeries]:
     """Return each coin's bars of a sub-hour ``interval`` in [start, end)."""
     step = INTERVAL_SECONDS[interval]
-    rows: dict[int, tuple[list[int], list[bytes]]] = {c: ([], []) for c in coin_ids}
+    # Bars are whole seconds: t >= start and t < end hold for t >= ceil(start)
+    # and t < ceil(end).
+    lo = None if start is None else math.ceil(start.timestamp())
+    hi = None if end is None else math.ceil(end.timestamp())
+    out = {coin_id: PriceSeries.empty() for coin_id in coin_ids}
+    days: list[int] = []
+    payloads: list[bytes] = []
+
+    def unpack(coin_id: int) -> None:
+        series = decode_many(days, payloads, step)
+        out[coin_id] = series if lo is None and hi is None else series.slice(lo, hi)
+        days.clear()
+        payloads.clear()
+
+    # Rows come coin by coin: each coin is unpacked as soon as its days are
+    # in, so only one coin's packed bytes are held at a time.
+    current = None
     for coin_id, day, data in blocks_queryset(
         coin_ids, interval=interval, start=start, end=end
     ).iterator(chunk_size=2000):
-        days, payloads = rows[coin_id]
+        if coin_id != current and current is not None:
+            unpack(current)
+        current = coin_id
         days.append(_epoch(day))
         payloads.append(data)
-    lo = None if start is None else int(start.timestamp())
-    hi = None if end is None else int(end.timestamp())
-    out = {}
-    for coin_id, (days, payloads) in rows.items():
-        series = decode_many(days, payloads, step)
-        if lo is not None or hi is not None:
-            series = series.slice(lo, hi)
-        out[coin_id] = series
+    if current is not None:
+        unpack(current)
     return out
 
 

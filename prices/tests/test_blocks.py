@@ -15,7 +15,7 @@ from prices.importers import ImportFormatError, parse_file
 from prices.models import Cryptocurrency, PriceBar, PriceBlock
 from prices.packing import BlockError, decode, decode_many, encode
 from prices.provenance import ImportConflict
-from prices.selectors import bars_load, coins_with_stats
+from prices.selectors import bars_fetch, bars_load, coins_with_stats
 from prices.services import bars_import, file_import
 from prices.tests.archive_server import ArchiveServer, ArchiveTree
 from prices.tests.minute_data import (
@@ -116,7 +116,7 @@ pytestmark_db = pytest.mark.django_db(transaction=True)
 
 @pytestmark_db
 def test_real_minutes_round_trip_and_build_coarser_bars(tmp_path, minutes):
-    counts = {}
+    counts, wanted = {}, {}
     for symbol, lines in minutes.items():
         # Gaps: a missing day (the third) and minutes missing here and there.
         dates = sorted({line[:10] for line in lines})
@@ -125,6 +125,7 @@ def test_real_minutes_round_trip_and_build_coarser_bars(tmp_path, minutes):
         file_import(write(tmp_path / f"{symbol}USDT-1m.csv", kept))
         expected = plain_read(kept)
         counts[symbol] = len(expected)
+        wanted[symbol] = expected
         coin = Cryptocurrency.objects.get(symbol=symbol)
         days = len(dates) - 1
         assert PriceBlock.objects.filter(crypto=coin).count() == days
@@ -143,6 +144,12 @@ def test_real_minutes_round_trip_and_build_coarser_bars(tmp_path, minutes):
             end=datetime.fromtimestamp(hi, UTC),
         )[symbol]
         assert rows_of(part) == [row for row in expected if lo <= row[0] < hi]
+    # Both coins in one read (no cache): each gets its own days, in order.
+    both = bars_fetch(
+        list(Cryptocurrency.objects.values_list("id", flat=True)), interval="1m"
+    )
+    for coin_id, series in both.items():
+        assert rows_of(series) == wanted[Cryptocurrency.objects.get(pk=coin_id).symbol]
     # The coin list counts the minutes from the blocks.
     assert {c.symbol: c.minute_bars for c in coins_with_stats()} == counts
 
