@@ -357,3 +357,13 @@ def test_download_prices_stores_a_month_of_minutes_in_blocks(
         assert server.requests == [] and "1 already stored" in out.getvalue()
     finally:
         server.stop()
+
+
+@pytestmark_db
+def test_admin_coin_list_counts_minute_bars_from_the_blocks(admin_client):
+    times = 86_400 * 3 + 60 * np.r_[np.arange(1000), 1440 + np.arange(234)]
+    ones = np.ones(len(times))
+    bars_import(symbol="MIN", series=PriceSeries(times, *(ones,) * 5), interval="1m")
+    html = admin_client.get("/admin/prices/cryptocurrency/").content.decode()
+    assert "1-minute bars" in html
+    assert '<td class="field-minute_bars">1234</td>' in html, html
