@@ -14,9 +14,11 @@ tick and lot sizes). When every value of a group is such a decimal, it is
 stored exactly as an integer count of 10**-k: the prices as the open's gap to
 the previous close, close minus open, and the two wicks (small numbers, most
 often zero), the volume as it is. ``decode`` divides by 10**k, which gives back
-the very float64 parsed from the decimal text, bit for bit. Values that are no
-such decimal (synthetic noise) are stored as raw float64. Either way a round
-trip is lossless.
+the very float64 parsed from the decimal text, bit for bit. Prices that are no
+such decimals are stored as float64 bits XORed with the previous close, the
+open and the body's ends (zero where they are equal, as a minute's open and the
+last close mostly are); a volume as its float64 bits. Either way a round trip
+is lossless.
 """
 
 from __future__ import annotations
@@ -154,8 +156,15 @@ def encode(
         # The wicks are never negative; only the gap and the body need zigzag.
         table[:2] = _zigzag(table[:2]).view(np.int64)
     else:
-        for row, column in enumerate(series[1:5]):
-            table[row] = np.asarray(column, np.float64).view(np.int64)
+        # Not decimals: the float64 bits, each XORed with the bits it most
+        # often equals (the previous close, the open, the body's ends), so
+        # equal values give zero words and near ones zero high bytes.
+        o, h, lo, c = (np.asarray(column, np.float64) for column in series[1:5])
+        previous = np.r_[np.float64(0), c[:-1]]
+        table[0] = o.view(np.int64) ^ previous.view(np.int64)
+        table[1] = c.view(np.int64) ^ o.view(np.int64)
+        table[2] = h.view(np.int64) ^ np.maximum(o, c).view(np.int64)
+        table[3] = lo.view(np.int64) ^ np.minimum(o, c).view(np.int64)
     if volume_places is not None:
         flags |= _VOLUME_DECIMAL
         table[4] = np.rint(series.volume * 10.0**volume_places).astype(np.int64)
@@ -212,7 +221,20 @@ def _values(table: np.ndarray, starts: np.ndarray, key: tuple) -> list[np.ndarra
             c / scale,
         ]
     else:
-        prices = [row.view(np.float64) for row in table[:4]]
+        gap, body, upper, lower = table[:4].view(np.int64)
+        # Each close is the XOR of all gaps and bodies so far; as with the
+        # running sum above, what earlier days carried in is XORed out again.
+        running = np.bitwise_xor.accumulate(gap ^ body)
+        carried = np.r_[np.int64(0), running[starts[1:-1] - 1]]
+        c = running ^ np.repeat(carried, np.diff(starts))
+        o = body ^ c
+        close, opened = c.view(np.float64), o.view(np.float64)
+        prices = [
+            opened,
+            (upper ^ np.maximum(opened, close).view(np.int64)).view(np.float64),
+            (lower ^ np.minimum(opened, close).view(np.int64)).view(np.float64),
+            close,
+        ]
     if flags & _VOLUME_DECIMAL:
         volume = table[4].view(np.int64) / 10.0**volume_places
     else:

@@ -92,6 +92,13 @@ def test_codec_round_trips_decimals_floats_and_gaps_bit_for_bit():
     both = decode_many([5 * DAY, 6 * DAY], [encode(decimal, 60), encode(later, 60)], 60)
     assert both.time.tolist() == decimal.time.tolist() + later.time.tolist()
     assert both.close.tolist() == decimal.close.tolist() + later.close.tolist()
+    # Days of floats read together: what one day's closes carry is undone.
+    next_day = PriceSeries(noise.time + DAY, *(column[::-1] for column in noise[1:]))
+    floats = decode_many(
+        [5 * DAY, 6 * DAY], [encode(noise, 60), encode(next_day, 60)], 60
+    )
+    for got, first, second in zip(floats, noise, next_day, strict=True):
+        assert got.tobytes() == np.concatenate([first, second]).tobytes()
 
 
 def test_codec_refuses_bad_blocks_and_days():
