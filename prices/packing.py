@@ -328,14 +328,3 @@ def merge(stored: PriceSeries, incoming: PriceSeries) -> PriceSeries:
     last = np.r_[times[1:] != times[:-1], True]
     keep = order[last]
     return PriceSeries(*(column[keep] for column in both))
-
-
-def concat(parts: list[PriceSeries]) -> PriceSeries:
-    """Return time-ordered parts joined into one series."""
-    if not parts:
-        return PriceSeries.empty()
-    if len(parts) == 1:
-        return parts[0]
-    return PriceSeries(
-        *(np.concatenate(columns) for columns in zip(*parts, strict=True))
-    )
