@@ -12,6 +12,7 @@ import math
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 
+import numpy as np
 from django.db.models import QuerySet, Sum
 
 from prices.models import PriceBlock
@@ -134,7 +135,13 @@ def blocks_write(coin_id: int, interval: str, series: PriceSeries) -> int:
         start=datetime.fromtimestamp(first, UTC),
         end=datetime.fromtimestamp(last + DAY_SECONDS, UTC),
     )[coin_id]
-    blocks = blocks_build(coin_id, interval, merge(stored, series))
+    merged = merge(stored, series)
+    # Only the days the incoming bars fall on are rewritten; a day between
+    # them that gets nothing new keeps its block as it is.
+    touched = np.isin(merged.time // DAY_SECONDS, np.unique(series.time // DAY_SECONDS))
+    blocks = blocks_build(
+        coin_id, interval, PriceSeries(*(column[touched] for column in merged))
+    )
     PriceBlock.objects.bulk_create(
         blocks,
         batch_size=WRITE_BATCH,

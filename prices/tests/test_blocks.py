@@ -11,6 +11,7 @@ import pytest
 from django.apps import apps
 from django.core.management import CommandError, call_command
 
+from prices.blocks import blocks_write
 from prices.importers import ImportFormatError, parse_file
 from prices.models import Cryptocurrency, PriceBar, PriceBlock
 from prices.packing import BlockError, decode, decode_many, encode
@@ -374,3 +375,31 @@ def test_admin_coin_list_counts_minute_bars_from_the_blocks(admin_client):
     html = admin_client.get("/admin/prices/cryptocurrency/").content.decode()
     assert "1-minute bars" in html
     assert '<td class="field-minute_bars">1234</td>' in html, html
+
+
+@pytestmark_db
+def test_an_import_rewrites_only_the_days_it_brings_bars_for():
+    def day_of(offset: int, minutes: np.ndarray) -> PriceSeries:
+        times = DAY * (100 + offset) + 60 * minutes
+        prices = 10.0 + minutes / 100
+        return PriceSeries(times, prices, prices + 1, prices - 1, prices, prices)
+
+    first = day_of(0, np.arange(0, 600, 2))
+    middle = day_of(1, np.arange(100))
+    bars_import(symbol="GAP", series=first, interval="1m")
+    bars_import(symbol="GAP", series=middle, interval="1m")
+    kept = PriceBlock.objects.get(day=date(1970, 4, 12))  # epoch day 101
+    # New bars on the first and the third day only, around the middle one.
+    late = PriceSeries(
+        *(np.concatenate(pair) for pair in zip(
+            day_of(0, np.arange(1, 600, 2)), day_of(2, np.arange(5)), strict=True
+        ))
+    )  # fmt: skip
+    coin = Cryptocurrency.objects.get(symbol="GAP")
+    assert blocks_write(coin.id, "1m", late) == 2  # the first and third days
+    again = PriceBlock.objects.get(day=date(1970, 4, 12))
+    assert (again.pk, bytes(again.data)) == (kept.pk, bytes(kept.data))
+    loaded = bars_load(["GAP"], interval="1m")["GAP"]
+    expected = sorted(rows_of(first) + rows_of(middle) + rows_of(late))
+    assert rows_of(loaded) == expected
+    assert PriceBlock.objects.count() == 3
