@@ -10,10 +10,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
-from django.db.models import QuerySet, Sum
+from django.db.models import (
+    DateTimeField,
+    Expression,
+    ExpressionWrapper,
+    OuterRef,
+    QuerySet,
+    Subquery,
+    Sum,
+)
+from django.db.models.functions import Cast
 
 from prices.models import PriceBlock
 from prices.packing import (
@@ -150,6 +159,24 @@ def blocks_write(coin_id: int, interval: str, series: PriceSeries) -> int:
         update_fields=["bars", "data"],
     )
     return len(blocks)
+
+
+def day_bounds_of_coin() -> tuple[Expression, Expression]:
+    """Return expressions for the outer coin's first and last sub-hour bar, to
+    the day: its first block's 00:00 and its last block's 23:59.
+
+    For coins without hourly bars (their bounds come from those); the exact
+    minute would mean unpacking a block, and a range check needs the day.
+    """
+    days = PriceBlock.objects.filter(crypto=OuterRef("pk"))
+    stamp = DateTimeField()
+    first = Cast(Subquery(days.order_by("day").values("day")[:1]), stamp)
+    last = ExpressionWrapper(
+        Cast(Subquery(days.order_by("-day").values("day")[:1]), stamp)
+        + timedelta(seconds=DAY_SECONDS - 60),
+        output_field=stamp,
+    )
+    return first, last
 
 
 def blocks_count(coin_id: int, interval: str) -> int:

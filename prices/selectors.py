@@ -29,7 +29,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, Lag
 
 from prices import cache
-from prices.blocks import blocks_fetch
+from prices.blocks import blocks_fetch, day_bounds_of_coin
 from prices.models import (
     BLOCK_INTERVALS,
     Cryptocurrency,
@@ -462,16 +462,22 @@ def coins_uncached(interval: str = Interval.HOUR) -> list[Cryptocurrency]:
 
 
 def coins_with_range(*, active_only: bool = True) -> QuerySet[Cryptocurrency]:
-    """Return coins annotated with their first and last hourly bar time.
+    """Return coins annotated with their first and last hourly bar time (for a
+    coin without hourly bars, the bounds of its sub-hour day blocks).
 
     Each bound is a correlated subquery that the (crypto, time) index answers
     with one probe per coin, so this stays fast on millions of bars (no COUNT).
     """
     hourly = PriceBar.objects.filter(crypto=OuterRef("pk"), interval=Interval.HOUR)
+    first_day, last_day = day_bounds_of_coin()
     qs = Cryptocurrency.objects.all()
     if active_only:
         qs = qs.filter(is_active=True)
     return qs.annotate(
-        first_bar=Subquery(hourly.order_by("time").values("time")[:1]),
-        last_bar=Subquery(hourly.order_by("-time").values("time")[:1]),
+        first_bar=Coalesce(
+            Subquery(hourly.order_by("time").values("time")[:1]), first_day
+        ),
+        last_bar=Coalesce(
+            Subquery(hourly.order_by("-time").values("time")[:1]), last_day
+        ),
     ).order_by("symbol")

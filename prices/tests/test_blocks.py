@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import io
+import json
 from datetime import UTC, date, datetime
 
 import numpy as np
@@ -16,7 +17,12 @@ from prices.importers import ImportFormatError, parse_file
 from prices.models import Cryptocurrency, PriceBar, PriceBlock
 from prices.packing import BlockError, decode, decode_many, encode
 from prices.provenance import ImportConflict
-from prices.selectors import bars_fetch, bars_load, coins_with_stats
+from prices.selectors import (
+    bars_fetch,
+    bars_load,
+    coins_with_range,
+    coins_with_stats,
+)
 from prices.services import bars_import, file_import
 from prices.tests.archive_server import ArchiveServer, ArchiveTree
 from prices.tests.minute_data import (
@@ -403,3 +409,26 @@ def test_an_import_rewrites_only_the_days_it_brings_bars_for():
     expected = sorted(rows_of(first) + rows_of(middle) + rows_of(late))
     assert rows_of(loaded) == expected
     assert PriceBlock.objects.count() == 3
+
+
+@pytestmark_db
+def test_a_coin_with_only_minutes_has_a_range_and_runs_over_one(tmp_path, minutes):
+    lines = minutes["BTC"][1440:]  # the last three of four real days of minutes
+    file_import(write(tmp_path / "BTCUSDT-1m.csv", lines))
+    expected = plain_read(lines)
+    coin = coins_with_range().get(symbol="BTC")
+    first_day = expected[0][0] // DAY * DAY
+    last_day = expected[-1][0] // DAY * DAY
+    assert int(coin.first_bar.timestamp()) == first_day
+    assert int(coin.last_bar.timestamp()) == last_day + DAY - 60
+    # A run over part of it is not refused as "no prices yet".
+    start = datetime.fromtimestamp(first_day + DAY, UTC)
+    out = io.StringIO()
+    call_command(
+        "backtest", "--strategy", "sma_crossover", "--symbols", "BTC",
+        "--interval", "5m", "--start", f"{start:%Y-%m-%d}", "--no-save",
+        "--format", "json", stdout=out, stderr=io.StringIO(),
+    )  # fmt: skip
+    (result,) = json.loads(out.getvalue())["results"]
+    later = [row for row in expected if row[0] >= first_day + DAY]
+    assert result["bars"] == len(plain_aggregate(later, 300))
