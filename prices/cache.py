@@ -162,7 +162,9 @@ def encode(series: PriceSeries) -> bytes:
         block[row] = column
     # Joined straight from the array's memory: one copy of a coin-year of
     # minutes (25 MB), not two (tobytes, then the concatenation).
-    return b"".join((_HEADER.pack(_MAGIC, n), memoryview(block).cast("B")))
+    return b"".join(
+        (_HEADER.pack(_MAGIC, n), memoryview(block.reshape(-1).view(np.uint8)))
+    )
 
 
 def decode(payload: bytes) -> PriceSeries:

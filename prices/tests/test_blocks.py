@@ -14,6 +14,7 @@ from django.core.management import CommandError, call_command
 
 from prices.blocks import blocks_write
 from prices.importers import ImportFormatError, parse_file
+from prices.minute_demo import minute_year
 from prices.models import Cryptocurrency, PriceBar, PriceBlock
 from prices.packing import BlockError, decode, decode_many, encode
 from prices.provenance import ImportConflict
@@ -432,3 +433,12 @@ def test_a_coin_with_only_minutes_has_a_range_and_runs_over_one(tmp_path, minute
     (result,) = json.loads(out.getvalue())["results"]
     later = [row for row in expected if row[0] >= first_day + DAY]
     assert result["bars"] == len(plain_aggregate(later, 300))
+
+
+def test_price_cache_entries_of_a_year_of_minutes_and_of_nothing_round_trip():
+    from prices import cache
+
+    for series in (minute_year(3, 0, 1, 42), PriceSeries.empty()):
+        back = cache.decode(cache.encode(series))
+        for got, want in zip(back, series, strict=True):
+            assert got.tobytes() == np.asarray(want).tobytes()
