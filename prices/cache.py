@@ -160,7 +160,11 @@ def encode(series: PriceSeries) -> bytes:
     block[0] = np.asarray(series.time, dtype="<i8").view("<f8")
     for row, column in enumerate(series[1:], start=1):
         block[row] = column
-    return _HEADER.pack(_MAGIC, n) + block.tobytes()
+    # Joined straight from the array's memory: one copy of a coin-year of
+    # minutes (25 MB), not two (tobytes, then the concatenation).
+    return b"".join(
+        (_HEADER.pack(_MAGIC, n), memoryview(block.reshape(-1).view(np.uint8)))
+    )
 
 
 def decode(payload: bytes) -> PriceSeries:

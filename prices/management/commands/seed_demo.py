@@ -23,6 +23,12 @@ class Command(BaseCommand):
         parser.add_argument("--years", default="5", help="Years of hourly bars (5).")
         parser.add_argument("--seed", default="42", help="Random seed (42).")
         parser.add_argument(
+            "--interval",
+            default="1h",
+            help="1h (default) or 1m: 1-minute bars, stored as day blocks, with "
+            "the hourly and daily bars built from them.",
+        )
+        parser.add_argument(
             "--if-empty",
             action="store_true",
             help="Do nothing when any hourly bar exists (used by `make demo`).",
@@ -51,7 +57,11 @@ class Command(BaseCommand):
         began = time.perf_counter()
         try:
             result = demo_seed(
-                symbols=symbols, years=years, seed=seed, progress=progress
+                symbols=symbols,
+                years=years,
+                seed=seed,
+                interval=options["interval"],
+                progress=progress,
             )
         except ValueError as exc:
             raise CommandError(f"--{exc}") from None
@@ -64,7 +74,8 @@ class Command(BaseCommand):
                 "elsewhere (imported), so demo data would mix with them"
             )
         rows = result.rows
+        unit = "hourly" if options["interval"] == "1h" else options["interval"]
         self.stdout.write(
-            f"seeded {len(result.seeded)} coins x {years} years: {rows:,} hourly "
+            f"seeded {len(result.seeded)} coins x {years} years: {rows:,} {unit} "
             f"bars in {elapsed:.1f}s ({rows / max(elapsed, 1e-9):,.0f} rows/s)"
         )
