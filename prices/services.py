@@ -24,7 +24,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import connection, transaction
 from django.db.models import F
 
-from prices.demo import DEMO_COINS, HOURS_PER_YEAR, coin_series
+from prices.demo import HOURS_PER_YEAR, coin_series, demo_coins
 from prices.importers import ParsedFile, parse_file
 from prices.models import (
     SOURCE_DETAIL_MAX_LENGTH,
@@ -381,13 +381,11 @@ def demo_seed(
     file, the archive) is skipped: demo data never overwrites or mixes with
     real bars. One transaction: a failure leaves the old data in place.
     """
-    if not 1 <= symbols <= len(DEMO_COINS):
-        raise ValueError(f"symbols: must be between 1 and {len(DEMO_COINS)}")
+    wanted = demo_coins(symbols)  # ValueError naming --symbols when out of range
     if not 1 <= years <= 10:
         raise ValueError("years: must be between 1 and 10")
     bars = years * HOURS_PER_YEAR
     total = 0
-    wanted = DEMO_COINS[:symbols]
     with transaction.atomic():
         foreign = set(
             Cryptocurrency.objects.filter(
