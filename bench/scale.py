@@ -3,8 +3,9 @@
 Seeds one database with the most coins asked for (200 x 5 years hourly by default;
 or uses DATABASE_URL/REDIS_URL if both are set and already hold data), then for
 each size asks a fresh daphne process (started as bench/run_ws.py starts it) for
-the first N demo coins through the websocket: one cold run that fills the Redis
-price cache, then ``--repeat`` warm runs. Prints, per size, the first result
+the first N demo coins through the websocket: one cold run (Redis emptied, so
+the page's warm-up of all active coins runs beside it), then ``--repeat`` warm
+runs. Prints, per size, the first result
 (ms), all results (s) and the peak resident memory (VmHWM) of that daphne
 process over its cold and warm runs.
 
@@ -23,7 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
-from run_ws import daphne, one_run, peak_rss_mb, seeded_env  # noqa: E402
+from run_ws import daphne, flush_redis, one_run, peak_rss_mb, seeded_env  # noqa: E402
 
 from prices.demo import MAX_DEMO_COINS, demo_coins  # noqa: E402
 
@@ -43,8 +44,11 @@ def measure(env: dict, count: int, repeat: int) -> dict:
     """Run W over the first ``count`` demo coins in a fresh daphne process."""
     symbols = [symbol for symbol, _, _ in demo_coins(count)]
     with daphne(env) as (port, server):
-        # Fills the price cache and the process's imports: not in the figures,
-        # but in the peak memory (the process's high-water mark).
+        # Cold: an empty price cache, so the socket's opening also starts the
+        # page's warm-up of every active coin beside the run (as a browser
+        # does). It fills the cache and the process's imports: not in the warm
+        # figures, but in the peak memory (the process's high-water mark).
+        flush_redis(env["REDIS_URL"])
         cold = one_run(port, symbols=symbols, no_cache=True)
         warm = [one_run(port, symbols=symbols, no_cache=True) for _ in range(repeat)]
         peak = peak_rss_mb(server.pid)
@@ -67,7 +71,8 @@ def main() -> None:
             f"W = 6 strategies per coin, {args.years} years hourly, through the "
             "websocket; daphne on PostgreSQL + Redis, a fresh process per size; "
             f"warm = prices in Redis, best and median of {args.repeat}; peak RSS = "
-            "the daphne process's VmHWM over its cold and warm runs"
+            "the daphne process's VmHWM over its cold run (with the warm-up of "
+            "every seeded coin) and warm runs"
         )
         header = (
             f"{'coins':>5} {'results':>7} {'first result ms':>22} "
