@@ -5,9 +5,9 @@ or uses DATABASE_URL/REDIS_URL if both are set and already hold data), then for
 each size asks a fresh daphne process (started as bench/run_ws.py starts it) for
 the first N demo coins through the websocket: one cold run (Redis emptied, so
 the page's warm-up of all active coins runs beside it), then ``--repeat`` warm
-runs. Prints, per size, the first result
-(ms), all results (s) and the peak resident memory (VmHWM) of that daphne
-process over its cold and warm runs.
+runs, each after a second of idle server (``--pause``). Prints, per size, the
+first result (ms), all results (s) and the peak resident memory (VmHWM) of that
+daphne process over its cold and warm runs.
 
     .venv/bin/python bench/scale.py [--sizes 10,25,48,100,200] [--years 5] [--repeat 3]
 
@@ -20,6 +20,7 @@ import argparse
 import contextlib
 import statistics
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -40,7 +41,7 @@ def sizes(text: str) -> list[int]:
     return out
 
 
-def measure(env: dict, count: int, repeat: int) -> dict:
+def measure(env: dict, count: int, repeat: int, pause: float) -> dict:
     """Run W over the first ``count`` demo coins in a fresh daphne process."""
     symbols = [symbol for symbol, _, _ in demo_coins(count)]
     with daphne(env) as (port, server):
@@ -50,7 +51,13 @@ def measure(env: dict, count: int, repeat: int) -> dict:
         # figures, but in the peak memory (the process's high-water mark).
         flush_redis(env["REDIS_URL"])
         cold = one_run(port, symbols=symbols, no_cache=True)
-        warm = [one_run(port, symbols=symbols, no_cache=True) for _ in range(repeat)]
+        warm = []
+        for _ in range(repeat):
+            # Each run starts on an idle server: right after a run of 1,200
+            # results, PostgreSQL is still writing them and the previous run's
+            # tail would be counted as this one's wait for its first result.
+            time.sleep(pause)
+            warm.append(one_run(port, symbols=symbols, no_cache=True))
         peak = peak_rss_mb(server.pid)
     return {"cold": cold, "warm": warm, "peak_mb": peak}
 
@@ -62,6 +69,9 @@ def main() -> None:
     )
     parser.add_argument("--years", type=int, default=5, help="Years of hourly bars.")
     parser.add_argument("--repeat", type=int, default=3, help="Warm runs per size.")
+    parser.add_argument(
+        "--pause", type=float, default=1.0, help="Idle seconds before each warm run."
+    )
     args = parser.parse_args()
     with contextlib.ExitStack() as stack:
         seeded = argparse.Namespace(symbols=args.sizes[-1], years=args.years)
@@ -70,7 +80,8 @@ def main() -> None:
         print(
             f"W = 6 strategies per coin, {args.years} years hourly, through the "
             "websocket; daphne on PostgreSQL + Redis, a fresh process per size; "
-            f"warm = prices in Redis, best and median of {args.repeat}; peak RSS = "
+            f"warm = prices in Redis, best and median of {args.repeat}, each after "
+            f"{args.pause:g} s idle; peak RSS = "
             "the daphne process's VmHWM over its cold run (with the warm-up of "
             "every seeded coin) and warm runs"
         )
@@ -81,7 +92,7 @@ def main() -> None:
         print(header)
         print("-" * len(header))
         for count in args.sizes:
-            row = measure(env, count, args.repeat)
+            row = measure(env, count, args.repeat, args.pause)
             warm = row["warm"]
             first = [r["first_ms"] for r in warm]
             every = [r["all_ms"] / 1000 for r in warm]
