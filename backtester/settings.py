@@ -171,10 +171,14 @@ if REDIS_URL:
 else:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            # In the server's own memory: bounded in bytes, not only entries
+            # (48 coins x 5 years of hourly arrays take 100 MB, 200 coins 420).
+            "BACKEND": "prices.cache.BoundedLocMemCache",
             "LOCATION": "btlab",
-            # 48 coins x 5 years of hourly arrays; keep them all.
-            "OPTIONS": {"MAX_ENTRIES": 10_000},
+            "OPTIONS": {
+                "MAX_ENTRIES": 10_000,
+                "MAX_BYTES": env.int("PRICE_CACHE_LOCAL_MB", default=256) * 2**20,
+            },
         }
     }
     CHANNEL_LAYERS = {
