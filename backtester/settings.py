@@ -211,7 +211,7 @@ BACKTEST_CHUNK = 16
 # computing while two load keeps both loading threads busy on a cold cache, and
 # bounds a run's bars whatever its coin count (48 coins' at most; 200 coins x 5
 # years hourly is 420 MB).
-BACKTEST_CHUNKS_HELD = env.int("BACKTEST_CHUNKS_HELD", default=3)
+BACKTEST_CHUNKS_HELD = max(1, env.int("BACKTEST_CHUNKS_HELD", default=3))
 # Combinations per unit of sweep work (one coin, one block): a small first block
 # for a quick first heatmap cell, then larger ones that share more indicators.
 # Each block costs a coin about 4 ms of tables and averages before its first
