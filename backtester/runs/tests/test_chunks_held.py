@@ -50,9 +50,12 @@ class Tracked:
         return out
 
 
-def test_a_run_over_many_coins_holds_at_most_its_chunks_of_bars(settings, monkeypatch):
+@pytest.mark.parametrize("held", [1, 2])
+def test_a_run_over_many_coins_holds_at_most_its_chunks_of_bars(
+    settings, monkeypatch, held
+):
     settings.BACKTEST_FIRST_CHUNK, settings.BACKTEST_CHUNK = 2, 3
-    settings.BACKTEST_CHUNKS_HELD = 2
+    settings.BACKTEST_CHUNKS_HELD = held
     make_coins(SYMBOLS, bars=300)
     tracked, load = Tracked(), Runner._load_coins
 
@@ -71,9 +74,9 @@ def test_a_run_over_many_coins_holds_at_most_its_chunks_of_bars(settings, monkey
     assert sorted(s for chunk in tracked.loads for s in chunk) == SYMBOLS
     assert sorted({row.data["symbol"] for row in handle.rows}) == SYMBOLS
     assert len(handle.rows) == 20 * 6
-    # Two chunks of three at most, plus the coin a compute thread may still be
-    # letting go of as the next load arrives; holding every loaded chunk
-    # until the run ends would reach all 20.
-    assert tracked.peak <= 2 * 3 + 1, tracked.peak
+    # ``held`` chunks of three at most, plus the coin a compute thread may
+    # still be letting go of as the next load arrives; holding every loaded
+    # chunk until the run ends would reach all 20.
+    assert tracked.peak <= held * 3 + 1, tracked.peak
     del handle
     assert not tracked.arrays  # the run keeps no bars once it is over
