@@ -166,9 +166,8 @@ class RunDriving:
                             handle._futures = [
                                 f for f in handle._futures if not f.done()
                             ]
-                    # The rest load once a coin is in: decoding a chunk of 16
-                    # beside the first coins' computing doubled the time to
-                    # the first result on two cores.
+                    # The rest load once a coin is in: decoding chunks of 16
+                    # would share the cores with the first coins' computing.
                     load_more()
                     # Rows a task returns were published: store them even when
                     # a cancel arrived since, so a cancelled run keeps exactly
