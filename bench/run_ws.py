@@ -166,7 +166,9 @@ def bench_loader(env: dict) -> None:
     print("\n".join(line for line in lines if line.startswith("  from")))
 
 
-def bench(env: dict, args: argparse.Namespace) -> None:
+@contextlib.contextmanager
+def daphne(env: dict):
+    """Serve the app with daphne on a free loopback port; yield (port, process)."""
     port = free_port()
     server = subprocess.Popen(
         [str(Path(PY).parent / "daphne"), "-b", "127.0.0.1", "-p", str(port),
@@ -175,6 +177,14 @@ def bench(env: dict, args: argparse.Namespace) -> None:
     )  # fmt: skip
     try:
         _wait_for_port(port, timeout=30)
+        yield port, server
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+def bench(env: dict, args: argparse.Namespace) -> None:
+    with daphne(env) as (port, server):
         # Imports, thread pool, DB connections: not part of the figures.
         one_run(port, no_cache=True)
         cold, warm, cached = [], [], []
@@ -196,9 +206,6 @@ def bench(env: dict, args: argparse.Namespace) -> None:
             f"engine alone (run_many, one thread, bars in memory): {engine:.3f} s; "
             f"websocket warm / engine = {warm_all / engine:.2f}x"
         )
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
 
     for label, flush in (("cold", True), ("warm", False)):
         if flush:

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from prices.demo import ANCHOR_END, DEMO_COINS
+from prices.demo import ANCHOR_END, demo_coin
 from prices.types import PriceSeries
 
 MINUTES_PER_DAY = 1440
@@ -25,7 +25,7 @@ VOLUME_PLACES = 5
 
 def price_places(index: int) -> int:
     """Return the decimal places of a demo coin's prices (5 significant digits)."""
-    return max(0, 4 - math.floor(math.log10(DEMO_COINS[index][2])))
+    return max(0, 4 - math.floor(math.log10(demo_coin(index)[2])))
 
 
 def minute_year(
@@ -39,7 +39,7 @@ def minute_year(
     rng = np.random.default_rng([seed, index, year, 1])
     bars = DAYS_PER_YEAR * MINUTES_PER_DAY
     if start_price is None:
-        start_price = DEMO_COINS[index][2] * rng.uniform(0.6, 1.4)
+        start_price = demo_coin(index)[2] * rng.uniform(0.6, 1.4)
     places = price_places(index)
     base_vol = rng.uniform(0.0005, 0.0015)  # a minute: ~40-110% a year
     # Regimes of 1-7 days, each with its own trend and volatility.

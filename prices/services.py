@@ -25,7 +25,7 @@ from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef, Sum
 
 from prices.blocks import WRITE_BATCH, blocks_build, blocks_write
-from prices.demo import DEMO_COINS, HOURS_PER_YEAR, coin_series
+from prices.demo import HOURS_PER_YEAR, coin_series, demo_coins
 from prices.importers import ParsedFile, parse_file
 from prices.minute_demo import minute_year
 from prices.models import (
@@ -420,13 +420,11 @@ def demo_seed(
     """
     if interval not in (Interval.HOUR, Interval.MINUTE):
         raise ValueError(f"interval: must be 1h or 1m, got {interval!r}")
-    if not 1 <= symbols <= len(DEMO_COINS):
-        raise ValueError(f"symbols: must be between 1 and {len(DEMO_COINS)}")
+    wanted = demo_coins(symbols)  # ValueError naming --symbols when out of range
     if not 1 <= years <= 10:
         raise ValueError("years: must be between 1 and 10")
     bars = years * HOURS_PER_YEAR
     total = 0
-    wanted = DEMO_COINS[:symbols]
     with transaction.atomic():
         stored = Exists(PriceBar.objects.filter(crypto=OuterRef("pk"))) | Exists(
             PriceBlock.objects.filter(crypto=OuterRef("pk"))

@@ -58,7 +58,7 @@ def _chunks(coins: Sequence, first: int, size: int) -> list[Sequence]:
 
 
 class RunDriving:
-    """The run loop of a Runner (which owns the pools, ``_warm_loads``,
+    """The run loop of a Runner (which owns the pools, ``_warm_share``,
     ``_unsaved`` and the admission count)."""
 
     def _drive(
@@ -83,11 +83,18 @@ class RunDriving:
             chunks = _chunks(coins, first, size)
             loads: dict[Future, Sequence[Cryptocurrency]] = {}
             pending: set[Future] = set()
+            # Bars are held by chunk, from its load until its last coin is
+            # computed, and at most BACKTEST_CHUNKS_HELD chunks at once: a run
+            # over 200 coins never has every coin's bars in memory (420 MB at
+            # five years hourly). ``later`` waits for a place.
+            later = list(chunks[1:])
+            computing: dict[Future, Future] = {}  # coin task -> its chunk's load
+            left: dict[Future, int] = {}  # a chunk's load -> coins not computed
+            loading = 0  # chunks whose load is not in yet
 
             def load(batch: Sequence[Cryptocurrency]) -> None:
-                key = _chunk_key(batch, spec.start, spec.end, spec.interval)
-                with self._lock:
-                    future = self._warm_loads.get(key)
+                nonlocal loading
+                future = self._warm_share(batch, spec.start, spec.end, spec.interval)
                 if future is None:
                     future = self._load.submit(self._load_chunk, handle, batch, spec)
                     with handle._lock:
@@ -95,9 +102,15 @@ class RunDriving:
                 # A warm-up's load is shared: a cancel must not cancel it.
                 loads[future] = batch
                 pending.add(future)
+                loading += 1
+
+            def load_more() -> None:
+                while later and loading + len(left) < settings.BACKTEST_CHUNKS_HELD:
+                    load(later.pop(0))
 
             # The small first chunk loads alone (the first result does not wait
-            # for a bigger one sharing the CPU); the rest load once it is in.
+            # for a bigger one sharing the CPU); the rest load once its first
+            # coin is computed.
             if chunks:
                 load(chunks[0])
             beat_every = settings.BACKTEST_HEARTBEAT
@@ -122,26 +135,40 @@ class RunDriving:
                     if future.cancelled():
                         continue
                     if future in loads:
-                        series = future.result()
+                        loading -= 1
+                        batch = loads.pop(future)
                         if handle.cancelled.is_set():
                             continue
-                        if loads[future] is chunks[0]:
-                            for batch in chunks[1:]:
-                                load(batch)
+                        left[future] = len(batch)
                         with handle._lock:
-                            for coin in loads[future]:
+                            for coin in batch:
                                 task = self._compute.submit(
                                     self._coin_task,
                                     handle,
                                     coin.symbol,
-                                    series[coin.symbol],
+                                    future.result()[coin.symbol],
                                     spec,
                                     publish,
                                 )
                                 handle._futures.append(task)
+                                computing[task] = future
                                 pending.add(task)
                                 unstored.add(task)
                         continue
+                    chunk = computing.pop(future)
+                    left[chunk] -= 1
+                    if not left[chunk]:
+                        # The chunk's bars go (nothing else holds its load)
+                        # and the next chunk takes its place.
+                        del left[chunk]
+                        chunk = None
+                        with handle._lock:
+                            handle._futures = [
+                                f for f in handle._futures if not f.done()
+                            ]
+                    # The rest load once a coin is in: decoding chunks of 16
+                    # would share the cores with the first coins' computing.
+                    load_more()
                     # Rows a task returns were published: store them even when
                     # a cancel arrived since, so a cancelled run keeps exactly
                     # the results its client saw (and ``completed`` counts).

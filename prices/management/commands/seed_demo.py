@@ -12,13 +12,14 @@ from prices.services import demo_seed
 class Command(BaseCommand):
     help = (
         "Create deterministic synthetic hourly prices (and derived daily bars) for "
-        "up to 48 demo coins, replacing any earlier demo data of those coins. A coin "
-        "whose bars were imported (a file, the archive) is skipped."
+        "up to 200 demo coins (48 well-known symbols, then DEMO049 to DEMO200), "
+        "replacing any earlier demo data of those coins. A coin whose bars were "
+        "imported (a file, the archive) is skipped."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
-            "--symbols", default="48", help="Number of coins, 1-48 (48)."
+            "--symbols", default="48", help="Number of coins, 1-200 (48)."
         )
         parser.add_argument("--years", default="5", help="Years of hourly bars (5).")
         parser.add_argument("--seed", default="42", help="Random seed (42).")
