@@ -13,10 +13,13 @@ towards completion is the rows stored there.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 
 from django.conf import settings
 from django_redis import get_redis_connection
+
+logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "exec"
 # Every key expires: a monitor or worker that dies leaves nothing for good. Long
@@ -57,6 +60,21 @@ def reset(job: str) -> None:
 def stop(job: str) -> None:
     """Tell the job's tasks to do no more work."""
     _redis().set(_key(job, "stop"), 1, ex=TTL_S)
+
+
+def stop_all(jobs: Iterable[str]) -> None:
+    """Tell the tasks of these jobs (failed while their monitor was gone) to do
+    no more work; nothing happens without a Redis cache (no workers then)."""
+    jobs = list(jobs)
+    if not jobs or "django_redis" not in settings.CACHES["default"]["BACKEND"]:
+        return
+    try:
+        pipe = _redis().pipeline(transaction=False)
+        for job in jobs:
+            pipe.set(_key(job, "stop"), 1, ex=TTL_S)
+        pipe.execute()
+    except Exception as exc:  # the records are right; the tasks may run on
+        logger.warning("could not stop the tasks of %d jobs: %r", len(jobs), exc)
 
 
 def stopped(job: str) -> bool:

@@ -34,9 +34,10 @@ from backtester.runs.tests.workers import ROOT, Workers, database_url
 
 SYMBOLS = ["AAA", "BBB", "CCC", "DDD", "EEE", "FFF"]
 VISIBILITY_S = 600
-# The worker launcher: every run coin and sweep block takes 0.4 s more.
+# The worker launcher: every run coin and sweep block takes 0.4 s more
+# (BTLAB_SLOW_PIECE_S).
 SLOW_WORKER = """
-import sys, time
+import os, sys, time
 import django
 django.setup()
 from backtester.runs import compute
@@ -44,7 +45,7 @@ from backtester.sweeps import services
 
 def slowed(function):
     def slow(*args, **kwargs):
-        time.sleep(0.4)
+        time.sleep(float(os.environ.get("BTLAB_SLOW_PIECE_S", "0.4")))
         return function(*args, **kwargs)
     return slow
 
