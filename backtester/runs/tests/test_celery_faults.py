@@ -57,6 +57,24 @@ sys.exit(main())
 """
 
 
+def test_a_driver_error_of_an_unreachable_database_names_the_database():
+    import psycopg2
+
+    from backtester.execution.failures import failure_reason
+
+    # Raised by the price loader's own COPY, outside Django's wrappers.
+    lost = psycopg2.OperationalError("server closed the connection unexpectedly")
+    assert failure_reason(lost) == "the database is unavailable"
+    assert failure_reason(psycopg2.InterfaceError("connection already closed")) == (
+        "the database is unavailable"
+    )
+    shutdown = psycopg2.errors.AdminShutdown("terminating connection")
+    assert failure_reason(shutdown) == "the database is unavailable"
+    bad = psycopg2.errors.NotNullViolation("null value in column")
+    assert failure_reason(bad) == "the results could not be stored in the database"
+    assert "internal error" in failure_reason(ValueError("x"))
+
+
 @pytest.fixture
 def slow_workers(settings):
     settings.BACKTEST_EXECUTOR = "celery"
