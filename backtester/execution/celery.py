@@ -193,8 +193,15 @@ class CeleryExecutor:
             handle.summary["elapsed_s"] = round(handle.elapsed_s, 4)
             if on_finish:
                 on_finish(handle)
-        except Exception:
+        except Exception as exc:
             logger.exception("could not save run %s", run_id)
+            # As the thread pool does: the client is told the run failed, and
+            # the record says so once the database is back (the next page read
+            # or run saves it, its count taken from the rows stored).
+            if handle.status != "failed":
+                handle.status, handle.error = "failed", failure_reason(exc)
+            if on_finish:
+                get_runner().keep_unsaved(handle)
         logger.info(
             "run %s %s on workers: %d results in %.3fs",
             run_id,

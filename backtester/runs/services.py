@@ -179,13 +179,18 @@ def run_remove(run: BacktestRun) -> None:
 
 
 def run_save(handle: RunHandle) -> None:
-    """Store a finished run's status, summary and counts."""
+    """Store a finished run's status, summary and counts.
+
+    ``completed`` counts the rows stored, whatever the handle knew: a run saved
+    after the database came back (its executor could not read them then) still
+    records what was stored.
+    """
     BacktestRun.objects.filter(pk=handle.run_id).update(
         status=handle.status,
         summary=handle.summary,
         error=handle.error,
         elapsed_s=handle.elapsed_s,
-        completed=handle.stored,
+        completed=BacktestResult.objects.filter(run_id=handle.run_id).count(),
         finished_at=timezone.now(),
     )
 

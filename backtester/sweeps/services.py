@@ -22,7 +22,7 @@ from django.db.models import Count, F
 from django.utils import timezone
 
 from backtester.execution import state
-from backtester.execution.handles import RunnerBusy
+from backtester.execution.handles import RunnerBusy, sweeps_retry_unsaved
 from backtester.runs import processes
 from backtester.runs.output import CSV_METRICS
 from backtester.sweeps import events
@@ -398,6 +398,8 @@ def sweep_finish(
 
 def sweeps_mark_stale() -> int:
     """Fail sweeps left queued/running by a process on this host that is gone."""
+    # First the ends this process could not save (the database was down).
+    sweeps_retry_unsaved()
     unfinished = Sweep.objects.filter(status__in=UNFINISHED)
     owners = set(unfinished.exclude(owner="").values_list("owner", flat=True))
     dead = [owner for owner in owners if processes.is_alive(owner) is False]

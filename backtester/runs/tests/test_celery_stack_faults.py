@@ -22,6 +22,7 @@ from backtester.runs.tests.test_faults import (  # noqa: F401 - fixture
     COINS,
     Stack,
     connect,
+    no_address_in,
     stack,
     until_end,
 )
@@ -42,6 +43,8 @@ def celery_stack(stack, tmp_path):  # noqa: F811
         SWEEP_TASK_COINS="1",
         BACKTEST_HEARTBEAT="1",
         BTLAB_SLOW_PIECE_S="1.5",  # a job takes longer than a restart
+        # Pages served from the source static files (no collectstatic here).
+        DEBUG="true",
     )
     launcher = tmp_path / "worker.py"
     launcher.write_text(SLOW_WORKER)
@@ -55,7 +58,7 @@ def celery_stack(stack, tmp_path):  # noqa: F811
     finally:
         stack.stop_daphne()
         workers.close()
-        stack.env["BACKTEST_EXECUTOR"] = "threads"
+        stack.env.update(BACKTEST_EXECUTOR="threads", DEBUG="false")
 
 
 def start_job(ws, message: dict) -> tuple[int, dict]:
@@ -125,3 +128,66 @@ def test_daphne_killed_mid_job_stops_its_pieces(celery_stack, kind):
     assert pieces_started(lab, kind, job_id) == begun
     total = COINS * 6 if kind == "run" else 4 * COINS
     assert rows < total, "the job ended before the kill"
+
+
+def page(lab: Stack, path: str) -> str:
+    """Return the HTML of a page of the running server."""
+    from urllib.error import HTTPError
+    from urllib.request import urlopen
+
+    try:
+        with urlopen(f"http://127.0.0.1:{lab.port}{path}", timeout=30) as response:
+            return response.read().decode()
+    except HTTPError as exc:
+        raise AssertionError(f"{path}: {exc}\n{lab.log()[-3000:]}") from None
+
+
+def test_redis_killed_mid_sweep_ends_the_sweep_for_its_client(celery_stack):
+    lab = celery_stack
+    with connect(lab) as ws:
+        sweep_id, _ = start_job(ws, SWEEP)
+        lab.redis.stop()
+        try:
+            while (end := json.loads(ws.recv(timeout=60)))["type"] == "cell":
+                pass
+            assert end["type"] == "error", end
+            assert end.get("sweep_id") == sweep_id
+            assert "Redis" in end["message"]
+            no_address_in(end["message"], lab)
+        finally:
+            lab.redis.start()
+    status, completed, done, error = record(lab, "sweep", sweep_id)
+    assert status == "failed" and "Redis" in error, (status, error)
+    assert completed == done
+    no_address_in(error, lab)
+
+
+@pytest.mark.parametrize("kind", ["run", "sweep"])
+def test_postgres_stopped_mid_job_then_the_record_tells_what_is_stored(
+    celery_stack, kind
+):
+    lab = celery_stack
+    with connect(lab) as ws:
+        job_id, _ = start_job(ws, RUN if kind == "run" else SWEEP)
+        lab.stop_postgres()
+        try:
+            ends = ("complete", "sweep_complete", "cancelled", "error")
+            while (end := json.loads(ws.recv(timeout=60)))["type"] not in ends:
+                pass
+        finally:
+            time.sleep(1)  # the workers' pieces meet the stopped database too
+            lab.start_postgres()
+        assert end["type"] == "error", end
+        assert "database" in end["message"]
+        no_address_in(end["message"], lab)
+    # The page of the job saves what its server could not save then.
+    html = page(lab, f"/runs/{job_id}/" if kind == "run" else f"/sweeps/{job_id}/")
+    status, completed, stored, reason = record(lab, kind, job_id)
+    assert status == "failed" and reason.endswith("the database is unavailable")
+    assert completed == stored
+    assert "Failed" in html and reason in html
+    # Nothing is stored into it afterwards.
+    rows = coin_rows(lab, kind, job_id)
+    time.sleep(2)
+    assert coin_rows(lab, kind, job_id) == rows
+    assert record(lab, kind, job_id) == (status, completed, stored, reason)
