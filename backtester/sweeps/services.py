@@ -207,6 +207,14 @@ def sweep_pieces_store(
     ]  # fmt: skip
     try:
         with transaction.atomic():
+            # A sweep that is over (failed while a worker had these pieces)
+            # stores nothing more; the lock orders this with its end's UPDATE.
+            if not (
+                Sweep.objects.select_for_update(no_key=True)
+                .filter(pk=plan.sweep_id, status__in=UNFINISHED)
+                .exists()
+            ):
+                return []
             SweepCoinResult.objects.bulk_create(rows)
     except IntegrityError:
         seen: set[int] = set()
