@@ -55,7 +55,7 @@ class SweepClient:
             f"ws://127.0.0.1:{port}/ws/backtests/",
             origin=f"http://127.0.0.1:{port}",
             max_size=None,
-        )
+        ).__enter__()
         self.cells = 0
         self.combinations = 0
         self.first_cell = threading.Event()
@@ -111,7 +111,11 @@ def beside_a_sweep(env: dict, in_flight: int, label: str) -> dict:
         cwd=ROOT, env=env, stdout=(tmp / "daphne.log").open("wb"),
         stderr=subprocess.STDOUT,
     )  # fmt: skip
-    small = {"strategies": ["sma_crossover"], "symbols": [first_symbol(env)]}
+    small = {
+        "strategies": ["sma_crossover"],
+        "symbols": [first_symbol(env)],
+        "no_cache": True,  # computed, not answered from stored results
+    }
     try:
         _wait_for_port(port, timeout=30)
         one_run(port, **small)  # untimed: imports, connections, the cache
@@ -127,7 +131,11 @@ def beside_a_sweep(env: dict, in_flight: int, label: str) -> dict:
         raise
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
         stop(worker)
     print(
         f"{label:<34} 1-coin run: first result {run['first_ms']:8.0f} ms, "
