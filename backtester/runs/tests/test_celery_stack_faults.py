@@ -17,6 +17,7 @@ import time
 
 import pytest
 
+from backtester.runs.tests.test_browser import browser, page  # noqa: F401
 from backtester.runs.tests.test_celery_faults import SLOW_WORKER
 from backtester.runs.tests.test_faults import (  # noqa: F401 - fixture
     COINS,
@@ -130,7 +131,7 @@ def test_daphne_killed_mid_job_stops_its_pieces(celery_stack, kind):
     assert rows < total, "the job ended before the kill"
 
 
-def page(lab: Stack, path: str) -> str:
+def page_html(lab: Stack, path: str) -> str:
     """Return the HTML of a page of the running server."""
     from urllib.error import HTTPError
     from urllib.request import urlopen
@@ -181,7 +182,7 @@ def test_postgres_stopped_mid_job_then_the_record_tells_what_is_stored(
         assert "database" in end["message"]
         no_address_in(end["message"], lab)
     # The page of the job saves what its server could not save then.
-    html = page(lab, f"/runs/{job_id}/" if kind == "run" else f"/sweeps/{job_id}/")
+    html = page_html(lab, f"/runs/{job_id}/" if kind == "run" else f"/sweeps/{job_id}/")
     status, completed, stored, reason = record(lab, kind, job_id)
     assert status == "failed" and reason.endswith("the database is unavailable")
     assert completed == stored
@@ -191,3 +192,45 @@ def test_postgres_stopped_mid_job_then_the_record_tells_what_is_stored(
     time.sleep(2)
     assert coin_rows(lab, kind, job_id) == rows
     assert record(lab, kind, job_id) == (status, completed, stored, reason)
+
+
+def both_busy(lab: Stack, run_id: int) -> None:
+    """Wait until two worker processes each hold a piece of the run."""
+    import redis
+
+    client = redis.Redis.from_url(lab.redis.url)
+    try:
+        for _ in range(600):
+            (owners_key,) = list(client.scan_iter(f"*:exec:run:{run_id}:owners")) or [
+                None
+            ]
+            if owners_key is not None:
+                owners = client.hgetall(owners_key)
+                ended = client.smembers(owners_key.replace(b":owners", b":ended"))
+                if len({w for p, w in owners.items() if p not in ended}) >= 2:
+                    return
+            time.sleep(0.05)
+    finally:
+        client.close()
+    raise AssertionError("the two workers never both held a piece of the run")
+
+
+def test_the_run_page_says_a_worker_stopped(celery_stack, page):  # noqa: F811
+    lab = celery_stack
+    lab.workers.start("x")
+    lab.workers.wait_ready()
+    page.goto(f"http://127.0.0.1:{lab.port}/")
+    page.wait_for_selector("#connection.ok")
+    page.click("#run-button")  # the form's defaults: every coin
+    page.wait_for_selector("#results tbody tr")
+    run_id = int(page.evaluate("new URL(location.href).searchParams.get('run')"))
+    both_busy(lab, run_id)
+    lab.workers.kill("x")
+    page.wait_for_selector("#banner:not([hidden])", timeout=30_000)
+    assert "a worker stopped" in page.inner_text("#banner-text")
+    # The run goes on to its end on the other worker, every coin there.
+    page.wait_for_selector("#summary:not([hidden])", timeout=60_000)
+    assert page.locator("#results tbody tr").count() == COINS
+    assert page.errors == []
+    status, completed, stored, _ = lab.run_record(run_id)
+    assert (status, completed, stored) == ("complete", COINS, COINS)
