@@ -24,12 +24,20 @@ from backtester.runs.tests.test_faults import (  # noqa: F401 - fixture
     Stack,
     connect,
     no_address_in,
+    postgres_bindir,
+    redis_binary,
     stack,
     until_end,
 )
 from backtester.runs.tests.workers import ROOT, Workers
 
-pytestmark = [pytest.mark.slow]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        postgres_bindir() is None or redis_binary() is None,
+        reason="needs PostgreSQL server binaries and redis-server",
+    ),
+]
 
 SWEEP = {"type": "sweep", "strategy": "sma_crossover", "grid": {"fast": "5:40:5"}}
 RUN = {"type": "run", "strategies": "all", "no_cache": True}
