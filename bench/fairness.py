@@ -8,8 +8,9 @@ time one client starts a sweep of 10,000 combinations (SMA crossover, fast
 2:101 x slow 102:201), and once its first cell has come and a second more has
 passed, a second client sends a 1-coin run; prints how long that run took to
 its first result and to its end, and how many of the sweep's cells were done
-by then. Ratios within one invocation are what to compare (the machine is
-shared).
+by then; and, before that, sweep S alone (174 combinations x every coin), what
+the bound costs a job on idle workers. Ratios within one invocation are what
+to compare (the machine is shared).
 
     .venv/bin/python bench/fairness.py [--symbols 12] [--years 2] [--in-flight 8]
 
@@ -33,6 +34,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT / "bench"))
 from run_ws import PY, one_run, seeded_env  # noqa: E402
 from services import _wait_for_port, free_port  # noqa: E402
+from sweep_ws import one_sweep  # noqa: E402
 from workers import start_worker, stop  # noqa: E402
 
 BIG_SWEEP = {
@@ -119,6 +121,9 @@ def beside_a_sweep(env: dict, in_flight: int, label: str) -> dict:
     try:
         _wait_for_port(port, timeout=30)
         one_run(port, **small)  # untimed: imports, connections, the cache
+        one_sweep(port)
+        # Sweep S alone, best of 2: what the bound costs a job on idle workers.
+        alone = min(one_sweep(port)["all_ms"] for _ in range(2))
         sweep = SweepClient(port)
         if not sweep.first_cell.wait(120):
             raise RuntimeError(f"no cell within 120 s; logs: {tmp}")
@@ -140,9 +145,9 @@ def beside_a_sweep(env: dict, in_flight: int, label: str) -> dict:
     print(
         f"{label:<34} 1-coin run: first result {run['first_ms']:8.0f} ms, "
         f"done {run['all_ms']:8.0f} ms; the sweep had {cells} of "
-        f"{sweep.combinations} cells by then"
+        f"{sweep.combinations} cells by then; sweep S alone {alone:.0f} ms"
     )
-    return run
+    return {**run, "sweep_s_ms": alone}
 
 
 def main() -> None:
@@ -158,8 +163,9 @@ def main() -> None:
             env, args.in_flight, f"{args.in_flight} pieces in flight"
         )
         print(
-            "first result, all at once vs bounded: "
-            f"{before['first_ms'] / after['first_ms']:.1f}x"
+            "all at once vs bounded: the small run's first result "
+            f"{before['first_ms'] / after['first_ms']:.2f}x, sweep S alone "
+            f"{before['sweep_s_ms'] / after['sweep_s_ms']:.2f}x"
         )
 
 
