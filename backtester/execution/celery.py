@@ -65,10 +65,6 @@ STALL_MARGIN_S = 5.0
 RUN_PRIORITY = 0
 # Seconds between looks at the heartbeats of the workers holding a job's pieces.
 LIVENESS_EVERY_S = 1.0
-WORKER_LOST_NOTICE = (
-    "a worker stopped while computing part of this job; that part was sent to "
-    "another worker"
-)
 SWEEP_PRIORITY = 2
 LOWEST_PRIORITY = 9
 
@@ -404,7 +400,7 @@ class CeleryExecutor:
                 feeder.top_up(ended)
             if now >= next_look:
                 next_look = now + LIVENESS_EVERY_S
-                self._resend_lost(feeder, group)
+                feeder.resend_lost(group)
             if all_stored():
                 all_stored_at = all_stored_at or now
                 missing = unsent()
@@ -437,25 +433,6 @@ class CeleryExecutor:
                 feeder.resend(lost)
                 moved_at = now
             state.wait(job, POLL_S)
-
-    @staticmethod
-    def _resend_lost(feeder: Feeder, group: str) -> None:
-        """Send again the pieces of workers that stopped beating; tell the
-        job's clients (the page says a worker stopped)."""
-        lost, dead = feeder.lost()
-        if not lost:
-            return
-        logger.warning(
-            "%s: worker %s stopped; sending its %d pieces again",
-            feeder.job,
-            ", ".join(sorted(dead)),
-            len(lost),
-        )
-        feeder.resend(lost)
-        try:
-            services.group_send(group, events.job_notice(WORKER_LOST_NOTICE))
-        except Exception:  # the pieces go again all the same
-            logger.warning("could not tell %s a worker stopped", group, exc_info=True)
 
     def _workers_answer(self) -> bool:
         try:

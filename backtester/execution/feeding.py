@@ -1,4 +1,5 @@
-"""Feed a job's pieces to the broker a few at a time, and send lost ones again.
+"""Feed a job's pieces to the broker a few at a time, and send lost ones again
+(those of a worker whose heartbeat expired: see liveness.py).
 
 A job sends at most BACKTEST_TASKS_IN_FLIGHT pieces that have not ended, and
 one more as each ends: a 10,000-combination sweep never floods the queue, so
@@ -12,9 +13,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from backtester.execution import state
+from backtester.execution import events, services, state
 
 logger = logging.getLogger(__name__)
+
+WORKER_LOST_NOTICE = (
+    "a worker stopped while computing part of this job; that part was sent to "
+    "another worker"
+)
 
 # What a piece is sent as: (task, name, kwargs, priority).
 Piece = tuple
@@ -81,3 +87,21 @@ class Feeder:
         keys = [k for k, w in running.items() if w in dead]
         self._resent.update((k, running[k]) for k in keys)
         return keys, dead
+
+    def resend_lost(self, group: str) -> None:
+        """Send again the pieces of workers that stopped beating, and tell the
+        job's clients on ``group`` (the page says a worker stopped)."""
+        lost, dead = self.lost()
+        if not lost:
+            return
+        logger.warning(
+            "%s: worker %s stopped; sending its %d pieces again",
+            self.job,
+            ", ".join(sorted(dead)),
+            len(lost),
+        )
+        self.resend(lost)
+        try:
+            services.group_send(group, events.job_notice(WORKER_LOST_NOTICE))
+        except Exception:  # the pieces go again all the same
+            logger.warning("could not tell %s a worker stopped", group, exc_info=True)
