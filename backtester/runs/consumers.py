@@ -463,6 +463,10 @@ class BacktestConsumer(
             event["run_id"], events.error(event["message"], run_id=event["run_id"])
         )
 
+    async def job_notice(self, event: dict) -> None:
+        """Forward a note on this socket's run or sweep (a worker stopped)."""
+        await self.send_json(events.notice(event["message"]))
+
 
 def _publisher(layer, group: str, loop: asyncio.AbstractEventLoop):
     """Return a thread-safe publish(event) that group_sends on the server loop."""
