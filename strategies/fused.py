@@ -1,0 +1,193 @@
+"""Compiled kernels that replace several NumPy passes over a backtest with one.
+
+``long_path`` is ``engine.simulate``'s execution in one loop over the bars,
+by the same floating-point operations in the same order (so the same equity
+to the bit). ``curve_summary`` reads an equity curve once for its bar returns'
+sum, downside squares and drawdowns, and once more for the squares about the
+mean. ``trade_summary`` reduces a trade table in one loop. The sums run in bar
+order (NumPy sums pairwise): equal to NumPy's to rounding, not to the bit, so
+every path that reports these metrics (one backtest, a block of a sweep)
+calls these kernels and the paths stay equal to each other to the bit.
+
+Numba compiles them on first use and keeps the machine code in its on-disk
+cache (``compile_kernels`` does it ahead of time).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, nogil=True)
+def long_path(
+    target: np.ndarray,
+    open_: np.ndarray,
+    close: np.ndarray,
+    fee: float,
+    slip: float,
+    initial_equity: float,
+) -> tuple[np.ndarray, ...]:
+    """Return (equity, position, entries, exit_index, entry_price, exit_price,
+    units, growth) of an all-in long 0/1 ``target`` filled at the next open.
+
+    A position still open on the last bar is sold at its close: its exit index
+    is n - 1 and its last equity point the cash after that sale.
+    """
+    n = len(close)
+    position = np.empty(n, np.int8)
+    position[0] = 0
+    count = 0
+    for k in range(1, n):
+        now = np.int8(target[k - 1])
+        position[k] = now
+        count += now & (position[k - 1] ^ 1)  # an entry: held now, not before
+    entries = np.empty(count, np.intp)
+    exit_index = np.empty(count, np.intp)
+    trade = 0
+    for k in range(1, n):
+        if position[k] != position[k - 1]:
+            if position[k]:
+                entries[trade] = k
+            else:
+                exit_index[trade] = k
+                trade += 1
+    if trade < count:
+        exit_index[trade] = n  # still held on the last bar
+    entry_price = np.empty(count)
+    exit_price = np.empty(count)
+    units = np.empty(count)
+    growth = np.empty(count)
+    equity = np.empty(n)
+    buy, sell, keep = 1.0 + slip, 1.0 - slip, 1.0 - fee
+    cash = initial_equity
+    # The product of the growths so far, from 1.0 in trade order: what
+    # np.cumprod gives, times the initial equity after.
+    so_far = 1.0
+    k = 0
+    for i in range(count):
+        start, stop = entries[i], exit_index[i]
+        for j in range(k, start):
+            equity[j] = cash
+        price = open_[start] * buy
+        entry_price[i] = price
+        cost = price * (1.0 + fee)
+        held = so_far * initial_equity / cost
+        units[i] = held
+        for j in range(start, stop):
+            equity[j] = held * close[j]
+        if stop == n:  # sold at the last close, without slippage
+            stop = n - 1
+            price = close[stop]
+        else:
+            price = open_[stop] * sell
+        exit_index[i] = stop
+        exit_price[i] = price
+        growth[i] = price * keep / cost
+        so_far *= growth[i]
+        cash = held * price * keep
+        k = stop
+    for j in range(k, n):
+        equity[j] = cash
+    return equity, position, entries, exit_index, entry_price, exit_price, units, growth
+
+
+@njit(cache=True, nogil=True)
+def curve_summary(equity: np.ndarray) -> tuple[float, float, float, float, int]:
+    """Return (mean, sum of squares about it, sum of squared losses) of the bar
+    returns, the lowest equity / running peak and the longest run of bars
+    below a previous peak.
+
+    A bar after one at 0 (a liquidated short stays there) returns 0. With
+    fewer than 2 bars the sums are 0 and the mean NaN.
+    """
+    n = len(equity)
+    returns = np.empty(max(n - 1, 0))
+    total = losses = 0.0
+    peak = trough = equity[0]
+    lowest = 1.0
+    last_top = longest = 0
+    for k in range(1, n):
+        before, now = equity[k - 1], equity[k]
+        change = now / before - 1.0 if before != 0.0 else 0.0
+        returns[k - 1] = change
+        total += change
+        # Branch-free: a loss is as likely as a gain, a guess at it costs more.
+        loss = min(change, 0.0)
+        losses += loss * loss
+        if now >= peak:
+            # Division by the peak keeps the order, so the lowest ratio of a
+            # stretch below one peak is its lowest equity over it: one
+            # division per stretch instead of one per bar, the same number.
+            lowest = min(lowest, trough / peak)
+            peak = trough = now
+            longest = max(longest, k - last_top)
+            last_top = k
+        else:
+            trough = min(trough, now)
+    lowest = min(lowest, trough / peak)
+    longest = max(longest, n - last_top)
+    mean = total / (n - 1) if n > 1 else math.nan
+    squares = 0.0
+    for k in range(n - 1):
+        centered = returns[k] - mean
+        squares += centered * centered
+    return mean, squares, losses, lowest, longest - 1
+
+
+@njit(cache=True, nogil=True)
+def trade_summary(
+    return_pct: np.ndarray,
+    units: np.ndarray,
+    entry_price: np.ndarray,
+    exit_price: np.ndarray,
+    fees: np.ndarray,
+    short: np.ndarray,
+    bars_held: np.ndarray,
+) -> tuple[int, float, float, float, float, float, float, float]:
+    """Return (wins, gross profit, gross loss, sum of returns, sum of log
+    growths, best, worst return, sum of bars held) of a trade table.
+
+    Returns are fractions; profit and loss are in money, fees included (a
+    short, where ``short`` is True, gains what the price falls). A return of
+    -100% or worse has no logarithm: the sum is then -inf or NaN.
+    """
+    wins = 0
+    gains = losses = total = logs = held = 0.0
+    best, worst = -math.inf, math.inf
+    for i in range(len(return_pct)):
+        value = return_pct[i] / 100.0
+        move = exit_price[i] - entry_price[i]
+        if short[i]:
+            move = -move
+        pnl = units[i] * move - fees[i]
+        if pnl > 0.0:
+            gains += pnl
+        elif pnl < 0.0:
+            losses -= pnl
+        if value > 0.0:
+            wins += 1
+        total += value
+        if value > -1.0:
+            logs += math.log1p(value)
+        elif value == -1.0:
+            logs -= math.inf
+        else:
+            logs = math.nan
+        best = max(best, value)
+        worst = min(worst, value)
+        held += bars_held[i]
+    return wins, gains, losses, total, logs, best, worst, held
+
+
+def compile_kernels() -> None:
+    """Compile the kernels now, or load them from Numba's on-disk cache."""
+    close = np.array([10.0, 11.0, 12.0])
+    target = np.array([True, False, False])
+    path = long_path(target, close, close, 0.001, 0.0, 10_000.0)
+    curve_summary(path[0])
+    counts = np.zeros(1, np.int64)
+    trade_summary(close[:1], close[:1], close[:1], close[:1], close[:1],
+                  target[:1], counts)  # fmt: skip
