@@ -191,3 +191,36 @@ def compile_kernels() -> None:
     counts = np.zeros(1, np.int64)
     trade_summary(close[:1], close[:1], close[:1], close[:1], close[:1],
                   target[:1], counts)  # fmt: skip
+
+
+@njit(cache=True, nogil=True)
+def recursion(x: np.ndarray, decay: float, y0: float, out: np.ndarray) -> None:
+    """Write out[0] = y0, out[t] = (1-decay)*x[t] + decay*out[t-1] for t >= 1."""
+    weight = 1.0 - decay
+    value = y0
+    out[0] = value
+    for t in range(1, len(x)):
+        value = weight * x[t] + decay * value
+        out[t] = value
+
+
+@njit(cache=True, nogil=True)
+def recursion_pair(
+    x: np.ndarray,
+    y: np.ndarray,
+    decay: float,
+    x0: float,
+    y0: float,
+    out_x: np.ndarray,
+    out_y: np.ndarray,
+) -> None:
+    """Run ``recursion`` on two series of one length in one loop: each step
+    waits for the one before, so two independent ones take the time of one."""
+    weight = 1.0 - decay
+    value_x, value_y = x0, y0
+    out_x[0], out_y[0] = value_x, value_y
+    for t in range(1, len(x)):
+        value_x = weight * x[t] + decay * value_x
+        value_y = weight * y[t] + decay * value_y
+        out_x[t] = value_x
+        out_y[t] = value_y
