@@ -9,7 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from strategies import fused
+from strategies import fused, fused_signals, signals
+from strategies import indicators as ind
+from strategies.tests import reference as ref
 
 
 def plain_curve(equity: list[float]) -> tuple[float, float, float, float, int]:
@@ -119,3 +121,43 @@ def test_long_path_that_never_trades():
     path = fused.long_path(np.zeros(3, np.bool_), close, close, 0.001, 0.0, 100.0)
     assert path[0].tolist() == [100.0] * 3 and path[1].tolist() == [0, 0, 0]
     assert all(len(column) == 0 for column in path[2:])
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 400))
+def test_enter_exit_matches_the_state_loop(seed, n):
+    rng = np.random.default_rng(seed)
+    entry, exit_ = rng.random(n) < 0.1, rng.random(n) < 0.1
+    state, want = False, []
+    for enter, leave in zip(entry.tolist(), exit_.tolist(), strict=True):
+        state = True if enter else (False if leave else state)
+        want.append(state)
+    assert signals.enter_exit(entry, exit_).tolist() == want
+
+
+def test_above_into_by_hand():
+    a = np.array([1.0, 2.0, np.nan, 3.0, 5.0])
+    b = np.array([0.5, 2.0, 1.0, np.nan, 4.0])
+    tolerance = np.array([0.1, 0.1, 0.1, 0.1, 1.0])
+    out = np.empty(5, np.bool_)
+    fused_signals.above_into(a, b, tolerance, out)
+    assert out.tolist() == [True, False, False, False, False]
+
+
+@pytest.mark.parametrize("n", [1, 2, 14, 100])
+def test_rsi_loop_matches_the_plain_reference(n):
+    rng = np.random.default_rng(n)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, 3_000)))
+    close[500:540] = close[499]  # a flat stretch: no gain, no loss
+    got = ind.rsi(close, n)
+    want = ref.rsi(close.tolist(), n)
+    np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-9)
+    assert np.isnan(got[:n]).all() and not np.isnan(got[n:]).any()
+
+
+def test_rsi_of_a_series_starting_in_warm_up_skips_it():
+    close = 100 * np.exp(np.cumsum(np.random.default_rng(3).normal(0, 0.01, 300)))
+    late = np.r_[np.full(20, np.nan), close]
+    np.testing.assert_allclose(ind.rsi(late, 14)[21:], ind.rsi(close, 14)[1:],
+                               rtol=1e-12)  # fmt: skip
+    assert np.isnan(ind.rsi(late, 14)[:34]).all()  # 20 undefined, 14 of warm-up
