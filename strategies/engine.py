@@ -135,13 +135,15 @@ def simulate(
     # One compiled loop over the bars (fused.long_path) lays out the position,
     # the fills and the equity curve together.
     equity, position, entries, exit_index, entry_price, exit_price, units, growth = (
+        # Floats and a contiguous boolean target whatever the caller passed:
+        # one compiled signature.
         long_path(
-            np.asarray(target, dtype=np.bool_),
+            np.ascontiguousarray(target, dtype=np.bool_),
             bars.open,
             bars.close,
-            fee,
+            float(fee),
             slippage_bps / 10_000.0,
-            initial_equity,
+            float(initial_equity),
         )
     )
     n, count = len(position), len(entries)

@@ -37,23 +37,33 @@ def long_path(
     is n - 1 and its last equity point the cash after that sale.
     """
     n = len(close)
+    # The position is the target one bar later; its entries are the bars
+    # where the target turns on. Integer passes without branches first, then
+    # one that branches only at the (rare) changes.
+    flags = target.view(np.uint8)
+    count = 0
+    before = np.uint8(0)
+    for k in range(n - 1):
+        now = flags[k]
+        count += now & (before ^ np.uint8(1))
+        before = now
     position = np.empty(n, np.int8)
     position[0] = 0
-    count = 0
     for k in range(1, n):
-        now = np.int8(target[k - 1])
-        position[k] = now
-        count += now & (position[k - 1] ^ 1)  # an entry: held now, not before
+        position[k] = flags[k - 1]
     entries = np.empty(count, np.intp)
     exit_index = np.empty(count, np.intp)
     trade = 0
-    for k in range(1, n):
-        if position[k] != position[k - 1]:
-            if position[k]:
-                entries[trade] = k
+    before = np.uint8(0)
+    for k in range(n - 1):
+        now = flags[k]
+        if now != before:
+            if now:
+                entries[trade] = k + 1
             else:
-                exit_index[trade] = k
+                exit_index[trade] = k + 1
                 trade += 1
+            before = now
     if trade < count:
         exit_index[trade] = n  # still held on the last bar
     entry_price = np.empty(count)
@@ -69,8 +79,7 @@ def long_path(
     k = 0
     for i in range(count):
         start, stop = entries[i], exit_index[i]
-        for j in range(k, start):
-            equity[j] = cash
+        equity[k:start] = cash
         price = open_[start] * buy
         entry_price[i] = price
         cost = price * (1.0 + fee)
@@ -89,8 +98,7 @@ def long_path(
         so_far *= growth[i]
         cash = held * price * keep
         k = stop
-    for j in range(k, n):
-        equity[j] = cash
+    equity[k:] = cash
     return equity, position, entries, exit_index, entry_price, exit_price, units, growth
 
 
