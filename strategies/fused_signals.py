@@ -72,3 +72,46 @@ def enter_exit_loop(entry: np.ndarray, exit_: np.ndarray) -> np.ndarray:
             held = False
         out[i] = held
     return out
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _pick(a: float, b: float, highest: bool) -> float:
+    """Return the larger (or smaller) of a and b; NaN if either is NaN."""
+    if a != a:
+        return a
+    if b != b:
+        return b
+    if highest:
+        return a if a >= b else b
+    return a if a <= b else b
+
+
+@njit(cache=True, nogil=True)
+def window_extreme(
+    values: np.ndarray, n: int, highest: bool, ahead: np.ndarray, out: np.ndarray
+) -> None:
+    """Write the highest (or lowest) of each window of ``n`` values, by window
+    start, to ``out`` (at most len(values) - n + 1 windows); NaN where the
+    window holds one. ``ahead`` is scratch of len(values).
+
+    Van Herk and Gil-Werman: cut the series into blocks of n; a window spans
+    the tail of one block and the head of the next, so the extreme of each
+    block's tails (from the right) and heads (from the left) answers every
+    window with one comparison. Three passes whatever n, and exact.
+    """
+    length = len(values)
+    # ahead[i]: extreme of values[i : end of i's block]
+    for i in range(length - 1, -1, -1):
+        if (i + 1) % n == 0 or i == length - 1:
+            ahead[i] = values[i]
+        else:
+            ahead[i] = _pick(values[i], ahead[i + 1], highest)
+    # The head of the block holding the window's last value, from the left.
+    running = values[0]
+    size = len(out)
+    for end in range(length):
+        fresh = end % n == 0
+        running = values[end] if fresh else _pick(running, values[end], highest)
+        start = end - n + 1
+        if 0 <= start < size:
+            out[start] = _pick(ahead[start], running, highest)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from strategies import fused, fused_signals, signals
+from strategies import fused, fused_signals, kernels, signals
 from strategies import indicators as ind
 from strategies.tests import reference as ref
 
@@ -161,3 +161,26 @@ def test_rsi_of_a_series_starting_in_warm_up_skips_it():
     np.testing.assert_allclose(ind.rsi(late, 14)[21:], ind.rsi(close, 14)[1:],
                                rtol=1e-12)  # fmt: skip
     assert np.isnan(ind.rsi(late, 14)[:34]).all()  # 20 undefined, 14 of warm-up
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    length=st.integers(1, 300),
+    n=st.integers(1, 40),
+    holes=st.booleans(),
+)
+def test_window_extreme_matches_the_plain_scan(seed, length, n, holes):
+    rng = np.random.default_rng(seed)
+    values = np.round(rng.normal(0, 1, length), 1)  # ties happen
+    if holes:
+        values[rng.random(length) < 0.05] = np.nan
+    size = max(length - n + 1, 0)
+    for op, pick in ((np.maximum, max), (np.minimum, min)):
+        out = np.empty(size)
+        kernels.rolling_extreme(values, n, op, out)
+        for start in range(size):
+            window = values[start : start + n].tolist()
+            want = math.nan if any(map(math.isnan, window)) else pick(window)
+            got = out[start]
+            assert got == want or (math.isnan(got) and math.isnan(want))
