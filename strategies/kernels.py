@@ -19,7 +19,6 @@ from collections.abc import Iterator
 import numpy as np
 
 from strategies.fused import recursion, recursion_pair
-from strategies.fused_signals import window_extreme
 
 # -- scratch memory ------------------------------------------------------------
 #
@@ -239,11 +238,17 @@ def rolling_extreme(values: np.ndarray, n: int, op: np.ufunc, out: np.ndarray) -
     """Write op (np.maximum or np.minimum) over each window of ``n`` values, by
     window start, to ``out`` (at most len(values) - n + 1 windows).
 
-    One compiled three-pass scan (fused_signals.window_extreme): exact, and
-    NaN wherever a window holds one, as op gives.
+    Both are idempotent, so two overlapping runs of the largest power of two
+    not above ``n`` cover a window: log2(n) passes, and exact.
     """
-    ahead = empty(len(values))
-    window_extreme(values, int(n), op is np.maximum, ahead, out)
+    level, span = values, 1
+    while span * 2 <= n:
+        size = len(level) - span
+        nxt = empty(size)
+        op(level[:size], level[span:], out=nxt)
+        level, span = nxt, span * 2
+    size = len(out)
+    op(level[:size], level[n - span : n - span + size], out=out)
 
 
 # -- linear recursion ----------------------------------------------------------
