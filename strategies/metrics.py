@@ -29,7 +29,7 @@ from strategies.bartime import periods_per_year as periods_per_year
 from strategies.bartime import trade_gaps as trade_gaps
 from strategies.fused import curve_summary, trade_summary
 from strategies.kernels import empty, frame
-from strategies.types import TRADE_COLUMNS, Trade, equal_names
+from strategies.types import TRADE_COLUMNS, Trade
 
 # A compound annual rate over a few days or weeks is an extrapolation, not a
 # measurement (+3.96% over 6 hourly bars compounds to 4e26 % a year).
@@ -321,7 +321,7 @@ def trade_stats(trades: Mapping[str, np.ndarray]) -> dict[str, float | None]:
         )  # fmt: skip
     side = trades.get("side")
     short = (
-        equal_names(side, "short") if side is not None else np.zeros(count, np.bool_)
+        np.asarray(side) == "short" if side is not None else np.zeros(count, np.bool_)
     )
     return summarize_trades(
         count,
@@ -369,14 +369,14 @@ def side_stats(trades: Mapping[str, np.ndarray]) -> dict[str, object]:
     count = len(trades["return_pct"])
     won = np.asarray(trades["return_pct"], dtype=np.float64) > 0
     side = trades.get("side")
-    longs = equal_names(side, "long") if side is not None else None
+    longs = np.asarray(side) == "long" if side is not None else None
     long_count = count if longs is None else int(np.count_nonzero(longs))
     counts = {"long": long_count, "short": 0}
     wins = {"long": 0, "short": 0}
     if longs is None or long_count == count:  # no other side to look for
         wins["long"] = int(np.count_nonzero(won))
     else:
-        shorts = equal_names(side, "short")
+        shorts = np.asarray(side) == "short"
         counts["short"] = int(np.count_nonzero(shorts))
         wins["long"] = int(np.count_nonzero(won & longs))
         wins["short"] = int(np.count_nonzero(won & shorts))
@@ -394,7 +394,7 @@ def side_stats(trades: Mapping[str, np.ndarray]) -> dict[str, object]:
         for name in _REASON_SEARCH:
             if not left:
                 break
-            reasons[name] = int(np.count_nonzero(equal_names(reason, name)))
+            reasons[name] = int(np.count_nonzero(reason == name))
             left -= reasons[name]
     out["exit_reasons"] = reasons
     return out

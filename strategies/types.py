@@ -91,27 +91,3 @@ class BacktestResult:
             columns = [table[name].tolist() for name in TRADE_COLUMNS]
             self._trades = [Trade(*row) for row in zip(*columns, strict=True)]
         return self._trades
-
-
-def equal_names(values: np.ndarray, name: str) -> np.ndarray:
-    """Return values == name for an array of names (sides, exit reasons).
-
-    Two letters tell the engine's names apart, so the strings are compared
-    only where a value's first two letters are the name's: a few integer
-    passes over the array's code points, several times faster than comparing
-    every string of thousands of trades, and the same answer.
-    """
-    values = np.asarray(values)
-    if (
-        values.dtype.kind != "U"
-        or values.dtype.itemsize < 8
-        or len(name) < 2
-        or not len(values)
-    ):
-        return values == name
-    points = values.view(np.uint32).reshape(len(values), -1)
-    found = points[:, 0] == ord(name[0])
-    found &= points[:, 1] == ord(name[1])
-    where = np.flatnonzero(found)
-    found[where] = values[where] == name
-    return found

@@ -186,17 +186,3 @@ def test_rolling_extreme_matches_the_plain_scan(seed, length, n, holes):
             want = math.nan if any(map(math.isnan, window)) else pick(window)
             got = out[start]
             assert got == want or (math.isnan(got) and math.isnan(want))
-
-
-def test_equal_names_is_string_equality():
-    from strategies.execution import REASON_NAMES, SIDE_NAMES
-    from strategies.metrics import EXIT_REASONS
-    from strategies.types import equal_names
-
-    rng = np.random.default_rng(5)
-    # The engine's names, and strangers sharing their first two letters.
-    pool = np.array([*REASON_NAMES, *SIDE_NAMES, "sigh", "lo", "s", "", "enders"])
-    values = pool[rng.integers(0, len(pool), 5_000)]
-    for name in (*EXIT_REASONS, "long", "short", "s", ""):
-        assert equal_names(values, name).tolist() == [v == name for v in values]
-    assert equal_names(values[:0], "signal").tolist() == []
