@@ -191,7 +191,11 @@ def trade_summary(
 
 
 def compile_kernels() -> None:
-    """Compile the kernels now, or load them from Numba's on-disk cache."""
+    """Compile the engine's kernels now (these and ``fused_signals``'), or load
+    them from Numba's on-disk cache: a few seconds once per checkout, a
+    fraction of a second to load, otherwise paid by a process's first run."""
+    from strategies import fused_signals as signal_kernels
+
     close = np.array([10.0, 11.0, 12.0])
     target = np.array([True, False, False])
     path = long_path(target, close, close, 0.001, 0.0, 10_000.0)
@@ -199,6 +203,12 @@ def compile_kernels() -> None:
     counts = np.zeros(1, np.int64)
     trade_summary(close[:1], close[:1], close[:1], close[:1], close[:1],
                   target[:1], counts)  # fmt: skip
+    out = np.empty(3)
+    recursion(close, 0.5, 10.0, out)
+    recursion_pair(close, close, 0.5, 10.0, 10.0, out, out.copy())
+    signal_kernels.rsi_loop(close, 1, out)
+    signal_kernels.above_into(close, close, close, np.empty(3, np.bool_))
+    signal_kernels.enter_exit_loop(target, target)
 
 
 @njit(cache=True, nogil=True)
