@@ -132,9 +132,32 @@ def simulate(
     initial_equity: float = INITIAL_EQUITY,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """Return (equity, position, trade table) for a 0/1 target at each close."""
+    return _simulate(bars, target, fee=fee, slippage_bps=slippage_bps,
+                     initial_equity=initial_equity)[:3]  # fmt: skip
+
+
+def _simulate(
+    bars: Bars,
+    target: np.ndarray,
+    *,
+    fee: float,
+    slippage_bps: float,
+    initial_equity: float,
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], tuple]:
+    """Return simulate's three and the curve's figures (fused.curve_summary)."""
     # One compiled loop over the bars (fused.long_path) lays out the position,
-    # the fills and the equity curve together.
-    equity, position, entries, exit_index, entry_price, exit_price, units, growth = (
+    # the fills and the equity curve together, and sums up the curve.
+    (
+        equity,
+        position,
+        entries,
+        exit_index,
+        entry_price,
+        exit_price,
+        units,
+        growth,
+        curve,
+    ) = (  # fmt: skip
         # Floats and a contiguous boolean target whatever the caller passed:
         # one compiled signature.
         long_path(
@@ -168,7 +191,7 @@ def simulate(
         "side": np.full(count, "long"),
         "exit_reason": np.where(closed_at_end, "end", "signal"),
     }
-    return equity, position, trades
+    return equity, position, trades, curve
 
 
 def run_backtest(
@@ -240,8 +263,9 @@ def run_many(
             else:
                 sides = spec.sides(cache, risk.direction, **params)
             with frame():
+                curve = None
                 if risk.is_default:
-                    equity, position, trades = simulate(
+                    equity, position, trades, curve = _simulate(
                         bars,
                         target,
                         fee=fee,
@@ -278,6 +302,7 @@ def run_many(
                     interval=interval,
                     time=bars.time,
                     calendar=calendar,
+                    curve=curve,
                 )
             results.append(
                 BacktestResult(

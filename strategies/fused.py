@@ -31,7 +31,8 @@ def long_path(
     initial_equity: float,
 ) -> tuple[np.ndarray, ...]:
     """Return (equity, position, entries, exit_index, entry_price, exit_price,
-    units, growth) of an all-in long 0/1 ``target`` filled at the next open.
+    units, growth, curve) of an all-in long 0/1 ``target`` filled at the next
+    open; curve is ``curve_summary(equity)``.
 
     A position still open on the last bar is sold at its close: its exit index
     is n - 1 and its last equity point the cash after that sale.
@@ -76,6 +77,10 @@ def long_path(
     # The product of the growths so far, from 1.0 in trade order: what
     # np.cumprod gives, times the initial equity after.
     so_far = 1.0
+    # curve_summary's figures, carried along as each trade's bars are laid
+    # out (they are still in the cache): the same numbers, one pass fewer.
+    returns = np.empty(max(n - 1, 0))
+    state = (0.0, 0.0, initial_equity, initial_equity, 1.0, 0, 0)
     k = 0
     for i in range(count):
         start, stop = entries[i], exit_index[i]
@@ -97,9 +102,12 @@ def long_path(
         growth[i] = price * keep / cost
         so_far *= growth[i]
         cash = held * price * keep
+        state = _scan(equity, returns, max(k, 1), stop, *state)
         k = stop
     equity[k:] = cash
-    return equity, position, entries, exit_index, entry_price, exit_price, units, growth
+    summary = _finish(returns, n, *_scan(equity, returns, max(k, 1), n, *state))
+    return (equity, position, entries, exit_index, entry_price, exit_price, units,
+            growth, summary)  # fmt: skip
 
 
 @njit(cache=True, nogil=True)
@@ -113,13 +121,33 @@ def curve_summary(equity: np.ndarray) -> tuple[float, float, float, float, int]:
     """
     n = len(equity)
     returns = np.empty(max(n - 1, 0))
-    total = losses = 0.0
-    peak = trough = equity[0]
-    lowest = 1.0
-    last_top = longest = 0
-    for k in range(1, n):
+    first = equity[0]
+    state = _scan(equity, returns, 1, n, 0.0, 0.0, first, first, 1.0, 0, 0)
+    return _finish(returns, n, *state)
+
+
+@njit(cache=True, nogil=True)
+def _scan(
+    equity: np.ndarray,
+    returns: np.ndarray,
+    lo: int,
+    hi: int,
+    total: float,
+    losses: float,
+    peak: float,
+    trough: float,
+    lowest: float,
+    last_top: int,
+    longest: int,
+) -> tuple[float, float, float, float, float, int, int]:
+    """Carry curve_summary's running figures over bars [lo, hi), writing their
+    returns; the state in and out is (total, losses, peak, trough, lowest,
+    last_top, longest)."""
+    for k in range(lo, hi):
         before, now = equity[k - 1], equity[k]
-        change = now / before - 1.0 if before != 0.0 else 0.0
+        # x / x - 1 is exactly 0: no division on flat bars.
+        flat = now == before or before == 0.0
+        change = 0.0 if flat else now / before - 1.0
         returns[k - 1] = change
         total += change
         # Branch-free: a loss is as likely as a gain, a guess at it costs more.
@@ -135,6 +163,22 @@ def curve_summary(equity: np.ndarray) -> tuple[float, float, float, float, int]:
             last_top = k
         else:
             trough = min(trough, now)
+    return total, losses, peak, trough, lowest, last_top, longest
+
+
+@njit(cache=True, nogil=True)
+def _finish(
+    returns: np.ndarray,
+    n: int,
+    total: float,
+    losses: float,
+    peak: float,
+    trough: float,
+    lowest: float,
+    last_top: int,
+    longest: int,
+) -> tuple[float, float, float, float, int]:
+    """Return curve_summary's figures from the state after the last bar."""
     lowest = min(lowest, trough / peak)
     longest = max(longest, n - last_top)
     mean = total / (n - 1) if n > 1 else math.nan

@@ -271,12 +271,13 @@ def _longest_below(top: np.ndarray) -> int:
 
 
 def curve_stats(
-    equity: np.ndarray,
+    equity: np.ndarray, summary: tuple | None = None
 ) -> tuple[float | None, float | None, float | None, float, int]:
     """Return mean_std and downside_deviation of the bar returns, the lowest
-    equity / running peak and max_drawdown_duration, from one compiled pass."""
+    equity / running peak and max_drawdown_duration, from one compiled pass
+    (``summary``: its fused.curve_summary when the caller has it)."""
     n = len(equity)
-    mean, squares, losses, lowest, longest = curve_summary(equity)
+    mean, squares, losses, lowest, longest = summary or curve_summary(equity)
     if n < 2:
         return None, None, None, lowest, longest
     std = math.sqrt(squares / (n - 2)) if n > 2 else None
@@ -409,13 +410,15 @@ def compute_metrics(
     interval: str = "1h",
     time: np.ndarray | None = None,
     calendar: Calendar | None = None,
+    curve: tuple | None = None,
 ) -> dict[str, float | int | None]:
     """Return every metric of one backtest, keyed as in METRIC_KEYS.
 
     ``time`` holds the bars' open times (epoch seconds); without it the bars
     are taken as evenly spaced. ``calendar`` is ``bartime.calendar_of`` those
     times, when the caller has it already (the same for every strategy run on
-    one coin's bars).
+    one coin's bars). ``curve`` is ``fused.curve_summary(equity)`` when the
+    caller has it (``fused.long_path`` gives it with the curve).
 
     total_return_pct       final / first equity - 1, in %
     buy_hold_return_pct    last / first close - 1, in %, without fees
@@ -455,7 +458,7 @@ def compute_metrics(
         calendar = calendar_of(time, len(equity), interval)
     periods = calendar.periods
     table = trade_table(trades)
-    mean, std, downside, lowest, longest = curve_stats(equity)
+    mean, std, downside, lowest, longest = curve_stats(equity, curve)
     max_dd = (1.0 - lowest) * 100.0
     cagr = cagr_pct(equity, calendar.years)
     metrics = {

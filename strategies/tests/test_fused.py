@@ -97,9 +97,11 @@ def test_long_path_by_hand(slip):
     # Held on bars 2-3 (target on bars 1-2), then from bar 5 to the end.
     target = np.array([False, True, True, False, True, False])
     fee, start = 0.01, 1_000.0
-    equity, position, entries, exits, entry_p, exit_p, units, growth = fused.long_path(
-        target, open_, close, fee, slip, start
+    equity, position, entries, exits, entry_p, exit_p, units, growth, curve = (
+        fused.long_path(target, open_, close, fee, slip, start)
     )
+    # The curve's figures summed up on the way equal those of the curve.
+    assert curve == fused.curve_summary(equity)
     assert position.tolist() == [0, 0, 1, 1, 0, 1]
     assert entries.tolist() == [2, 5] and exits.tolist() == [4, 5]
     first_in, first_out = 12.0 * (1 + slip), 14.0 * (1 - slip)
@@ -121,7 +123,8 @@ def test_long_path_that_never_trades():
     close = np.array([5.0, 6.0, 7.0])
     path = fused.long_path(np.zeros(3, np.bool_), close, close, 0.001, 0.0, 100.0)
     assert path[0].tolist() == [100.0] * 3 and path[1].tolist() == [0, 0, 0]
-    assert all(len(column) == 0 for column in path[2:])
+    assert all(len(column) == 0 for column in path[2:8])
+    assert path[8] == (0.0, 0.0, 0.0, 1.0, 0)  # flat at its peak: never below
 
 
 @settings(max_examples=40, deadline=None, derandomize=True)
@@ -186,3 +189,21 @@ def test_rolling_extreme_matches_the_plain_scan(seed, length, n, holes):
             want = math.nan if any(map(math.isnan, window)) else pick(window)
             got = out[start]
             assert got == want or (math.isnan(got) and math.isnan(want))
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(
+    seed=st.integers(0, 2**32 - 1), n=st.integers(1, 3000), odds=st.floats(0.01, 0.5)
+)
+def test_long_path_sums_the_curve_as_curve_summary_does(seed, n, odds):
+    """To the bit: the sweep's blocks call curve_summary on their curves."""
+    rng = np.random.default_rng(seed)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+    open_ = close * (1 + rng.normal(0, 0.002, n))
+    flips = rng.random(n) < odds
+    target = np.cumsum(flips) % 2 == 1
+    path = fused.long_path(target, open_, close, 0.001, 0.0005, 10_000.0)
+    # Compared as bytes: the same NaN mean of a single bar matches too.
+    assert (
+        np.array(path[8]).tobytes() == np.array(fused.curve_summary(path[0])).tobytes()
+    )
