@@ -173,6 +173,11 @@ def _simulate(
     open_at_end = bool(count) and bool(position[n - 1])
     closed_at_end = np.zeros(len(entries), dtype=bool)
     closed_at_end[-1:] = open_at_end
+    # Every trade but one still open at the end left on a signal (a filled
+    # array costs less than np.where's pick between two strings).
+    reasons = np.full(count, "signal")
+    if open_at_end:
+        reasons[-1] = "end"
     trades = {
         "entry_index": entries,
         "exit_index": exit_index,
@@ -189,7 +194,7 @@ def _simulate(
         "fees": units * (entry_price + exit_price) * fee,
         "closed_at_end": closed_at_end,
         "side": np.full(count, "long"),
-        "exit_reason": np.where(closed_at_end, "end", "signal"),
+        "exit_reason": reasons,
     }
     return equity, position, trades, curve
 
