@@ -18,6 +18,7 @@ from backtester.portfolio.services import portfolios_mark_stale  # noqa: E402
 from backtester.routing import websocket_urlpatterns  # noqa: E402
 from backtester.runs.services import runs_mark_stale  # noqa: E402
 from backtester.sweeps.services import sweeps_mark_stale  # noqa: E402
+from strategies.compiled import kernels_load  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
@@ -43,3 +44,7 @@ threading.Thread(
     name="jobs-mark-stale",
     daemon=True,
 ).start()
+
+# The engine's compiled kernels load beside the first connections rather than
+# inside the first run, whose first result would wait for them.
+threading.Thread(target=kernels_load, name="kernels-load", daemon=True).start()
