@@ -171,10 +171,14 @@ if REDIS_URL:
 else:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            # In the server's own memory: bounded in bytes, not only entries
+            # (48 coins x 5 years of hourly arrays take 100 MB, 200 coins 420).
+            "BACKEND": "prices.cache.BoundedLocMemCache",
             "LOCATION": "btlab",
-            # 48 coins x 5 years of hourly arrays; keep them all.
-            "OPTIONS": {"MAX_ENTRIES": 10_000},
+            "OPTIONS": {
+                "MAX_ENTRIES": 10_000,
+                "MAX_BYTES": env.int("PRICE_CACHE_LOCAL_MB", default=256) * 2**20,
+            },
         }
     }
     CHANNEL_LAYERS = {
@@ -203,6 +207,11 @@ BACKTEST_LOADERS = env.int("BACKTEST_LOADERS", default=0) or (
 # quickly), then larger ones.
 BACKTEST_FIRST_CHUNK = 4
 BACKTEST_CHUNK = 16
+# Chunks a run holds at once (loading, or loaded with coins left to compute): one
+# computing while two load keeps both loading threads busy on a cold cache, and
+# bounds a run's bars whatever its coin count (48 coins' at most; 200 coins x 5
+# years hourly is 420 MB).
+BACKTEST_CHUNKS_HELD = max(1, env.int("BACKTEST_CHUNKS_HELD", default=3))
 # Combinations per unit of sweep work (one coin, one block): a small first block
 # for a quick first heatmap cell, then larger ones that share more indicators.
 # Each block costs a coin about 4 ms of tables and averages before its first
@@ -271,6 +280,11 @@ BACKTEST_TASK_PICKUP_TIMEOUT = env.float("BACKTEST_TASK_PICKUP_TIMEOUT", default
 BACKTEST_TASK_VISIBILITY_TIMEOUT = env.int(
     "BACKTEST_TASK_VISIBILITY_TIMEOUT", default=120
 )
+# Pieces of one job queued or running on workers at a time; more are sent as
+# they end. A large sweep then never floods the queue: another user's job waits
+# behind a few of its pieces, not hundreds. About twice the worker processes
+# (fewer leaves workers idle between pieces); 0 sends every piece at once.
+BACKTEST_TASKS_IN_FLIGHT = env.int("BACKTEST_TASKS_IN_FLIGHT", default=8)
 CELERY_BROKER_URL = REDIS_URL
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {

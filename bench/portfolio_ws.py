@@ -63,8 +63,9 @@ def one_run(port: int) -> dict:
                 return seen
 
 
-def main() -> None:
-    args = workload_args(__doc__.splitlines()[0])
+@contextlib.contextmanager
+def served(args):
+    """Yield (port, daphne process) of the app on a seeded database."""
     with contextlib.ExitStack() as stack:
         env = seeded_env(stack, args)
         port = free_port()
@@ -77,24 +78,7 @@ def main() -> None:
         )  # fmt: skip
         try:
             _wait_for_port(port, timeout=30)
-            one_run(port)  # imports, JIT, pools, the price cache: not timed
-            runs = [one_run(port) for _ in range(args.repeat)]
-            med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-            print(
-                f"portfolio over {args.symbols} coins x {args.years} years "
-                f"through the websocket, warm ({args.repeat} runs, median):"
-            )
-            print(
-                f"  start {med['start']:.1f} ms · first progress "
-                f"{med['progress']:.1f} ms · portfolio {med['portfolio']:.1f} ms · "
-                f"complete {med['complete']:.1f} ms (best "
-                f"{min(r['complete'] for r in runs):.1f} ms)"
-            )
-            print(
-                f"  server elapsed {med['server_s']:.3f} s · {runs[0]['trades']:,} "
-                f"trades · {runs[0]['points']:,} chart points"
-            )
-            print(f"  daphne peak RSS {peak_rss_mb(server.pid):.0f} MB")
+            yield port, server
         except Exception:
             print(f"the server's log: {log_path}")
             raise
@@ -105,6 +89,29 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 server.kill()
                 server.wait()
+
+
+def main() -> None:
+    args = workload_args(__doc__.splitlines()[0])
+    with served(args) as (port, server):
+        one_run(port)  # imports, JIT, pools, the price cache: not timed
+        runs = [one_run(port) for _ in range(args.repeat)]
+        med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+        print(
+            f"portfolio over {args.symbols} coins x {args.years} years "
+            f"through the websocket, warm ({args.repeat} runs, median):"
+        )
+        print(
+            f"  start {med['start']:.1f} ms · first progress "
+            f"{med['progress']:.1f} ms · portfolio {med['portfolio']:.1f} ms · "
+            f"complete {med['complete']:.1f} ms (best "
+            f"{min(r['complete'] for r in runs):.1f} ms)"
+        )
+        print(
+            f"  server elapsed {med['server_s']:.3f} s · {runs[0]['trades']:,} "
+            f"trades · {runs[0]['points']:,} chart points"
+        )
+        print(f"  daphne peak RSS {peak_rss_mb(server.pid):.0f} MB")
 
 
 if __name__ == "__main__":

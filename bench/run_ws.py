@@ -168,10 +168,14 @@ def bench_loader(env: dict) -> None:
     print("\n".join(line for line in lines if line.startswith("  from")))
 
 
-def bench(env: dict, args: argparse.Namespace) -> None:
+@contextlib.contextmanager
+def daphne(env: dict, stages: Path | None = None):
+    """Serve the app with daphne on a free loopback port; yield (port, process).
+
+    With ``stages``, daphne is started by ws_stages.py, which times each stage
+    of a run into that file.
+    """
     port = free_port()
-    # --stages: daphne started by ws_stages.py, which times each stage of a run.
-    stages = Path(tempfile.mkdtemp()) / "stages.json" if args.stages else None
     serve = (
         [PY, str(ROOT / "bench" / "ws_stages.py"), str(stages)]
         if stages
@@ -183,6 +187,15 @@ def bench(env: dict, args: argparse.Namespace) -> None:
     )  # fmt: skip
     try:
         _wait_for_port(port, timeout=30)
+        yield port, server
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+def bench(env: dict, args: argparse.Namespace) -> None:
+    stages = Path(tempfile.mkdtemp()) / "stages.json" if args.stages else None
+    with daphne(env, stages) as (port, server):
         # Imports, thread pool, DB connections: not part of the figures.
         one_run(port, no_cache=True)
         cold, warm, cached = [], [], []
@@ -204,9 +217,6 @@ def bench(env: dict, args: argparse.Namespace) -> None:
             f"engine alone (run_many, one thread, bars in memory): {engine:.3f} s; "
             f"websocket warm / engine = {warm_all / engine:.2f}x"
         )
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
     if stages is not None and stages.exists():
         from ws_stages import report as stages_report
 

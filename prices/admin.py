@@ -57,6 +57,7 @@ class CryptocurrencyAdmin(admin.ModelAdmin):
         "name",
         "is_active",
         "hourly_bars",
+        "minute_bars",
         "first_bar",
         "last_bar",
         "missing_bars",
@@ -132,6 +133,10 @@ class CryptocurrencyAdmin(admin.ModelAdmin):
     @admin.display(description="hourly bars", ordering="hourly_bars")
     def hourly_bars(self, obj: Cryptocurrency) -> int:
         return obj.hourly_bars
+
+    @admin.display(description="1-minute bars", ordering="minute_bars")
+    def minute_bars(self, obj: Cryptocurrency) -> int:
+        return obj.minute_bars
 
     @admin.display(description="first bar", ordering="first_bar")
     def first_bar(self, obj: Cryptocurrency):

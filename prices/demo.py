@@ -27,15 +27,42 @@ DEMO_COINS = [
     ("COMP", "Compound", 50), ("SUSHI", "SushiSwap", 1.0), ("1INCH", "1inch", 0.4),
 ]  # fmt: skip
 
+# Coins beyond the 48 known ones are synthetic names (DEMO049 ... DEMO200), so the
+# seed's scalability table (10-200 coins) runs on the same generator.
+MAX_DEMO_COINS = 200
+SYNTHETIC_PREFIX = "DEMO"
+# The golden ratio's fractional part spreads start prices evenly over five
+# decades (0.01 to 1,000 USDT) without a random draw, so they never depend on
+# the seed.
+_SPREAD = 0.6180339887498949
+
 HOURS_PER_YEAR = 8760
 # The last demo bar opens at 2025-12-31T23:00Z, whatever the day the demo is seeded.
 ANCHOR_END = 1_767_222_000
 
 
+def demo_coin(index: int) -> tuple[str, str, float]:
+    """Return the (symbol, name, rough start price) of demo coin ``index`` (0-based)."""
+    if not 0 <= index < MAX_DEMO_COINS:
+        raise ValueError(f"index: must be between 0 and {MAX_DEMO_COINS - 1}")
+    if index < len(DEMO_COINS):
+        return DEMO_COINS[index]
+    number = index + 1
+    price = round(10 ** ((number * _SPREAD) % 1.0 * 5 - 2), 4)
+    return f"{SYNTHETIC_PREFIX}{number:03d}", f"Demo coin {number}", price
+
+
+def demo_coins(count: int) -> list[tuple[str, str, float]]:
+    """Return the first ``count`` demo coins: the 48 known, then synthetic ones."""
+    if not 1 <= count <= MAX_DEMO_COINS:
+        raise ValueError(f"symbols: must be between 1 and {MAX_DEMO_COINS}")
+    return [demo_coin(index) for index in range(count)]
+
+
 def coin_series(index: int, bars: int, seed: int) -> PriceSeries:
     """Return one coin's hourly bars: regime-switching drift and volatility."""
     rng = np.random.default_rng([seed, index])
-    start_price = DEMO_COINS[index][2] * rng.uniform(0.6, 1.4)
+    start_price = demo_coin(index)[2] * rng.uniform(0.6, 1.4)
     base_vol = rng.uniform(0.004, 0.012)  # hourly: ~40-110% a year
     # Regimes of 2-10 weeks, each with its own trend and volatility.
     lengths = rng.integers(24 * 14, 24 * 70, size=bars // (24 * 14) + 2)

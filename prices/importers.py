@@ -172,6 +172,51 @@ def _parse_block(
     return times, values
 
 
+def _fast_block(
+    data: bytes, kind: str, skip: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Return a block's times and (5, n) values parsed as numbers by the C
+    reader, or None when anything is unusual (blank lines, spaces, bad values,
+    other column counts): the text path then finds and names the problem.
+
+    Most files are clean; reading their numbers directly is about twice as fast
+    as reading text and converting it column by column, and gives the same
+    float64 for every decimal as float() does (tests compare them bit for bit).
+    """
+    try:
+        frame = pd.read_csv(
+            io.BytesIO(data),
+            header=None,
+            skiprows=skip,
+            usecols=range(6) if kind == "kline" else None,
+            dtype={0: str if kind == "csv" else np.int64}
+            | {column: np.float64 for column in range(1, 6)},
+            skip_blank_lines=False,
+            engine="c",
+        )
+    except (ValueError, TypeError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return None
+    if frame.shape[1] != 6 or not len(frame):
+        return None
+    values = frame.iloc[:, 1:6].to_numpy(np.float64).T.copy()
+    if not np.isfinite(values).all():
+        return None
+    if kind == "csv":
+        parsed = pd.to_datetime(frame[0], format="ISO8601", utc=True, errors="coerce")
+        if parsed.isna().any():
+            return None
+        times = (parsed.dt.tz_localize(None).to_numpy().astype("datetime64[s]")).astype(
+            np.int64
+        )
+    else:
+        stamps = frame[0].to_numpy(np.int64)
+        divisor = np.where(stamps >= 10**14, 1_000_000, 1000)
+        if (stamps <= 0).any() or (stamps % divisor).any():
+            return None
+        times = stamps // divisor
+    return times, values
+
+
 def _check_rows(
     times: np.ndarray, values: np.ndarray, line_of: np.ndarray, interval: str
 ) -> None:
@@ -230,6 +275,12 @@ def _read_rows(
                         f"header must be {','.join(HEADER)}, got {shown(first_line)}",
                     )
             skip = header_lines
+        fast = _fast_block(block.data, kind, skip)
+        if fast is not None and blank_at is None:
+            line_of = np.arange(len(fast[0])) + block.first_line + skip
+            _check_rows(*fast, line_of, interval)
+            parts.append((*fast, line_of))
+            continue
         try:
             frame = _read_block(block.data, kind, skip)
         except ReadError as exc:

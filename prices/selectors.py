@@ -23,12 +23,21 @@ from django.db.models import (
     OuterRef,
     QuerySet,
     Subquery,
+    Sum,
     Window,
 )
 from django.db.models.functions import Coalesce, Lag
 
 from prices import cache
-from prices.models import Cryptocurrency, Interval, PriceBar, Source
+from prices.blocks import blocks_fetch, day_bounds_of_coin
+from prices.models import (
+    BLOCK_INTERVALS,
+    Cryptocurrency,
+    Interval,
+    PriceBar,
+    PriceBlock,
+    Source,
+)
 from prices.timeframes import INTERVAL_SECONDS, resample, source_interval
 from prices.types import PriceSeries
 
@@ -104,15 +113,21 @@ def symbols_synthetic(symbols: Iterable[str] | None = None) -> list[str]:
 
 
 def coins_with_stats() -> QuerySet[Cryptocurrency]:
-    """Return every coin with its hourly bar count and first/last bar time."""
+    """Return every coin with its hourly and 1-minute bar counts and first/last
+    hourly bar time."""
     # A correlated count beside coins_with_range's bounds, not a join with GROUP
     # BY: each coin's count is an Index Only Scan of its own entries, and the
     # changelist's COUNT(*) drops the annotations instead of aggregating
     # millions of joined rows.
     hourly = PriceBar.objects.filter(crypto=OuterRef("pk"), interval=Interval.HOUR)
     count = hourly.order_by().values("crypto").annotate(n=Count("*")).values("n")
+    # Minute bars are counted from their day blocks' bar counts: a year is
+    # 365 index entries, not 525,600.
+    minute = PriceBlock.objects.filter(crypto=OuterRef("pk"), interval=Interval.MINUTE)
+    minutes = minute.order_by().values("crypto").annotate(n=Sum("bars")).values("n")
     return coins_with_range(active_only=False).annotate(
-        hourly_bars=Coalesce(Subquery(count), 0)
+        hourly_bars=Coalesce(Subquery(count), 0),
+        minute_bars=Coalesce(Subquery(minutes), 0),
     )
 
 
@@ -289,6 +304,8 @@ def bars_fetch(
     """Read bars of many coins from the database in one query (no cache)."""
     if not coin_ids:
         return {}
+    if interval in BLOCK_INTERVALS:
+        return blocks_fetch(coin_ids, interval=interval, start=start, end=end)
     if connection.vendor == "postgresql":
         sql, params = bars_queryset(
             coin_ids, start=start, end=end, interval=interval, epoch=False
@@ -357,7 +374,11 @@ def bars_load(
 def intervals_stored(coin_ids: Sequence[int]) -> dict[int, list[str]]:
     """Return the intervals each coin has bars of (one query, an index probe each)."""
     probes = {
-        name: Exists(PriceBar.objects.filter(crypto=OuterRef("pk"), interval=name))
+        name: Exists(
+            (PriceBlock if name in BLOCK_INTERVALS else PriceBar).objects.filter(
+                crypto=OuterRef("pk"), interval=name
+            )
+        )
         for name in Interval.values
     }
     rows = (
@@ -441,16 +462,22 @@ def coins_uncached(interval: str = Interval.HOUR) -> list[Cryptocurrency]:
 
 
 def coins_with_range(*, active_only: bool = True) -> QuerySet[Cryptocurrency]:
-    """Return coins annotated with their first and last hourly bar time.
+    """Return coins annotated with their first and last hourly bar time (for a
+    coin without hourly bars, the bounds of its sub-hour day blocks).
 
     Each bound is a correlated subquery that the (crypto, time) index answers
     with one probe per coin, so this stays fast on millions of bars (no COUNT).
     """
     hourly = PriceBar.objects.filter(crypto=OuterRef("pk"), interval=Interval.HOUR)
+    first_day, last_day = day_bounds_of_coin()
     qs = Cryptocurrency.objects.all()
     if active_only:
         qs = qs.filter(is_active=True)
     return qs.annotate(
-        first_bar=Subquery(hourly.order_by("time").values("time")[:1]),
-        last_bar=Subquery(hourly.order_by("-time").values("time")[:1]),
+        first_bar=Coalesce(
+            Subquery(hourly.order_by("time").values("time")[:1]), first_day
+        ),
+        last_bar=Coalesce(
+            Subquery(hourly.order_by("-time").values("time")[:1]), last_day
+        ),
     ).order_by("symbol")

@@ -22,15 +22,19 @@ import numpy as np
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef, Sum
 
-from prices.demo import DEMO_COINS, HOURS_PER_YEAR, coin_series
+from prices.blocks import WRITE_BATCH, blocks_build, blocks_write
+from prices.demo import HOURS_PER_YEAR, coin_series, demo_coins
 from prices.importers import ParsedFile, parse_file
+from prices.minute_demo import minute_year
 from prices.models import (
+    BLOCK_INTERVALS,
     SOURCE_DETAIL_MAX_LENGTH,
     Cryptocurrency,
     Interval,
     PriceBar,
+    PriceBlock,
     Source,
 )
 from prices.provenance import (
@@ -42,6 +46,7 @@ from prices.provenance import (
 )
 from prices.selectors import bars_fetch
 from prices.symbols import symbol_problem
+from prices.timeframes import MINUTES_PER_YEAR, aggregate
 from prices.types import PriceSeries
 
 logger = logging.getLogger(__name__)
@@ -176,12 +181,25 @@ def bars_upsert(
     """Insert or update bars of one coin (caller owns the transaction)."""
     if not len(series.time):
         return
-    if connection.vendor == "postgresql":
+    if interval in BLOCK_INTERVALS:
+        blocks_write(coin.id, interval, series)
+        if progress:
+            progress(len(series.time), len(series.time))
+    elif connection.vendor == "postgresql":
         _upsert_postgres(coin.id, interval, series)
         if progress:
             progress(len(series.time), len(series.time))
     else:
         _upsert_generic(coin.id, interval, series, progress)
+
+
+def bars_delete(coins: list[Cryptocurrency]) -> int:
+    """Delete every stored bar of the coins (rows and blocks); return how many."""
+    blocks = PriceBlock.objects.filter(crypto__in=coins)
+    packed = blocks.aggregate(n=Sum("bars"))["n"] or 0
+    blocks.delete()
+    rows, _ = PriceBar.objects.filter(crypto__in=coins).delete()
+    return rows + packed
 
 
 def daily_from_hourly(hourly: PriceSeries) -> PriceSeries:
@@ -257,7 +275,10 @@ def bars_import(
         coin = coin_get_or_create(symbol, name=name)
         # Lock the coin row: two imports of one coin must not both pass the check.
         coin = Cryptocurrency.objects.select_for_update().get(pk=coin.pk)
-        has_bars = PriceBar.objects.filter(crypto=coin).exists()
+        has_bars = (
+            PriceBar.objects.filter(crypto=coin).exists()
+            or PriceBlock.objects.filter(crypto=coin).exists()
+        )
         stored_source = coin.source if has_bars else Source.NONE
         if has_bars and len(series.time):
             comparison = bars_compare(_stored_bars(coin, series, interval), series)
@@ -265,7 +286,7 @@ def bars_import(
             comparison = bars_compare(PriceSeries.empty(), series)
         removed = 0
         if replace:
-            removed, _ = PriceBar.objects.filter(crypto=coin).delete()
+            removed = bars_delete([coin])
             written = series
         elif supersede and stored_source in (source, Source.NONE):
             keep = comparison.new | comparison.changed
@@ -368,11 +389,25 @@ class SeedResult:
     skipped: list[str]  # coins whose bars come from elsewhere, left untouched
 
 
+def _seed_minutes(coin: Cryptocurrency, index: int, years: int, seed: int):
+    """Write a demo coin's 1-minute blocks a year at a time; return its hourly bars."""
+    hourly, close = [], None
+    for year in range(years):
+        minutes = minute_year(index, year, years, seed, close)
+        PriceBlock.objects.bulk_create(
+            blocks_build(coin.id, Interval.MINUTE, minutes), batch_size=WRITE_BATCH
+        )
+        hourly.append(aggregate(minutes, 3600))
+        close = float(minutes.close[-1])
+    return PriceSeries(*(np.concatenate(parts) for parts in zip(*hourly, strict=True)))
+
+
 def demo_seed(
     *,
     symbols: int = 48,
     years: int = 5,
     seed: int = 42,
+    interval: str = Interval.HOUR,
     progress: Callable[[str, int], None] | None = None,
 ) -> SeedResult:
     """Replace the demo coins' bars with fresh synthetic data.
@@ -380,18 +415,23 @@ def demo_seed(
     Deterministic for a given seed. A coin whose bars came from elsewhere (a
     file, the archive) is skipped: demo data never overwrites or mixes with
     real bars. One transaction: a failure leaves the old data in place.
+    ``interval`` 1m makes 1-minute bars (packed day blocks) and the hourly and
+    daily bars built from them, so every page reading hourly bars has them.
     """
-    if not 1 <= symbols <= len(DEMO_COINS):
-        raise ValueError(f"symbols: must be between 1 and {len(DEMO_COINS)}")
+    if interval not in (Interval.HOUR, Interval.MINUTE):
+        raise ValueError(f"interval: must be 1h or 1m, got {interval!r}")
+    wanted = demo_coins(symbols)  # ValueError naming --symbols when out of range
     if not 1 <= years <= 10:
         raise ValueError("years: must be between 1 and 10")
     bars = years * HOURS_PER_YEAR
     total = 0
-    wanted = DEMO_COINS[:symbols]
     with transaction.atomic():
+        stored = Exists(PriceBar.objects.filter(crypto=OuterRef("pk"))) | Exists(
+            PriceBlock.objects.filter(crypto=OuterRef("pk"))
+        )
         foreign = set(
             Cryptocurrency.objects.filter(
-                symbol__in=[symbol for symbol, _, _ in wanted], bars__isnull=False
+                stored, symbol__in=[symbol for symbol, _, _ in wanted]
             )
             .exclude(source__in=[Source.NONE, Source.DEMO])
             .values_list("symbol", flat=True)
@@ -406,16 +446,21 @@ def demo_seed(
                     "name": name,
                     "is_active": True,
                     "source": Source.DEMO,
-                    "source_detail": f"seed_demo --seed {seed} --years {years}",
+                    "source_detail": f"seed_demo --seed {seed} --years {years}"
+                    + ("" if interval == Interval.HOUR else f" --interval {interval}"),
                 },
             )
             coins.append((index, coin))
-        PriceBar.objects.filter(crypto__in=[coin for _, coin in coins]).delete()
+        bars_delete([coin for _, coin in coins])
         for index, coin in coins:
-            series = coin_series(index, bars, seed)
+            if interval == Interval.MINUTE:
+                series = _seed_minutes(coin, index, years, seed)
+                total += years * MINUTES_PER_YEAR
+            else:
+                series = coin_series(index, bars, seed)
+                total += len(series.time)
             bars_upsert(coin, series, interval=Interval.HOUR)
             bars_upsert(coin, daily_from_hourly(series), interval=Interval.DAY)
-            total += len(series.time)
             if progress:
                 progress(coin.symbol, total)
         coin_cache_clear([coin.id for _, coin in coins])

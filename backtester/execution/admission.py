@@ -24,6 +24,7 @@ NOUNS = {
     "sweep": ("sweep", "sweeps"),
     "walk_forward": ("walk-forward", "walk-forwards"),
     "portfolio": ("portfolio run", "portfolio runs"),
+    "portfolio_sweep": ("portfolio sweep", "portfolio sweeps"),
 }
 
 

@@ -62,7 +62,7 @@ def _chunks(coins: Sequence, first: int, size: int) -> list[Sequence]:
 
 
 class RunDriving:
-    """The run loop of a Runner (which owns the pools, ``_warm_loads``,
+    """The run loop of a Runner (which owns the pools, ``_warm_share``,
     ``_unsaved`` and the admission count)."""
 
     def _drive(
@@ -89,11 +89,18 @@ class RunDriving:
             chunks = _chunks(coins, first, size)
             loads: dict[Future, Sequence[Cryptocurrency]] = {}
             pending: set[Future] = set()
+            # Bars are held by chunk, from its load until its last coin is
+            # computed, and at most BACKTEST_CHUNKS_HELD chunks at once: a run
+            # over 200 coins never has every coin's bars in memory (420 MB at
+            # five years hourly). ``later`` waits for a place.
+            later = list(chunks[1:])
+            computing: dict[Future, Future] = {}  # coin task -> its chunk's load
+            left: dict[Future, int] = {}  # a chunk's load -> coins not computed
+            loading = 0  # chunks whose load is not in yet
 
             def load(batch: Sequence[Cryptocurrency]) -> None:
-                key = _chunk_key(batch, spec.start, spec.end, spec.interval)
-                with self._lock:
-                    future = self._warm_loads.get(key)
+                nonlocal loading
+                future = self._warm_share(batch, spec.start, spec.end, spec.interval)
                 if future is None:
                     future = self._load.submit(self._load_chunk, handle, batch, spec)
                     with handle._lock:
@@ -101,6 +108,7 @@ class RunDriving:
                 # A warm-up's load is shared: a cancel must not cancel it.
                 loads[future] = batch
                 pending.add(future)
+                loading += 1
                 # Its coins go to the compute pool the moment it is in, from
                 # the loading thread, not when this thread is next free (it
                 # may be waiting for a publish).
@@ -108,8 +116,13 @@ class RunDriving:
                     functools.partial(self._start_coins, handle, batch, spec, started)
                 )
 
+            def load_more() -> None:
+                while later and loading + len(left) < settings.BACKTEST_CHUNKS_HELD:
+                    load(later.pop(0))
+
             # The small first chunk loads alone (the first result does not wait
-            # for a bigger one sharing the CPU); the rest load once it is in.
+            # for a bigger one sharing the CPU); the rest load once its first
+            # coin is computed.
             if chunks:
                 load(chunks[0])
             beat_every = settings.BACKTEST_HEARTBEAT
@@ -141,20 +154,36 @@ class RunDriving:
                     if future is sent or future.cancelled():
                         continue
                     if future in loads:
+                        loading -= 1
+                        batch = loads.pop(future)
                         future.result()  # a failed load fails the run
                         if handle.cancelled.is_set():
                             continue
-                        if loads[future] is chunks[0]:
-                            for batch in chunks[1:]:
-                                load(batch)
                         # Started by the load's callback, or here if it could
                         # not (then this raises what it met).
-                        tasks = self._coin_tasks(
-                            handle, future, loads[future], spec, started
-                        )
+                        tasks = self._coin_tasks(handle, future, batch, spec, started)
+                        if tasks:
+                            left[future] = len(tasks)
+                            computing.update(dict.fromkeys(tasks, future))
                         pending.update(tasks)
                         unstored.update(tasks)
                         continue
+                    chunk = computing.pop(future, None)
+                    if chunk is not None:
+                        left[chunk] -= 1
+                        if not left[chunk]:
+                            # The chunk's bars go (nothing else holds its
+                            # load) and the next chunk takes its place.
+                            del left[chunk]
+                            started.pop(chunk, None)
+                            with handle._lock:
+                                handle._futures = [
+                                    f for f in handle._futures if not f.done()
+                                ]
+                        chunk = None
+                    # The rest load once a coin is in: decoding chunks of 16
+                    # would share the cores with the first coins' computing.
+                    load_more()
                     # Rows are numbered here, unless a cancel came first; from
                     # then on they are published and stored even when a cancel
                     # arrives since, so a cancelled run keeps exactly the

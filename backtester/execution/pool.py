@@ -71,6 +71,9 @@ class Runner(Admission, RunDriving):
         # The loads of the warm-up under way, by chunk, kept until all are done
         # (see ``warm``).
         self._warm_loads: dict[tuple, Future] = {}
+        # The chunks that warm-up has loaded (their bars are in the shared
+        # cache, not held here), until it is over.
+        self._warmed: set[tuple] = set()
         self._lock = threading.Lock()
 
     def warm(self) -> int:
@@ -78,9 +81,10 @@ class Runner(Admission, RunDriving):
 
         The coins are loaded in the chunks a run of the default request (every
         active coin, full history) would use, on the loading threads. Until the
-        warm-up is over, a run that needs one of those chunks takes its load,
-        finished or not, instead of reading the same bars again or queueing a
-        load of its own behind the warm-up's; so a run sent right after the
+        warm-up is over, a run that needs one of those chunks while it loads
+        takes that load instead of reading the same bars again or queueing a
+        load of its own behind the warm-up's (a loaded chunk is in the shared
+        cache); so a run sent right after the
         page opened costs no more than a cold run. Call it from a thread that
         may use the database; it returns how many coins are being loaded (0
         while an earlier warm-up is still going, or when all are cached).
@@ -114,9 +118,9 @@ class Runner(Admission, RunDriving):
     ) -> None:
         """Load one chunk into its future, then start the chunks after it.
 
-        Nothing but the warm-up's table and a sharing run keeps a filled future
-        (no callback holds the others), so loaded arrays are freed as soon as
-        no run uses them.
+        Nothing but a sharing run keeps a filled future (it leaves the warm-up's
+        table when done, no callback holds the others), so loaded arrays are
+        freed as soon as no run uses them.
         """
         try:
             future.set_result(self._load_coins(chunk, None, None, WARM_INTERVAL))
@@ -126,11 +130,47 @@ class Runner(Admission, RunDriving):
             self._load.submit(self._warm_fill, *later)
 
     def _warm_done(self, future: Future) -> None:
+        # A loaded chunk leaves the table at once: its bars are in the shared
+        # cache now, where a later run finds them, and only a run that took
+        # the load meanwhile keeps them. Keeping every chunk until the last was
+        # in held all active coins' bars at once (200 coins: 420 MB).
         with self._lock:
-            if all(load.done() for load in self._warm_loads.values()):
-                self._warm_loads.clear()
+            for key, load in list(self._warm_loads.items()):
+                if load is future:
+                    del self._warm_loads[key]
+                    self._warmed.add(key)
+            if not self._warm_loads:
+                self._warmed.clear()
         if not future.cancelled() and future.exception() is not None:
             logger.warning("price cache warm-up failed: %s", future.exception())
+
+    def _warm_share(
+        self,
+        chunk: Sequence[Cryptocurrency],
+        start: datetime | None,
+        end: datetime | None,
+        interval: str,
+    ) -> Future | None:
+        """Return the warm-up's load of this chunk, or None when it has none.
+
+        While the chunk loads, that load's future; once loaded, a future of the
+        chunk read here from the shared cache (one MGET), not queued on the
+        loading threads behind the warm-up's other loads.
+        """
+        key = _chunk_key(chunk, start, end, interval)
+        with self._lock:
+            future = self._warm_loads.get(key)
+            warmed = key in self._warmed
+        if future is not None or not warmed:
+            return future
+        future = Future()
+        try:
+            future.set_result(
+                bars_load(coins=chunk, start=start, end=end, interval=interval)
+            )
+        except Exception as exc:  # the run sees it as it would a load's
+            future.set_exception(exc)
+        return future
 
     def submit_compute(self, fn: Callable, /, *args) -> Future:
         """Run ``fn(*args)`` on the shared compute threads (sweeps use them too)."""
@@ -152,9 +192,7 @@ class Runner(Admission, RunDriving):
         Returns (future, shared): while the warm-up is loading this very chunk
         its load is returned (shared True), which the caller must not cancel.
         """
-        key = _chunk_key(chunk, start, end, interval)
-        with self._lock:
-            future = self._warm_loads.get(key)
+        future = self._warm_share(chunk, start, end, interval)
         if future is not None:
             return future, True
         return self._load.submit(self._load_coins, chunk, start, end, interval), False
@@ -191,6 +229,12 @@ class Runner(Admission, RunDriving):
             self._drive, handle, spec, list(coins), publish, on_rows, on_finish, on_beat
         )
         return handle
+
+    def keep_unsaved(self, handle: RunHandle) -> None:
+        """Keep a finished run whose final record could not be saved, for
+        ``retry_unsaved``."""
+        with self._lock:
+            self._unsaved[handle.run_id] = handle
 
     def retry_unsaved(self, save: Hook) -> int:
         """Save again the final records that failed to save; return how many

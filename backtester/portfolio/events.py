@@ -65,8 +65,10 @@ def layer_final(
     }
 
 
-def start(portfolio_id: int, total: int) -> dict[str, Any]:
-    return {"type": "start", "portfolio_id": portfolio_id, "total": total}
+def start(portfolio_id: int, total: int, **attached: Any) -> dict[str, Any]:
+    """``attached`` (``attach`` to a run started earlier): ``attached=True``
+    and the run's ``status``."""
+    return {"type": "start", "portfolio_id": portfolio_id, "total": total, **attached}
 
 
 def progress(event: dict) -> dict[str, Any]:

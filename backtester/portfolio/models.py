@@ -102,3 +102,101 @@ class PortfolioRun(models.Model):
             for name in ("stop_loss_pct", "take_profit_pct", "trailing_stop_pct")
             if getattr(self, name) is not None
         }
+
+
+class PortfolioSweep(models.Model):
+    """A grid of portfolio runs over one basket: each combination (strategy
+    parameters, stops, ``max_positions``) one account pass, stored as a cell."""
+
+    Status = PortfolioRun.Status
+    Rank = PortfolioRun.Rank
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="portfolio_sweeps",
+    )
+    status = models.CharField(
+        max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True
+    )
+    strategy = models.CharField(max_length=40)
+    # {name: {"start", "stop", "step"} | [values]}, as requested.
+    grid = models.JSONField()
+    # {name: [values]} expanded; jsonb keeps no key order, so the grid's order
+    # (x axis first) is kept in ``axis_names``.
+    axes = models.JSONField(default=dict)
+    axis_names = models.JSONField(default=list)
+    # Settings fixed for every combination (not on an axis).
+    base_params = models.JSONField(default=dict, blank=True)
+    # The valid combinations; a cell's ``index`` points into this list.
+    combinations = models.JSONField(default=list)
+    symbols = models.JSONField(default=list)
+    data_versions = models.JSONField(default=dict, blank=True)
+    start = models.DateTimeField(null=True, blank=True)
+    end = models.DateTimeField(null=True, blank=True, help_text="Exclusive.")
+    interval = models.CharField(max_length=3, default="1h")
+    fee = models.FloatField(default=0.001)
+    slippage_bps = models.FloatField(default=0.0)
+    rank = models.CharField(max_length=10, choices=Rank.choices, default="symbol")
+    objective = models.CharField(max_length=40, default="total_return_pct")
+    skipped = models.PositiveIntegerField(default=0)
+    completed = models.PositiveIntegerField(default=0, help_text="Cells finished.")
+    best = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    elapsed_s = models.FloatField(null=True, blank=True)
+    owner = models.CharField(max_length=80, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(
+                fields=["created_by", "-created_at"], name="psweep_owner_new_idx"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Portfolio sweep #{self.pk} {self.strategy} ({self.status})"
+
+    @property
+    def ordered_axes(self) -> dict[str, list]:
+        """Return the axes in grid order (the first is the heatmap's x axis)."""
+        names = self.axis_names or list(self.axes)
+        return {name: self.axes[name] for name in names if name in self.axes}
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (
+            self.Status.COMPLETE, self.Status.CANCELLED, self.Status.FAILED
+        )  # fmt: skip
+
+
+class PortfolioSweepCell(models.Model):
+    """One combination's portfolio metrics, stored when its pass finishes."""
+
+    sweep = models.ForeignKey(
+        PortfolioSweep, on_delete=models.CASCADE, related_name="cells"
+    )
+    index = models.PositiveIntegerField()
+    params = models.JSONField()
+    # The account's metric set (runs' single-coin set plus the portfolio's).
+    metrics = models.JSONField()
+
+    class Meta:
+        ordering = ["sweep", "index"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["sweep", "index"], name="psweepcell_index_uniq"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Portfolio sweep {self.sweep_id} cell {self.index}"
+
+    def item(self) -> dict:
+        """Return the cell as published: ``{index, params, metrics}``."""
+        return {"index": self.index, "params": self.params, "metrics": self.metrics}

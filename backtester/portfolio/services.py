@@ -2,9 +2,10 @@
 
 A portfolio run is a job like a run or a sweep: admitted under the same count
 of active jobs per process and per user, and the same per-minute throttle
-(``runs.services.run_admit``); counted while it computes on the thread pool's
-control threads; cancellable between two coins' signals. It goes on when its
-socket closes (as runs and sweeps do) and is stored when it ends.
+(``runs.services.run_admit``, as the ``portfolio`` kind); counted while it
+computes on the thread pool's control threads; cancellable between two
+coins' signals. It goes on when its socket closes (as runs and sweeps do)
+and is stored when it ends.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.db import close_old_connections, connections, transaction
 from django.utils import timezone
 
 from backtester.execution.failures import failure_reason
 from backtester.execution.handles import Publish, Slot
 from backtester.execution.pool import get_runner
-from backtester.portfolio import events
+from backtester.portfolio import events, remote
 from backtester.portfolio.compute import PortfolioCancelled, portfolio_compute
 from backtester.portfolio.curve import chart_curve, curve_data
 from backtester.portfolio.models import PortfolioRun
@@ -33,6 +35,8 @@ from strategies.portfolio import PortfolioResult
 
 logger = logging.getLogger(__name__)
 UNFINISHED = [PortfolioRun.Status.QUEUED, PortfolioRun.Status.RUNNING]
+# Its kind in the admission count: refusals name it ("2 portfolio runs").
+KIND = "portfolio"
 
 
 @dataclass
@@ -47,9 +51,9 @@ class PortfolioHandle:
     elapsed_s: float = 0.0
 
     @property
-    def run_id(self) -> str:
-        """Return its key in the runner's admission count (apart from runs')."""
-        return f"portfolio:{self.portfolio_id}"
+    def run_id(self) -> int:
+        """Return its key in the admission count (of the ``portfolio`` kind)."""
+        return self.portfolio_id
 
     def cancel(self) -> None:
         """Stop before the next coin's signals; nothing more is published."""
@@ -57,6 +61,11 @@ class PortfolioHandle:
 
     def wait(self, timeout: float | None = None) -> bool:
         return self.done.wait(timeout)
+
+
+# Portfolio runs computing in this process, for a reloaded page's cancel.
+_active: dict[int, PortfolioHandle] = {}
+_lock = threading.Lock()
 
 
 def portfolio_build(
@@ -118,17 +127,35 @@ def portfolio_start(
     thread; return its handle. Events go through ``publish``."""
     handle = PortfolioHandle(portfolio_id=run.pk)
     runner = get_runner()
-    runner.admit(handle, slot)
+    runner.admit(handle, slot, kind=KIND, job_id=run.pk)
+    with _lock:
+        _active[run.pk] = handle
     PortfolioRun.objects.filter(pk=run.pk).update(
         status=PortfolioRun.Status.RUNNING, started_at=timezone.now()
     )
     try:
-        runner.submit_control(_drive, run, list(coins), handle, publish)
+        if settings.BACKTEST_EXECUTOR == "celery":
+            runner.submit_control(_watch_remote, run, handle, publish)
+        else:
+            runner.submit_control(_drive, run, list(coins), handle, publish)
     except BaseException:
-        runner.retire(handle.run_id)
+        _forget(handle)
         portfolio_finish(run.pk, status="failed", error="could not start")
         raise
     return handle
+
+
+def portfolio_handle(portfolio_id: int) -> PortfolioHandle | None:
+    """Return the handle of a portfolio run this process computes, or None."""
+    with _lock:
+        return _active.get(portfolio_id)
+
+
+def _forget(handle: PortfolioHandle) -> None:
+    """Stop counting the run: it is over (announced next) or never started."""
+    with _lock:
+        _active.pop(handle.portfolio_id, None)
+    get_runner().retire(handle.portfolio_id, KIND)
 
 
 def _drive(
@@ -175,7 +202,7 @@ def _drive(
             )
         except Exception:
             logger.exception("could not save portfolio run %s", run.pk)
-        get_runner().retire(handle.run_id)
+        _forget(handle)
         try:
             publish(
                 events.layer_final(
@@ -187,6 +214,37 @@ def _drive(
             logger.warning("could not announce portfolio run %s's end", run.pk)
         handle.done.set()
         connections.close_all()
+
+
+def _watch_remote(run: PortfolioRun, handle: PortfolioHandle, publish: Publish) -> None:
+    """Send the run to a Celery worker and watch its record until it ends (a
+    control thread); the worker stores and announces it."""
+    began = time.perf_counter()
+    unfinished = PortfolioRun.objects.filter(pk=run.pk, status__in=UNFINISHED)
+
+    def fail(reason: str) -> None:
+        handle.status, handle.error = "failed", reason
+        portfolio_finish(
+            run.pk, status="failed", elapsed_s=time.perf_counter() - began,
+            error=reason,
+        )  # fmt: skip
+        publish(events.layer_final(run.pk, "failed", elapsed_s=0.0, error=reason))
+
+    try:
+        task_id = remote.send(remote.RUN_TASK, run.pk)
+        remote.watch(
+            handle=handle,
+            started=lambda: not unfinished.filter(completed=0).exists(),
+            finished=lambda: not unfinished.exists(),
+            fail=fail,
+            task_ids=[task_id],
+        )
+    except Exception as exc:
+        logger.exception("portfolio run %s: could not watch its task", run.pk)
+        fail(failure_reason(exc))
+    finally:
+        _forget(handle)
+        handle.done.set()
 
 
 def portfolio_store(
@@ -207,6 +265,12 @@ def portfolio_finish(
     PortfolioRun.objects.filter(pk=portfolio_id, status__in=UNFINISHED).update(
         status=status, elapsed_s=elapsed_s, error=error, finished_at=timezone.now()
     )
+
+
+def portfolio_cancel_record(portfolio_id: int) -> str:
+    """Record a run cancelled unless it has ended; return its final status."""
+    portfolio_finish(portfolio_id, status=PortfolioRun.Status.CANCELLED)
+    return PortfolioRun.objects.values_list("status", flat=True).get(pk=portfolio_id)
 
 
 def portfolios_mark_stale() -> int:

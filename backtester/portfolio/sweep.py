@@ -1,4 +1,4 @@
-"""Portfolio sweeps: check a grid request and run one portfolio per combination.
+"""Portfolio sweeps: check a grid request (``sweep_run.py`` computes it).
 
 A portfolio sweep is a grid of a strategy's parameters, its stop settings and
 ``max_positions`` (an axis like any parameter), each combination one portfolio
@@ -6,15 +6,13 @@ run over the same basket, range and costs. The basket, range, costs and rank
 are checked by the portfolio run's own rules (``portfolio_spec``), the strategy
 axes by the engine's ``grid_expand``, so a value means the same everywhere;
 invalid combinations (fast >= slow, ...) are skipped and counted as in a sweep.
-The coins' bars are loaded once and shared by every cell
-(``strategies.portfolio_sweep``). Portfolio sweeps are computed, not stored.
+The command line computes a sweep in ``sweep_run.py``; the websocket stores
+it (``sweep_services``).
 """
 
 from __future__ import annotations
 
-import math
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from backtester.portfolio.validation import (
@@ -24,15 +22,12 @@ from backtester.portfolio.validation import (
     _max_positions,
     portfolio_spec,
 )
-from backtester.runs.validation import RequestError, iso
-from prices.models import Cryptocurrency
-from prices.selectors import bars_load
+from backtester.runs.validation import RequestError
 from strategies.grid import MAX_COMBINATIONS, grid_expand, parse_axis, split_params
 from strategies.params import ParamError, brief
-from strategies.portfolio_sweep import MAX_POSITIONS_KEY, portfolio_sweep
+from strategies.portfolio_sweep import MAX_POSITIONS_KEY
 from strategies.registry import validate_params
 from strategies.risk import validate_risk
-from strategies.types import Bars
 
 # What "best" can mean for a portfolio sweep, and whether more is better.
 PORTFOLIO_OBJECTIVES: dict[str, bool] = {
@@ -53,9 +48,6 @@ SWEEP_FIELDS = {
 # Fields portfolio_spec checks as they are (the rest are axes or parameters).
 SPEC_FIELDS = ("strategy", "symbols", "start", "end", "interval", "fee")
 SPEC_FIELDS += ("slippage_bps", "rank")
-
-# Called after each finished cell: (completed, total).
-Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -162,8 +154,11 @@ def portfolio_sweep_spec(data: Mapping) -> PortfolioSweepSpec:
         _refuse(name, "grid")
     for name in params:
         _refuse(name, "params")
-    objective = data.get("objective") or DEFAULT_OBJECTIVE
-    if objective not in PORTFOLIO_OBJECTIVES:
+    objective = data.get("objective")
+    if objective is None:
+        objective = DEFAULT_OBJECTIVE
+    # Only a name: a false value is no default, an object no key.
+    if not isinstance(objective, str) or objective not in PORTFOLIO_OBJECTIVES:
         raise RequestError(
             f"objective: must be one of {', '.join(PORTFOLIO_OBJECTIVES)}, "
             f"got {brief(objective)}",
@@ -213,75 +208,3 @@ def portfolio_sweep_spec(data: Mapping) -> PortfolioSweepSpec:
         base_params={k: v for k, v in fixed.items() if k not in grid},
         objective=objective,
     )
-
-
-def _finite(value: object) -> object:
-    """Return None for NaN and infinities (JSON has neither)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def best_cell(cells: list[dict], objective: str) -> dict | None:
-    """Return the cell with the best objective (the first of equals), or None."""
-    sign = 1 if PORTFOLIO_OBJECTIVES[objective] else -1
-    scored = [c for c in cells if c.get(objective) is not None]
-    if not scored:
-        return None
-    return max(scored, key=lambda c: sign * c[objective])
-
-
-def portfolio_sweep_run(
-    spec: PortfolioSweepSpec,
-    coins: list[Cryptocurrency],
-    *,
-    progress: Progress | None = None,
-) -> dict:
-    """Run every combination over the coins; return ``{"sweep", "cells", "best"}``.
-
-    ValueError when no coin of the basket has a bar in the range.
-    """
-    began = time.perf_counter()
-    base = spec.base
-    # One load for the whole sweep: every cell trades the same bars.
-    series = bars_load(
-        coins=coins, start=base.start, end=base.end, interval=base.interval
-    )
-    basket = {s: Bars(*series[s]) for s in sorted(series) if len(series[s].time)}
-    if not basket:
-        raise ValueError("symbols: no coin of the basket has prices in this range")
-    total = len(spec.combinations)
-    cells: list[dict | None] = [None] * total
-    results = portfolio_sweep(
-        basket, base.strategy, spec.combinations, rank=base.rank, fee=base.fee,
-        slippage_bps=base.slippage_bps, interval=base.interval,
-    )  # fmt: skip
-    for done, (index, result) in enumerate(results, 1):
-        metrics = {k: _finite(v) for k, v in result.metrics.items()}
-        cells[index] = {"params": spec.combinations[index], **metrics}
-        if progress is not None:
-            progress(done, total)
-    finished = [c for c in cells if c is not None]
-    return {
-        "sweep": {
-            "portfolio": True,
-            "strategy": base.strategy,
-            "grid": spec.grid,
-            "axes": spec.axes,
-            "params": spec.base_params,
-            "symbols": sorted(c.symbol for c in coins),
-            "interval": base.interval,
-            "start": iso(base.start),
-            "end": iso(base.end),
-            "fee": base.fee,
-            "slippage_bps": base.slippage_bps,
-            "rank": base.rank,
-            "objective": spec.objective,
-            "combinations": total,
-            "skipped": spec.skipped,
-            "completed": len(finished),
-            "elapsed_s": round(time.perf_counter() - began, 3),
-        },
-        "cells": finished,
-        "best": best_cell(finished, spec.objective),
-    }

@@ -14,10 +14,10 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from backtester.portfolio.sweep import (
     DEFAULT_OBJECTIVE,
     PORTFOLIO_OBJECTIVES,
-    portfolio_sweep_run,
     portfolio_sweep_spec,
 )
 from backtester.portfolio.sweep_output import render_csv, render_json, render_table
+from backtester.portfolio.sweep_run import portfolio_sweep_run
 from backtester.runs.services import run_coins
 from backtester.runs.validation import RequestError
 from strategies.params import ParamError

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from backtester.portfolio import views
+from backtester.portfolio import sweep_views, views
 
 urlpatterns = [
     path("", views.portfolio_page, name="portfolio_page"),
@@ -14,5 +14,17 @@ urlpatterns = [
     ),
     path(
         "<int:portfolio_id>/export.csv", views.export_csv, name="portfolio_export_csv"
+    ),
+    path("sweeps/", sweep_views.psweep_list, name="psweep_list"),
+    path("sweeps/<int:sweep_id>/", sweep_views.psweep_detail, name="psweep_detail"),
+    path(
+        "sweeps/<int:sweep_id>/export.json",
+        sweep_views.psweep_export_json,
+        name="psweep_export_json",
+    ),
+    path(
+        "sweeps/<int:sweep_id>/export.csv",
+        sweep_views.psweep_export_csv,
+        name="psweep_export_csv",
     ),
 ]

@@ -18,6 +18,8 @@ from backtester.portfolio.selectors import (
     trade_rows,
 )
 from backtester.portfolio.services import portfolios_mark_stale
+from backtester.portfolio.sweep import PORTFOLIO_OBJECTIVES
+from backtester.portfolio.sweep_views import heat_metrics
 from backtester.runs.metric_info import METRICS
 from prices.selectors import coins_with_range
 from strategies.portfolio_signals import RANKS
@@ -101,7 +103,12 @@ def portfolio_page(request: HttpRequest) -> HttpResponse:
                 "ranks": list(RANKS),
                 "stops": stops,
                 "metrics": _metric_info(),
-                "urls": _urls(),
+                "sweep_metrics": heat_metrics(),
+                "objectives": list(PORTFOLIO_OBJECTIVES),
+                "urls": {
+                    **_urls(),
+                    "sweep_detail": reverse("psweep_detail", args=[0]),
+                },
             },
         },
     )

@@ -94,6 +94,7 @@ class BacktestConsumer(
         # cancel stops it.
         await self._forget_run()
         await self.forget_sweep()
+        await self.forget_portfolio_sweep()
         self.stop_walk_forward()
 
     async def send_json(self, content: dict, close: bool = False) -> bool:
@@ -103,14 +104,7 @@ class BacktestConsumer(
         raising here would skip the cleanup and leave a run computing for
         nobody. Return whether the event was sent.
         """
-        if self.gone:
-            return False
-        try:
-            await super().send_json(content, close)
-        except Exception as exc:
-            await self._send_failed(exc)
-            return False
-        return True
+        return await self.send_text(await self.encode_json(content), close)
 
     async def send_text(self, text: str, close: bool = False) -> bool:
         """Send an event already encoded as JSON text, as send_json does."""
@@ -128,6 +122,7 @@ class BacktestConsumer(
         self.gone = True
         await self._forget_run()  # the run goes on; its page may attach
         await self.forget_sweep()  # so does a sweep
+        await self.forget_portfolio_sweep()  # and a portfolio sweep
         self.stop_walk_forward()
 
     async def receive(self, text_data: str | None = None, bytes_data=None) -> None:
@@ -150,13 +145,15 @@ class BacktestConsumer(
 
     async def _dispatch(self, content: dict) -> None:
         kind = content.get("type")
-        if kind in ("run", "sweep", "portfolio") and (
-            self.handle or self.sweep_id is not None or self.portfolio_id is not None
+        if kind in ("run", "sweep", "portfolio", "portfolio_sweep") and (
+            self.handle or self.sweep_id is not None or self.portfolio_active()
         ):
             busy = "a run" if self.handle else "a sweep" if self.sweep_id else "a job"
             await self.send_json(
                 events.error(f"{busy} is already active on this connection; cancel it")
             )
+        elif await self.dispatch_portfolio(content, _publisher):
+            pass  # portfolio runs and sweeps: the portfolio app's mixin
         elif kind == "run":
             await self._start_run(content)
         elif kind == "sweep":
@@ -189,8 +186,8 @@ class BacktestConsumer(
             await self.send_json(
                 events.error(
                     f"unknown message type {shown!r}; expected 'run', 'sweep', "
-                    "'walk_forward', 'cancel', 'resend', 'attach' or "
-                    "'check_strategy'",
+                    "'walk_forward', 'portfolio', 'portfolio_sweep', 'cancel', "
+                    "'resend', 'attach' or 'check_strategy'",
                     "type",
                 )
             )
@@ -472,6 +469,10 @@ class BacktestConsumer(
         await self._end_run(
             event["run_id"], events.error(event["message"], run_id=event["run_id"])
         )
+
+    async def job_notice(self, event: dict) -> None:
+        """Forward a note on this socket's run or sweep (a worker stopped)."""
+        await self.send_json(events.notice(event["message"]))
 
 
 def _publisher(layer, group: str, loop: asyncio.AbstractEventLoop):

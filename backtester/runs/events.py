@@ -68,3 +68,8 @@ def error(message: str, field: str | None = None, **extra: Any) -> dict[str, Any
         event["field"] = field
     event.update(extra)
     return event
+
+
+def notice(message: str) -> dict[str, Any]:
+    """Something the client should know while its job goes on (a worker stopped)."""
+    return {"type": "notice", "message": message}

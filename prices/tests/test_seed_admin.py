@@ -47,7 +47,7 @@ def test_if_empty_and_bad_arguments():
     assert "not seeding" in seed("--if-empty")
     for args, needle in [
         (["--symbols", "0"], "symbols"),
-        (["--symbols", "99"], "symbols"),
+        (["--symbols", "201"], "symbols"),
         (["--years", "x"], "--years"),
         (["--years", "11"], "years"),
     ]:

@@ -105,3 +105,71 @@ def test_a_48_coin_portfolio_completes_with_charts_and_trades(page, server):  # 
     assert number(page.inner_text("[data-metric=final_equity]")) == final
     assert page.errors == []
     assert page.csp_violations == []
+
+
+# Every cell count the heatmap drew, to prove it filled cell by cell.
+DRAWN = """
+window.__drawn = [];
+new MutationObserver(() => {
+  window.__drawn.push(Number(document.getElementById('psweep-canvas').dataset.drawn));
+}).observe(document.getElementById('psweep-canvas'), {attributes: true});
+"""
+
+
+def test_a_portfolio_sweep_fills_its_heatmap_live_then_is_in_history(page, server):  # noqa: F811
+    page.goto(f"{server}/portfolio/?mode=sweep")
+    page.wait_for_selector("#connection.ok")
+    assert page.is_visible("#sweep-axes")
+    # A bad axis is refused by the server, named beside its field.
+    page.fill("#axis-max-positions", "0:2:1")
+    page.click("#run-button")
+    page.wait_for_selector("[data-error-for='grid.max_positions']:not(:empty)")
+    assert "between 1 and 100" in page.inner_text(
+        "[data-error-for='grid.max_positions']"
+    )
+
+    page.fill("#axis-max-positions", "1:3:1")
+    page.select_option("#axis-param", "fast")
+    page.fill("#axis-values", "5,10,15")
+    page.select_option("#rank", "roc_24")
+    page.evaluate(DRAWN)
+    page.click("#run-button")
+    page.wait_for_selector("#psweep-best:has-text('Saved as')", timeout=120_000)
+    drawn = [n for n in page.evaluate("window.__drawn") if n]
+    assert drawn and drawn[-1] == 9 and drawn == sorted(drawn)
+    assert len(set(drawn)) > 1  # drawn as cells arrived, not once at the end
+    assert page.inner_text("#progress-text").startswith("done in")
+    page.screenshot(path=str(shots() / "portfolio-sweep-1280.png"), full_page=True)
+
+    # The stored sweep opens from its link: the same heatmap and a table.
+    page.click("#psweep-best a")
+    page.wait_for_selector("#psweep-canvas[data-drawn='9']")
+    assert page.locator("#psweep-cells tbody tr").count() == 9
+    page.click(".results-head a[href='/portfolio/sweeps/']")
+    page.wait_for_selector("#portfolio-sweeps")
+    assert "max_positions (3) × fast (3)" in page.inner_text("#portfolio-sweeps")
+    assert page.errors == []
+    assert page.csp_violations == []
+
+
+def test_a_reloaded_page_follows_its_portfolio_run_and_sweep_again(page, server):  # noqa: F811
+    page.goto(f"{server}/portfolio/")
+    page.wait_for_selector("#connection.ok")
+    page.click("#run-button")
+    page.wait_for_selector("#progress-text:has-text('/ 48 coins')")
+    page.reload()  # the run goes on; the page attaches to it again
+    page.wait_for_selector("#portfolio-results[data-ready=true]", timeout=120_000)
+    assert page.inner_text("#run-link").startswith("Saved as portfolio #")
+
+    page.goto(f"{server}/portfolio/?mode=sweep")
+    page.wait_for_selector("#connection.ok")
+    page.fill("#axis-max-positions", "1:4:1")
+    page.select_option("#axis-param", "fast")
+    page.fill("#axis-values", "5,10,15,20")
+    page.click("#run-button")
+    page.wait_for_selector("#psweep-canvas:not([data-drawn='0'])[data-drawn]")
+    page.reload()
+    page.wait_for_selector("#psweep-best:has-text('Saved as')", timeout=120_000)
+    assert page.get_attribute("#psweep-canvas", "data-drawn") == "16"
+    assert page.errors == []
+    assert page.csp_violations == []

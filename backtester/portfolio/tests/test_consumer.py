@@ -41,7 +41,7 @@ async def _drain():
 
     def drain() -> None:
         deadline = time.monotonic() + 20
-        while get_runner().active_runs and time.monotonic() < deadline:
+        while get_runner().active_jobs() and time.monotonic() < deadline:
             time.sleep(0.02)
         connections.close_all()
 

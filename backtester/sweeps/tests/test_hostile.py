@@ -1,5 +1,6 @@
 """Hostile input on every message type of ``ws/backtests/``: each malformed
-``run``, ``sweep``, ``walk_forward``, ``attach``, ``cancel`` and ``resend`` gets
+``run``, ``sweep``, ``walk_forward``, ``portfolio_sweep``, ``attach``, ``cancel``
+and ``resend`` gets
 an ``error`` (naming its field where it has one) on a socket that stays open,
 echoes no long value back, and leaves no traceback or ERROR in the log.
 
@@ -32,6 +33,8 @@ SWEEP = {
     "grid": {"fast": [5, 10], "slow": [30]},
 }
 WALK = {**SWEEP, "type": "walk_forward", "train_bars": 100, "test_bars": 50}
+PORTFOLIO_SWEEP = {**SWEEP, "type": "portfolio_sweep", "params": {"slow": 30},
+                   "grid": {"max_positions": [1, 2], "fast": [5, 10]}}  # fmt: skip
 # Values that no number, size or name accepts.
 NUMBERS = [HUGE, -HUGE, "1e999999999", "-1e999999999", "1_0", "\uff11\uff10",
            LONG, {"a": 1}, [1], True]  # fmt: skip
@@ -59,7 +62,8 @@ IDS = [HUGE, -HUGE, 10**30, -1, 0, "1", {"a": 1}, [1], True, 1.5, LONG]
 def cases() -> list[tuple[dict, str | None, str]]:
     """Return (message, the field its error must name or None, label)."""
     out = []
-    for kind, base in (("sweep", SWEEP), ("walk_forward", WALK)):
+    families = (("sweep", SWEEP), ("walk_forward", WALK))
+    for kind, base in (*families, ("portfolio_sweep", PORTFOLIO_SWEEP)):
         for i, axis in enumerate(AXES):
             grid = {"fast": axis, "slow": [30]}
             out.append(({**base, "grid": grid}, "grid.fast", f"{kind}.grid[{i}]"))
@@ -84,8 +88,14 @@ def cases() -> list[tuple[dict, str | None, str]]:
     for i, value in enumerate(NUMBERS + [0, -5, 2.5]):
         for name in ("train_bars", "test_bars", "folds"):
             out.append(({**WALK, name: value}, name, f"walk.{name}[{i}]"))
+    for i, axis in enumerate([*AXES, [0, 1], [101], [1.5], [True], [1, 1]]):
+        grid = {"max_positions": axis, "fast": [5]}
+        out.append(
+            ({**PORTFOLIO_SWEEP, "grid": grid}, "grid.max_positions",
+             f"portfolio_sweep.max_positions[{i}]")
+        )  # fmt: skip
     for i, value in enumerate(IDS):
-        for name in ("run_id", "sweep_id"):
+        for name in ("run_id", "sweep_id", "portfolio_id", "portfolio_sweep_id"):
             message = {"type": "attach", name: value}
             out.append((message, name, f"attach.{name}[{i}]"))
         out.append(({"type": "resend", "run_id": value, "seqs": [1]}, "run_id",

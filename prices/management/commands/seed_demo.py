@@ -12,16 +12,23 @@ from prices.services import demo_seed
 class Command(BaseCommand):
     help = (
         "Create deterministic synthetic hourly prices (and derived daily bars) for "
-        "up to 48 demo coins, replacing any earlier demo data of those coins. A coin "
-        "whose bars were imported (a file, the archive) is skipped."
+        "up to 200 demo coins (48 well-known symbols, then DEMO049 to DEMO200), "
+        "replacing any earlier demo data of those coins. A coin whose bars were "
+        "imported (a file, the archive) is skipped."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
-            "--symbols", default="48", help="Number of coins, 1-48 (48)."
+            "--symbols", default="48", help="Number of coins, 1-200 (48)."
         )
         parser.add_argument("--years", default="5", help="Years of hourly bars (5).")
         parser.add_argument("--seed", default="42", help="Random seed (42).")
+        parser.add_argument(
+            "--interval",
+            default="1h",
+            help="1h (default) or 1m: 1-minute bars, stored as day blocks, with "
+            "the hourly and daily bars built from them.",
+        )
         parser.add_argument(
             "--if-empty",
             action="store_true",
@@ -51,7 +58,11 @@ class Command(BaseCommand):
         began = time.perf_counter()
         try:
             result = demo_seed(
-                symbols=symbols, years=years, seed=seed, progress=progress
+                symbols=symbols,
+                years=years,
+                seed=seed,
+                interval=options["interval"],
+                progress=progress,
             )
         except ValueError as exc:
             raise CommandError(f"--{exc}") from None
@@ -64,7 +75,8 @@ class Command(BaseCommand):
                 "elsewhere (imported), so demo data would mix with them"
             )
         rows = result.rows
+        unit = "hourly" if options["interval"] == "1h" else options["interval"]
         self.stdout.write(
-            f"seeded {len(result.seeded)} coins x {years} years: {rows:,} hourly "
+            f"seeded {len(result.seeded)} coins x {years} years: {rows:,} {unit} "
             f"bars in {elapsed:.1f}s ({rows / max(elapsed, 1e-9):,.0f} rows/s)"
         )

@@ -2,6 +2,7 @@
 // rank, stops, basket), the websocket, per-coin progress while the signals
 // compute, then the account's charts, contributions and trades.
 import { $, fromScript } from "../../backtester/js/common.js";
+import { SweepMode } from "./psweep_live.js";
 import { renderResult } from "./results.js";
 
 const data = fromScript("portfolio-page-data");
@@ -9,7 +10,13 @@ const STOP_LABELS = { stop_loss_pct: "Stop %", take_profit_pct: "Target %", trai
 const byKey = Object.fromEntries(data.strategies.map((s) => [s.key, s]));
 let socket = null;
 let attempt = 0;
-let active = null; // the running portfolio's id
+let active = null; // the running portfolio's id (or sweep's, in sweep mode)
+// The job this tab follows: a reload or a dropped connection attaches to it.
+const FOLLOWED = "portfolio.followed";
+const followed = () => JSON.parse(sessionStorage.getItem(FOLLOWED) || "null");
+const follow = (kind, id) => (id
+  ? sessionStorage.setItem(FOLLOWED, JSON.stringify({ kind, id }))
+  : sessionStorage.removeItem(FOLLOWED));
 let pending = false;
 let last = null; // the `portfolio` message of the active run
 let startedAt = 0;
@@ -31,10 +38,12 @@ function field(id, label, attrs) {
   wrap.append(lab, input);
   return wrap;
 }
+const sweep = new SweepMode(data, byKey);
 function renderParams() {
   const spec = byKey[$("strategy").value];
   $("params").replaceChildren(...spec.params.map((p) =>
     field(`param-${p.name}`, p.name, { value: p.default, min: p.min, max: p.max, title: p.help })));
+  sweep.strategyChanged(spec);
 }
 $("strategy").addEventListener("change", renderParams);
 renderParams();
@@ -65,7 +74,8 @@ function clearErrors() {
   $("banner").hidden = true;
 }
 function showError(field, message) {
-  const key = field?.startsWith("params.") ? "params" : field;
+  let key = field?.startsWith("params.") ? "params" : field;
+  if (key?.startsWith("grid.") && key !== "grid.max_positions") key = "grid.param";
   const slot = key && document.querySelector(`[data-error-for="${key}"]`);
   if (slot) slot.textContent = message;
   else { $("banner").hidden = false; $("banner-text").textContent = message; }
@@ -109,16 +119,19 @@ $("portfolio-form").addEventListener("submit", (event) => {
   if (!coinBoxes().some((b) => b.checked)) { showError("symbols", "Pick at least one coin."); return; }
   pending = true;
   syncButtons();
-  socket.send(JSON.stringify(request()));
+  socket.send(JSON.stringify(sweep.on ? sweep.message(request()) : request()));
 });
 $("cancel-button").addEventListener("click", () => socket?.send(JSON.stringify({ type: "cancel" })));
 
 function handle(msg) {
+  if (msg.portfolio === true) { handleSweep(msg); syncButtons(); return; }
   switch (msg.type) {
     case "start":
       if (msg.portfolio_id === undefined) return;
       pending = false;
       active = msg.portfolio_id;
+      follow("run", active);
+      $("psweep-results").hidden = true;
       last = null;
       startedAt = performance.now();
       $("results-empty").hidden = true;
@@ -136,6 +149,7 @@ function handle(msg) {
     case "complete": {
       const id = msg.portfolio_id;
       active = null;
+      follow(null);
       setProgress(1, 1, `done in ${msg.elapsed_s.toFixed(2)} s`);
       const link = $("run-link");
       const href = data.urls.detail.replace("/0/", `/${id}/`);
@@ -146,10 +160,13 @@ function handle(msg) {
     }
     case "cancelled":
       active = null;
+      follow(null);
       setProgress(0, 1, "cancelled");
       break;
     case "error":
       pending = false;
+      // The followed job failed, or is gone: stop following it.
+      if (msg.portfolio_id !== undefined || ["portfolio_id", "portfolio_sweep_id"].includes(msg.field)) follow(null);
       if (msg.portfolio_id !== undefined) active = null;
       showError(msg.field, msg.message);
       break;
@@ -159,6 +176,46 @@ function handle(msg) {
   syncButtons();
 }
 
+// The sweep messages (each marked `portfolio: true`): start, cells, the end.
+function handleSweep(msg) {
+  switch (msg.type) {
+    case "sweep_start":
+      pending = false;
+      active = msg.sweep_id;
+      follow("sweep", active);
+      startedAt = performance.now();
+      $("results-empty").hidden = true;
+      $("portfolio-results").hidden = true;
+      $("run-link").hidden = true;
+      sweep.start(msg);
+      setProgress(0, msg.combinations, `0 / ${msg.combinations} cells`);
+      break;
+    case "cell":
+      if (msg.sweep_id !== active) return;
+      sweep.cell(msg);
+      setProgress(msg.completed, msg.combinations, `${msg.completed} / ${msg.combinations} cells`);
+      break;
+    case "sweep_complete":
+      active = null;
+      follow(null);
+      setProgress(1, 1, `done in ${msg.elapsed_s.toFixed(2)} s`);
+      sweep.complete(msg);
+      break;
+    case "cancelled":
+      active = null;
+      follow(null);
+      setProgress(0, 1, "cancelled");
+      break;
+    case "error":
+      pending = false;
+      active = null;
+      follow(null);
+      showError(msg.field, msg.message);
+      break;
+    default:
+  }
+}
+
 function connect() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   socket = new WebSocket(`${scheme}://${location.host}/ws/backtests/`);
@@ -166,6 +223,14 @@ function connect() {
     attempt = 0;
     $("connection").textContent = "Connected";
     $("connection").className = "status ok";
+    // A job this tab started and has not seen end: follow it again.
+    const job = followed();
+    if (job && !active) {
+      pending = true;
+      socket.send(JSON.stringify(job.kind === "sweep"
+        ? { type: "attach", portfolio_sweep_id: job.id }
+        : { type: "attach", portfolio_id: job.id }));
+    }
     syncButtons();
   });
   socket.addEventListener("message", (event) => handle(JSON.parse(event.data)));

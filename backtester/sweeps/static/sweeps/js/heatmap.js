@@ -12,10 +12,13 @@ export function paramText(params, names) {
 }
 
 export class Heatmap {
-  constructor(canvas, tip, { onClick = null } = {}) {
+  // labels: [key, label, show(value, metrics)] the tooltip lists (a sweep's
+  // across-coins metrics unless another kind of cell gives its own).
+  constructor(canvas, tip, { onClick = null, labels = null } = {}) {
     this.canvas = canvas;
     this.tip = tip;
     this.onClick = onClick;
+    this.labels = labels ?? LABELS;
     this.cells = new Map(); // index -> cell
     this.frame = 0;
     this.best = null;
@@ -147,7 +150,7 @@ export class Heatmap {
       [lo, hi] = [-top, top];
     }
     const [bad, good] = this.metric.higher_is_better ? [lo, hi] : [hi, lo];
-    const show = LABELS.find(([k]) => k === key)?.[2] ?? ((v) => fmt(v));
+    const show = this.labels.find(([k]) => k === key)?.[2] ?? ((v) => fmt(v));
     const label = this.metric.label ?? key;
     legend.querySelector(".heat-low").textContent = `${label}: ${show(bad, { coins: "" })}`;
     legend.querySelector(".heat-high").textContent = show(good, { coins: "" });
@@ -203,7 +206,7 @@ export class Heatmap {
     const cell = this.cellAt(event);
     this.canvas.classList.toggle("clickable", Boolean(cell));
     if (!cell) { this.tip.hidden = true; return; }
-    this.tip.replaceChildren(...cellLines(cell, this.names));
+    this.tip.replaceChildren(...cellLines(cell, this.names, this.labels));
     this.tip.hidden = false;
     const box = this.canvas.parentElement.getBoundingClientRect();
     const left = Math.min(event.clientX - box.left + 14, box.width - this.tip.offsetWidth - 4);
@@ -229,11 +232,11 @@ export function fmt(value, digits = 2) {
   return (value > 0 ? "+" : "\u2212") + text;
 }
 
-export function cellLines(cell, names) {
+export function cellLines(cell, names, labels = LABELS) {
   const head = document.createElement("strong");
   head.textContent = paramText(cell.params, names);
   const lines = [head];
-  for (const [key, label, show] of LABELS) {
+  for (const [key, label, show] of labels) {
     const line = document.createElement("div");
     line.textContent = `${label}: ${show(cell.metrics[key], cell.metrics)}`;
     lines.push(line);

@@ -1,0 +1,109 @@
+"""The seed's scalability table: W (all six strategies per coin) over 10 to 200 coins.
+
+Seeds one database with the most coins asked for (200 x 5 years hourly by default;
+or uses DATABASE_URL/REDIS_URL if both are set and already hold data), then for
+each size asks a fresh daphne process (started as bench/run_ws.py starts it) for
+the first N demo coins through the websocket: one cold run (Redis emptied, so
+the page's warm-up of all active coins runs beside it), then ``--repeat`` warm
+runs, each after a second of idle server (``--pause``). Prints, per size, the
+first result (ms), all results (s) and the peak resident memory (VmHWM) of that
+daphne process over its cold and warm runs.
+
+    .venv/bin/python bench/scale.py [--sizes 10,25,48,100,200] [--years 5] [--repeat 3]
+
+Prints figures; asserts nothing about time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT.parent))
+from run_ws import daphne, flush_redis, one_run, peak_rss_mb, seeded_env  # noqa: E402
+
+from prices.demo import MAX_DEMO_COINS, demo_coins  # noqa: E402
+
+
+def sizes(text: str) -> list[int]:
+    """Parse ``--sizes``: comma-separated coin counts between 1 and 200."""
+    try:
+        out = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of integers: {text!r}") from None
+    if not out or not 1 <= out[0] <= out[-1] <= MAX_DEMO_COINS:
+        raise argparse.ArgumentTypeError(f"sizes must be 1 to {MAX_DEMO_COINS}")
+    return out
+
+
+def measure(env: dict, count: int, repeat: int, pause: float) -> dict:
+    """Run W over the first ``count`` demo coins in a fresh daphne process."""
+    symbols = [symbol for symbol, _, _ in demo_coins(count)]
+    with daphne(env) as (port, server):
+        # Cold: an empty price cache, so the socket's opening also starts the
+        # page's warm-up of every active coin beside the run (as a browser
+        # does). It fills the cache and the process's imports: not in the warm
+        # figures, but in the peak memory (the process's high-water mark).
+        flush_redis(env["REDIS_URL"])
+        cold = one_run(port, symbols=symbols, no_cache=True)
+        warm = []
+        for _ in range(repeat):
+            # Each run starts on an idle server: right after a run of 1,200
+            # results, PostgreSQL is still writing them and the previous run's
+            # tail would be counted as this one's wait for its first result.
+            time.sleep(pause)
+            warm.append(one_run(port, symbols=symbols, no_cache=True))
+        peak = peak_rss_mb(server.pid)
+    return {"cold": cold, "warm": warm, "peak_mb": peak}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--sizes", type=sizes, default=[10, 25, 48, 100, 200], help="Coin counts."
+    )
+    parser.add_argument("--years", type=int, default=5, help="Years of hourly bars.")
+    parser.add_argument("--repeat", type=int, default=3, help="Warm runs per size.")
+    parser.add_argument(
+        "--pause", type=float, default=1.0, help="Idle seconds before each warm run."
+    )
+    args = parser.parse_args()
+    with contextlib.ExitStack() as stack:
+        seeded = argparse.Namespace(symbols=args.sizes[-1], years=args.years)
+        env = seeded_env(stack, seeded)
+        print(f"$ {' '.join([Path(sys.executable).name, *sys.argv])}")
+        print(
+            f"W = 6 strategies per coin, {args.years} years hourly, through the "
+            "websocket; daphne on PostgreSQL + Redis, a fresh process per size; "
+            f"warm = prices in Redis, best and median of {args.repeat}, each after "
+            f"{args.pause:g} s idle; peak RSS = "
+            "the daphne process's VmHWM over its cold run (with the warm-up of "
+            "every seeded coin) and warm runs"
+        )
+        header = (
+            f"{'coins':>5} {'results':>7} {'first result ms':>22} "
+            f"{'all results s':>20} {'cold first ms':>13} {'peak RSS MB':>11}"
+        )
+        print(header)
+        print("-" * len(header))
+        for count in args.sizes:
+            row = measure(env, count, args.repeat, args.pause)
+            warm = row["warm"]
+            first = [r["first_ms"] for r in warm]
+            every = [r["all_ms"] / 1000 for r in warm]
+            print(
+                f"{count:>5} {warm[0]['results']:>7} "
+                f"{min(first):>9.1f} (med {statistics.median(first):6.1f}) "
+                f"{min(every):>8.2f} (med {statistics.median(every):5.2f}) "
+                f"{row['cold']['first_ms']:>13.1f} {row['peak_mb']:>11.0f}",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
