@@ -207,6 +207,10 @@ BACKTEST_LOADERS = env.int("BACKTEST_LOADERS", default=0) or (
 # quickly), then larger ones.
 BACKTEST_FIRST_CHUNK = 4
 BACKTEST_CHUNK = 16
+# Bars per chunk after the first, sized on the first chunk's longest series:
+# 16 coins of five years hourly (700,800 bars) fit; a coin-year of minutes
+# (525,600 bars, 25 MB) goes three at a time rather than 16 (400 MB a chunk).
+BACKTEST_CHUNK_BARS = env.int("BACKTEST_CHUNK_BARS", default=2_000_000)
 # Chunks a run holds at once (loading, or loaded with coins left to compute): one
 # computing while two load keeps both loading threads busy on a cold cache, and
 # bounds a run's bars whatever its coin count (48 coins' at most; 200 coins x 5

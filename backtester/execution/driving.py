@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from datetime import datetime
 
@@ -57,6 +57,13 @@ def _chunks(coins: Sequence, first: int, size: int) -> list[Sequence]:
     return out
 
 
+def _chunk_coins(series: Iterable[PriceSeries], size: int, bars: int) -> int:
+    """Return coins per chunk: at most ``size``, and at most ``bars`` bars of
+    the longest series seen (one coin at least)."""
+    longest = max((len(s.time) for s in series), default=0)
+    return max(1, min(size, bars // longest)) if longest else size
+
+
 class RunDriving:
     """The run loop of a Runner (which owns the pools, ``_warm_share``,
     ``_unsaved`` and the admission count)."""
@@ -86,8 +93,12 @@ class RunDriving:
             # Bars are held by chunk, from its load until its last coin is
             # computed, and at most BACKTEST_CHUNKS_HELD chunks at once: a run
             # over 200 coins never has every coin's bars in memory (420 MB at
-            # five years hourly). ``later`` waits for a place.
-            later = list(chunks[1:])
+            # five years hourly). ``later`` waits for a place, in chunks of
+            # ``size`` coins, fitted to BACKTEST_CHUNK_BARS once the first
+            # chunk shows how long the series are (a coin-year of minutes is
+            # 525,600 bars, 25 MB: 16 of them would be 400 MB a chunk).
+            later = [coin for chunk in chunks[1:] for coin in chunk]
+            fitted = False
             computing: dict[Future, Future] = {}  # coin task -> its chunk's load
             left: dict[Future, int] = {}  # a chunk's load -> coins not computed
             loading = 0  # chunks whose load is not in yet
@@ -106,7 +117,8 @@ class RunDriving:
 
             def load_more() -> None:
                 while later and loading + len(left) < settings.BACKTEST_CHUNKS_HELD:
-                    load(later.pop(0))
+                    load(later[:size])
+                    del later[:size]
 
             # The small first chunk loads alone (the first result does not wait
             # for a bigger one sharing the CPU); the rest load once its first
@@ -140,6 +152,15 @@ class RunDriving:
                         if handle.cancelled.is_set():
                             continue
                         left[future] = len(batch)
+                        if not fitted:
+                            # No name for the loaded dict here: the loop would
+                            # keep its bars alive until the run ends.
+                            size = _chunk_coins(
+                                (future.result()[coin.symbol] for coin in batch),
+                                size,
+                                settings.BACKTEST_CHUNK_BARS,
+                            )
+                            fitted = True
                         with handle._lock:
                             for coin in batch:
                                 task = self._compute.submit(
