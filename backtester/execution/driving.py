@@ -28,6 +28,7 @@ from backtester.execution import events, registry
 from backtester.execution.failures import failure_reason
 from backtester.execution.handles import Hook, JobSpec, Publish, ResultRow, RunHandle
 from prices.models import Cryptocurrency
+from prices.timeframes import INTERVAL_MINUTES
 from prices.types import PriceSeries
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,12 @@ def _chunks(coins: Sequence, first: int, size: int) -> list[Sequence]:
     rest = coins[first:]
     out += [rest[i : i + size] for i in range(0, len(rest), size)]
     return out
+
+
+def _first_chunk(size: int, interval: str) -> int:
+    """Return the first chunk's coins: ``size`` of hourly bars or coarser, fewer
+    of finer bars (one coin at least), in proportion to the bars per day."""
+    return max(1, min(size, size * INTERVAL_MINUTES[interval] // 60))
 
 
 def _chunk_coins(series: Iterable[PriceSeries], size: int, bars: int) -> int:
@@ -86,7 +93,11 @@ class RunDriving:
         # Finished coin tasks whose rows wait to be stored in one insert.
         buffered: list[Future] = []
         try:
-            first, size = settings.BACKTEST_FIRST_CHUNK, settings.BACKTEST_CHUNK
+            # The first result waits for the whole first chunk: at 1-minute
+            # bars one coin-year is already 525,600 bars (about 35 ms from
+            # Redis), so the first chunk shrinks with the interval.
+            first = _first_chunk(settings.BACKTEST_FIRST_CHUNK, spec.interval)
+            size = settings.BACKTEST_CHUNK
             chunks = _chunks(coins, first, size)
             loads: dict[Future, Sequence[Cryptocurrency]] = {}
             pending: set[Future] = set()
