@@ -209,8 +209,11 @@ BACKTEST_FIRST_CHUNK = 4
 BACKTEST_CHUNK = 16
 # Bars per chunk after the first, sized on the first chunk's longest series:
 # 16 coins of five years hourly (700,800 bars) fit; a coin-year of minutes
-# (525,600 bars, 25 MB) goes three at a time rather than 16 (400 MB a chunk).
-BACKTEST_CHUNK_BARS = env.int("BACKTEST_CHUNK_BARS", default=2_000_000)
+# (525,600 bars, 25 MB) goes one at a time rather than 16 (400 MB a chunk).
+# Measured on 48 coin-years of minutes (bench/scale.py --interval 1m): daphne's
+# peak 3.1 GB with chunks of 16, 1.48 GB with 2M bars (3 coins), 1.05 GB
+# with 1M (1 coin).
+BACKTEST_CHUNK_BARS = env.int("BACKTEST_CHUNK_BARS", default=1_000_000)
 # Chunks a run holds at once (loading, or loaded with coins left to compute): one
 # computing while two load keeps both loading threads busy on a cold cache, and
 # bounds a run's bars whatever its coin count (48 coins' at most; 200 coins x 5
