@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -48,6 +49,26 @@ def sizes(text: str) -> list[int]:
     if not out or not 1 <= out[0] <= out[-1] <= MAX_DEMO_COINS:
         raise argparse.ArgumentTypeError(f"sizes must be 1 to {MAX_DEMO_COINS}")
     return out
+
+
+def peaks(server: subprocess.Popen, worker: subprocess.Popen | None) -> dict:
+    """Return the high-water mark of daphne and of each worker process, in MB."""
+    peak = {"daphne": peak_rss_mb(server.pid)}
+    if worker is not None:
+        peak["worker main"] = peak_rss_mb(worker.pid)
+        for i, child in enumerate(children(worker.pid), 1):
+            peak[f"worker process {i}"] = peak_rss_mb(child)
+    return peak
+
+
+def reset_peaks(server: subprocess.Popen, worker: subprocess.Popen | None) -> None:
+    """Start the processes' high-water marks again from their resident size."""
+    pids = [server.pid]
+    if worker is not None:
+        pids += [worker.pid, *children(worker.pid)]
+    for pid in pids:
+        # Linux: writing 5 to clear_refs resets VmHWM (our own children only).
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
 
 
 @contextlib.contextmanager
@@ -77,6 +98,8 @@ def measure(
         # figures, but in the peak memory (the process's high-water mark).
         flush_redis(env["REDIS_URL"])
         cold = one_run(port, **request)
+        cold_peak = peaks(server, worker)
+        reset_peaks(server, worker)
         warm = []
         for _ in range(repeat):
             # Each run starts on an idle server: right after a run of 1,200
@@ -84,12 +107,15 @@ def measure(
             # tail would be counted as this one's wait for its first result.
             time.sleep(pause)
             warm.append(one_run(port, **request))
-        peak = {"daphne": peak_rss_mb(server.pid)}
-        if worker is not None:
-            peak["worker main"] = peak_rss_mb(worker.pid)
-            for i, child in enumerate(children(worker.pid), 1):
-                peak[f"worker process {i}"] = peak_rss_mb(child)
-    return {"cold": cold, "warm": warm, "peak_mb": peak}
+        warm_peak = peaks(server, worker)
+    peak = {name: max(mb, warm_peak.get(name, 0)) for name, mb in cold_peak.items()}
+    return {
+        "cold": cold,
+        "warm": warm,
+        "peak_mb": peak,
+        "cold_mb": cold_peak,
+        "warm_mb": warm_peak,
+    }
 
 
 def main() -> None:
@@ -128,7 +154,7 @@ def main() -> None:
             f"warm = prices in Redis, best and median of {args.repeat}, each after "
             f"{args.pause:g} s idle; peak RSS = "
             "the process's VmHWM over its cold run (with the warm-up of "
-            "every seeded coin) and warm runs"
+            "every seeded coin) and warm runs, and over each alone"
         )
         header = (
             f"{'coins':>5} {'results':>7} {'first result ms':>22} "
@@ -152,10 +178,17 @@ def main() -> None:
             print(
                 "      cold: all "
                 f"{row['cold']['results']}/{row['cold']['total']} results in "
-                f"{row['cold']['all_ms'] / 1000:.2f} s; peak RSS: "
-                + ", ".join(f"{k} {v:.0f} MB" for k, v in peak.items()),
+                f"{row['cold']['all_ms'] / 1000:.2f} s",
                 flush=True,
             )
+            for label in ("cold", "warm"):
+                print(
+                    f"      peak RSS over the {label} run(s): "
+                    + ", ".join(
+                        f"{k} {v:.0f} MB" for k, v in row[f"{label}_mb"].items()
+                    ),
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":
