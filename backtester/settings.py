@@ -219,6 +219,11 @@ BACKTEST_CHUNK_BARS = env.int("BACKTEST_CHUNK_BARS", default=1_000_000)
 # bounds a run's bars whatever its coin count (48 coins' at most; 200 coins x 5
 # years hourly is 420 MB).
 BACKTEST_CHUNKS_HELD = max(1, env.int("BACKTEST_CHUNKS_HELD", default=3))
+# glibc malloc arenas of the web server (0: glibc's default, eight per core):
+# each thread that frees arrays keeps its own arena's high-water mark. W over
+# 48 coin-years of minutes (bench/scale.py --interval 1m): daphne's peak 1030
+# MB with the default, 811 MB with 2.
+MALLOC_ARENAS = env.int("MALLOC_ARENAS", default=2)
 # Combinations per unit of sweep work (one coin, one block): a small first block
 # for a quick first heatmap cell, then larger ones that share more indicators.
 # Each block costs a coin about 4 ms of tables and averages before its first
