@@ -127,7 +127,12 @@ class RunDriving:
                 loading += 1
 
             def load_more() -> None:
-                while later and loading + len(left) < settings.BACKTEST_CHUNKS_HELD:
+                # Not before ``size`` is fitted to the first chunk's bars.
+                while (
+                    fitted
+                    and later
+                    and loading + len(left) < settings.BACKTEST_CHUNKS_HELD
+                ):
                     load(later[:size])
                     del later[:size]
 
