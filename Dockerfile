@@ -18,9 +18,8 @@ RUN DEBUG=false SECRET_KEY=collectstatic-only python manage.py collectstatic --n
     && chown -R app:app /app/staticfiles
 
 USER app
-# The risk execution's and the portfolio pass's compiled kernels, cached in
-# the image for every process.
-RUN python -c "from strategies.paths import compile_kernels; compile_kernels()" \
-    && python -c "from strategies.portfolio_pass import compile_kernels; compile_kernels()"
+# The engine's, the risk execution's and the portfolio pass's compiled
+# kernels, cached in the image for every process.
+RUN python -c "from strategies.compiled import kernels_load; kernels_load()"
 EXPOSE 8000
 CMD ["sh", "-c", "python manage.py migrate --noinput && python manage.py collectstatic --noinput -v0 && daphne -b 0.0.0.0 -p 8000 backtester.asgi:application"]

@@ -25,8 +25,7 @@ demo: venv
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo --if-empty
 	$(PY) manage.py ensure_demo_user
-	$(PY) -c "from strategies.paths import compile_kernels; compile_kernels()"
-	$(PY) -c "from strategies.portfolio_pass import compile_kernels; compile_kernels()"
+	$(PY) -c "from strategies.compiled import kernels_load; kernels_load()"
 	@echo ""
 	@echo "  Backtesting lab: http://$(HOST):$(PORT)/"
 	@echo "  Admin:           http://$(HOST):$(PORT)/admin/  (user 'admin', password from DEMO_ADMIN_PASSWORD, default 'admin')"

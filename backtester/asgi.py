@@ -20,8 +20,12 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from backtester.execution.boot import jobs_mark_stale_at_boot  # noqa: E402
+from backtester.portfolio.services import portfolios_mark_stale  # noqa: E402
 from backtester.routing import websocket_urlpatterns  # noqa: E402
-from backtester.runs.services import runs_mark_stale_at_boot  # noqa: E402
+from backtester.runs.services import runs_mark_stale  # noqa: E402
+from backtester.sweeps.services import sweeps_mark_stale  # noqa: E402
+from strategies.compiled import kernels_load  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
@@ -32,8 +36,22 @@ application = ProtocolTypeRouter(
     }
 )
 
-# A server starting after a crash marks the runs its dead predecessor left
-# running (and their stored counts) at once, not when a page is first read.
+# A server starting after a crash marks the jobs its dead predecessor left
+# running (and their stored counts) at once, not when a page is first read, and
+# stops their pieces still queued for workers.
 threading.Thread(
-    target=runs_mark_stale_at_boot, name="runs-mark-stale", daemon=True
+    target=jobs_mark_stale_at_boot,
+    args=(
+        {
+            "runs": runs_mark_stale,
+            "sweeps": sweeps_mark_stale,
+            "portfolio runs": portfolios_mark_stale,
+        },
+    ),
+    name="jobs-mark-stale",
+    daemon=True,
 ).start()
+
+# The engine's compiled kernels load beside the first connections rather than
+# inside the first run, whose first result would wait for them.
+threading.Thread(target=kernels_load, name="kernels-load", daemon=True).start()

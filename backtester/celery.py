@@ -27,10 +27,17 @@ def _prepare_process(**kwargs: object) -> None:
     """Each worker process keeps the coins it loads (WORKER_PRICE_CACHE_MB):
     the blocks of a sweep and the runs after it load the same coins again. And
     it keeps the memory it frees for its next task (see ``keep_freed_memory``).
+    And it beats, so a monitor sees at once when it is killed (liveness.py).
+    And it loads the engine's compiled kernels before its first task.
     """
     from django.conf import settings
 
+    from backtester.execution import liveness
     from prices import cache
+    from strategies.compiled import kernels_load
+
+    liveness.start_beating()
+    kernels_load()
 
     cache.keep_local(settings.WORKER_PRICE_CACHE_MB)
     keep_freed_memory()

@@ -292,6 +292,11 @@ BACKTEST_TASK_PICKUP_TIMEOUT = env.float("BACKTEST_TASK_PICKUP_TIMEOUT", default
 BACKTEST_TASK_VISIBILITY_TIMEOUT = env.int(
     "BACKTEST_TASK_VISIBILITY_TIMEOUT", default=120
 )
+# Pieces of one job queued or running on workers at a time; more are sent as
+# they end. A large sweep then never floods the queue: another user's job waits
+# behind a few of its pieces, not hundreds. About twice the worker processes
+# (fewer leaves workers idle between pieces); 0 sends every piece at once.
+BACKTEST_TASKS_IN_FLIGHT = env.int("BACKTEST_TASKS_IN_FLIGHT", default=8)
 CELERY_BROKER_URL = REDIS_URL
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {

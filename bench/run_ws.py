@@ -21,11 +21,13 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "bench"))
 from services import (  # noqa: E402
     _wait_for_port,
     free_port,
@@ -167,12 +169,20 @@ def bench_loader(env: dict) -> None:
 
 
 @contextlib.contextmanager
-def daphne(env: dict):
-    """Serve the app with daphne on a free loopback port; yield (port, process)."""
+def daphne(env: dict, stages: Path | None = None):
+    """Serve the app with daphne on a free loopback port; yield (port, process).
+
+    With ``stages``, daphne is started by ws_stages.py, which times each stage
+    of a run into that file.
+    """
     port = free_port()
+    serve = (
+        [PY, str(ROOT / "bench" / "ws_stages.py"), str(stages)]
+        if stages
+        else [str(Path(PY).parent / "daphne")]
+    )
     server = subprocess.Popen(
-        [str(Path(PY).parent / "daphne"), "-b", "127.0.0.1", "-p", str(port),
-         "backtester.asgi:application"],
+        [*serve, "-b", "127.0.0.1", "-p", str(port), "backtester.asgi:application"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
@@ -184,7 +194,8 @@ def daphne(env: dict):
 
 
 def bench(env: dict, args: argparse.Namespace) -> None:
-    with daphne(env) as (port, server):
+    stages = Path(tempfile.mkdtemp()) / "stages.json" if args.stages else None
+    with daphne(env, stages) as (port, server):
         # Imports, thread pool, DB connections: not part of the figures.
         one_run(port, no_cache=True)
         cold, warm, cached = [], [], []
@@ -206,6 +217,14 @@ def bench(env: dict, args: argparse.Namespace) -> None:
             f"engine alone (run_many, one thread, bars in memory): {engine:.3f} s; "
             f"websocket warm / engine = {warm_all / engine:.2f}x"
         )
+    if stages is not None and stages.exists():
+        from ws_stages import report as stages_report
+
+        print("stages (--stages; timers add a little to every figure):")
+        labels = [""]
+        for i in range(1, args.repeat + 1):
+            labels += [f"cold {i}", f"warm {i}", f"identical rerun {i}"]
+        stages_report(stages, labels)
 
     for label, flush in (("cold", True), ("warm", False)):
         if flush:
@@ -237,6 +256,11 @@ def workload_args(description: str) -> argparse.Namespace:
     parser.add_argument("--symbols", type=int, default=48)
     parser.add_argument("--years", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--stages",
+        action="store_true",
+        help="time each stage of the websocket runs (bench/ws_stages.py)",
+    )
     return parser.parse_args()
 
 

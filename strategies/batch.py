@@ -8,11 +8,12 @@ rounding rather than to the bit). Otherwise:
 ``block_metrics`` takes the held position of B backtests as a (B, n) boolean
 block and returns each row's metrics, equal to the last bit to what
 ``engine.simulate`` and ``metrics.compute_metrics`` give for that row alone:
-every number is computed by the same floating-point operations in the same
-order (the per-bar arithmetic elementwise, the sums as row reductions that
-NumPy performs exactly like the 1-D ones, the sequential products of the trade
-growths in a padded 2-D array). What changes is the number of NumPy calls: one
-per block instead of one per backtest, and none for metrics nobody asked for.
+the trades and the equity curves by the same floating-point operations in the
+same order (the per-bar arithmetic elementwise, the sequential products of the
+trade growths), the curve's and the trades' statistics by the same compiled
+kernels (``fused.curve_summary``, ``fused.trade_summary``) row by row. What
+changes is the number of NumPy calls: one per block instead of one per
+backtest, and none for metrics nobody asked for.
 """
 
 from __future__ import annotations
@@ -26,13 +27,9 @@ import numpy as np
 from strategies import metrics as mx
 from strategies.bartime import Calendar, calendar_of
 from strategies.block_stats import (
-    DRAWDOWN_KEYS,
-    RETURN_KEYS,
     SIDE_KEYS,
     TRADE_STAT_KEYS,
-    drawdowns,
     more_metrics,
-    return_stats,
     side_stats,
     trade_stats,
     trade_table,
@@ -239,13 +236,6 @@ def block_metrics(
     np.multiply(equity, close, out=equity, where=held[:, :n])
     equity[trade_row[is_open], n - 1] = cash_after[is_open]
 
-    mean = std = downside = None
-    if wanted & RETURN_KEYS and n > 1:
-        mean, std, downside = return_stats(equity, "sortino" in wanted, work)
-    lowest = longest = None
-    if wanted & DRAWDOWN_KEYS:
-        lowest, longest = drawdowns(equity, "max_drawdown_duration" in wanted)
-
     if "exposure_pct" in wanted:
         held_bars = np.bincount(
             trade_row, weights=exits - entries, minlength=rows
@@ -254,7 +244,7 @@ def block_metrics(
         # An exit at n (still open at the end) holds the last bar too, as
         # engine.simulate counts it.
         table = trade_table(growth, units, entry_price, exit_price,
-                             exits - entries, fee)  # fmt: skip
+                            exits - entries, fee)  # fmt: skip
     if wanted & SIDE_KEYS:
         wins = np.bincount(trade_row[growth > 1.0], minlength=rows).tolist()
         open_rows = np.bincount(trade_row[is_open], minlength=rows).tolist()
@@ -262,27 +252,20 @@ def block_metrics(
     gaps = calendar.gap_metrics()
     finals = equity[:, -1].tolist()
     counts_of = trades.tolist()
-    lows = None if lowest is None else lowest.tolist()
-    means = None if mean is None else mean.tolist()
-    stds = None if std is None or n - 1 < 2 else std.tolist()
     out: list[Metrics] = []
     for row in range(rows):
         final = finals[row]
         found: Metrics = {"buy_hold_return_pct": buy_hold, **gaps}
         # Python floats round as NumPy's float64 scalars do: equal values.
         found["total_return_pct"] = mx._num((final / initial_equity - 1.0) * 100.0)
-        row_mean = None if means is None else means[row]
-        row_std = None if stds is None else stds[row]
-        found["sharpe"] = mx.sharpe(row_mean, row_std, periods)
-        if lows is not None:
-            found["max_drawdown_pct"] = (1.0 - lows[row]) * 100.0
+        # The same compiled pass as compute_metrics: the same numbers.
+        mean, std, downside, lowest, longest = mx.curve_stats(equity[row])
+        found["sharpe"] = mx.sharpe(mean, std, periods)
+        found["max_drawdown_pct"] = (1.0 - lowest) * 100.0
         found["num_trades"] = counts_of[row]
         if not wanted.issubset(found):
-            more_metrics(
-                found, wanted, equity[row], row_mean, row_std, periods, years,
-                None if downside is None else float(downside[row]),
-                None if longest is None else int(longest[row]),
-            )  # fmt: skip
+            more_metrics(found, wanted, equity[row], mean, std, periods, years,
+                         downside, longest)  # fmt: skip
             if "exposure_pct" in wanted:
                 found["exposure_pct"] = int(held_bars[row]) * 100.0 / n
             if wanted & SIDE_KEYS:

@@ -9,8 +9,10 @@ last bar is closed at that bar's close (no slippage, fee charged): the last
 point of the equity curve and ``final_equity`` are after that fee, and the trade
 is flagged ``closed_at_end``.
 
-No Python loop runs over bars: positions, fills, the equity curve and the
-metrics are array operations, and trades stay column-wise.
+No Python loop runs over bars: indicators and signals are array operations;
+positions, fills and the equity curve come from one compiled loop
+(``fused.long_path``), the curve's metrics from another (``fused.curve_summary``),
+and trades stay column-wise.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ import numpy as np
 
 from strategies.bartime import PERIODS_PER_YEAR, calendar_of, trade_gaps
 from strategies.execution import simulate_risk
-from strategies.kernels import empty, frame, scratch
+from strategies.fused import long_path
+from strategies.kernels import frame, scratch
 from strategies.metrics import compute_metrics
 from strategies.registry import StrategySpec, get_strategy, validate_params
 from strategies.risk import Risk, validate_risk
@@ -129,64 +132,52 @@ def simulate(
     initial_equity: float = INITIAL_EQUITY,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """Return (equity, position, trade table) for a 0/1 target at each close."""
-    n = len(bars.close)
-    slip = slippage_bps / 10_000.0
-    position = np.empty(n, dtype=np.int8)
-    position[0] = 0
-    position[1:] = target[:-1]
-    held = position.view(np.bool_)
-    changed = empty(n - 1, np.bool_)
-    np.not_equal(held[1:], held[:-1], out=changed)
-    # The bars where the position changes, between 0 and n: the bounds of the
-    # alternating flat and held segments.
-    changes = np.flatnonzero(changed)
-    bounds = np.empty(len(changes) + 2, dtype=np.intp)
-    bounds[0], bounds[-1] = 0, n
-    moves = bounds[1:-1]
-    np.add(changes, 1, out=moves)
-    # Bar 0 is flat, so the moves alternate entry, exit, entry, ...
-    entries, exits = moves[0::2], moves[1::2]
-    count, closed = len(entries), len(exits)
-    open_at_end = closed < count
+    return _simulate(bars, target, fee=fee, slippage_bps=slippage_bps,
+                     initial_equity=initial_equity)[:3]  # fmt: skip
 
-    entry_price = bars.open[entries] * (1.0 + slip)
-    exit_price = np.empty(count)
-    exit_index = np.empty(count, dtype=np.intp)
-    exit_index[:closed] = exits
-    np.multiply(bars.open[exits], 1.0 - slip, out=exit_price[:closed])
-    if open_at_end:
-        exit_price[-1] = bars.close[-1]
-        exit_index[-1] = n - 1
 
-    # Each trade multiplies the cash by its growth; equity before a trade is
-    # the initial equity times the growth of the trades before it.
-    cost = entry_price * (1.0 + fee)
-    growth = exit_price * (1.0 - fee) / cost
-    cash_before = np.empty(count)
-    if count:
-        cash_before[0] = 1.0
-        cash_before[1:] = growth[:-1]
-        np.cumprod(cash_before, out=cash_before)
-        cash_before *= initial_equity
-    units = cash_before / cost
-    cash_after = units * exit_price * (1.0 - fee)
-
-    # Bars fall into alternating segments: flat [0, e0), held [e0, x0), flat
-    # [x0, e1), ... A flat bar is worth the cash after the last exit, a held bar
-    # units * close: lay the per-segment number out with one np.repeat and
-    # multiply the held bars by the close.
-    lengths = bounds[1:] - bounds[:-1]
-    value = np.empty(len(lengths))
-    value[0] = initial_equity
-    value[2::2] = cash_after[:closed]
-    value[1::2] = units
-    equity = np.repeat(value, lengths)
-    np.multiply(equity, bars.close, out=equity, where=held)
-    if open_at_end:
-        equity[-1] = cash_after[-1]
-
+def _simulate(
+    bars: Bars,
+    target: np.ndarray,
+    *,
+    fee: float,
+    slippage_bps: float,
+    initial_equity: float,
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], tuple]:
+    """Return simulate's three and the curve's figures (fused.curve_summary)."""
+    # One compiled loop over the bars (fused.long_path) lays out the position,
+    # the fills and the equity curve together, and sums up the curve.
+    (
+        equity,
+        position,
+        entries,
+        exit_index,
+        entry_price,
+        exit_price,
+        units,
+        growth,
+        curve,
+    ) = (  # fmt: skip
+        # Floats and a contiguous boolean target whatever the caller passed:
+        # one compiled signature.
+        long_path(
+            np.ascontiguousarray(target, dtype=np.bool_),
+            bars.open,
+            bars.close,
+            float(fee),
+            slippage_bps / 10_000.0,
+            float(initial_equity),
+        )
+    )
+    n, count = len(position), len(entries)
+    open_at_end = bool(count) and bool(position[n - 1])
     closed_at_end = np.zeros(len(entries), dtype=bool)
     closed_at_end[-1:] = open_at_end
+    # Every trade but one still open at the end left on a signal (a filled
+    # array costs less than np.where's pick between two strings).
+    reasons = np.full(count, "signal")
+    if open_at_end:
+        reasons[-1] = "end"
     trades = {
         "entry_index": entries,
         "exit_index": exit_index,
@@ -203,9 +194,9 @@ def simulate(
         "fees": units * (entry_price + exit_price) * fee,
         "closed_at_end": closed_at_end,
         "side": np.full(count, "long"),
-        "exit_reason": np.where(closed_at_end, "end", "signal"),
+        "exit_reason": reasons,
     }
-    return equity, position, trades
+    return equity, position, trades, curve
 
 
 def run_backtest(
@@ -277,8 +268,9 @@ def run_many(
             else:
                 sides = spec.sides(cache, risk.direction, **params)
             with frame():
+                curve = None
                 if risk.is_default:
-                    equity, position, trades = simulate(
+                    equity, position, trades, curve = _simulate(
                         bars,
                         target,
                         fee=fee,
@@ -315,6 +307,7 @@ def run_many(
                     interval=interval,
                     time=bars.time,
                     calendar=calendar,
+                    curve=curve,
                 )
             results.append(
                 BacktestResult(

@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from strategies.fused_signals import rsi_loop
 from strategies.kernels import (
     Windows,
     empty,
@@ -184,6 +185,13 @@ def rsi(close: np.ndarray, n: int = 14) -> np.ndarray:
     length = len(close)
     if length <= n:
         return _nan_head(length, length)
+    if not np.isnan(close[: n + 1]).any():
+        # Prices: one compiled pass, no temporaries.
+        out = empty(length)
+        rsi_loop(close, int(n), out)
+        return out
+    # NaN among the first changes (a series that starts in an indicator's
+    # warm-up): the averages start where the changes are defined, if at all.
     change = empty(length - 1)
     np.subtract(close[1:], close[:-1], out=change)
     gain, loss = empty(length - 1), change

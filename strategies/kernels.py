@@ -1,6 +1,6 @@
 """Array kernels behind the indicators: scratch memory, window statistics and
-linear recursions. Kernels assume valid input (float64, 1-D, n >= 1); the
-public functions in ``indicators`` check it.
+linear recursions (compiled loops, see fused). Kernels assume valid input
+(float64, 1-D, n >= 1); the public functions in ``indicators`` check it.
 
 Window statistics are built by doubling: level ``s`` holds a statistic of every
 run of ``s`` values, two neighbouring runs of ``s`` make one of ``2s``, and a
@@ -13,12 +13,12 @@ series, and a constant window gives its value (and a variance of 0) exactly.
 from __future__ import annotations
 
 import contextlib
-import math
 import threading
 from collections.abc import Iterator
-from functools import lru_cache
 
 import numpy as np
+
+from strategies.fused import recursion, recursion_pair
 
 # -- scratch memory ------------------------------------------------------------
 #
@@ -253,50 +253,15 @@ def rolling_extreme(values: np.ndarray, n: int, op: np.ufunc, out: np.ndarray) -
 
 # -- linear recursion ----------------------------------------------------------
 
-# Largest exponent k*ln(1/decay) allowed inside one chunk of the closed form:
-# decay**-k stays below 1e200, far from overflow even for values near 1e100.
-_MAX_GROWTH_LOG = 460.0
-_MAX_CHUNK = 16_384
-# Up to this many chunks a Python loop over them beats the padded 2-D layout.
-_LOOP_CHUNKS = 24
-
-
-@lru_cache(maxsize=256)
-def _powers(decay: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Return decay**-k, (1-decay)*decay**k and decay**(k+1) over one chunk."""
-    size = int(min(_MAX_CHUNK, max(1.0, _MAX_GROWTH_LOG / -math.log(decay))))
-    k = np.arange(size, dtype=np.float64)
-    shrink = np.power(decay, k)
-    return np.power(decay, -k), (1.0 - decay) * shrink, decay * shrink
-
 
 def linear_recursion(x: np.ndarray, decay: float, y0: float, out: np.ndarray) -> None:
     """Write out[0] = y0, out[t] = (1-decay)*x[t] + decay*out[t-1] for t >= 1.
 
-    Closed form per chunk of k = 0..K-1 values after a carried value c:
-    y[k] = (1-decay) * decay^k * (cumsum(decay^-j * x[j])[k] + c*decay/(1-decay)).
-    A chunk is as long as decay^-k stays far from overflow (hundreds to
-    thousands of bars), so only a short loop over chunks remains. The weighted
-    sum loses no more than the loop does: it agrees with it to ~1e-15 relative.
+    A compiled loop (fused.recursion): the plain loop's operations in its
+    order, so the plain loop's numbers to the bit, and faster than any
+    closed form in NumPy calls (each step is one multiply-add).
     """
-    count = len(x) - 1
-    out[0] = y0
-    if count <= 0:
-        return
-    if decay == 0.0:
-        out[1:] = x[1:]
-        return
-    chunks, size = _chunking(count, decay)
-    if chunks <= _LOOP_CHUNKS:
-        _recursion_in_place(x, decay, y0, out, size)
-    else:
-        _recursion_in_rows(x, decay, y0, out, chunks, size)
-
-
-def _chunking(count: int, decay: float) -> tuple[int, int]:
-    """Return how many chunks ``count`` values take, and their size."""
-    chunks = -(-count // len(_powers(decay)[0]))
-    return chunks, -(-count // chunks)  # equal chunks, none longer than the powers
+    recursion(x, decay, y0, out)
 
 
 def linear_recursion_pair(
@@ -309,95 +274,5 @@ def linear_recursion_pair(
     out_y: np.ndarray,
 ) -> None:
     """Run linear_recursion on two series of one length with one decay, bit
-    for bit as two calls would.
-
-    The running sums are the slow part: each addition waits for the one
-    before. Laid out as the real and imaginary parts of one complex series,
-    the two running sums go side by side in the time of one, each by the same
-    additions in the same order (complex numbers add part by part). The
-    weighting stays on each part's own view, as real multiplications.
-    """
-    count = len(x) - 1
-    chunks, size = _chunking(count, decay) if count > 0 and decay else (0, 0)
-    if not 0 < chunks <= _LOOP_CHUNKS:
-        linear_recursion(x, decay, x0, out_x)
-        linear_recursion(y, decay, y0, out_y)
-        return
-    grow, gain, _ = _powers(decay)
-    carry_weight = decay / (1.0 - decay)
-    full, rest = divmod(count, size)
-    both = empty(count, np.complex128)
-    rows = both[: full * size].reshape(full, size)
-    tail = both[full * size :]
-    for part, series in ((rows.real, x), (rows.imag, y)):
-        np.multiply(series[1 : 1 + full * size].reshape(full, size), grow[:size],
-                    out=part)  # fmt: skip
-    np.multiply(x[1 + full * size :], grow[:rest], out=tail.real)
-    np.multiply(y[1 + full * size :], grow[:rest], out=tail.imag)
-    value_x, value_y = x0, y0
-    for part in [*rows, tail] if rest else rows:
-        part[0] += complex(value_x * carry_weight, value_y * carry_weight)
-        part.cumsum(out=part)
-        last, weight = part[-1], gain[len(part) - 1]
-        value_x, value_y = float(last.real * weight), float(last.imag * weight)
-    for part in (rows.real, rows.imag):
-        part *= gain[:size]
-    for part in (tail.real, tail.imag):
-        part *= gain[:rest]
-    out_x[0], out_y[0] = x0, y0
-    out_x[1:] = both.real
-    out_y[1:] = both.imag
-
-
-def _recursion_in_place(
-    x: np.ndarray, decay: float, y0: float, out: np.ndarray, size: int
-) -> None:
-    """Run linear_recursion chunk by chunk in ``out``, the carried value folded
-    into each chunk's first term (few chunks: a slow average).
-
-    The weighting before and after the running sums is one call over all
-    chunks; only the running sum and the carried value go chunk by chunk.
-    """
-    grow, gain, _ = _powers(decay)
-    carry_weight = decay / (1.0 - decay)
-    count = len(x) - 1
-    full, rest = divmod(count, size)
-    rows = out[1 : 1 + full * size].reshape(full, size)
-    np.multiply(x[1 : 1 + full * size].reshape(full, size), grow[:size], out=rows)
-    tail = out[1 + full * size :]
-    np.multiply(x[1 + full * size :], grow[:rest], out=tail)
-    value = y0
-    for part in [*rows, tail] if rest else rows:
-        part[0] += value * carry_weight
-        part.cumsum(out=part)
-        # The last weighted value, as the multiplication below gives it.
-        value = float(part[-1] * gain[len(part) - 1])
-    rows *= gain[:size]
-    tail *= gain[:rest]
-
-
-def _recursion_in_rows(
-    x: np.ndarray, decay: float, y0: float, out: np.ndarray, chunks: int, size: int
-) -> None:
-    """Run linear_recursion with one chunk per row of a zero-padded 2-D buffer
-    and a scalar loop to carry the value from row to row (many short chunks: a
-    fast average, where a loop of NumPy calls per chunk would cost more)."""
-    grow, gain, carry_gain = _powers(decay)
-    count = len(x) - 1
-    full, rest = divmod(count, size)
-    rows = empty(chunks * size).reshape(chunks, size)
-    if full:
-        np.multiply(x[1 : 1 + full * size].reshape(full, size), grow[:size],
-                    out=rows[:full])  # fmt: skip
-    if rest:
-        np.multiply(x[1 + full * size :], grow[:rest], out=rows[full, :rest])
-        rows[full, rest:] = 0.0
-    np.cumsum(rows, axis=1, out=rows)
-    rows *= gain[:size]
-    carry = np.empty(chunks)
-    value, chunk_decay = y0, carry_gain[size - 1]
-    for index, end in enumerate(rows[:, -1].tolist()):
-        carry[index] = value
-        value = end + chunk_decay * value
-    rows += np.multiply.outer(carry, carry_gain[:size])
-    out[1:] = rows.reshape(-1)[:count]
+    for bit as two calls would, in the time of one (fused.recursion_pair)."""
+    recursion_pair(x, y, decay, x0, y0, out_x, out_y)

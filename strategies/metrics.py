@@ -27,6 +27,7 @@ from strategies.bartime import calendar_years as calendar_years
 from strategies.bartime import gap_stats as gap_stats
 from strategies.bartime import periods_per_year as periods_per_year
 from strategies.bartime import trade_gaps as trade_gaps
+from strategies.fused import curve_summary, trade_summary
 from strategies.kernels import empty, frame
 from strategies.types import TRADE_COLUMNS, Trade
 
@@ -269,6 +270,20 @@ def _longest_below(top: np.ndarray) -> int:
     return int((ends - below).max(initial=0))
 
 
+def curve_stats(
+    equity: np.ndarray, summary: tuple | None = None
+) -> tuple[float | None, float | None, float | None, float, int]:
+    """Return mean_std and downside_deviation of the bar returns, the lowest
+    equity / running peak and max_drawdown_duration, from one compiled pass
+    (``summary``: its fused.curve_summary when the caller has it)."""
+    n = len(equity)
+    mean, squares, losses, lowest, longest = summary or curve_summary(equity)
+    if n < 2:
+        return None, None, None, lowest, longest
+    std = math.sqrt(squares / (n - 2)) if n > 2 else None
+    return mean, std, math.sqrt(losses / (n - 1)), lowest, longest
+
+
 def calmar(cagr: float | None, max_dd_pct: float) -> float | None:
     """Return CAGR over maximum drawdown (both in percent)."""
     if cagr is None or not max_dd_pct > 1e-12:
@@ -305,38 +320,40 @@ def trade_stats(trades: Mapping[str, np.ndarray]) -> dict[str, float | None]:
             ("win_rate_pct", "profit_factor", "expectancy_pct", "avg_trade_pct",
              "best_trade_pct", "worst_trade_pct", "avg_trade_duration")
         )  # fmt: skip
-    returns = np.asarray(trades["return_pct"], dtype=np.float64) / 100.0
-    # Profit and loss in quote currency: proceeds minus cost, fees included (a
-    # short gains what the price falls).
-    move = trades["exit_price"] - trades["entry_price"]
-    if "side" in trades:
-        short = np.asarray(trades["side"]) == "short"
-        if short.any():
-            np.negative(move, out=move, where=short)
-    pnl = trades["units"] * move - trades["fees"]
-    gains, losses = float(pnl[pnl > 0].sum()), float(-pnl[pnl < 0].sum())
-    worst = returns.min()
-    # A return of -100% or less (a liquidated short) has no logarithm; the
-    # error state is only set up for it (it costs more than the logarithms).
-    if worst > -1.0:
-        logs = np.log1p(returns)
-    else:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            logs = np.log1p(returns)
-    # Sums over the count: what .mean() computes, without its overhead.
-    geometric = np.exp(logs.sum() / count) - 1.0
+    side = trades.get("side")
+    short = (
+        np.asarray(side) == "short" if side is not None else np.zeros(count, np.bool_)
+    )
+    return summarize_trades(
+        count,
+        trade_summary(
+            *(
+                np.asarray(trades[name], dtype=np.float64)
+                for name in ("return_pct", "units", "entry_price", "exit_price", "fees")
+            ),
+            short,
+            np.asarray(trades["bars_held"], dtype=np.int64),
+        ),
+    )
+
+
+def summarize_trades(
+    count: int, summary: tuple[int, float, float, float, float, float, float, float]
+) -> dict[str, float | None]:
+    """Return trade_stats from ``count`` trades' ``fused.trade_summary``."""
+    wins, gains, losses, total, logs, best, worst, held = summary
     return {
-        "win_rate_pct": float(np.count_nonzero(returns > 0) * 100.0 / count),
+        "win_rate_pct": wins * 100.0 / count,
         # Gross profit over gross loss in money; None (not infinity) with no loss.
         "profit_factor": _num(gains / losses) if losses > 0 else None,
         # Expectancy is the arithmetic mean trade return; the average trade is
         # the geometric mean, as backtesting.py reports them.
-        "expectancy_pct": _num(returns.sum() / count * 100.0),
-        "avg_trade_pct": _num(geometric * 100.0),
-        "best_trade_pct": _num(returns.max() * 100.0),
+        "expectancy_pct": _num(total / count * 100.0),
+        "avg_trade_pct": _num((np.exp(logs / count) - 1.0) * 100.0),
+        "best_trade_pct": _num(best * 100.0),
         "worst_trade_pct": _num(worst * 100.0),
-        # The sum np.mean takes (integers below 2**53 add up exactly as floats).
-        "avg_trade_duration": float(np.sum(trades["bars_held"])) / count,
+        # Integers below 2**53 add up exactly as floats.
+        "avg_trade_duration": held / count,
     }
 
 
@@ -393,13 +410,15 @@ def compute_metrics(
     interval: str = "1h",
     time: np.ndarray | None = None,
     calendar: Calendar | None = None,
+    curve: tuple | None = None,
 ) -> dict[str, float | int | None]:
     """Return every metric of one backtest, keyed as in METRIC_KEYS.
 
     ``time`` holds the bars' open times (epoch seconds); without it the bars
     are taken as evenly spaced. ``calendar`` is ``bartime.calendar_of`` those
     times, when the caller has it already (the same for every strategy run on
-    one coin's bars).
+    one coin's bars). ``curve`` is ``fused.curve_summary(equity)`` when the
+    caller has it (``fused.long_path`` gives it with the curve).
 
     total_return_pct       final / first equity - 1, in %
     buy_hold_return_pct    last / first close - 1, in %, without fees
@@ -439,9 +458,7 @@ def compute_metrics(
         calendar = calendar_of(time, len(equity), interval)
     periods = calendar.periods
     table = trade_table(trades)
-    returns = bar_returns(equity)
-    mean, std = mean_std(returns)
-    lowest, top = _peak_marks(equity)
+    mean, std, downside, lowest, longest = curve_stats(equity, curve)
     max_dd = (1.0 - lowest) * 100.0
     cagr = cagr_pct(equity, calendar.years)
     metrics = {
@@ -450,10 +467,10 @@ def compute_metrics(
         "cagr_pct": cagr,
         "volatility_ann_pct": volatility_ann_pct(std, periods),
         "sharpe": sharpe(mean, std, periods),
-        "sortino": sortino(mean, downside_deviation(returns), periods),
+        "sortino": sortino(mean, downside, periods),
         "calmar": calmar(cagr, max_dd),
         "max_drawdown_pct": max_dd,
-        "max_drawdown_duration": _longest_below(top),
+        "max_drawdown_duration": longest,
         "num_trades": len(table["return_pct"]),
         **trade_stats(table),
         "exposure_pct": exposure_pct(position),

@@ -12,6 +12,7 @@ from typing import Any, NamedTuple, TypeVar
 import numpy as np
 
 from strategies import indicators as ind
+from strategies.fused_signals import above_into, enter_exit_loop
 from strategies.kernels import Windows, empty
 from strategies.types import Bars
 
@@ -98,37 +99,22 @@ class IndicatorCache:
 
 def above(cache: IndicatorCache, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Return a > b by more than TIE_TOLERANCE of the close (False where NaN)."""
-    gap = empty(len(a))
-    np.subtract(a, b, out=gap)
     out = empty(len(a), np.bool_)
-    np.greater(gap, cache.get("tolerance"), out=out)
+    above_into(a, b, cache.get("tolerance"), out)
     return out
 
 
 def enter_exit(entry: np.ndarray, exit_: np.ndarray) -> np.ndarray:
-    """Return the target of an "enter when / exit when" rule, without a loop.
+    """Return the target of an "enter when / exit when" rule.
 
     The state after a signal bar is that signal (enter -> long, exit -> flat):
-    an entry while long or an exit while flat changes nothing. So the position
-    flips only at signals that differ from the previous signal; those flips
-    alternate and are laid out with one np.repeat. Entry wins if both hold on
-    one bar (none of the shipped rules can have both at once).
+    an entry while long or an exit while flat changes nothing. Entry wins if
+    both hold on one bar (none of the shipped rules can have both at once).
+    One compiled pass (fused_signals.enter_exit_loop).
     """
-    either = empty(len(entry), np.bool_)
-    np.logical_or(entry, exit_, out=either)
-    events = np.flatnonzero(either)
-    kind = entry[events]
-    # A flip is an event of another kind than the one before (the first entry).
-    differs = empty(len(kind), np.bool_)
-    differs[:1] = kind[:1]
-    np.not_equal(kind[1:], kind[:-1], out=differs[1:])
-    flips = events[differs]
-    bounds = np.empty(len(flips) + 2, dtype=np.intp)
-    bounds[0], bounds[-1] = 0, len(entry)
-    bounds[1:-1] = flips
-    state = np.zeros(len(bounds) - 1, dtype=np.bool_)
-    state[1::2] = True
-    return np.repeat(state, bounds[1:] - bounds[:-1])
+    return enter_exit_loop(
+        np.asarray(entry, dtype=np.bool_), np.asarray(exit_, dtype=np.bool_)
+    )
 
 
 def sma_crossover(cache: IndicatorCache, fast: int, slow: int) -> np.ndarray:

@@ -25,8 +25,9 @@ from typing import Any
 from django.conf import settings
 from django.db import close_old_connections, connections
 
-from backtester.execution import services, state
+from backtester.execution import events, services, state
 from backtester.execution.failures import failure_reason
+from backtester.execution.feeding import Feeder
 from backtester.execution.handles import (
     Hook,
     JobSpec,
@@ -62,6 +63,8 @@ STALL_MARGIN_S = 5.0
 # combination sweep; a sweep's block k goes at SWEEP_PRIORITY + k, so the first
 # cells of a sweep started later overtake the late blocks of an earlier one.
 RUN_PRIORITY = 0
+# Seconds between looks at the heartbeats of the workers holding a job's pieces.
+LIVENESS_EVERY_S = 1.0
 SWEEP_PRIORITY = 2
 LOWEST_PRIORITY = 9
 
@@ -133,7 +136,7 @@ class CeleryExecutor:
         began = time.perf_counter()
         close_old_connections()
         run_id, job = handle.run_id, state.run_job(handle.run_id)
-        task_ids: list[str] = []
+        feeder: Feeder | None = None
 
         def all_stored() -> bool:
             return services.results_stored(run_id) >= handle.total
@@ -160,22 +163,21 @@ class CeleryExecutor:
                 )
                 for coin in coins
             }
-            task_ids += self._send_all(pieces)
+            feeder = self._feeder(job, pieces)
             handle.status = self._watch(
                 handle,
-                job,
+                feeder,
                 all_stored,
                 unsent,
                 publish_unsent,
                 on_beat,
-                pieces,
-                task_ids,
+                events.run_group(run_id),
             )
         except Exception as exc:  # the run fails, the server goes on
             handle.error = self._failure(f"backtest run {run_id}", exc)
             handle.cancelled.set()
             handle.status = "failed"
-        self._stop_tasks(job, task_ids, revoke=handle.status != "complete")
+        self._stop_tasks(job, feeder, revoke=handle.status != "complete")
         handle.elapsed_s = time.perf_counter() - began
         try:
             # No task stores into the run from here on; its rows are final.
@@ -187,8 +189,15 @@ class CeleryExecutor:
             handle.summary["elapsed_s"] = round(handle.elapsed_s, 4)
             if on_finish:
                 on_finish(handle)
-        except Exception:
+        except Exception as exc:
             logger.exception("could not save run %s", run_id)
+            # As the thread pool does: the client is told the run failed, and
+            # the record says so once the database is back (the next page read
+            # or run saves it, its count taken from the rows stored).
+            if handle.status != "failed":
+                handle.status, handle.error = "failed", failure_reason(exc)
+            if on_finish:
+                get_runner().keep_unsaved(handle)
         logger.info(
             "run %s %s on workers: %d results in %.3fs",
             run_id,
@@ -245,7 +254,7 @@ class CeleryExecutor:
         close_old_connections()
         sweep_id, job = plan.sweep_id, state.sweep_job(plan.sweep_id)
         blocks = plan.blocks()
-        task_ids: list[str] = []
+        feeder: Feeder | None = None
 
         def all_stored() -> bool:
             return services.sweep_pending_cells(sweep_id) == 0
@@ -279,15 +288,21 @@ class CeleryExecutor:
                 for order, block in enumerate(blocks)
                 for number, group in enumerate(groups)
             }
-            task_ids += self._send_all(pieces)
+            feeder = self._feeder(job, pieces)
             handle.status = self._watch(
-                handle, job, all_stored, unsent, publish_unsent, None, pieces, task_ids
+                handle,
+                feeder,
+                all_stored,
+                unsent,
+                publish_unsent,
+                None,
+                events.sweep_group(sweep_id),
             )
         except Exception as exc:  # the sweep fails, the server goes on
             handle.error = self._failure(f"sweep {sweep_id}", exc)
             handle.cancelled.set()
             handle.status = "failed"
-        self._stop_tasks(job, task_ids, revoke=handle.status != "complete")
+        self._stop_tasks(job, feeder, revoke=handle.status != "complete")
         handle.elapsed_s = time.perf_counter() - began
         handle.record_end()
         logger.info(
@@ -305,6 +320,12 @@ class CeleryExecutor:
             handle.done.set()
 
     # --- shared by runs and sweeps ----------------------------------------------
+
+    def _feeder(self, job: str, pieces: dict[str, tuple]) -> Feeder:
+        """Return the job's feeder, with its first pieces sent."""
+        feeder = Feeder(job, pieces, self._send_all, settings.BACKTEST_TASKS_IN_FLIGHT)
+        feeder.top_up(0)
+        return feeder
 
     @staticmethod
     def _send_all(pieces: dict[str, tuple]) -> list[str]:
@@ -330,13 +351,12 @@ class CeleryExecutor:
     def _watch(
         self,
         handle: RunHandle | SweepHandle,
-        job: str,
+        feeder: Feeder,
         all_stored: Callable[[], bool],
         unsent: Callable[[], list],
         publish_unsent: Callable[[list], None],
         on_beat: Hook | None,
-        pieces: dict[str, tuple],
-        task_ids: list[str],
+        group: str,
     ) -> str:
         """Wait for a job to end; return its status (RunFailed if it cannot).
 
@@ -344,19 +364,25 @@ class CeleryExecutor:
         count of messages) and every piece was published: by its worker, or,
         ``PUBLISH_GRACE_S`` later, by ``publish_unsent`` from the database.
 
-        When nothing has started or ended for longer than the broker's
-        visibility timeout (plus its restore interval) while pieces are left,
-        a task was lost (a worker killed between taking a message and recording
-        it as unacknowledged): the pieces not ended are sent again, which
-        stores nothing twice.
+        Pieces go out ``feeder.bound`` at a time, more as they end. A piece
+        whose worker process stopped beating (killed) is sent again at once,
+        and the job's group is told that a worker stopped. When nothing has
+        started or ended for longer than the broker's visibility timeout (plus
+        its restore interval) while pieces are left, a task was lost (a worker
+        killed between taking a message and recording it as unacknowledged):
+        the pieces not ended are sent again. Storing is idempotent, so neither
+        stores anything twice.
         """
+        job = feeder.job
         pickup = settings.BACKTEST_TASK_PICKUP_TIMEOUT
         deadline = time.monotonic() + pickup
         beat_every = settings.BACKTEST_HEARTBEAT
         next_beat = time.monotonic() + beat_every
         all_stored_at: float | None = None
+        seen_ended = 0
         stall = settings.BACKTEST_TASK_VISIBILITY_TIMEOUT + STALL_MARGIN_S
         seen, moved_at = (0, 0), time.monotonic()
+        next_look = time.monotonic() + LIVENESS_EVERY_S
         while True:
             if handle.cancelled.is_set():
                 return "cancelled"
@@ -369,6 +395,12 @@ class CeleryExecutor:
                 seen, moved_at = (started, ended), now
             if failure:
                 raise RunFailed(f"a worker could not compute a piece: {failure}")
+            if ended > seen_ended:
+                seen_ended = ended
+                feeder.top_up(ended)
+            if now >= next_look:
+                next_look = now + LIVENESS_EVERY_S
+                feeder.resend_lost(group)
             if all_stored():
                 all_stored_at = all_stored_at or now
                 missing = unsent()
@@ -391,15 +423,14 @@ class CeleryExecutor:
                 logger.warning("%s: the workers are busy, its tasks wait", job)
                 deadline = now + pickup
             elif started and now - moved_at >= stall:
-                done = state.ended(job)
-                lost = {k: v for k, v in pieces.items() if k not in done}
+                lost = feeder.not_ended()
                 logger.warning(
                     "%s: no progress in %.0f s; sending %d pieces again",
                     job,
                     now - moved_at,
                     len(lost),
                 )
-                task_ids += self._send_all(lost)
+                feeder.resend(lost)
                 moved_at = now
             state.wait(job, POLL_S)
 
@@ -410,10 +441,11 @@ class CeleryExecutor:
             logger.warning("could not ping the workers", exc_info=True)
             return False
 
-    def _stop_tasks(self, job: str, task_ids: list[str], *, revoke: bool) -> None:
+    def _stop_tasks(self, job: str, feeder: Feeder | None, *, revoke: bool) -> None:
         """Stop a job's remaining tasks: running ones see the flag before
         storing, queued ones are revoked (and skip on the flag if a worker that
         missed the revoke takes them)."""
+        task_ids = feeder.task_ids if feeder else []
         try:
             state.stop(job)
             if revoke and task_ids:

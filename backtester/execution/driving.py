@@ -5,7 +5,10 @@ A run is driven by a control thread that loads prices in a few batches (each
 one query or one cache MGET) and submits one task per coin to the compute pool;
 each task runs every requested strategy on that coin (what the runs app
 registered as the ``run`` kind's ``compute``, so its indicators are computed
-once) and publishes its results the moment they exist, in completion order.
+once). The control thread numbers each finished coin's rows, stores them in
+batches and hands them to the run's publishing thread, which sends one layer
+message at a time: the coins finished while the last was on its way go in the
+next, in completion order.
 Cancelling stops queued tasks from running and finished tasks from publishing.
 While a run is active its control thread calls ``on_beat`` every
 BACKTEST_HEARTBEAT seconds, so that other processes can tell it from a run
@@ -14,11 +17,12 @@ whose server died.
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime
 
 from django.conf import settings
@@ -92,6 +96,8 @@ class RunDriving:
         unstored: set[Future] = set()
         # Finished coin tasks whose rows wait to be stored in one insert.
         buffered: list[Future] = []
+        started: dict[Future, list[Future]] = {}  # coin tasks, by load
+        publisher = ThreadPoolExecutor(1, "backtest-publish")
         try:
             # The first result waits for the whole first chunk: at 1-minute
             # bars one coin-year is already 525,600 bars (about 35 ms from
@@ -125,6 +131,12 @@ class RunDriving:
                 loads[future] = batch
                 pending.add(future)
                 loading += 1
+                # Its coins go to the compute pool the moment it is in, from
+                # the loading thread, not when this thread is next free (it
+                # may be waiting for a publish).
+                future.add_done_callback(
+                    functools.partial(self._start_coins, handle, batch, spec, started)
+                )
 
             def load_more() -> None:
                 # Not before ``size`` is fitted to the first chunk's bars.
@@ -148,26 +160,36 @@ class RunDriving:
             # stored here while other chunks load and other coins compute. It
             # wakes at least once per heartbeat, even while nothing completes.
             buffered_at, waiting = 0.0, 0  # when the first waited, rows waiting
-            while pending:
+            fresh: list[ResultRow] = []  # rows numbered, not yet published
+            sending: Future | None = None  # the publish on its way
+            while pending or fresh or sending is not None:
                 # Rows waiting to be stored are stored within STORE_DELAY_S even
                 # when no other coin finishes (a page reloaded meanwhile finds
                 # them in the database).
                 timeout = STORE_DELAY_S if buffered else beat_every
-                done, pending = wait(
-                    pending, timeout=timeout, return_when=FIRST_COMPLETED
-                )
+                watched = pending if sending is None else pending | {sending}
+                done, _ = wait(watched, timeout=timeout, return_when=FIRST_COMPLETED)
+                pending -= done
                 if on_beat and time.monotonic() >= next_beat:
                     self._beat(handle, on_beat)
                     next_beat = time.monotonic() + beat_every
+                sent = sending if sending in done else None
+                if sent is not None:
+                    sending = None
+                    if handle.publish_error is not None:
+                        raise handle.publish_error
                 for future in done:
-                    if future.cancelled():
+                    if future is sent or future.cancelled():
                         continue
                     if future in loads:
                         loading -= 1
                         batch = loads.pop(future)
+                        future.result()  # a failed load fails the run
                         if handle.cancelled.is_set():
                             continue
-                        left[future] = len(batch)
+                        # Started by the load's callback, or here if it could
+                        # not (then this raises what it met).
+                        tasks = self._coin_tasks(handle, future, batch, spec, started)
                         if not fitted:
                             # No name for the loaded dict here: the loop would
                             # keep its bars alive until the run ends.
@@ -177,44 +199,48 @@ class RunDriving:
                                 settings.BACKTEST_CHUNK_BARS,
                             )
                             fitted = True
-                        with handle._lock:
-                            for coin in batch:
-                                task = self._compute.submit(
-                                    self._coin_task,
-                                    handle,
-                                    coin.symbol,
-                                    future.result()[coin.symbol],
-                                    spec,
-                                    publish,
-                                )
-                                handle._futures.append(task)
-                                computing[task] = future
-                                pending.add(task)
-                                unstored.add(task)
+                        if tasks:
+                            left[future] = len(tasks)
+                            computing.update(dict.fromkeys(tasks, future))
+                        pending.update(tasks)
+                        unstored.update(tasks)
                         continue
-                    chunk = computing.pop(future)
-                    left[chunk] -= 1
-                    if not left[chunk]:
-                        # The chunk's bars go (nothing else holds its load)
-                        # and the next chunk takes its place.
-                        del left[chunk]
+                    chunk = computing.pop(future, None)
+                    if chunk is not None:
+                        left[chunk] -= 1
+                        if not left[chunk]:
+                            # The chunk's bars go (nothing else holds its
+                            # load) and the next chunk takes its place.
+                            del left[chunk]
+                            started.pop(chunk, None)
+                            with handle._lock:
+                                handle._futures = [
+                                    f for f in handle._futures if not f.done()
+                                ]
                         chunk = None
-                        with handle._lock:
-                            handle._futures = [
-                                f for f in handle._futures if not f.done()
-                            ]
                     # The rest load once a coin is in: decoding chunks of 16
                     # would share the cores with the first coins' computing.
                     load_more()
-                    # Rows a task returns were published: store them even when
-                    # a cancel arrived since, so a cancelled run keeps exactly
-                    # the results its client saw (and ``completed`` counts).
+                    # Rows are numbered here, unless a cancel came first; from
+                    # then on they are published and stored even when a cancel
+                    # arrives since, so a cancelled run keeps exactly the
+                    # results its client saw (and ``completed`` counts).
+                    rows = self._number(handle, future.result())
+                    if not rows:
+                        unstored.discard(future)
+                        continue
                     if not buffered:
                         buffered_at = time.monotonic()
                     buffered.append(future)
-                    waiting += len(future.result())
-                    if handle.publish_error is not None:
-                        raise handle.publish_error
+                    waiting += len(rows)
+                    fresh += rows
+                # One publish at a time, on the run's own thread: every coin
+                # finished while the last was on its way goes in the next
+                # message. Neither the compute threads nor this one wait for
+                # the server's event loop, and a busy loop gets fewer messages.
+                if fresh and sending is None:
+                    sending = publisher.submit(self._publish, handle, publish, fresh)
+                    fresh = []
                 # Finished coins are stored together, a few coins' rows in one
                 # insert and one commit (each insert costs a commit and the
                 # thread's time beside the compute threads); the last ones
@@ -239,6 +265,15 @@ class RunDriving:
             # the exception's text (hosts, ports, SQL): the log has the details.
             handle.error = failure_reason(exc)
             self._store_published(handle, unstored, on_rows)
+        finally:
+            # A load's callback holds the handle and ``started``, and the
+            # handle its loads: without this ring the run's bars and rows are
+            # freed when the run is, not at some later garbage collection.
+            started.clear()
+            with handle._lock:
+                handle._futures.clear()
+            # A run that failed may leave a publish waiting on the layer.
+            publisher.shutdown(wait=False)
         handle.elapsed_s = time.perf_counter() - began
         handle.summary["elapsed_s"] = round(handle.elapsed_s, 4)
         try:
@@ -303,7 +338,8 @@ class RunDriving:
         for task in tasks:
             if not task.done() or task.cancelled() or task.exception() is not None:
                 continue
-            rows = task.result()
+            # Rows never numbered were never published: nothing to keep.
+            rows = [row for row in task.result() if row.seq is not None]
             if not rows:
                 continue
             try:
@@ -325,19 +361,62 @@ class RunDriving:
         except Exception:  # a missed heartbeat is no reason to fail the run
             logger.warning("heartbeat of run %s failed", handle.run_id, exc_info=True)
 
+    def _start_coins(
+        self,
+        handle: RunHandle,
+        batch: Sequence[Cryptocurrency],
+        spec: JobSpec,
+        started: dict[Future, list[Future]],
+        load: Future,
+    ) -> None:
+        """Submit a loaded chunk's coins (a load's done-callback, run by the
+        thread that loaded it)."""
+        if load.cancelled() or load.exception() is not None:
+            return
+        try:
+            self._coin_tasks(handle, load, batch, spec, started)
+        except Exception:  # the control thread meets it again and fails the run
+            return
+
+    def _coin_tasks(
+        self,
+        handle: RunHandle,
+        load: Future,
+        batch: Sequence[Cryptocurrency],
+        spec: JobSpec,
+        started: dict[Future, list[Future]],
+    ) -> list[Future]:
+        """Return the compute tasks of a loaded chunk's coins, submitted by
+        whichever of the load's callback and the control thread comes first."""
+        series = load.result()
+        with handle._lock:
+            if load in started:
+                return started[load]
+            if handle.cancelled.is_set():
+                return []
+            pieces = [(coin.symbol, series[coin.symbol]) for coin in batch]
+            tasks = [
+                self._compute.submit(self._coin_task, handle, symbol, bars, spec)
+                for symbol, bars in pieces
+            ]
+            handle._futures.extend(tasks)
+            started[load] = tasks
+        return tasks
+
     def _coin_task(
         self,
         handle: RunHandle,
         symbol: str,
         series: PriceSeries,
         spec: JobSpec,
-        publish: Publish,
     ) -> list[ResultRow]:
         if handle.cancelled.is_set():
             return []
-        rows = registry.call("run", "compute", symbol, series, spec)
-        if handle.cancelled.is_set():
-            return []
+        return registry.call("run", "compute", symbol, series, spec)
+
+    @staticmethod
+    def _number(handle: RunHandle, rows: list[ResultRow]) -> list[ResultRow]:
+        """Number a finished coin's rows in the run; none once it is cancelled."""
         with handle._lock:
             # Checked with the lock held: a cancel either comes first (nothing
             # numbered, nothing stored) or after (numbered, stored, sent).
@@ -346,19 +425,21 @@ class RunDriving:
             for row in rows:
                 handle.rows.append(row)
                 row.seq = len(handle.rows)
+        return rows
+
+    @staticmethod
+    def _publish(handle: RunHandle, publish: Publish, rows: list[ResultRow]) -> None:
+        """Publish numbered rows as one layer message; a failure is kept on the
+        handle (the rows are stored all the same, and the run then fails)."""
         try:
             publish(
-                {
-                    "type": events.LAYER_RESULTS,
-                    "run_id": handle.run_id,
-                    "results": [{"seq": row.seq, "data": row.data} for row in rows],
-                }
+                events.run_results(
+                    handle.run_id, [{"seq": row.seq, "data": row.data} for row in rows]
+                )
             )
         except Exception as exc:
-            # The rows are stored all the same (the client gets them from the
-            # database); the control thread then fails the run.
+            # The client gets the rows from the database before the end.
             logger.warning(
                 "publishing results of run %s failed: %r", handle.run_id, exc
             )
             handle.publish_error = exc
-        return rows

@@ -19,6 +19,8 @@ LAYER_CELLS = "sweep.cells"
 SWEEP_COMPLETE = "sweep.complete"
 SWEEP_CANCELLED = "sweep.cancelled"
 SWEEP_FAILED = "sweep.failed"
+# Something a job's clients should know while it goes on (a worker stopped).
+JOB_NOTICE = "job.notice"
 
 
 def run_group(run_id: int) -> str:
@@ -79,3 +81,8 @@ def sweep_final(
         "sweep_id": sweep_id,
         "message": f"the sweep failed: {error}",
     }
+
+
+def job_notice(message: str) -> dict[str, Any]:
+    """A note for a job's clients while it goes on: ``{message}``."""
+    return {"type": JOB_NOTICE, "message": message}

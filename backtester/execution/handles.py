@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from backtester.execution import events, registry
+from backtester.execution.failures import failure_reason
 
 logger = logging.getLogger(__name__)
 
@@ -162,23 +163,54 @@ class SweepHandle:
     def record_end(self) -> None:
         """Save the sweep's end (status, elapsed, error) through the sweeps'
         registered ``finish`` and keep the event announcing it in ``final``; if
-        it cannot be saved, the event says the sweep failed. Either executor
-        calls this once its work is over."""
+        it cannot be saved, the event says the sweep failed, and so does its
+        record once ``sweeps_retry_unsaved`` can save it. Either executor calls
+        this once its work is over."""
         try:
-            self.final = registry.call(
-                "sweep",
-                "finish",
-                self.sweep_id,
-                status=self.status,
-                elapsed_s=self.elapsed_s,
-                error=self.error,
-            )
-        except Exception:
+            self.final = self._finish()
+        except Exception as exc:
             logger.exception("could not save sweep %s", self.sweep_id)
+            if self.status != "failed":
+                self.status, self.error = "failed", failure_reason(exc)
+            with _unsaved_lock:
+                _unsaved_sweeps[self.sweep_id] = self
             self.final = events.sweep_final(
                 self.sweep_id,
                 "failed",
                 best=None,
                 elapsed_s=self.elapsed_s,
-                error="could not save the sweep",
+                error=self.error,
             )
+
+    def _finish(self) -> dict:
+        return registry.call(
+            "sweep",
+            "finish",
+            self.sweep_id,
+            status=self.status,
+            elapsed_s=self.elapsed_s,
+            error=self.error,
+        )
+
+
+# Sweeps whose end could not be saved (the database was down), by id.
+_unsaved_sweeps: dict[int, SweepHandle] = {}
+_unsaved_lock = threading.Lock()
+
+
+def sweeps_retry_unsaved() -> int:
+    """Save again the ends of sweeps that failed to save; return how many are
+    saved now (a sweep is kept for the next try while it still fails)."""
+    with _unsaved_lock:
+        pending = list(_unsaved_sweeps.values())
+    saved = 0
+    for handle in pending:
+        try:
+            handle._finish()
+        except Exception as exc:
+            logger.warning("sweep %s still not saved: %r", handle.sweep_id, exc)
+            continue
+        with _unsaved_lock:
+            _unsaved_sweeps.pop(handle.sweep_id, None)
+        saved += 1
+    return saved

@@ -230,6 +230,12 @@ class Runner(Admission, RunDriving):
         )
         return handle
 
+    def keep_unsaved(self, handle: RunHandle) -> None:
+        """Keep a finished run whose final record could not be saved, for
+        ``retry_unsaved``."""
+        with self._lock:
+            self._unsaved[handle.run_id] = handle
+
     def retry_unsaved(self, save: Hook) -> int:
         """Save again the final records that failed to save; return how many
         are saved now (a run is kept for the next try while it still fails)."""

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from channels.layers import get_channel_layer
 from django.db import close_old_connections
 
-from backtester.execution import events, registry, state
+from backtester.execution import events, liveness, registry, state
 from backtester.execution.failures import failure_reason
 from backtester.execution.handles import JobSpec, ResultRow
 from prices.models import Cryptocurrency
@@ -68,7 +68,7 @@ def run_piece(*, run_id: int, coin_id: int, spec: JobSpec) -> int:
     if state.stopped(job):
         return 0
     close_old_connections()
-    state.piece_started(job, piece)
+    state.piece_started(job, piece, liveness.owner_for_piece())
     try:
         coin = Cryptocurrency.objects.get(pk=coin_id)
         series = bars_load(
@@ -154,7 +154,7 @@ def sweep_piece(*, sweep_id: int, symbols: Sequence[str], first: int) -> int:
     if state.stopped(job):
         return 0
     close_old_connections()
-    state.piece_started(job, piece)
+    state.piece_started(job, piece, liveness.owner_for_piece())
     try:
         plan = _sweep_plan(sweep_id)
         series = bars_load(

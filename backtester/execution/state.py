@@ -3,23 +3,32 @@
 Per run: a stop flag (set on cancel or at the end: tasks that have not started
 skip their work, running ones stop before storing), the sets of pieces started
 (has any worker picked the run up?), ended (whatever the outcome) and published
-(their results sent to the run's group), why a piece failed, and a list the
-monitor blocks on to wake when a piece starts or ends. Only flags and counters
-live here; results live in the database, and what counts towards completion is
-the rows stored there.
+(their results sent to the run's group), which worker process took each piece,
+why a piece failed, and a list the monitor blocks on to wake when a piece starts
+or ends. Per worker process: a heartbeat key that expires WORKER_TTL_S seconds
+after its last beat, so a monitor tells a killed worker's pieces from slow ones.
+Only flags and counters live here; results live in the database, and what counts
+towards completion is the rows stored there.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 
 from django.conf import settings
 from django_redis import get_redis_connection
 
+logger = logging.getLogger(__name__)
+
 KEY_PREFIX = "exec"
 # Every key expires: a monitor or worker that dies leaves nothing for good. Long
 # enough for a task redelivered after the visibility timeout to find the flag.
 TTL_S = 24 * 3600
+# Seconds a worker process's heartbeat key outlives its last beat (it beats
+# every WORKER_BEAT_S): a worker silent this long is taken for dead.
+WORKER_BEAT_S = 1.0
+WORKER_TTL_S = 5
 
 
 def _redis():
@@ -44,7 +53,7 @@ def _key(job: str, name: str) -> str:
 
 def reset(job: str) -> None:
     """Forget any state of a previous job with this name (a reused test database)."""
-    names = ("stop", "started", "ended", "published", "failed", "wake")
+    names = ("stop", "started", "ended", "published", "failed", "wake", "owners")
     _redis().delete(*(_key(job, n) for n in names))
 
 
@@ -53,12 +62,58 @@ def stop(job: str) -> None:
     _redis().set(_key(job, "stop"), 1, ex=TTL_S)
 
 
+def stop_all(jobs: Iterable[str]) -> None:
+    """Tell the tasks of these jobs (failed while their monitor was gone) to do
+    no more work; nothing happens without a Redis cache (no workers then)."""
+    jobs = list(jobs)
+    if not jobs or "django_redis" not in settings.CACHES["default"]["BACKEND"]:
+        return
+    try:
+        pipe = _redis().pipeline(transaction=False)
+        for job in jobs:
+            pipe.set(_key(job, "stop"), 1, ex=TTL_S)
+        pipe.execute()
+    except Exception as exc:  # the records are right; the tasks may run on
+        logger.warning("could not stop the tasks of %d jobs: %r", len(jobs), exc)
+
+
 def stopped(job: str) -> bool:
     return bool(_redis().exists(_key(job, "stop")))
 
 
-def piece_started(job: str, piece: str) -> None:
+def piece_started(job: str, piece: str, worker: str = "") -> None:
+    """Record that ``worker`` (a worker process's name) has started the piece."""
+    if worker:
+        key = _key(job, "owners")
+        _redis().pipeline(transaction=False).hset(key, piece, worker).expire(
+            key, TTL_S
+        ).execute()
     _mark(job, "started", piece)
+
+
+def owners(job: str) -> dict[str, str]:
+    """Return the worker process that last started each piece."""
+    raw = _redis().hgetall(_key(job, "owners"))
+    return {k.decode(): v.decode() for k, v in raw.items()}
+
+
+def _worker_key(worker: str) -> str:
+    prefix = settings.CACHES["default"].get("KEY_PREFIX") or "btlab"
+    return f"{prefix}:{KEY_PREFIX}:worker:{worker}"
+
+
+def worker_beat(worker: str) -> None:
+    """Record that the worker process ``worker`` is alive."""
+    _redis().set(_worker_key(worker), 1, ex=WORKER_TTL_S)
+
+
+def workers_alive(workers: Iterable[str]) -> set[str]:
+    """Return those of ``workers`` whose heartbeat has not expired."""
+    names = sorted(set(workers))
+    if not names:
+        return set()
+    found = _redis().mget([_worker_key(w) for w in names])
+    return {w for w, value in zip(names, found, strict=True) if value is not None}
 
 
 def piece_ended(job: str, piece: str) -> None:

@@ -17,8 +17,11 @@ import json
 from collections.abc import Sequence
 
 from django.db import connection, transaction
+from django.db.models import TextField
+from django.db.models.functions import Cast
 from django.utils import timezone
 
+from backtester.runs.compute import NO_DATA
 from backtester.runs.models import BacktestResult, BacktestRun
 from backtester.runs.validation import RunSpec
 from prices.models import Cryptocurrency
@@ -100,3 +103,49 @@ def run_from_cache(run: BacktestRun) -> BacktestRun | None:
         run.completed = _copy_results(source.pk, run.pk)
         BacktestRun.objects.filter(pk=run.pk).update(completed=run.completed)
     return run
+
+
+def results_encoded(run_id: int, *, risk: dict) -> list[tuple[int, str]]:
+    """Return a run's stored results as (seq, JSON text of the public data) in
+    seq order, with ``risk`` (the run's, as Risk.as_dict() gives it).
+
+    One query of plain values: the stored JSON of params and metrics is taken
+    as text and spliced in, never decoded and encoded again. The text is the
+    JSON of what ``result_data`` returns (a cached answer sends hundreds of
+    results at once, and decoding then re-encoding them was most of its time).
+    """
+    rows = (
+        BacktestResult.objects.filter(run_id=run_id)
+        .order_by("seq")
+        .values_list(
+            "seq",
+            "symbol",
+            "strategy",
+            "first_bar",
+            "last_bar",
+            "bars",
+            Cast("params", TextField()),
+            Cast("metrics", TextField()),
+        )  # fmt: skip
+    )
+    risk_text = json.dumps(risk)
+    encoded = []
+    for seq, symbol, strategy, first_bar, last_bar, bars, params, metrics in rows:
+        # An empty metrics object is a row without metrics (result_data: None).
+        metrics = "null" if metrics is None or metrics.strip() == "{}" else metrics
+        skipped = "" if bars else f', "skipped": {json.dumps(NO_DATA)}'
+        encoded.append(
+            (
+                seq,
+                f'{{"symbol": {json.dumps(symbol)}, "strategy": {json.dumps(strategy)},'
+                f' "params": {params}, "risk": {risk_text},'
+                f' "first_bar": {_iso_json(first_bar)},'
+                f' "last_bar": {_iso_json(last_bar)}, "bars": {int(bars)},'
+                f' "metrics": {metrics}{skipped}}}',
+            )
+        )
+    return encoded
+
+
+def _iso_json(value) -> str:
+    return "null" if value is None else value.strftime('"%Y-%m-%dT%H:%M:%SZ"')

@@ -3,6 +3,7 @@ the public data and stored extras of each (coin, strategy) result."""
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 
 import numpy as np
@@ -45,13 +46,23 @@ def equity_columns(
 
     The first and last bars are always kept, so the final equity is exact.
     """
-    n = len(times)
-    index = np.unique(np.linspace(0, n - 1, min(n, EQUITY_POINTS)).round().astype(int))
+    index = _equity_index(len(times))
+    # Picked before converting: the bars' times arrive as float64 (the price
+    # cache's block), and converting all of them first cost more than the rest.
     return {
-        "time": np.asarray(times, dtype=np.int64)[index],
-        "strategy": np.asarray(equity, dtype=np.float64)[index],
-        "buy_hold": np.asarray(buy_hold, dtype=np.float64)[index],
+        "time": np.asarray(times)[index].astype(np.int64),
+        "strategy": np.asarray(equity)[index].astype(np.float64),
+        "buy_hold": np.asarray(buy_hold)[index].astype(np.float64),
     }
+
+
+@functools.lru_cache(maxsize=64)
+def _equity_index(n: int) -> np.ndarray:
+    """Return the bars equity_columns keeps of ``n`` (the same for every
+    strategy of a coin, so computed once per length)."""
+    index = np.unique(np.linspace(0, n - 1, min(n, EQUITY_POINTS)).round().astype(int))
+    index.flags.writeable = False  # shared between calls
+    return index
 
 
 def trade_columns(

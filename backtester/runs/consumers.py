@@ -104,19 +104,26 @@ class BacktestConsumer(
         raising here would skip the cleanup and leave a run computing for
         nobody. Return whether the event was sent.
         """
+        return await self.send_text(await self.encode_json(content), close)
+
+    async def send_text(self, text: str, close: bool = False) -> bool:
+        """Send an event already encoded as JSON text, as send_json does."""
         if self.gone:
             return False
         try:
-            await super().send_json(content, close)
+            await self.send(text_data=text, close=close)
         except Exception as exc:
-            logger.info("websocket send failed (%s); leaving its work", exc)
-            self.gone = True
-            await self._forget_run()  # the run goes on; its page may attach
-            await self.forget_sweep()  # so does a sweep
-            await self.forget_portfolio_sweep()  # and a portfolio sweep
-            self.stop_walk_forward()
+            await self._send_failed(exc)
             return False
         return True
+
+    async def _send_failed(self, exc: Exception) -> None:
+        logger.info("websocket send failed (%s); leaving its work", exc)
+        self.gone = True
+        await self._forget_run()  # the run goes on; its page may attach
+        await self.forget_sweep()  # so does a sweep
+        await self.forget_portfolio_sweep()  # and a portfolio sweep
+        self.stop_walk_forward()
 
     async def receive(self, text_data: str | None = None, bytes_data=None) -> None:
         if text_data is None:
@@ -462,6 +469,10 @@ class BacktestConsumer(
         await self._end_run(
             event["run_id"], events.error(event["message"], run_id=event["run_id"])
         )
+
+    async def job_notice(self, event: dict) -> None:
+        """Forward a note on this socket's run or sweep (a worker stopped)."""
+        await self.send_json(events.notice(event["message"]))
 
 
 def _publisher(layer, group: str, loop: asyncio.AbstractEventLoop):

@@ -34,6 +34,17 @@ def result(
     }
 
 
+def result_text(
+    data_json: str, completed: int, total: int, *, seq: int, run_id: int
+) -> str:
+    """Return the JSON text of ``result`` around data already encoded as JSON
+    (stored results are sent without decoding and encoding them again)."""
+    return (
+        f'{{"type": "result", "run_id": {int(run_id)}, "seq": {int(seq)}, '
+        f'"data": {data_json}, "completed": {int(completed)}, "total": {int(total)}}}'
+    )
+
+
 def complete(
     summary: dict, elapsed_s: float, run_id: int, **extra: Any
 ) -> dict[str, Any]:
@@ -57,3 +68,8 @@ def error(message: str, field: str | None = None, **extra: Any) -> dict[str, Any
         event["field"] = field
     event.update(extra)
     return event
+
+
+def notice(message: str) -> dict[str, Any]:
+    """Something the client should know while its job goes on (a worker stopped)."""
+    return {"type": "notice", "message": message}

@@ -6,16 +6,17 @@ from __future__ import annotations
 from channels.db import database_sync_to_async
 
 from backtester.runs import events
+from backtester.runs.cache import results_encoded
 from backtester.runs.models import BacktestRun
-from backtester.runs.selectors import results_by_seq
+from backtester.runs.selectors import results_by_seq, run_risk
 
 # Seqs one resend may ask for.
 MAX_RESEND = 10_000
 
 
 class StoredResultsMixin:
-    """Stream stored results to the client (needs ``send_json``, ``runs`` and
-    ``_fail_request`` of the consumer)."""
+    """Stream stored results to the client (needs ``send_json``, ``send_text``,
+    ``runs`` and ``_fail_request`` of the consumer)."""
 
     async def _answer_cached(self, run: BacktestRun) -> None:
         """Stream a run answered from stored results as a computed one is: start,
@@ -25,15 +26,15 @@ class StoredResultsMixin:
             events.start(run.pk, run.total, cached_from=run.cached_from_id)
         )
         try:
-            items = await database_sync_to_async(results_by_seq)(run.pk)
+            items = await database_sync_to_async(results_encoded)(
+                run.pk, risk=run_risk(run).as_dict()
+            )
         except Exception as exc:
             await self._fail_request(exc)
             return
-        for count, item in enumerate(items, 1):
-            event = events.result(
-                item["data"], count, run.total, seq=item["seq"], run_id=run.pk
-            )
-            if not await self.send_json(event):
+        for count, (seq, data) in enumerate(items, 1):
+            text = events.result_text(data, count, run.total, seq=seq, run_id=run.pk)
+            if not await self.send_text(text):
                 return
         await self.send_json(
             events.complete(run.summary, 0.0, run.pk, cached_from=run.cached_from_id)

@@ -13,6 +13,7 @@ from django.db.models import Count, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from backtester.execution import state
 from backtester.execution.executors import get_executor
 from backtester.execution.failures import failure_reason
 from backtester.execution.handles import Publish, ResultRow, RunHandle, RunnerBusy, Slot
@@ -178,13 +179,18 @@ def run_remove(run: BacktestRun) -> None:
 
 
 def run_save(handle: RunHandle) -> None:
-    """Store a finished run's status, summary and counts."""
+    """Store a finished run's status, summary and counts.
+
+    ``completed`` counts the rows stored, whatever the handle knew: a run saved
+    after the database came back (its executor could not read them then) still
+    records what was stored.
+    """
     BacktestRun.objects.filter(pk=handle.run_id).update(
         status=handle.status,
         summary=handle.summary,
         error=handle.error,
         elapsed_s=handle.elapsed_s,
-        completed=handle.stored,
+        completed=BacktestResult.objects.filter(run_id=handle.run_id).count(),
         finished_at=timezone.now(),
     )
 
@@ -364,52 +370,30 @@ def runs_mark_stale() -> int:
         ),
         0,
     )
-    count = unfinished.filter(owner__in=dead).update(
-        status=BacktestRun.Status.FAILED,
-        error="interrupted by a server restart",
-        finished_at=now,
-        completed=stored,
-    )
     silence = settings.BACKTEST_STALE_AFTER
     cutoff = now - timedelta(seconds=silence)
-    count += unfinished.filter(
-        Q(heartbeat_at__lt=cutoff)
-        | Q(heartbeat_at=None, started_at__lt=cutoff)
-        | Q(heartbeat_at=None, started_at=None, created_at__lt=cutoff)
-    ).update(
-        status=BacktestRun.Status.FAILED,
-        error=f"interrupted: its server gave no sign of life for {silence} s",
-        finished_at=now,
-        completed=stored,
-    )
-    return count
-
-
-def runs_mark_stale_at_boot(attempts: int = 30, pause: float = 2.0) -> None:
-    """Mark the runs that stopped processes left unfinished, as a server starts.
-
-    Run in a thread of a starting server (asgi.py), so that after a crash the
-    records are right before anyone opens a page or starts a run. The database
-    may still be starting too: a connection error is tried again a while.
-    """
-    from django.db import OperationalError, close_old_connections, connections
-
-    for _ in range(attempts):
-        close_old_connections()
-        try:
-            count = runs_mark_stale()
-        except OperationalError as exc:
-            logger.info("start-up check of unfinished runs waits: %r", exc)
-            time.sleep(pause)
-            continue
-        except Exception as exc:  # never stop a server from starting
-            logger.info("start-up check of unfinished runs skipped: %r", exc)
-            return
-        finally:
-            connections.close_all()
-        if count:
-            logger.warning("marked %d runs left by stopped processes as failed", count)
-        return
+    marked: list[int] = []
+    for rule, error in (
+        (Q(owner__in=dead), "interrupted by a server restart"),
+        (
+            Q(heartbeat_at__lt=cutoff)
+            | Q(heartbeat_at=None, started_at__lt=cutoff)
+            | Q(heartbeat_at=None, started_at=None, created_at__lt=cutoff),
+            f"interrupted: its server gave no sign of life for {silence} s",
+        ),
+    ):
+        ids = list(unfinished.filter(rule).values_list("pk", flat=True))
+        if ids:
+            unfinished.filter(pk__in=ids).update(
+                status=BacktestRun.Status.FAILED,
+                error=error,
+                finished_at=now,
+                completed=stored,
+            )
+            marked += ids
+    # Their pieces still queued for Celery workers would compute for nobody.
+    state.stop_all(state.run_job(pk) for pk in marked)
+    return len(marked)
 
 
 def runs_mark_stale_on_start(sender, **kwargs) -> None:

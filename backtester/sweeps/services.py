@@ -21,7 +21,8 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, F
 from django.utils import timezone
 
-from backtester.execution.handles import RunnerBusy
+from backtester.execution import state
+from backtester.execution.handles import RunnerBusy, sweeps_retry_unsaved
 from backtester.runs import processes
 from backtester.runs.output import CSV_METRICS
 from backtester.sweeps import events
@@ -206,6 +207,14 @@ def sweep_pieces_store(
     ]  # fmt: skip
     try:
         with transaction.atomic():
+            # A sweep that is over (failed while a worker had these pieces)
+            # stores nothing more; the lock orders this with its end's UPDATE.
+            if not (
+                Sweep.objects.select_for_update(no_key=True)
+                .filter(pk=plan.sweep_id, status__in=UNFINISHED)
+                .exists()
+            ):
+                return []
             SweepCoinResult.objects.bulk_create(rows)
     except IntegrityError:
         seen: set[int] = set()
@@ -262,9 +271,16 @@ def _complete_block(
     indices = range(first, first + size)
     aggregates = _aggregate_block(plan.sweep_id, indices)
     with transaction.atomic():
+        # A sweep that is over (failed while a worker still had its piece)
+        # counts no more cells; the lock orders this with its end's UPDATE.
+        accepting = (
+            Sweep.objects.select_for_update()
+            .filter(pk=plan.sweep_id, status__in=UNFINISHED)
+            .exists()
+        )
         # The claim: of two processes storing a block's last coins at once,
         # only one flips the pending cells to done and reports them.
-        claimed = SweepCell.objects.filter(
+        claimed = accepting and SweepCell.objects.filter(
             sweep_id=plan.sweep_id, index__in=indices, done=False
         ).update(done=True)
         cells = list(
@@ -277,8 +293,10 @@ def _complete_block(
             Sweep.objects.filter(pk=plan.sweep_id).update(
                 completed=F("completed") + len(cells)
             )
-    if not claimed and stored:
-        return []  # another process completed the block and reports it
+    if not claimed and (stored or not all(cell.done for cell in cells)):
+        # Another process completed the block and reports it, or the sweep
+        # ended without it.
+        return []
     return [events.layer_cells(plan.sweep_id, [c.item() for c in cells])]
 
 
@@ -388,13 +406,19 @@ def sweep_finish(
 
 def sweeps_mark_stale() -> int:
     """Fail sweeps left queued/running by a process on this host that is gone."""
+    # First the ends this process could not save (the database was down).
+    sweeps_retry_unsaved()
     unfinished = Sweep.objects.filter(status__in=UNFINISHED)
     owners = set(unfinished.exclude(owner="").values_list("owner", flat=True))
     dead = [owner for owner in owners if processes.is_alive(owner) is False]
     if not dead:
         return 0
-    return unfinished.filter(owner__in=dead).update(
+    ids = list(unfinished.filter(owner__in=dead).values_list("pk", flat=True))
+    count = unfinished.filter(pk__in=ids).update(
         status=Sweep.Status.FAILED,
         error="interrupted by a server restart",
         finished_at=timezone.now(),
     )
+    # Their pieces still queued for Celery workers would compute for nobody.
+    state.stop_all(state.sweep_job(pk) for pk in ids)
+    return count

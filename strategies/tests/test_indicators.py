@@ -134,7 +134,7 @@ def test_windows_match_the_reference_on_any_values(values, n):
 
 
 def test_recursions_stay_exact_over_five_years_of_hourly_bars():
-    """43,800 BTC-like closes: the chunked closed form tracks the plain loop."""
+    """43,800 BTC-like closes: the recursions track the plain loop."""
     rng = np.random.default_rng(42)
     close = 30_000 * np.exp(np.cumsum(rng.normal(0, 0.01, 43_800)))
     values = close.tolist()
@@ -172,7 +172,8 @@ def test_paired_recursions_are_two_single_ones_bit_for_bit(decay, n):
         loop = [start]
         for value in values[1:].tolist():
             loop.append((1 - decay) * value + decay * loop[-1])
-        np.testing.assert_allclose(got[name], loop, rtol=1e-10, atol=1e-12)
+        # The compiled loop runs the plain loop's operations in its order.
+        assert got[name].tolist() == loop[:n]
 
 
 def test_flat_prices_without_warnings_or_infinities():

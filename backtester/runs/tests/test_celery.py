@@ -288,7 +288,10 @@ async def test_cancel_revokes_queued_tasks_and_stops_running_ones(workers):
     assert replies, "the worker did not answer"
     (revoked,) = replies.values()
     ours = [t for t in revoked if t.startswith(f"btlab-run-{run_id}-")]
-    assert len(ours) == len(SYMBOLS)
+    # Every task sent, no more: pieces go out BACKTEST_TASKS_IN_FLIGHT at a
+    # time, and those never sent need no revoke.
+    assert started <= len(ours) <= len(SYMBOLS)
+    assert len(ours) == len(set(ours))
 
 
 @pytest.mark.postgres

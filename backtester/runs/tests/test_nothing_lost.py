@@ -111,10 +111,11 @@ async def test_a_send_to_a_closed_socket_does_not_raise(coins, monkeypatch):  # 
     start = await receive(communicator)
     assert BacktestConsumer.send_json is not AsyncJsonWebsocketConsumer.send_json
 
-    async def closed(self, content, close=False):
+    async def closed(self, text_data=None, bytes_data=None, close=False):
         raise RuntimeError("Attempt to send on a closed protocol")
 
-    monkeypatch.setattr(AsyncJsonWebsocketConsumer, "send_json", closed)
+    # The frame send under every event (JSON or pre-encoded text) fails.
+    monkeypatch.setattr(AsyncJsonWebsocketConsumer, "send", closed)
     await wait_done(start["run_id"])
     # The consumer task did not die with the exception: it still answers.
     await communicator.send_to(text_data='{"type": "cancel"}')

@@ -30,8 +30,10 @@ class Workers:
     pool children too, as when a machine or container dies). ``close()`` kills
     whatever is left; call it in a ``finally``."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], launcher: list[str] | None = None) -> None:
         self.env = {**os.environ, **env}
+        # What starts Celery: ``-m celery``, or a script that patches first.
+        self.launcher = launcher or ["-m", "celery"]
         self.processes: dict[str, subprocess.Popen] = {}
         self.logs: dict[str, Path] = {}
         self._dir = Path(tempfile.mkdtemp(prefix="btlab-workers-"))
@@ -43,8 +45,7 @@ class Workers:
         self.processes[name] = subprocess.Popen(
             [
                 sys.executable,
-                "-m",
-                "celery",
+                *self.launcher,
                 "-A",
                 "backtester",
                 "worker",

@@ -185,6 +185,10 @@ function handle(msg) {
       renderSummary(msg.summary, msg.run_id, msg.elapsed_s);
       break;
     }
+    case "notice":
+      // The job goes on (a worker stopped and its part was sent again).
+      showBanner(msg.message);
+      break;
     case "cancelled":
       forget();
       if (activeRun !== null) setRun(activeRun, false);

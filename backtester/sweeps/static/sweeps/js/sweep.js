@@ -407,6 +407,10 @@ function handle(msg) {
       renderWalkForward(msg.result, msg.elapsed_s);
       if (msg.walk_forward_id) showStoredWalkForward(msg.walk_forward_id, true);
       break;
+    case "notice":
+      // The job goes on (a worker stopped and its part was sent again).
+      showBanner(msg.message);
+      break;
     case "error":
       pending = false;
       $("wf-button").disabled = false;
