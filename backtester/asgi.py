@@ -9,6 +9,13 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "backtester.settings")
 # Initialise Django (apps, settings) before importing anything that uses models.
 django_asgi_app = get_asgi_application()
 
+from django.conf import settings  # noqa: E402
+
+from backtester.arenas import malloc_arenas_limit  # noqa: E402
+
+# Before the server's threads first allocate (see MALLOC_ARENAS in settings).
+malloc_arenas_limit(settings.MALLOC_ARENAS)
+
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402

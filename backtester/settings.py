@@ -207,11 +207,23 @@ BACKTEST_LOADERS = env.int("BACKTEST_LOADERS", default=0) or (
 # quickly), then larger ones.
 BACKTEST_FIRST_CHUNK = 4
 BACKTEST_CHUNK = 16
+# Bars per chunk after the first, sized on the first chunk's longest series:
+# 16 coins of five years hourly (700,800 bars) fit; a coin-year of minutes
+# (525,600 bars, 25 MB) goes one at a time rather than 16 (400 MB a chunk).
+# Measured on 48 coin-years of minutes (bench/scale.py --interval 1m): daphne's
+# peak 3.1 GB with chunks of 16, 1.48 GB with 2M bars (3 coins), 1.05 GB
+# with 1M (1 coin).
+BACKTEST_CHUNK_BARS = env.int("BACKTEST_CHUNK_BARS", default=1_000_000)
 # Chunks a run holds at once (loading, or loaded with coins left to compute): one
 # computing while two load keeps both loading threads busy on a cold cache, and
 # bounds a run's bars whatever its coin count (48 coins' at most; 200 coins x 5
 # years hourly is 420 MB).
 BACKTEST_CHUNKS_HELD = max(1, env.int("BACKTEST_CHUNKS_HELD", default=3))
+# glibc malloc arenas of the web server (0: glibc's default, eight per core):
+# each thread that frees arrays keeps its own arena's high-water mark. W over
+# 48 coin-years of minutes (bench/scale.py --interval 1m): daphne's peak 1030
+# MB with the default, 811 MB with 2.
+MALLOC_ARENAS = env.int("MALLOC_ARENAS", default=2)
 # Combinations per unit of sweep work (one coin, one block): a small first block
 # for a quick first heatmap cell, then larger ones that share more indicators.
 # Each block costs a coin about 4 ms of tables and averages before its first

@@ -281,9 +281,10 @@ def seeded_env(stack: contextlib.ExitStack, args: argparse.Namespace) -> dict:
         env = {**base, "DATABASE_URL": database_url, "REDIS_URL": redis.url}
     manage("migrate", "-v0", env=env)
     began = time.perf_counter()
+    # ``args.interval`` (bench/scale.py's minute mode) seeds 1-minute bars.
     manage(
         "seed_demo", "--symbols", str(args.symbols), "--years", str(args.years),
-        "--if-empty", env=env,
+        "--interval", getattr(args, "interval", "1h"), "--if-empty", env=env,
     )  # fmt: skip
     print(f"seeded in {time.perf_counter() - began:.1f} s")
     return env

@@ -9,7 +9,7 @@ sites holding the most at tracemalloc's peak (tracing slows the run: its times
 mean nothing then).
 
     DATABASE_URL=... REDIS_URL=... .venv/bin/python bench/scale_memory.py \
-        [--symbols 200] [--page] [--trace]
+        [--symbols 200] [--interval 1m] [--page] [--trace]
 
 Prints figures; asserts nothing about time.
 """
@@ -63,6 +63,7 @@ def main() -> None:
     parser.add_argument("--symbols", type=int, default=200, help="First N coins.")
     parser.add_argument("--page", action="store_true", help="Warm as a page does.")
     parser.add_argument("--trace", action="store_true", help="tracemalloc sites.")
+    parser.add_argument("--interval", default="1h", help="Bars run (1h, 1m, ...).")
     args = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "backtester.settings")
     import django
@@ -75,10 +76,12 @@ def main() -> None:
 
     symbols = [symbol for symbol, _, _ in demo_coins(args.symbols)]
     coins = coins_by_symbols(symbols)
-    spec = run_spec({"strategies": "all", "symbols": symbols})
+    spec = run_spec(
+        {"strategies": "all", "symbols": symbols, "interval": args.interval}
+    )
     runner = get_runner()
     # Imports, kernels, connections and the shared cache: not in the figures.
-    bars_load(coins=coins[:2])
+    bars_load(coins=coins[:2], interval=args.interval)
     handle = runner.submit(
         run_id=-1, spec=spec, coins=coins[:2], publish=lambda event: None
     )

@@ -21,7 +21,7 @@ import functools
 import logging
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime
 
@@ -32,6 +32,7 @@ from backtester.execution import events, registry
 from backtester.execution.failures import failure_reason
 from backtester.execution.handles import Hook, JobSpec, Publish, ResultRow, RunHandle
 from prices.models import Cryptocurrency
+from prices.timeframes import INTERVAL_MINUTES
 from prices.types import PriceSeries
 
 logger = logging.getLogger(__name__)
@@ -61,6 +62,19 @@ def _chunks(coins: Sequence, first: int, size: int) -> list[Sequence]:
     return out
 
 
+def _first_chunk(size: int, interval: str) -> int:
+    """Return the first chunk's coins: ``size`` of hourly bars or coarser, fewer
+    of finer bars (one coin at least), in proportion to the bars per day."""
+    return max(1, min(size, size * INTERVAL_MINUTES[interval] // 60))
+
+
+def _chunk_coins(series: Iterable[PriceSeries], size: int, bars: int) -> int:
+    """Return coins per chunk: at most ``size``, and at most ``bars`` bars of
+    the longest series seen (one coin at least)."""
+    longest = max((len(s.time) for s in series), default=0)
+    return max(1, min(size, bars // longest)) if longest else size
+
+
 class RunDriving:
     """The run loop of a Runner (which owns the pools, ``_warm_share``,
     ``_unsaved`` and the admission count)."""
@@ -85,15 +99,23 @@ class RunDriving:
         started: dict[Future, list[Future]] = {}  # coin tasks, by load
         publisher = ThreadPoolExecutor(1, "backtest-publish")
         try:
-            first, size = settings.BACKTEST_FIRST_CHUNK, settings.BACKTEST_CHUNK
+            # The first result waits for the whole first chunk: at 1-minute
+            # bars one coin-year is already 525,600 bars (about 35 ms from
+            # Redis), so the first chunk shrinks with the interval.
+            first = _first_chunk(settings.BACKTEST_FIRST_CHUNK, spec.interval)
+            size = settings.BACKTEST_CHUNK
             chunks = _chunks(coins, first, size)
             loads: dict[Future, Sequence[Cryptocurrency]] = {}
             pending: set[Future] = set()
             # Bars are held by chunk, from its load until its last coin is
             # computed, and at most BACKTEST_CHUNKS_HELD chunks at once: a run
             # over 200 coins never has every coin's bars in memory (420 MB at
-            # five years hourly). ``later`` waits for a place.
-            later = list(chunks[1:])
+            # five years hourly). ``later`` waits for a place, in chunks of
+            # ``size`` coins, fitted to BACKTEST_CHUNK_BARS once the first
+            # chunk shows how long the series are (a coin-year of minutes is
+            # 525,600 bars, 25 MB: 16 of them would be 400 MB a chunk).
+            later = [coin for chunk in chunks[1:] for coin in chunk]
+            fitted = False
             computing: dict[Future, Future] = {}  # coin task -> its chunk's load
             left: dict[Future, int] = {}  # a chunk's load -> coins not computed
             loading = 0  # chunks whose load is not in yet
@@ -117,8 +139,14 @@ class RunDriving:
                 )
 
             def load_more() -> None:
-                while later and loading + len(left) < settings.BACKTEST_CHUNKS_HELD:
-                    load(later.pop(0))
+                # Not before ``size`` is fitted to the first chunk's bars.
+                while (
+                    fitted
+                    and later
+                    and loading + len(left) < settings.BACKTEST_CHUNKS_HELD
+                ):
+                    load(later[:size])
+                    del later[:size]
 
             # The small first chunk loads alone (the first result does not wait
             # for a bigger one sharing the CPU); the rest load once its first
@@ -162,6 +190,15 @@ class RunDriving:
                         # Started by the load's callback, or here if it could
                         # not (then this raises what it met).
                         tasks = self._coin_tasks(handle, future, batch, spec, started)
+                        if not fitted:
+                            # No name for the loaded dict here: the loop would
+                            # keep its bars alive until the run ends.
+                            size = _chunk_coins(
+                                (future.result()[coin.symbol] for coin in batch),
+                                size,
+                                settings.BACKTEST_CHUNK_BARS,
+                            )
+                            fitted = True
                         if tasks:
                             left[future] = len(tasks)
                             computing.update(dict.fromkeys(tasks, future))
