@@ -10,7 +10,6 @@ worker had stored it just before).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from channels.db import database_sync_to_async
@@ -35,7 +34,6 @@ class RemoteWalkForwardMixin:
     """Walk-forwards on workers for an AsyncJsonWebsocketConsumer."""
 
     walk_forward_id: int | None = None
-    walk_forward_task: asyncio.Task | None = None
 
     async def start_remote_walk_forward(
         self, spec, request: dict, handle: JobHandle
@@ -43,6 +41,7 @@ class RemoteWalkForwardMixin:
         """Record the admitted walk-forward and start watching its task;
         return its id."""
         runner = get_runner()
+        record = None
         try:
             record = await database_sync_to_async(walk_forward_open)(
                 spec=spec, user=self.scope.get("user")
@@ -50,17 +49,17 @@ class RemoteWalkForwardMixin:
             group = events.walk_forward_group(record.pk)
             await self.channel_layer.group_add(group, self.channel_name)
             self.walk_forward_id = record.pk
-            future = runner.submit_control(
-                walk_forward_watch, record.pk, dict(request), handle
-            )
+            # Nothing awaits the watch: it ends the record and retires the
+            # job whatever this socket does; the end comes through the group.
+            runner.submit_control(walk_forward_watch, record.pk, dict(request), handle)
         except BaseException:
             runner.retire(handle.job_id, KIND)
+            self.walk_forward_id = None
+            if record is not None:  # never sent: no record left queued
+                await database_sync_to_async(record_end)(
+                    record.pk, status="failed", error="could not start"
+                )
             raise
-        # Cancelling this task (the socket closes) must not cancel the watch,
-        # which ends the record and retires the job: it only stops waiting.
-        self.walk_forward_task = asyncio.ensure_future(
-            asyncio.shield(asyncio.wrap_future(future))
-        )
         return record.pk
 
     async def forget_remote_walk_forward(self) -> None:

@@ -77,7 +77,7 @@ def walk_forward_piece(walk_forward_id: int, request: dict, task_id: str = "") -
         )
         data, status, error = walk_forward_data(result), "complete", ""
     except Stopped:
-        return "cancelled"  # the canceller recorded and announced it
+        return "stopped"  # cancelled: the canceller recorded and announced it
     except RequestError as exc:  # e.g. no coin has bars in the range
         data, status, error, field = None, "failed", exc.message, exc.field
     except Exception as exc:
@@ -88,7 +88,7 @@ def walk_forward_piece(walk_forward_id: int, request: dict, task_id: str = "") -
     if not walk_forward_end(
         walk_forward_id, status=status, result=data, elapsed_s=elapsed, error=error
     ):
-        return "cancelled"  # a cancel ended it first
+        return "ended"  # a cancel ended it first, after the last coin
     group_send(
         group, events.layer_walk_forward_end(walk_forward_id, status, error, field)
     )

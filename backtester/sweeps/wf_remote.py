@@ -44,11 +44,11 @@ def walk_forward_watch(walk_forward_id: int, request: dict, handle: JobHandle) -
     )
     group = events.walk_forward_group(walk_forward_id)
 
+    failed: list[str] = []
+
     def fail(reason: str) -> None:
         if walk_forward_end(walk_forward_id, status="failed", error=reason):
-            group_send(
-                group, events.layer_walk_forward_end(walk_forward_id, "failed", reason)
-            )
+            failed.append(reason)  # told once the job is no longer counted
 
     try:
         if not handle.should_stop():  # a socket closed while this was queued
@@ -75,3 +75,10 @@ def walk_forward_watch(walk_forward_id: int, request: dict, handle: JobHandle) -
         connections.close_all()
         get_runner().retire(handle.job_id, KIND)
         handle.done.set()
+    for reason in failed:
+        try:
+            group_send(
+                group, events.layer_walk_forward_end(walk_forward_id, "failed", reason)
+            )
+        except Exception:
+            logger.warning("could not announce walk-forward %s's end", walk_forward_id)
