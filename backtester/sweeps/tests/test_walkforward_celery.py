@@ -4,6 +4,7 @@ computed by the worker (not the web process), and cancelled at once."""
 from __future__ import annotations
 
 import math
+import re
 import time
 
 import pytest
@@ -135,13 +136,17 @@ async def test_cancel_on_a_worker_is_recorded_told_and_stops_it(workers):  # noq
         assert time.monotonic() < deadline, workers.log("one")
         await sync_to_async(time.sleep)(0.05)
     await communicator.send_json_to({"type": "cancel"})
+    sent = time.perf_counter()
     message = await receive(communicator, 1)
+    told_ms = (time.perf_counter() - sent) * 1000
     assert message == {"type": "cancelled", "walk_forward": True}
     assert (await sync_to_async(record)(pk)).status == "cancelled"
     # The worker stops at its next coin: its task ends cancelled, long before
     # the walk-forward would have, and nothing more is sent.
     assert await communicator.receive_nothing(2)
     assert "succeeded" in workers.log("one") and "'stopped'" in workers.log("one")
+    ran = re.search(r"succeeded in ([0-9.]+)s: 'stopped'", workers.log("one"))
+    print(f"cancel told in {told_ms:.0f} ms; the task ran {float(ran[1]):.2f} s")
     row = await sync_to_async(record)(pk)
     assert row.status == "cancelled" and row.result == {}
     await communicator.disconnect()
