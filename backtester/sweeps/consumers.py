@@ -45,6 +45,7 @@ from backtester.sweeps.validation import (
 )
 from backtester.sweeps.walk_forwards import walk_forward_store
 from backtester.sweeps.walkforward import walk_forward_data, walk_forward_run
+from backtester.sweeps.wf_consumers import RemoteWalkForwardMixin
 from strategies.walkforward import Stopped
 
 logger = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ END_GRACE = 1.0
 WATCH_EVERY = 0.2
 
 
-class SweepConsumerMixin:
+class SweepConsumerMixin(RemoteWalkForwardMixin):
     """Sweep handling for an AsyncJsonWebsocketConsumer with ``_publisher``."""
 
     sweep_id: int | None = None
@@ -182,6 +183,8 @@ class SweepConsumerMixin:
 
     def walk_forward_active(self) -> bool:
         """Return whether this socket's walk-forward is still computing."""
+        if self.walk_forward_id is not None:  # on a worker, until its end is told
+            return True
         return self.walk_forward_task is not None and not self.walk_forward_task.done()
 
     async def start_walk_forward(self, content: dict) -> None:
@@ -212,14 +215,17 @@ class SweepConsumerMixin:
         runner = get_runner()
         runner.admit(handle, slot, kind="walk_forward", job_id=handle.job_id)
         self.walk_forward_handle = handle
+        start = events.walk_forward_start(
+            len(spec.sweep.combinations), spec.sweep.skipped, spec.sweep.axes
+        )
+        if settings.BACKTEST_EXECUTOR == "celery":  # on a worker (wf_consumers.py)
+            wf_id = await self.start_remote_walk_forward(spec, content, handle)
+            await self.send_json({**start, "walk_forward_id": wf_id})
+            return
         self.walk_forward_task = asyncio.create_task(
             self._walk_forward(spec, coins, handle)
         )
-        await self.send_json(
-            events.walk_forward_start(
-                len(spec.sweep.combinations), spec.sweep.skipped, spec.sweep.axes
-            )
-        )
+        await self.send_json(start)
 
     async def _walk_forward(self, spec, coins, handle: JobHandle) -> None:
         began = time.perf_counter()
@@ -366,6 +372,9 @@ class SweepConsumerMixin:
     async def cancel_walk_forward(self) -> None:
         """Stop this socket's walk-forward and say so at once (its thread ends
         at the next coin it would start)."""
+        if self.walk_forward_id is not None:
+            await self.cancel_remote_walk_forward()
+            return
         self.stop_walk_forward()
         await self.send_json(events.walk_forward_cancelled())
 

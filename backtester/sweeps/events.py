@@ -87,3 +87,24 @@ def walk_forward_complete(
     if walk_forward_id is not None:
         event["walk_forward_id"] = walk_forward_id  # stored: /sweeps/walk-forward/<id>/
     return event
+
+
+# The channel-layer event of a walk-forward computed on a Celery worker: its
+# record has ended (``status``); a failure says why (``message``, ``field``).
+LAYER_WALK_FORWARD_END = "walk_forward.end"
+
+
+def walk_forward_group(walk_forward_id: int) -> str:
+    return f"walk_forward_{walk_forward_id}"
+
+
+def layer_walk_forward_end(
+    walk_forward_id: int, status: str, message: str = "", field: str | None = None
+) -> dict[str, Any]:
+    return {
+        "type": LAYER_WALK_FORWARD_END,
+        "walk_forward_id": walk_forward_id,
+        "status": status,
+        "message": message,
+        "field": field,
+    }

@@ -205,7 +205,24 @@ class WalkForwardRun(models.Model):
         on_delete=models.CASCADE,
         related_name="walk_forwards",
     )
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        COMPLETE = "complete"
+        CANCELLED = "cancelled"
+        FAILED = "failed"
+
     strategy = models.CharField(max_length=40)
+    # Computed on a Celery worker, a walk-forward is recorded when it starts
+    # (queued) and ended by whoever ends it first: the worker storing its
+    # result, or a cancel. On the thread pool it is stored once, complete.
+    status = models.CharField(
+        max_length=10, choices=Status.choices, default=Status.COMPLETE
+    )
+    error = models.TextField(blank=True)
+    # The Celery task computing it ("" on the thread pool).
+    task_id = models.CharField(max_length=100, blank=True)
     # The request's settings: coins, range, interval, costs, grid, fold sizes.
     settings = models.JSONField(default=dict)
     # The result in the shape of the ``walk_forward_complete`` message.
