@@ -225,3 +225,35 @@ QUERY_STRINGS = [
     ("run.huge", {"run": "9" * 400}),
     ("run.deep", {"run": DEEP}),
 ]
+
+
+PORTFOLIO = {
+    "type": "portfolio",
+    "strategy": "sma_crossover",
+    "symbols": ["AAA", "BBB"],
+    "params": {"fast": 5, "slow": 20},
+    "max_positions": 2,
+    "rank": "roc_24",
+}
+# Every field of a portfolio run besides its type.
+PORTFOLIO_FIELDS = (
+    "strategy", "symbols", "params", "max_positions", "rank", "start", "end",
+    "interval", "fee", "stop_loss_pct", "position_size", "direction",
+)  # fmt: skip
+
+
+def portfolio_messages() -> list[tuple[dict, str, str]]:
+    """Return (message, the field at fault, label) for the ``portfolio`` type."""
+    out = []
+    for name in PORTFOLIO_FIELDS:
+        for i, value in enumerate([*NUMBERS, [], -5]):
+            out.append(({**PORTFOLIO, name: value}, name, f"portfolio.{name}[{i}]"))
+    # An empty string is an absent optional field (what an empty form input
+    # sends), so it is hostile only where a value is required.
+    for name in ("strategy", "symbols"):
+        out.append(({**PORTFOLIO, name: ""}, name, f"portfolio.{name}.empty"))
+    for i, value in enumerate(NUMBERS):
+        params = {**PORTFOLIO, "params": {"fast": value, "slow": 20}}
+        out.append((params, "params.fast", f"portfolio.params.fast[{i}]"))
+    out.append(({**PORTFOLIO, LONG: 1}, LONG, "portfolio.unknown"))
+    return out
