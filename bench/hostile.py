@@ -77,22 +77,28 @@ def good_file(folder: Path, symbol: str, hours: int = 600) -> Path:
     return path
 
 
-def messages(canary: str) -> list[tuple[str, str, str | bytes]]:
-    """Return (message type, label, text or bytes frame) of every malformed one."""
-    out: list[tuple[str, str, str | bytes]] = []
-    for text, _, label in families.run_messages():
-        out.append(("run" if '"type": "run"' in text else "raw", label, text))
-    out += [("run", f"oversize[{i}]", t) for i, t in enumerate(families.OVERSIZE)]
-    for message, _, label in families.job_messages():
-        out.append((message["type"], label, json.dumps(message)))
-    for message, _, label in families.portfolio_messages():
-        out.append(("portfolio", label, json.dumps(message)))
+Frame = tuple[str, str, str | bytes, str | None]
+
+
+def messages(canary: str) -> list[Frame]:
+    """Return (message type, label, text or bytes frame, the field its error
+    must name or None) of every malformed message."""
+    out: list[Frame] = []
+    for text, field, label in families.run_messages():
+        kind = "run" if '"type": "run"' in text else "raw"
+        out.append((kind, label, text, field))
+    for i, text in enumerate(families.OVERSIZE):
+        out.append(("run", f"oversize[{i}]", text, None))
+    for message, field, label in families.job_messages():
+        out.append((message["type"], label, json.dumps(message), field))
+    for message, field, label in families.portfolio_messages():
+        out.append(("portfolio", label, json.dumps(message), field))
     for i, source in enumerate(sources(canary)):
         if isinstance(source, bytes):
-            out.append(("binary", f"source[{i}]", source))
+            out.append(("binary", f"source[{i}]", source, None))
         else:
             text = json.dumps({"type": "check_strategy", "source": source})
-            out.append(("check_strategy", f"source[{i}]", text))
+            out.append(("check_strategy", f"source[{i}]", text, None))
     return out
 
 
@@ -105,6 +111,7 @@ class Tally:
         self.other: collections.Counter = collections.Counter()
         self.closes: collections.Counter = collections.Counter()
         self.silent = 0
+        self.misnamed = 0  # errors naming another field than expected
         # The label of each message a job start or a close answered.
         self.notes: list[str] = []
         self.statuses: collections.Counter = collections.Counter()
@@ -136,7 +143,7 @@ def send_until_closed(ws, queue: collections.deque, tally: Tally) -> None:
     from websockets.exceptions import ConnectionClosed
 
     while queue:
-        kind, label, frame = queue.popleft()
+        kind, label, frame, field = queue.popleft()
         tally.sent[kind] += 1
         try:
             ws.send(frame)
@@ -145,6 +152,9 @@ def send_until_closed(ws, queue: collections.deque, tally: Tally) -> None:
                 reply = json.loads(ws.recv(timeout=30))  # refused once found
             if reply["type"] == "error":
                 tally.errors[kind] += 1
+                if field is not None and reply.get("field") != field:
+                    tally.misnamed += 1
+                    tally.notes.append(f"{label}: names {reply.get('field')!r}")
             elif reply["type"] == "strategy_check" and not reply["ok"]:
                 tally.errors[kind] += 1  # refused with line and column
             else:
@@ -365,6 +375,7 @@ def report(tally: Tally, log: Path, imports: dict, rss_mb: float) -> bool:
     for kind in sorted(tally.sent):
         print(f"  {kind:<42} {tally.sent[kind]:>9,}  errors {tally.errors[kind]:,}")
     print(f"{'error events (refusals)':<44} {sum(tally.errors.values()):>9,}")
+    print(f"{'  naming another field than expected':<44} {tally.misnamed:>9,}")
     print(f"{'other events':<44} {sum(tally.other.values()):>9,}")
     for kind, count in sorted(tally.other.items()):
         print(f"  {kind:<42} {count:>9,}")
@@ -385,7 +396,7 @@ def report(tally: Tally, log: Path, imports: dict, rss_mb: float) -> bool:
     print(f"  {'importer peak RSS (MB)':<42} {imports['peak_mb']:>9.0f}")
     print(f"{'daphne peak RSS (MB)':<44} {rss_mb:>9.0f}")
     for note in sorted(set(tally.notes)):
-        print(f"  answered otherwise: {note}")
+        print(f"  note: {note}")
     return bool(tracebacks or tally.statuses[500] or tally.closes[1011])
 
 

@@ -242,12 +242,14 @@ PORTFOLIO_FIELDS = (
 )  # fmt: skip
 
 
-def portfolio_messages() -> list[tuple[dict, str, str]]:
+def portfolio_messages() -> list[tuple[dict, str | None, str]]:
     """Return (message, the field at fault, label) for the ``portfolio`` type."""
     out = []
     for name in PORTFOLIO_FIELDS:
         for i, value in enumerate([*NUMBERS, [], -5]):
-            out.append(({**PORTFOLIO, name: value}, name, f"portfolio.{name}[{i}]"))
+            # An object of params is read: its unknown name is the one at fault.
+            field = "params.a" if (name, value) == ("params", {"a": 1}) else name
+            out.append(({**PORTFOLIO, name: value}, field, f"portfolio.{name}[{i}]"))
     # An empty string is an absent optional field (what an empty form input
     # sends), so it is hostile only where a value is required.
     for name in ("strategy", "symbols"):
@@ -255,5 +257,6 @@ def portfolio_messages() -> list[tuple[dict, str, str]]:
     for i, value in enumerate(NUMBERS):
         params = {**PORTFOLIO, "params": {"fast": value, "slow": 20}}
         out.append((params, "params.fast", f"portfolio.params.fast[{i}]"))
-    out.append(({**PORTFOLIO, LONG: 1}, LONG, "portfolio.unknown"))
+    # An unknown field's name is echoed cut to 40 characters, so none is given.
+    out.append(({**PORTFOLIO, LONG: 1}, None, "portfolio.unknown"))
     return out
