@@ -300,7 +300,7 @@ def import_all(env: dict, folder: Path) -> dict:
     before = manage("shell", "-c", COUNT_ROWS, env=env).stdout.splitlines()[-1].split()
     files = hostile_price_files(folder)
     refused = clean = 0
-    peak_kb = 0
+    peaks_kb = []
     for path, symbol in files:
         extra = ["--symbol", symbol] if symbol is not None else []
         done = subprocess.run(
@@ -314,7 +314,7 @@ def import_all(env: dict, folder: Path) -> dict:
             for line in done.stderr.splitlines()
             if line.strip() and not line.startswith("Command exited with")
         ]
-        peak_kb = max(peak_kb, int(lines.pop().split()[1]))
+        peaks_kb.append(int(lines.pop().split()[1]))
         refused += done.returncode != 0
         errors = [line for line in lines if line.startswith("error: ")]
         if (
@@ -329,7 +329,8 @@ def import_all(env: dict, folder: Path) -> dict:
     after = manage("shell", "-c", COUNT_ROWS, env=env).stdout.splitlines()[-1].split()
     written = [int(b) - int(a) for a, b in zip(before, after, strict=True)]
     return {"files": len(files), "refused": refused, "clean": clean,
-            "written": written, "peak_mb": peak_kb / 1024}  # fmt: skip
+            "written": written, "least_mb": min(peaks_kb) / 1024,
+            "peak_mb": max(peaks_kb) / 1024}  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -393,7 +394,9 @@ def report(tally: Tally, log: Path, imports: dict, rss_mb: float) -> bool:
     print(f"  {'refused with one error line':<42} {imports['clean']:>9,}")
     coins, bars, blocks = imports["written"]
     print(f"  {'coins, bars, blocks written':<42} {f'{coins}, {bars}, {blocks}':>9}")
-    print(f"  {'importer peak RSS (MB)':<42} {imports['peak_mb']:>9.0f}")
+    # The least is a small file's: the interpreter, Django and NumPy.
+    print(f"  {'importer peak RSS, largest (MB)':<42} {imports['peak_mb']:>9.0f}")
+    print(f"  {'importer peak RSS, least (MB)':<42} {imports['least_mb']:>9.0f}")
     print(f"{'daphne peak RSS (MB)':<44} {rss_mb:>9.0f}")
     for note in sorted(set(tally.notes)):
         print(f"  note: {note}")
