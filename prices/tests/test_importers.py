@@ -9,8 +9,13 @@ import numpy as np
 import pytest
 
 from prices.importers import ImportFormatError, parse_file, symbol_from_path
-
-HEADER = "timestamp,open,high,low,close,volume\n"
+from prices.tests.hostile_files import (
+    BAD,
+    BAD_SYMBOLS,
+    HEADER,
+    OUT_OF_RANGE,
+    UNUSABLE,
+)
 
 
 def write(path: Path, text: str, gz: bool = False) -> Path:
@@ -62,18 +67,6 @@ def test_symbol_from_path():
     assert symbol_from_path("doge.csv") == "DOGE"
 
 
-BAD = [
-    ("2024-01-01T00:00:00Z,ten,12,9,11,4\n", 2, "bad open value 'ten'"),
-    ("2024-01-01T00:00:00Z,10,12,9,,4\n", 2, "bad close value"),
-    ("2024-13-01T00:00:00Z,10,12,9,11,4\n", 2, "bad timestamp"),
-    ("2024-01-01T00:00:00Z,10,8,9,9.5,4\n", 2, "high is below low"),
-    ("2024-01-01T00:00:00Z,10,12,9,11,-4\n", 2, "volume is negative"),
-    ("2024-01-01T00:00:00Z,0,12,9,11,4\n", 2, "prices must be positive"),
-    ("2024-01-01T00:30:00Z,10,12,9,11,4\n", 2, "not aligned"),
-    ("2024-01-01T00:00:00Z,10,12,9,11,4,7\n", 2, "expected 6 columns, found 7"),
-]
-
-
 @pytest.mark.parametrize(("row", "line", "problem"), BAD)
 def test_bad_rows_name_file_line_and_problem(tmp_path, row, line, problem):
     good = "2024-01-01T01:00:00Z,10,12,9,11,4\n"
@@ -107,15 +100,7 @@ def test_conflicting_duplicate_time(tmp_path):
         parse_file(path)
 
 
-@pytest.mark.parametrize(
-    ("text", "problem"),
-    [
-        ("", "file is empty"),
-        (HEADER, "no data rows"),
-        ("time,o,h,l,c,v\n2024-01-01T00:00:00Z,1,1,1,1,1\n", "unrecognised format"),
-        ("timestamp,open,high,low,close\n2024-01-01T00:00:00Z,1,1,1,1\n", "header"),
-    ],
-)
+@pytest.mark.parametrize(("text", "problem"), UNUSABLE)
 def test_unusable_files(tmp_path, text, problem):
     with pytest.raises(ImportFormatError, match=problem):
         parse_file(write(tmp_path / "X.csv", text))
@@ -127,16 +112,6 @@ def test_real_file_parses(real_data_dir):
     assert len(parsed.series.time) == 43_764
     assert parsed.series.time[0] == 1546196400
     assert np.all(np.diff(parsed.series.time) >= 3600)
-
-
-# Bars from the epoch to one day past the clock: a bar of year 1 or 9999 would
-# break every run over its coin.
-OUT_OF_RANGE = [
-    ("0001-01-01T00:00:00Z", "before 1970-01-01"),
-    ("1969-12-31T23:00:00Z", "before 1970-01-01"),
-    ("9999-12-31T23:00:00Z", "more than a day in the future"),
-    ("2200-01-01T00:00:00Z", "more than a day in the future"),
-]
 
 
 @pytest.mark.parametrize(("stamp", "problem"), OUT_OF_RANGE)
@@ -170,16 +145,7 @@ def test_a_bar_of_today_is_accepted(tmp_path):
     assert parse_file(path).series.time.tolist() == [hour]
 
 
-@pytest.mark.parametrize(
-    ("name", "symbol", "shown"),
-    [
-        ("=CMDUSDT.csv", None, "'=CMD'"),
-        ("X.csv", "<svg/onload=alert(1)>", "'<SVG/ONLOAD=ALERT(1)>'"),
-        ("ABCDEFGHIJKLMNOPQRSTUVWXYZUSDT.csv", None, "'ABCDEFGHIJKLMNOPQRSTUVWXYZ'"),
-        ("-1h.csv", None, "''"),
-        ("X.csv", "B\u0661", "'B\u0661'"),  # an Arabic-Indic digit
-    ],
-)
+@pytest.mark.parametrize(("name", "symbol", "shown"), BAD_SYMBOLS)
 def test_bad_symbols_are_refused_naming_the_symbol(tmp_path, name, symbol, shown):
     path = write(tmp_path / name, HEADER + "2024-01-01T00:00:00Z,10,12,9,11,4\n")
     with pytest.raises(ImportFormatError) as caught:

@@ -13,9 +13,9 @@ from django.core.management import call_command
 
 from backtester.runs.models import BacktestRun
 from backtester.runs.tests.factories import make_coins
+from backtester.tests.hostile_families import DEEP
 
 pytestmark = pytest.mark.django_db(transaction=True)
-DEEP = "[" * 3000
 DATA = ("equity.json", "price.json", "trades.json", "trades.csv")
 
 

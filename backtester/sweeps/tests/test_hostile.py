@@ -21,92 +21,10 @@ from asgiref.sync import sync_to_async
 from backtester.runs.tests.factories import make_coins
 from backtester.runs.tests.test_consumer import connect, receive
 from backtester.sweeps.tests.test_consumer import _drain_sweeps  # noqa: F401
+from backtester.tests.hostile_families import SWEEP, WALK
+from backtester.tests.hostile_families import job_messages as cases
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
-
-HUGE = 10**400
-LONG = "x" * 5000
-SWEEP = {
-    "type": "sweep",
-    "strategy": "sma_crossover",
-    "symbols": ["AAA"],
-    "grid": {"fast": [5, 10], "slow": [30]},
-}
-WALK = {**SWEEP, "type": "walk_forward", "train_bars": 100, "test_bars": 50}
-PORTFOLIO_SWEEP = {**SWEEP, "type": "portfolio_sweep", "params": {"slow": 30},
-                   "grid": {"max_positions": [1, 2], "fast": [5, 10]}}  # fmt: skip
-# Values that no number, size or name accepts.
-NUMBERS = [HUGE, -HUGE, "1e999999999", "-1e999999999", "1_0", "\uff11\uff10",
-           LONG, {"a": 1}, [1], True]  # fmt: skip
-# Grid axes that no parameter takes: steps decimal division cannot do, bounds
-# past a decimal context, Python-only digits.
-AXES = [
-    {"start": 5, "stop": 50, "step": "1e-30"},
-    {"start": 5, "stop": 50, "step": 1e-300},
-    {"start": 5, "stop": 50, "step": 5e-324},
-    "5:50:1e-30",
-    {"start": 5, "stop": "1e999999999", "step": 1},
-    {"start": "-1e999999999", "stop": "1e999999999", "step": 1},
-    "5:1e999999999:1",
-    {"start": 5, "stop": HUGE, "step": 1},
-    {"start": "1_0", "stop": 20, "step": 5},
-    "\uff11\uff10",
-    "1_0,20",
-    [HUGE],
-    [LONG],
-    LONG,
-]
-IDS = [HUGE, -HUGE, 10**30, -1, 0, "1", {"a": 1}, [1], True, 1.5, LONG]
-
-
-def cases() -> list[tuple[dict, str | None, str]]:
-    """Return (message, the field its error must name or None, label)."""
-    out = []
-    families = (("sweep", SWEEP), ("walk_forward", WALK))
-    for kind, base in (*families, ("portfolio_sweep", PORTFOLIO_SWEEP)):
-        for i, axis in enumerate(AXES):
-            grid = {"fast": axis, "slow": [30]}
-            out.append(({**base, "grid": grid}, "grid.fast", f"{kind}.grid[{i}]"))
-            risk = {"fast": [5, 10], "stop_loss_pct": axis}
-            out.append(
-                ({**base, "grid": risk}, "grid.stop_loss_pct", f"{kind}.risk[{i}]")
-            )
-        for i, value in enumerate(NUMBERS):
-            for name in ("stop_loss_pct", "fee"):
-                out.append(({**base, name: value}, name, f"{kind}.{name}[{i}]"))
-            out.append(
-                (
-                    {**base, "params": {"stop_loss_pct": value}},
-                    "params.stop_loss_pct",
-                    f"{kind}.params[{i}]",
-                )
-            )
-        for i, value in enumerate([{"a": 1}, False, {}, [], 0, "", LONG, HUGE]):
-            out.append(({**base, "objective": value}, "objective", f"{kind}.obj[{i}]"))
-        out.append(({**base, LONG: 1}, None, f"{kind}.unknown"))
-        out.append(({**base, "strategy": LONG}, "strategy", f"{kind}.strategy"))
-    for i, value in enumerate(NUMBERS + [0, -5, 2.5]):
-        for name in ("train_bars", "test_bars", "folds"):
-            out.append(({**WALK, name: value}, name, f"walk.{name}[{i}]"))
-    for i, axis in enumerate([*AXES, [0, 1], [101], [1.5], [True], [1, 1]]):
-        grid = {"max_positions": axis, "fast": [5]}
-        out.append(
-            ({**PORTFOLIO_SWEEP, "grid": grid}, "grid.max_positions",
-             f"portfolio_sweep.max_positions[{i}]")
-        )  # fmt: skip
-    for i, value in enumerate(IDS):
-        for name in ("run_id", "sweep_id", "portfolio_id", "portfolio_sweep_id"):
-            message = {"type": "attach", name: value}
-            out.append((message, name, f"attach.{name}[{i}]"))
-        out.append(({"type": "resend", "run_id": value, "seqs": [1]}, "run_id",
-                    f"resend.run_id[{i}]"))  # fmt: skip
-        out.append(({"type": "cancel", "run_id": value}, None, f"cancel[{i}]"))
-    for i, value in enumerate(NUMBERS):
-        out.append(
-            ({"type": "run", "strategy": "sma_crossover", "stop_loss_pct": value},
-             "stop_loss_pct", f"run.stop_loss_pct[{i}]")
-        )  # fmt: skip
-    return out
 
 
 async def test_every_message_type_answers_malformed_input_with_an_error(caplog):
