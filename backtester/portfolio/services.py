@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import close_old_connections, connections, transaction
@@ -27,6 +25,7 @@ from backtester.execution.pool import get_runner
 from backtester.portfolio import events, remote
 from backtester.portfolio.compute import PortfolioCancelled, portfolio_compute
 from backtester.portfolio.curve import chart_curve, curve_data
+from backtester.portfolio.jobs import LocalJob, LocalJobs
 from backtester.portfolio.models import PortfolioRun
 from backtester.portfolio.validation import STOP_FIELDS, PortfolioSpec
 from backtester.runs import processes
@@ -39,33 +38,16 @@ UNFINISHED = [PortfolioRun.Status.QUEUED, PortfolioRun.Status.RUNNING]
 KIND = "portfolio"
 
 
-@dataclass
-class PortfolioHandle:
+class PortfolioHandle(LocalJob):
     """A portfolio run computing in this process: ``cancel()``, ``wait()``."""
 
-    portfolio_id: int
-    cancelled: threading.Event = field(default_factory=threading.Event)
-    done: threading.Event = field(default_factory=threading.Event)
-    status: str = "running"
-    error: str = ""
-    elapsed_s: float = 0.0
-
     @property
-    def run_id(self) -> int:
-        """Return its key in the admission count (of the ``portfolio`` kind)."""
-        return self.portfolio_id
-
-    def cancel(self) -> None:
-        """Stop before the next coin's signals; nothing more is published."""
-        self.cancelled.set()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        return self.done.wait(timeout)
+    def portfolio_id(self) -> int:
+        return self.job_id
 
 
 # Portfolio runs computing in this process, for a reloaded page's cancel.
-_active: dict[int, PortfolioHandle] = {}
-_lock = threading.Lock()
+_active = LocalJobs(KIND)
 
 
 def portfolio_build(
@@ -125,11 +107,10 @@ def portfolio_start(
 ) -> PortfolioHandle:
     """Count the run in the place ``slot`` holds and compute it on a control
     thread; return its handle. Events go through ``publish``."""
-    handle = PortfolioHandle(portfolio_id=run.pk)
+    handle = PortfolioHandle(run.pk)
     runner = get_runner()
     runner.admit(handle, slot, kind=KIND, job_id=run.pk)
-    with _lock:
-        _active[run.pk] = handle
+    _active.add(handle)
     PortfolioRun.objects.filter(pk=run.pk).update(
         status=PortfolioRun.Status.RUNNING, started_at=timezone.now()
     )
@@ -147,15 +128,12 @@ def portfolio_start(
 
 def portfolio_handle(portfolio_id: int) -> PortfolioHandle | None:
     """Return the handle of a portfolio run this process computes, or None."""
-    with _lock:
-        return _active.get(portfolio_id)
+    return _active.get(portfolio_id)
 
 
 def _forget(handle: PortfolioHandle) -> None:
     """Stop counting the run: it is over (announced next) or never started."""
-    with _lock:
-        _active.pop(handle.portfolio_id, None)
-    get_runner().retire(handle.portfolio_id, KIND)
+    _active.forget(handle)
 
 
 def _drive(

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import close_old_connections, connections, transaction
@@ -27,6 +25,7 @@ from backtester.execution.handles import Publish, Slot
 from backtester.execution.pool import get_runner
 from backtester.portfolio import remote
 from backtester.portfolio import sweep_events as events
+from backtester.portfolio.jobs import LocalJob, LocalJobs
 from backtester.portfolio.models import PortfolioSweep, PortfolioSweepCell
 from backtester.portfolio.sweep import PortfolioSweepSpec
 from backtester.portfolio.sweep_run import basket_load, best_cell
@@ -39,38 +38,21 @@ KIND = "portfolio_sweep"
 UNFINISHED = [PortfolioSweep.Status.QUEUED, PortfolioSweep.Status.RUNNING]
 
 
-@dataclass
-class PortfolioSweepHandle:
+class PortfolioSweepHandle(LocalJob):
     """A portfolio sweep computing in this process: ``cancel()``, ``wait()``."""
 
-    sweep_id: int
-    cancelled: threading.Event = field(default_factory=threading.Event)
-    done: threading.Event = field(default_factory=threading.Event)
-    status: str = "running"
-    error: str = ""
-    elapsed_s: float = 0.0
-
     @property
-    def run_id(self) -> int:
-        return self.sweep_id
-
-    def cancel(self) -> None:
-        """Stop before the next cell; nothing more is stored or published."""
-        self.cancelled.set()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        return self.done.wait(timeout)
+    def sweep_id(self) -> int:
+        return self.job_id
 
 
 # Portfolio sweeps computing in this process, for a reloaded page's cancel.
-_active: dict[int, PortfolioSweepHandle] = {}
-_lock = threading.Lock()
+_active = LocalJobs(KIND)
 
 
 def psweep_handle(sweep_id: int) -> PortfolioSweepHandle | None:
     """Return the handle of a portfolio sweep this process computes, or None."""
-    with _lock:
-        return _active.get(sweep_id)
+    return _active.get(sweep_id)
 
 
 def psweep_create(
@@ -109,11 +91,10 @@ def psweep_start(
 ) -> PortfolioSweepHandle:
     """Count the sweep in the place ``slot`` holds and compute it on a control
     thread; return its handle. Events go through ``publish``."""
-    handle = PortfolioSweepHandle(sweep_id=sweep.pk)
+    handle = PortfolioSweepHandle(sweep.pk)
     runner = get_runner()
     runner.admit(handle, slot, kind=KIND, job_id=sweep.pk)
-    with _lock:
-        _active[sweep.pk] = handle
+    _active.add(handle)
     PortfolioSweep.objects.filter(pk=sweep.pk).update(
         status=PortfolioSweep.Status.RUNNING, started_at=timezone.now()
     )
@@ -130,9 +111,8 @@ def psweep_start(
 
 
 def _forget(handle: PortfolioSweepHandle) -> None:
-    with _lock:
-        _active.pop(handle.sweep_id, None)
-    get_runner().retire(handle.sweep_id, KIND)
+    """Stop counting the sweep: it is over (announced next) or never started."""
+    _active.forget(handle)
 
 
 def _drive(
