@@ -46,6 +46,8 @@ class PortfolioConsumerMixin(PortfolioSweepConsumerMixin):
 
     portfolio_id: int | None = None
     portfolio_handle: PortfolioHandle | None = None
+    # Whether the followed run's result went out on this socket.
+    portfolio_result_sent: bool = False
 
     def portfolio_active(self) -> bool:
         """Return whether this socket follows a portfolio run or sweep."""
@@ -117,7 +119,7 @@ class PortfolioConsumerMixin(PortfolioSweepConsumerMixin):
             )
             group = events.group(run.pk)
             await self.channel_layer.group_add(group, self.channel_name)
-            self.portfolio_id = run.pk
+            self.portfolio_id, self.portfolio_result_sent = run.pk, False
             publish = publisher(self.channel_layer, group, asyncio.get_running_loop())
             self.portfolio_handle = await database_sync_to_async(portfolio_start)(
                 run=run, coins=coins, publish=publish, slot=slot
@@ -156,7 +158,7 @@ class PortfolioConsumerMixin(PortfolioSweepConsumerMixin):
                 )
             )
             return
-        self.portfolio_id = run.pk
+        self.portfolio_id, self.portfolio_result_sent = run.pk, False
         self.portfolio_handle = portfolio_handle(run.pk)
         await self.send_json(
             events.start(run.pk, run.total, attached=True, status=run.status)
@@ -222,10 +224,23 @@ class PortfolioConsumerMixin(PortfolioSweepConsumerMixin):
 
     async def portfolio_result(self, event: dict) -> None:
         if event["portfolio_id"] == self.portfolio_id:
+            self.portfolio_result_sent = True
             await self.send_json(events.portfolio(event))
 
     async def portfolio_complete(self, event: dict) -> None:
         if event["portfolio_id"] == self.portfolio_id:
+            if not self.portfolio_result_sent:
+                # Attached after the result went out but before the run was
+                # saved complete: the result is in the record, not the group.
+                run = await PortfolioRun.objects.aget(pk=event["portfolio_id"])
+                if run.metrics is not None:
+                    await self.portfolio_result(
+                        events.layer_result(
+                            run.pk, run.metrics,
+                            curve_data(run.curve) if run.curve else {},
+                            run.contributions or {},
+                        )
+                    )  # fmt: skip
             await self.forget_portfolio()
             await self.send_json(
                 events.complete(event["portfolio_id"], event["elapsed_s"])

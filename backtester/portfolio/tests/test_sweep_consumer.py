@@ -235,6 +235,46 @@ async def test_a_reloaded_page_attaches_to_a_running_portfolio_run(coins, monkey
     await page.disconnect()
 
 
+async def test_attach_between_the_result_and_the_saved_end_still_gets_the_result(
+    coins, monkeypatch
+):
+    """A page that attaches after the result went out but before the run is
+    saved as complete reads the result from the record: the live ``complete``
+    alone would leave it waiting for a result that was sent before it joined."""
+    from backtester.portfolio import services
+
+    release, entered = threading.Event(), threading.Event()
+    finish = services.portfolio_finish
+
+    def held(*args, **kwargs):
+        entered.set()
+        release.wait(20)
+        return finish(*args, **kwargs)
+
+    monkeypatch.setattr(services, "portfolio_finish", held)
+    first = await connect()
+    await first.send_json_to(RUN)
+    start = await receive(first)
+    while (await receive(first, 20))["type"] != "portfolio":
+        pass
+    await first.disconnect()  # the page reloads after the result went out
+    assert await sync_to_async(entered.wait)(20)
+    page = await connect()
+    await page.send_json_to({"type": "attach", "portfolio_id": start["portfolio_id"]})
+    again = await receive(page)
+    assert again["type"] == "start" and again["status"] == "running"
+    release.set()
+    messages = [await receive(page)]
+    while messages[-1]["type"] != "complete":
+        messages.append(await receive(page, 20))
+    kinds = [m["type"] for m in messages]
+    assert kinds.index("portfolio") < kinds.index("complete")
+    result = next(m for m in messages if m["type"] == "portfolio")
+    run = await PortfolioRun.objects.aget(pk=start["portfolio_id"])
+    assert result["metrics"] == run.metrics
+    await page.disconnect()
+
+
 async def test_a_cancelled_portfolio_run_is_recorded_before_it_is_told(
     coins, monkeypatch
 ):
