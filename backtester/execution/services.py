@@ -176,7 +176,9 @@ def sweep_piece(*, sweep_id: int, symbols: Sequence[str], first: int) -> int:
             state.pieces_published(job, [block_published(first)])
         return len(pieces)
     except Exception as exc:
-        state.piece_failed(job, piece, f"{type(exc).__name__}: {exc}")
+        # The client and the record name the service at fault, never the
+        # exception's text (hosts, ports, SQL): the worker's log has it.
+        state.piece_failed(job, piece, failure_reason(exc))
         raise
     finally:
         state.piece_ended(job, piece)
