@@ -8,8 +8,14 @@ to cancel it, and the admission count forgets it when it ends.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from backtester.execution.handles import Publish, Slot
 from backtester.execution.pool import get_runner
 
 
@@ -62,3 +68,36 @@ class LocalJobs:
         with self._lock:
             self._jobs.pop(job.job_id, None)
         get_runner().retire(job.job_id, self.kind)
+
+    def start(
+        self,
+        job: LocalJob,
+        record: models.Model,
+        *,
+        slot: Slot,
+        coins: Sequence,
+        publish: Publish,
+        drive: Callable,
+        watch_remote: Callable,
+        finish: Callable,
+    ) -> LocalJob:
+        """Count ``job`` in the place ``slot`` holds, mark ``record`` running and
+        compute it on a control thread: ``drive`` here, or ``watch_remote``
+        while Celery workers compute it. Events go through ``publish``; a job
+        that cannot start is ``finish``-ed as failed."""
+        runner = get_runner()
+        runner.admit(job, slot, kind=self.kind, job_id=job.job_id)
+        self.add(job)
+        type(record).objects.filter(pk=record.pk).update(
+            status="running", started_at=timezone.now()
+        )
+        try:
+            if settings.BACKTEST_EXECUTOR == "celery":
+                runner.submit_control(watch_remote, record, job, publish)
+            else:
+                runner.submit_control(drive, record, list(coins), job, publish)
+        except BaseException:
+            self.forget(job)
+            finish(record.pk, status="failed", error="could not start")
+            raise
+        return job

@@ -15,13 +15,11 @@ import math
 import time
 from collections.abc import Sequence
 
-from django.conf import settings
 from django.db import close_old_connections, connections, transaction
 from django.utils import timezone
 
 from backtester.execution.failures import failure_reason
 from backtester.execution.handles import Publish, Slot
-from backtester.execution.pool import get_runner
 from backtester.portfolio import events, remote
 from backtester.portfolio.compute import PortfolioCancelled, portfolio_compute
 from backtester.portfolio.curve import chart_curve, curve_data
@@ -108,21 +106,10 @@ def portfolio_start(
     """Count the run in the place ``slot`` holds and compute it on a control
     thread; return its handle. Events go through ``publish``."""
     handle = PortfolioHandle(run.pk)
-    runner = get_runner()
-    runner.admit(handle, slot, kind=KIND, job_id=run.pk)
-    _active.add(handle)
-    PortfolioRun.objects.filter(pk=run.pk).update(
-        status=PortfolioRun.Status.RUNNING, started_at=timezone.now()
-    )
-    try:
-        if settings.BACKTEST_EXECUTOR == "celery":
-            runner.submit_control(_watch_remote, run, handle, publish)
-        else:
-            runner.submit_control(_drive, run, list(coins), handle, publish)
-    except BaseException:
-        _forget(handle)
-        portfolio_finish(run.pk, status="failed", error="could not start")
-        raise
+    _active.start(
+        handle, run, slot=slot, coins=coins, publish=publish, drive=_drive,
+        watch_remote=_watch_remote, finish=portfolio_finish,
+    )  # fmt: skip
     return handle
 
 

@@ -16,13 +16,11 @@ import math
 import time
 from collections.abc import Sequence
 
-from django.conf import settings
 from django.db import close_old_connections, connections, transaction
 from django.utils import timezone
 
 from backtester.execution.failures import failure_reason
 from backtester.execution.handles import Publish, Slot
-from backtester.execution.pool import get_runner
 from backtester.portfolio import remote
 from backtester.portfolio import sweep_events as events
 from backtester.portfolio.jobs import LocalJob, LocalJobs
@@ -92,21 +90,10 @@ def psweep_start(
     """Count the sweep in the place ``slot`` holds and compute it on a control
     thread; return its handle. Events go through ``publish``."""
     handle = PortfolioSweepHandle(sweep.pk)
-    runner = get_runner()
-    runner.admit(handle, slot, kind=KIND, job_id=sweep.pk)
-    _active.add(handle)
-    PortfolioSweep.objects.filter(pk=sweep.pk).update(
-        status=PortfolioSweep.Status.RUNNING, started_at=timezone.now()
-    )
-    try:
-        if settings.BACKTEST_EXECUTOR == "celery":
-            runner.submit_control(_watch_remote, sweep, handle, publish)
-        else:
-            runner.submit_control(_drive, sweep, list(coins), handle, publish)
-    except BaseException:
-        _forget(handle)
-        psweep_finish(sweep.pk, status="failed", error="could not start")
-        raise
+    _active.start(
+        handle, sweep, slot=slot, coins=coins, publish=publish, drive=_drive,
+        watch_remote=_watch_remote, finish=psweep_finish,
+    )  # fmt: skip
     return handle
 
 
