@@ -21,6 +21,7 @@ import functools
 import inspect
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -99,9 +100,10 @@ def install(out: Path) -> None:
 
     original_publisher = consumers._publisher
 
-    def publisher(layer, group, loop):
+    def publisher(layer, group, loop, deliver=None):
         return _timed(
-            "publish (worker thread, waits)", original_publisher(layer, group, loop)
+            "publish (worker thread, waits)",
+            original_publisher(layer, group, loop, deliver=deliver),
         )
 
     consumers._publisher = publisher
@@ -118,6 +120,7 @@ def install(out: Path) -> None:
 
     Consumer.encode_json = classmethod(encode_json)
     original_send = Consumer.send_json
+    original_send_text = Consumer.send_text
     original_receive = Consumer.receive
 
     async def receive(self, text_data=None, bytes_data=None):
@@ -132,8 +135,17 @@ def install(out: Path) -> None:
             return await original_send(self, content, close)
         finally:
             _record("consumer: send_json", began)
+
+    async def send_text(self, text, close=False):
+        # Every event goes out here (send_json encodes, then sends the text).
+        began = time.perf_counter()
+        try:
+            return await original_send_text(self, text, close)
+        finally:
+            _record("consumer: send_text", began)
             now = time.perf_counter()
-            kind = content.get("type")
+            found = re.search(r'"type":\s*"(\w+)"', text[:60])
+            kind = found.group(1) if found else None
             with _lock:
                 run = RUNS[-1] if RUNS else None
             if run is not None and "ended" not in run:
@@ -148,6 +160,7 @@ def install(out: Path) -> None:
 
     Consumer.receive = receive
     Consumer.send_json = send_json
+    Consumer.send_text = send_text
     from channels.layers import get_channel_layer
 
     layer_class = type(get_channel_layer())

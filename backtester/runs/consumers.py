@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
+from backtester import jsontext
 from backtester.auth import scope_client_ip
 from backtester.execution.failures import failure_reason
 from backtester.execution.handles import ResultRow, RunHandle, RunnerBusy
@@ -66,6 +69,26 @@ class BacktestConsumer(
     run_id: int | None = None
     handle: RunHandle | None = None
     total = 0
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # Handlers run one at a time, whether their event came through the
+        # channel layer or straight from a run this process computes (deliver).
+        self._order = asyncio.Lock()
+
+    @classmethod
+    async def encode_json(cls, content: dict) -> str:
+        return jsontext.dumps(content)
+
+    async def dispatch(self, message: dict) -> None:
+        async with self._order:
+            await super().dispatch(message)
+
+    async def deliver(self, event: dict) -> None:
+        """Handle an event of this socket's own run, handed over in-process by
+        its publisher (see _publisher), in turn with the socket's other events."""
+        async with self._order:
+            await getattr(self, get_handler_name(event))(event)
 
     async def connect(self) -> None:
         self.seen: set[int] = set()  # seqs of the active run forwarded so far
@@ -249,15 +272,25 @@ class BacktestConsumer(
             await self._fail_request(exc)
             return
         group = events.run_group(run.pk)
+        # A run this process computes hands this socket its events directly
+        # (deliver); the group is for the pages that attach to it. Runs on
+        # Celery workers come through the group.
+        local = settings.BACKTEST_EXECUTOR == "threads"
         try:
-            await self.channel_layer.group_add(group, self.channel_name)
+            if not local:
+                await self.channel_layer.group_add(group, self.channel_name)
         except Exception as exc:
             slot.release()
             await self._discard(run.pk)
             await self._fail_request(exc)
             return
         self.run_id, self.total, self.seen = run.pk, run.total, set()
-        publish = _publisher(self.channel_layer, group, asyncio.get_running_loop())
+        publish = _publisher(
+            self.channel_layer,
+            group,
+            asyncio.get_running_loop(),
+            deliver=self.deliver if local else None,
+        )
         try:
             self.handle = await database_sync_to_async(run_start)(
                 run=run, spec=spec, coins=coins, publish=publish, slot=slot
@@ -444,15 +477,26 @@ class BacktestConsumer(
             if item["seq"] in self.seen:
                 continue  # delivered twice by the layer
             self.seen.add(item["seq"])
-            sent = await self.send_json(
-                events.result(
-                    item["data"],
-                    len(self.seen),
-                    self.total,
-                    seq=item["seq"],
-                    run_id=event["run_id"],
+            if "text" in item:  # encoded by the publishing thread (deliver)
+                sent = await self.send_text(
+                    events.result_text(
+                        item["text"],
+                        len(self.seen),
+                        self.total,
+                        seq=item["seq"],
+                        run_id=event["run_id"],
+                    )
                 )
-            )
+            else:
+                sent = await self.send_json(
+                    events.result(
+                        item["data"],
+                        len(self.seen),
+                        self.total,
+                        seq=item["seq"],
+                        run_id=event["run_id"],
+                    )
+                )
             if not sent:
                 return
 
@@ -475,17 +519,45 @@ class BacktestConsumer(
         await self.send_json(events.notice(event["message"]))
 
 
-def _publisher(layer, group: str, loop: asyncio.AbstractEventLoop):
-    """Return a thread-safe publish(event) that group_sends on the server loop."""
+def _publisher(
+    layer,
+    group: str,
+    loop: asyncio.AbstractEventLoop,
+    deliver: Callable[[dict], Awaitable[None]] | None = None,
+):
+    """Return a thread-safe publish(event) that group_sends on the server loop.
+
+    With ``deliver`` (the socket that started a job this process computes),
+    each event is handed to it first, its results encoded as JSON text by the
+    publishing thread, and then sent to the group for the pages that attached.
+    Through the channel layer a result was packed, sent to Redis, read back
+    and unpacked on the event loop, which shares the GIL with the engine's
+    threads; handed over, the loop only writes text to the socket.
+    """
+
+    async def both(event: dict) -> None:
+        await deliver(_encoded(event))
+        await layer.group_send(group, event)
 
     def publish(event: dict) -> None:
-        future = asyncio.run_coroutine_threadsafe(layer.group_send(group, event), loop)
+        send = both(event) if deliver is not None else layer.group_send(group, event)
+        future = asyncio.run_coroutine_threadsafe(send, loop)
         # Waiting keeps this run's events in order and applies back-pressure.
         # A publish that times out raises: the runner stores the rows all the
         # same and the client gets them from the database before the end.
         future.result(timeout=30)
 
     return publish
+
+
+def _encoded(event: dict) -> dict:
+    """Return a results event with each result's data also as JSON text."""
+    if event.get("type") != events.LAYER_RESULTS:
+        return event
+    results = [
+        {**item, "text": jsontext.dumps(item["data"])} for item in event["results"]
+    ]
+    return {**event, "results": results}
 
 
 def _final_event(run: BacktestRun) -> dict:
