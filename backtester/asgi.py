@@ -16,6 +16,13 @@ from backtester.arenas import malloc_arenas_limit  # noqa: E402
 # Before the server's threads first allocate (see MALLOC_ARENAS in settings).
 malloc_arenas_limit(settings.MALLOC_ARENAS)
 
+if settings.REDIS_URL:
+    from prices.cache import keep_local
+
+    # The coins of the last runs stay here, in front of Redis (without Redis
+    # the price cache is this process's memory already).
+    keep_local(settings.SERVER_PRICE_CACHE_MB, settings.SERVER_PRICE_SERIES_MB)
+
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402

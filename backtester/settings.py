@@ -242,6 +242,14 @@ SWEEP_MAX_BACKTESTS = env.int("SWEEP_MAX_BACKTESTS", default=500_000)
 # Megabytes of price series each Celery worker process keeps from the shared
 # cache (48 coins x 5 years hourly: about 100 MB); 0 reads Redis every task.
 WORKER_PRICE_CACHE_MB = env.int("WORKER_PRICE_CACHE_MB", default=256)
+# Megabytes of price series a web server keeps from Redis between runs (48
+# coins x 5 years hourly: 101 MB), each series at most SERVER_PRICE_SERIES_MB:
+# read from Redis, a warm all-coins run's loads took 60-70 ms a chunk of 16
+# coins beside the computing threads, and the engine waited for them. A
+# coin-year of minutes (25 MB) is not kept: minute runs cycle through more
+# coins than this holds, and a server's memory is bounded (bench/scale.py).
+SERVER_PRICE_CACHE_MB = env.int("SERVER_PRICE_CACHE_MB", default=128)
+SERVER_PRICE_SERIES_MB = env.float("SERVER_PRICE_SERIES_MB", default=8.0)
 # Backtest jobs allowed to wait in the pool before new runs are refused.
 BACKTEST_MAX_QUEUED_RUNS = env.int("BACKTEST_MAX_QUEUED_RUNS", default=8)
 # Active runs one user (an anonymous visitor: one client address) may have in a

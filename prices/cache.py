@@ -96,6 +96,7 @@ class _Local:
         self._items: OrderedDict[str, tuple[PriceSeries, int]] = OrderedDict()
         self._bytes = 0
         self.limit = 0
+        self.largest = 0  # bytes of the largest series kept (0: the limit)
 
     def get_many(self, keys: Iterable[str]) -> dict[str, PriceSeries]:
         if not self.limit:
@@ -110,7 +111,7 @@ class _Local:
 
     def put(self, key: str, series: PriceSeries) -> None:
         size = _BAR_BYTES * len(series.time)
-        if not self.limit or size > self.limit:
+        if not self.limit or size > (self.largest or self.limit):
             return
         with self._lock:
             if key in self._items:
@@ -129,10 +130,12 @@ class _Local:
 _local = _Local()
 
 
-def keep_local(megabytes: int) -> None:
+def keep_local(megabytes: int, largest_mb: float = 0) -> None:
     """Keep up to ``megabytes`` of series read from the shared cache in this
-    process (0: none, the default), in front of it."""
+    process (0: none, the default), in front of it; with ``largest_mb``, no
+    series larger than that."""
     _local.limit = max(0, int(megabytes)) * 1024 * 1024
+    _local.largest = int(max(0.0, largest_mb) * 1024 * 1024)
     if not _local.limit:
         _local.clear()
 

@@ -190,3 +190,13 @@ def test_the_kept_series_stay_within_their_megabytes():
     finally:
         cache.keep_local(0)
     assert cache._local.get_many(["B"]) == {}
+
+
+def test_a_server_keeps_no_series_over_its_largest():
+    cache.keep_local(2, largest_mb=0.25)  # 2 MiB, each series at most 256 kB
+    try:
+        cache._local.put("small", series(5_000))  # 240,000 bytes
+        cache._local.put("large", series(10_000))  # 480,000 bytes
+        assert set(cache._local.get_many(["small", "large"])) == {"small"}
+    finally:
+        cache.keep_local(0)
