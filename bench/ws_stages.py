@@ -98,7 +98,7 @@ def install(out: Path) -> None:
     _patch(selectors, "result_data", "stored row to data")
     _patch(driving.registry, "call", "registry call (compute/summarize)")
 
-    original_publisher = consumers._publisher
+    original_publisher = consumers.publisher
 
     def publisher(layer, group, loop, deliver=None):
         return _timed(
@@ -106,7 +106,7 @@ def install(out: Path) -> None:
             original_publisher(layer, group, loop, deliver=deliver),
         )
 
-    consumers._publisher = publisher
+    consumers.publisher = publisher
     Consumer = consumers.BacktestConsumer
     Consumer.run_results = _timed("consumer: forward results", Consumer.run_results)
     encode = Consumer.encode_json.__func__

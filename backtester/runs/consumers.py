@@ -14,14 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 
-from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
-from backtester import jsontext
 from backtester.auth import scope_client_ip
 from backtester.execution.failures import failure_reason
 from backtester.execution.handles import ResultRow, RunHandle, RunnerBusy
@@ -29,6 +26,7 @@ from backtester.execution.pool import get_runner
 from backtester.library.checking import SourceRefused, strategy_check
 from backtester.portfolio.consumers import PortfolioConsumerMixin
 from backtester.runs import events
+from backtester.runs.delivery import DeliveryMixin, publisher
 from backtester.runs.messages import parse_message, record_id
 from backtester.runs.models import BacktestRun
 from backtester.runs.replies import StoredResultsMixin
@@ -57,6 +55,7 @@ WATCH_EVERY = 0.2
 
 
 class BacktestConsumer(
+    DeliveryMixin,
     StoredResultsMixin,
     PortfolioConsumerMixin,
     SweepConsumerMixin,
@@ -69,26 +68,6 @@ class BacktestConsumer(
     run_id: int | None = None
     handle: RunHandle | None = None
     total = 0
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        # Handlers run one at a time, whether their event came through the
-        # channel layer or straight from a run this process computes (deliver).
-        self._order = asyncio.Lock()
-
-    @classmethod
-    async def encode_json(cls, content: dict) -> str:
-        return jsontext.dumps(content)
-
-    async def dispatch(self, message: dict) -> None:
-        async with self._order:
-            await super().dispatch(message)
-
-    async def deliver(self, event: dict) -> None:
-        """Handle an event of this socket's own run, handed over in-process by
-        its publisher (see _publisher), in turn with the socket's other events."""
-        async with self._order:
-            await getattr(self, get_handler_name(event))(event)
 
     async def connect(self) -> None:
         self.seen: set[int] = set()  # seqs of the active run forwarded so far
@@ -175,16 +154,16 @@ class BacktestConsumer(
             await self.send_json(
                 events.error(f"{busy} is already active on this connection; cancel it")
             )
-        elif await self.dispatch_portfolio(content, _publisher):
+        elif await self.dispatch_portfolio(content, publisher):
             pass  # portfolio runs and sweeps: the portfolio app's mixin
         elif kind == "run":
             await self._start_run(content)
         elif kind == "sweep":
-            await self.start_sweep(content, _publisher)
+            await self.start_sweep(content, publisher)
         elif kind == "walk_forward":
             await self.start_walk_forward(content)
         elif kind == "portfolio":
-            await self.start_portfolio(content, _publisher)
+            await self.start_portfolio(content, publisher)
         elif kind == "cancel" and self.portfolio_id is not None:
             await self.cancel_portfolio()
         elif kind == "cancel" and self.sweep_id is not None:
@@ -285,7 +264,7 @@ class BacktestConsumer(
             await self._fail_request(exc)
             return
         self.run_id, self.total, self.seen = run.pk, run.total, set()
-        publish = _publisher(
+        publish = publisher(
             self.channel_layer,
             group,
             asyncio.get_running_loop(),
@@ -467,97 +446,6 @@ class BacktestConsumer(
         if handle.status == "cancelled":
             return events.cancelled(handle.run_id)
         return events.error(f"the run failed: {handle.error}", run_id=handle.run_id)
-
-    # --- channel-layer events from the runner's worker threads -----------------
-
-    async def run_results(self, event: dict) -> None:
-        if event["run_id"] != self.run_id:
-            return  # a cancelled run's late message
-        for item in event["results"]:
-            if item["seq"] in self.seen:
-                continue  # delivered twice by the layer
-            self.seen.add(item["seq"])
-            if "text" in item:  # encoded by the publishing thread (deliver)
-                sent = await self.send_text(
-                    events.result_text(
-                        item["text"],
-                        len(self.seen),
-                        self.total,
-                        seq=item["seq"],
-                        run_id=event["run_id"],
-                    )
-                )
-            else:
-                sent = await self.send_json(
-                    events.result(
-                        item["data"],
-                        len(self.seen),
-                        self.total,
-                        seq=item["seq"],
-                        run_id=event["run_id"],
-                    )
-                )
-            if not sent:
-                return
-
-    async def run_complete(self, event: dict) -> None:
-        await self._end_run(
-            event["run_id"],
-            events.complete(event["summary"], event["elapsed_s"], event["run_id"]),
-        )
-
-    async def run_cancelled(self, event: dict) -> None:
-        await self._end_run(event["run_id"], events.cancelled(event["run_id"]))
-
-    async def run_failed(self, event: dict) -> None:
-        await self._end_run(
-            event["run_id"], events.error(event["message"], run_id=event["run_id"])
-        )
-
-    async def job_notice(self, event: dict) -> None:
-        """Forward a note on this socket's run or sweep (a worker stopped)."""
-        await self.send_json(events.notice(event["message"]))
-
-
-def _publisher(
-    layer,
-    group: str,
-    loop: asyncio.AbstractEventLoop,
-    deliver: Callable[[dict], Awaitable[None]] | None = None,
-):
-    """Return a thread-safe publish(event) that group_sends on the server loop.
-
-    With ``deliver`` (the socket that started a job this process computes),
-    each event is handed to it first, its results encoded as JSON text by the
-    publishing thread, and then sent to the group for the pages that attached.
-    Through the channel layer a result was packed, sent to Redis, read back
-    and unpacked on the event loop, which shares the GIL with the engine's
-    threads; handed over, the loop only writes text to the socket.
-    """
-
-    async def both(event: dict) -> None:
-        await deliver(_encoded(event))
-        await layer.group_send(group, event)
-
-    def publish(event: dict) -> None:
-        send = both(event) if deliver is not None else layer.group_send(group, event)
-        future = asyncio.run_coroutine_threadsafe(send, loop)
-        # Waiting keeps this run's events in order and applies back-pressure.
-        # A publish that times out raises: the runner stores the rows all the
-        # same and the client gets them from the database before the end.
-        future.result(timeout=30)
-
-    return publish
-
-
-def _encoded(event: dict) -> dict:
-    """Return a results event with each result's data also as JSON text."""
-    if event.get("type") != events.LAYER_RESULTS:
-        return event
-    results = [
-        {**item, "text": jsontext.dumps(item["data"])} for item in event["results"]
-    ]
-    return {**event, "results": results}
 
 
 def _final_event(run: BacktestRun) -> dict:

@@ -58,7 +58,7 @@ WATCH_EVERY = 0.2
 
 
 class SweepConsumerMixin(RemoteWalkForwardMixin):
-    """Sweep handling for an AsyncJsonWebsocketConsumer with ``_publisher``."""
+    """Sweep handling for an AsyncJsonWebsocketConsumer with ``publisher``."""
 
     sweep_id: int | None = None
     sweep_handle = None

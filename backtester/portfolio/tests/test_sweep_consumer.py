@@ -377,7 +377,7 @@ async def test_a_sweep_whose_end_the_layer_loses_still_ends(coins, monkeypatch):
     from backtester.portfolio import sweep_events
     from backtester.runs import consumers
 
-    publisher = consumers._publisher
+    publisher = consumers.publisher
 
     def losing(layer, group, loop):
         publish = publisher(layer, group, loop)
@@ -392,7 +392,7 @@ async def test_a_sweep_whose_end_the_layer_loses_still_ends(coins, monkeypatch):
 
         return send
 
-    monkeypatch.setattr(consumers, "_publisher", losing)
+    monkeypatch.setattr(consumers, "publisher", losing)
     communicator = await connect()
     await communicator.send_json_to(REQUEST)
     start = await receive(communicator)

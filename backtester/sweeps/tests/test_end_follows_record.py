@@ -92,7 +92,7 @@ async def test_a_sweep_whose_layer_is_gone_still_ends_for_its_client(monkeypatch
 
         return publish
 
-    monkeypatch.setattr(run_consumers, "_publisher", broken)
+    monkeypatch.setattr(run_consumers, "publisher", broken)
     await sync_to_async(make_coins)(["AAA", "BBB"], bars=300)
     socket = await connect()
     await socket.send_json_to(
