@@ -25,7 +25,9 @@ Hook = Callable[["RunHandle"], None]
 
 class JobSpec(Protocol):
     """What executors read of a job's request: the bars to load and the jobs
-    to run on each coin (the runs app's RunSpec is one)."""
+    to run on each coin (the runs app's RunSpec is one). A dataclass: the
+    thread pool computes a long series' jobs one a piece, each piece's spec a
+    copy holding one job (``dataclasses.replace``)."""
 
     start: datetime | None
     end: datetime | None
