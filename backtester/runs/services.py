@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import connection
 from django.db.models import Count, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -20,6 +21,7 @@ from backtester.execution.handles import Publish, ResultRow, RunHandle, RunnerBu
 from backtester.execution.pool import current_runner, get_runner
 from backtester.runs import processes
 from backtester.runs.cache import run_fingerprint, run_from_cache
+from backtester.runs.copying import results_copy
 from backtester.runs.models import BacktestResult, BacktestRun, params_key
 from backtester.runs.validation import RequestError, RunSpec
 from prices.models import Cryptocurrency, Interval
@@ -143,34 +145,42 @@ def _epoch_to_dt(value: str | None) -> datetime | None:
 
 
 def results_save(handle: RunHandle, rows: list[ResultRow]) -> None:
-    """Store result rows of a run (called as each coin completes)."""
-    BacktestResult.objects.bulk_create(
-        [result_instance(handle.run_id, row) for row in rows]
-    )
+    """Store result rows of a run (called as each coin completes): one binary
+    COPY on PostgreSQL (copying.py), one bulk insert elsewhere."""
+    values = [result_values(handle.run_id, row) for row in rows]
+    if connection.vendor == "postgresql":
+        results_copy(connection, BacktestResult._meta.db_table, values)
+    else:
+        BacktestResult.objects.bulk_create([BacktestResult(**v) for v in values])
 
 
 def result_instance(run_id: int, row: ResultRow) -> BacktestResult:
+    return BacktestResult(**result_values(run_id, row))
+
+
+def result_values(run_id: int, row: ResultRow) -> dict:
+    """Return the stored columns of a result row, by field name."""
     metrics = row.data["metrics"] or {}
-    return BacktestResult(
-        run_id=run_id,
-        symbol=row.data["symbol"],
-        strategy=row.data["strategy"],
-        params=row.data["params"],
-        params_key=params_key(row.data["params"]),
-        seq=row.seq,
-        first_bar=_epoch_to_dt(row.data["first_bar"]),
-        last_bar=_epoch_to_dt(row.data["last_bar"]),
-        bars=row.data["bars"],
-        total_return_pct=metrics.get("total_return_pct"),
-        buy_hold_return_pct=metrics.get("buy_hold_return_pct"),
-        sharpe=metrics.get("sharpe"),
-        max_drawdown_pct=metrics.get("max_drawdown_pct"),
-        num_trades=metrics.get("num_trades") or 0,
-        win_rate_pct=metrics.get("win_rate_pct"),
-        metrics=metrics,
-        trades=row.trades,
-        equity=row.equity,
-    )
+    return {
+        "run_id": run_id,
+        "symbol": row.data["symbol"],
+        "strategy": row.data["strategy"],
+        "params": row.data["params"],
+        "params_key": params_key(row.data["params"]),
+        "seq": row.seq,
+        "first_bar": _epoch_to_dt(row.data["first_bar"]),
+        "last_bar": _epoch_to_dt(row.data["last_bar"]),
+        "bars": row.data["bars"],
+        "total_return_pct": metrics.get("total_return_pct"),
+        "buy_hold_return_pct": metrics.get("buy_hold_return_pct"),
+        "sharpe": metrics.get("sharpe"),
+        "max_drawdown_pct": metrics.get("max_drawdown_pct"),
+        "num_trades": metrics.get("num_trades") or 0,
+        "win_rate_pct": metrics.get("win_rate_pct"),
+        "metrics": metrics,
+        "trades": row.trades,
+        "equity": row.equity,
+    }
 
 
 def run_remove(run: BacktestRun) -> None:
