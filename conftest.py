@@ -87,9 +87,14 @@ def _clear_cache():
     """Start every test with an empty cache (local memory or a test Redis)."""
     from django.core.cache import cache
 
+    from prices import cache as price_cache
+
     # A test may have stopped its own Redis server: then there is nothing to clear.
     with contextlib.suppress(Exception):
         cache.clear()
+    # Importing the ASGI application (as the websocket tests do) keeps series
+    # read from Redis in this process, as a server does; tests read Redis.
+    price_cache.keep_local(0)
     yield
 
 

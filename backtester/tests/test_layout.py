@@ -6,6 +6,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from strategies.tests.test_params import parse_quietly
+
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("backtester", "prices", "strategies")
 MAX_LINES = 500
@@ -57,7 +59,7 @@ def _type_checking_lines(tree: ast.AST) -> set[int]:
 def imports_of(module: str, path: Path, known: set[str]) -> set[str]:
     """Return the project modules ``module`` imports anywhere in its text (top
     level or inside functions), ``TYPE_CHECKING`` blocks aside."""
-    tree = ast.parse(path.read_text(), str(path))
+    tree = parse_quietly(path)
     hints = _type_checking_lines(tree)
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     targets: set[str] = set()
