@@ -4,8 +4,10 @@ Starts throwaway PostgreSQL and Redis servers, seeds 48 coins x 5 years of hourl
 bars (or uses DATABASE_URL/REDIS_URL if both are set and already hold data),
 serves the app with daphne on a free loopback port and measures, for a cold cache
 (emptied Redis: prices come from PostgreSQL) and a warm one, the time from
-sending ``run`` to the first ``result`` and to ``complete``. Then the same
-workload through ``manage.py backtest --all-strategies --format json``.
+sending ``run`` to the first ``result`` and to ``complete``: warm as served by
+default (the server keeps its last runs' series, in front of Redis) and, on a
+server that keeps none, from Redis and cold. Then the same workload through
+``manage.py backtest --all-strategies --format json``.
 
     .venv/bin/python bench/run_ws.py [--symbols 48] [--years 5] [--repeat 3]
 
@@ -194,14 +196,24 @@ def daphne(env: dict, stages: Path | None = None):
 
 
 def bench(env: dict, args: argparse.Namespace) -> None:
-    stages = Path(tempfile.mkdtemp()) / "stages.json" if args.stages else None
-    with daphne(env, stages) as (port, server):
+    # A server keeps the series of its last runs in front of Redis
+    # (SERVER_PRICE_CACHE_MB): emptying Redis does not empty it. So cold runs
+    # (prices from PostgreSQL) and warm runs from Redis are measured on a server
+    # that keeps none; warm runs as served by default on a second server.
+    with daphne({**env, "SERVER_PRICE_CACHE_MB": "0"}) as (port, server):
         # Imports, thread pool, DB connections: not part of the figures.
         one_run(port, no_cache=True)
-        cold, warm, cached = [], [], []
+        cold, from_redis = [], []
         for _ in range(args.repeat):
             flush_redis(env["REDIS_URL"])
             cold.append(one_run(port, no_cache=True))
+            from_redis.append(one_run(port, no_cache=True))
+        plain_peak = peak_rss_mb(server.pid)
+    stages = Path(tempfile.mkdtemp()) / "stages.json" if args.stages else None
+    with daphne(env, stages) as (port, server):
+        one_run(port, no_cache=True)
+        warm, cached = [], []
+        for _ in range(args.repeat):
             warm.append(one_run(port, no_cache=True))
             # The identical request again: answered from the stored results.
             cached.append(one_run(port))
@@ -209,9 +221,13 @@ def bench(env: dict, args: argparse.Namespace) -> None:
         engine = engine_alone(env, args.repeat)
         print(f"websocket, daphne on PostgreSQL + Redis ({args.repeat} runs each):")
         report("  cold (empty cache)", cold)
-        report("  warm (Redis cache)", warm)
+        report("  warm, from Redis", from_redis)
+        report("  warm (default)", warm)
         report("  identical rerun", cached)
-        print(f"  daphne peak RSS      {peak_rss_mb(server.pid):.0f} MB")
+        print(
+            f"  daphne peak RSS      {peak_rss_mb(server.pid):.0f} MB "
+            f"(keeping no series: {plain_peak:.0f} MB)"
+        )
         warm_all = statistics.median(r["all_ms"] for r in warm) / 1000
         print(
             f"engine alone (run_many, one thread, bars in memory): {engine:.3f} s; "
@@ -223,7 +239,7 @@ def bench(env: dict, args: argparse.Namespace) -> None:
         print("stages (--stages; timers add a little to every figure):")
         labels = [""]
         for i in range(1, args.repeat + 1):
-            labels += [f"cold {i}", f"warm {i}", f"identical rerun {i}"]
+            labels += [f"warm {i}", f"identical rerun {i}"]
         stages_report(stages, labels)
 
     for label, flush in (("cold", True), ("warm", False)):
