@@ -203,6 +203,11 @@ BACKTEST_WORKERS = env.int("BACKTEST_WORKERS", default=0) or None
 BACKTEST_LOADERS = env.int("BACKTEST_LOADERS", default=0) or (
     2 if _db["ENGINE"].endswith("postgresql") else 1
 )
+# Bars from which a coin's jobs are computed (and, on Celery, stored and
+# published) one a piece: five years of hourly bars (43,800) or of 15-minute bars
+# (175,200) stay whole, a year of 1-minute bars (525,600) is split
+# (execution/handles.py, coin_parts).
+BACKTEST_SPLIT_BARS = env.int("BACKTEST_SPLIT_BARS", default=250_000)
 # Coins per price load of a run: a small first chunk (the first result comes
 # quickly), then larger ones.
 BACKTEST_FIRST_CHUNK = 4

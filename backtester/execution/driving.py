@@ -17,7 +17,6 @@ whose server died.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
 import sys
@@ -31,7 +30,14 @@ from django.db import close_old_connections, connections
 
 from backtester.execution import events, registry
 from backtester.execution.failures import failure_reason
-from backtester.execution.handles import Hook, JobSpec, Publish, ResultRow, RunHandle
+from backtester.execution.handles import (
+    Hook,
+    JobSpec,
+    Publish,
+    ResultRow,
+    RunHandle,
+    coin_parts,
+)
 from prices.models import Cryptocurrency
 from prices.timeframes import INTERVAL_MINUTES
 from prices.types import PriceSeries
@@ -43,10 +49,6 @@ logger = logging.getLogger(__name__)
 STORE_BATCH_ROWS = 48
 # Seconds a finished coin's rows may wait for others to share their insert.
 STORE_DELAY_S = 0.05
-# Bars from which a coin's jobs are computed one a piece (see _coin_parts):
-# five years of hourly bars (43,800) or of 15-minute bars (175,200) stay whole,
-# a year of 1-minute bars (525,600) is split.
-SPLIT_BARS = 250_000
 
 
 def _chunk_key(
@@ -78,22 +80,6 @@ def _chunk_coins(series: Iterable[PriceSeries], size: int, bars: int) -> int:
     the longest series seen (one coin at least)."""
     longest = max((len(s.time) for s in series), default=0)
     return max(1, min(size, bars // longest)) if longest else size
-
-
-def _coin_parts(spec: JobSpec, bars: int) -> list[JobSpec]:
-    """Return the specs a coin is computed in: the whole spec, or one per job
-    for a series of SPLIT_BARS bars or more.
-
-    All of a coin's jobs share its indicators, and hold every one of them
-    until the last job is done: at a coin-year of 1-minute bars (525,600)
-    that was 151 MB of intermediate arrays per compute thread, and the coin's
-    first result waited for all six strategies (about 110 ms of CPU time).
-    One job a piece holds one strategy's indicators, and the first result
-    comes after one strategy.
-    """
-    if bars < SPLIT_BARS or len(spec.jobs) < 2:
-        return [spec]
-    return [dataclasses.replace(spec, jobs=(job,)) for job in spec.jobs]
 
 
 class RunDriving:
@@ -419,7 +405,7 @@ class RunDriving:
                 self._compute.submit(self._coin_task, handle, coin.symbol, bars, part)
                 for coin in batch
                 for bars in (series[coin.symbol],)
-                for part in _coin_parts(spec, len(bars))
+                for part in coin_parts(spec, len(bars))
             ]
             handle._futures.extend(tasks)
             started[load] = tasks

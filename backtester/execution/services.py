@@ -20,7 +20,7 @@ from django.db import close_old_connections
 
 from backtester.execution import events, liveness, registry, state
 from backtester.execution.failures import failure_reason
-from backtester.execution.handles import JobSpec, ResultRow
+from backtester.execution.handles import JobSpec, ResultRow, coin_parts
 from prices.models import Cryptocurrency
 from prices.selectors import bars_load
 
@@ -62,7 +62,8 @@ def run_piece(*, run_id: int, coin_id: int, spec: JobSpec) -> int:
 
     Prices come from the shared cache (a miss reads the database once and fills
     the cache for the other workers). Returns 0 when the run was stopped or the
-    piece was stored already.
+    piece was stored already; a piece delivered again after its worker died
+    stores the jobs the first delivery had not.
     """
     job, piece = state.run_job(run_id), str(coin_id)
     if state.stopped(job):
@@ -74,12 +75,20 @@ def run_piece(*, run_id: int, coin_id: int, spec: JobSpec) -> int:
         series = bars_load(
             coins=[coin], start=spec.start, end=spec.end, interval=spec.interval
         )[coin.symbol]
-        rows = registry.call("run", "compute", coin.symbol, series, spec)
-        if state.stopped(job) or not results_store_once(run_id, rows):
-            return 0
-        results_publish(run_id, rows)
+        stored = 0
+        # A long series one job at a time, each stored and published as it is
+        # done (coin_parts): the first result does not wait for all six.
+        for part in coin_parts(spec, len(series)):
+            if state.stopped(job):
+                return stored
+            rows = registry.call("run", "compute", coin.symbol, series, part)
+            # Refused: stored by an earlier delivery of this piece (its worker
+            # died after some jobs), or the run is over (then stopped above).
+            if results_store_once(run_id, rows):
+                results_publish(run_id, rows)
+                stored += len(rows)
         state.pieces_published(job, [piece])
-        return len(rows)
+        return stored
     except Exception as exc:
         # The web process fails the run, as the thread pool does when a coin
         # raises; the worker's log has the traceback.

@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from django.db import transaction
+from django.db.models import Q
 
 from backtester.execution.handles import ResultRow
-from backtester.runs.models import BacktestResult, BacktestRun
+from backtester.runs.models import BacktestResult, BacktestRun, params_key
 from backtester.runs.selectors import result_data, run_risk_of
 from backtester.runs.services import result_instance
 
@@ -24,7 +25,15 @@ def results_store_once(run_id: int, rows: Sequence[ResultRow]) -> bool:
     return whether they were stored (all of them, in one transaction)."""
     if not rows:
         return False
-    symbols = {row.data["symbol"] for row in rows}
+    # A result's identity in its run (the table's unique constraint): a long
+    # coin's jobs are stored one at a time (coin_parts).
+    identities = Q()
+    for row in rows:
+        identities |= Q(
+            symbol=row.data["symbol"],
+            strategy=row.data["strategy"],
+            params_key=params_key(row.data["params"]),
+        )
     with transaction.atomic():
         # Stores of one run queue here, and so does run_close: after a run left
         # "running", no task can add a row to it.
@@ -37,7 +46,7 @@ def results_store_once(run_id: int, rows: Sequence[ResultRow]) -> bool:
         if status != BacktestRun.Status.RUNNING:
             return False
         stored = BacktestResult.objects.filter(run_id=run_id)
-        if stored.filter(symbol__in=symbols).exists():
+        if stored.filter(identities).exists():
             return False
         # Numbered here, under the run's lock: seqs are 1..n in store order.
         first = stored.count() + 1

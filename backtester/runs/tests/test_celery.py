@@ -201,6 +201,61 @@ async def test_a_run_on_workers_gives_the_thread_pools_results(settings, workers
     assert (run.status, run.completed, run.total) == ("complete", 36, 36)
 
 
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_a_long_coin_is_stored_and_published_one_job_at_a_time(settings, monkeypatch):
+    """From BACKTEST_SPLIT_BARS bars a worker's piece stores and publishes each
+    of its coin's jobs as it is done; delivered again after its worker died
+    part-way, it stores the jobs not stored yet, and nothing twice."""
+    from backtester.execution import services
+    from backtester.runs.services import run_create
+    from prices.selectors import bars_load, coins_by_symbols
+    from strategies.engine import run_many
+    from strategies.types import Bars
+
+    make_coins(["AAA"], bars=1500)
+    (coin,) = coins_by_symbols(["AAA"])
+    spec = RunSpec(jobs=tuple((key, {}) for key in STRATEGIES), symbols=("AAA",))
+    run = run_create(spec=spec, coins=[coin])
+    BacktestRun.objects.filter(pk=run.pk).update(status=BacktestRun.Status.RUNNING)
+    state.reset(state.run_job(run.pk))
+    settings.BACKTEST_SPLIT_BARS = 1000
+    published: list[list[int]] = []
+    monkeypatch.setattr(
+        services,
+        "results_publish",
+        lambda run_id, rows: published.append([r.seq for r in rows]),
+    )
+    # The first delivery's worker dies after storing three jobs.
+    compute = services.registry.call
+    calls = []
+
+    def dying(kind, name, *args):
+        if name == "compute":
+            calls.append(name)
+            if len(calls) > 3:
+                raise SystemExit("worker killed")
+        return compute(kind, name, *args)
+
+    monkeypatch.setattr(services.registry, "call", dying)
+    with pytest.raises(SystemExit):
+        services.run_piece(run_id=run.pk, coin_id=coin.pk, spec=spec)
+    assert published == [[1], [2], [3]]
+    monkeypatch.setattr(services.registry, "call", compute)
+    # Delivered again: the three others, one at a time.
+    assert services.run_piece(run_id=run.pk, coin_id=coin.pk, spec=spec) == 3
+    assert published == [[1], [2], [3], [4], [5], [6]]
+    # And again: nothing new.
+    assert services.run_piece(run_id=run.pk, coin_id=coin.pk, spec=spec) == 0
+    rows = stored(run.pk)
+    assert sorted(r.seq for r in rows) == [1, 2, 3, 4, 5, 6]
+    direct = run_many(Bars(*bars_load(["AAA"])["AAA"]), spec.jobs)
+    assert {r.strategy: r.metrics for r in rows} == {
+        d.strategy: d.metrics for d in direct
+    }
+
+
 async def _kill_one_mid_run(workers: Workers) -> None:
     """Two workers; SIGKILL one while the run is under way; every result
     arrives and is stored exactly once."""

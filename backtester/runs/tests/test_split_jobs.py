@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from backtester.execution import driving
 from backtester.execution.pool import Runner
 from backtester.runs import compute as compute_module
 from backtester.runs.tests.factories import make_coins
@@ -43,9 +42,9 @@ def run_recording(monkeypatch) -> tuple[list[tuple[str, int]], list]:
     return pieces, handle.rows
 
 
-def test_a_long_series_is_computed_one_job_a_piece(monkeypatch):
+def test_a_long_series_is_computed_one_job_a_piece(monkeypatch, settings):
     make_coins(SYMBOLS, bars=400)
-    monkeypatch.setattr(driving, "SPLIT_BARS", 400)
+    settings.BACKTEST_SPLIT_BARS = 400
     pieces, rows = run_recording(monkeypatch)
     assert sorted(pieces) == sorted((s, 1) for s in SYMBOLS for _ in STRATEGIES)
     # Each (coin, strategy) once, numbered 1..n without a gap.
@@ -64,9 +63,9 @@ def test_a_long_series_is_computed_one_job_a_piece(monkeypatch):
         assert got == {d.strategy: d.metrics for d in direct}
 
 
-def test_a_shorter_series_keeps_its_jobs_together(monkeypatch):
+def test_a_shorter_series_keeps_its_jobs_together(monkeypatch, settings):
     make_coins(SYMBOLS, bars=400)
-    monkeypatch.setattr(driving, "SPLIT_BARS", 401)
+    settings.BACKTEST_SPLIT_BARS = 401
     pieces, rows = run_recording(monkeypatch)
     assert sorted(pieces) == sorted((s, 6) for s in SYMBOLS)
     assert len(rows) == len(SYMBOLS) * 6
