@@ -12,9 +12,13 @@ ROOT = Path(__file__).resolve().parents[2]
 # Importing the ASGI application is what daphne does at start-up; no Redis
 # need answer (nothing is read before the first request).
 PROBE = """
+import os
 import backtester.asgi
 from prices import cache
-print(cache._local.limit, cache._local.largest)
+print(cache._local.limit, cache._local.largest, flush=True)
+# Not waiting for the start-up threads (marking stale jobs, loading kernels),
+# which may be inside the database or the compiler when the interpreter ends.
+os._exit(0)
 """
 
 

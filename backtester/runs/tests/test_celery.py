@@ -256,6 +256,34 @@ def test_a_long_coin_is_stored_and_published_one_job_at_a_time(settings, monkeyp
     }
 
 
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+async def test_worker_results_reach_the_socket_through_the_layer(workers, monkeypatch):
+    """Results computed by a worker stream to the socket live, through the run's
+    group, not only from the database at the run's end (its fallback)."""
+    from backtester.runs import delivery
+
+    dispatched: list[str] = []
+    dispatch = delivery.DeliveryMixin.dispatch
+
+    async def recorded(self, message):
+        dispatched.append(message.get("type"))
+        return await dispatch(self, message)
+
+    monkeypatch.setattr(delivery.DeliveryMixin, "dispatch", recorded)
+    await sync_to_async(make_coins)(SYMBOLS[:3], bars=500)
+    workers.start("one")
+    await sync_to_async(workers.wait_ready)()
+    messages = await run_over_socket(
+        {"type": "run", "strategy": "sma_crossover", "symbols": SYMBOLS[:3]}
+    )
+    await wait_idle()
+    assert messages[-1]["type"] == "complete", (messages[-1], workers.log("one"))
+    assert dispatched.count("run.results") == 3  # one message a coin
+    assert "run.complete" in dispatched
+
+
 async def _kill_one_mid_run(workers: Workers) -> None:
     """Two workers; SIGKILL one while the run is under way; every result
     arrives and is stored exactly once."""
