@@ -50,26 +50,17 @@ class DeliveryMixin:
             if item["seq"] in self.seen:
                 continue  # delivered twice by the layer
             self.seen.add(item["seq"])
-            if "text" in item:  # encoded by the publishing thread (deliver)
-                sent = await self.send_text(
-                    events.result_text(
-                        item["text"],
-                        len(self.seen),
-                        self.total,
-                        seq=item["seq"],
-                        run_id=event["run_id"],
-                    )
+            # Encoded by the publishing thread when handed over (deliver).
+            text = item.get("text") or jsontext.dumps(item["data"])
+            sent = await self.send_text(
+                events.result_text(
+                    text,
+                    len(self.seen),
+                    self.total,
+                    seq=item["seq"],
+                    run_id=event["run_id"],
                 )
-            else:
-                sent = await self.send_json(
-                    events.result(
-                        item["data"],
-                        len(self.seen),
-                        self.total,
-                        seq=item["seq"],
-                        run_id=event["run_id"],
-                    )
-                )
+            )
             if not sent:
                 return
 

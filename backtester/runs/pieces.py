@@ -17,7 +17,7 @@ from django.db.models import Q
 from backtester.execution.handles import ResultRow
 from backtester.runs.models import BacktestResult, BacktestRun, params_key
 from backtester.runs.selectors import result_data, run_risk_of
-from backtester.runs.services import result_instance
+from backtester.runs.services import results_insert
 
 
 def results_store_once(run_id: int, rows: Sequence[ResultRow]) -> bool:
@@ -52,9 +52,7 @@ def results_store_once(run_id: int, rows: Sequence[ResultRow]) -> bool:
         first = stored.count() + 1
         for seq, row in enumerate(rows, first):
             row.seq = seq
-        BacktestResult.objects.bulk_create(
-            [result_instance(run_id, row) for row in rows]
-        )
+        results_insert(run_id, rows)
     return True
 
 

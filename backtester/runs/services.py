@@ -145,9 +145,14 @@ def _epoch_to_dt(value: str | None) -> datetime | None:
 
 
 def results_save(handle: RunHandle, rows: list[ResultRow]) -> None:
-    """Store result rows of a run (called as each coin completes): one binary
-    COPY on PostgreSQL (copying.py), one bulk insert elsewhere."""
-    values = [result_values(handle.run_id, row) for row in rows]
+    """Store result rows of a run (called as each coin completes)."""
+    results_insert(handle.run_id, rows)
+
+
+def results_insert(run_id: int, rows: Sequence[ResultRow]) -> None:
+    """Insert result rows of a run: one binary COPY on PostgreSQL (copying.py),
+    one bulk insert elsewhere."""
+    values = [result_values(run_id, row) for row in rows]
     if connection.vendor == "postgresql":
         results_copy(connection, BacktestResult._meta.db_table, values)
     else:
