@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from strategies.tests.test_params import parse_quietly
+from strategies.tests.test_params import collector_held, parse_quietly
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("backtester", "prices", "strategies")
@@ -97,7 +97,8 @@ def imports_of(module: str, path: Path, known: set[str]) -> set[str]:
 def import_graph() -> dict[str, set[str]]:
     modules = _modules()
     known = set(modules)
-    return {name: imports_of(name, path, known) for name, path in modules.items()}
+    with collector_held():  # one collection for all the files
+        return {name: imports_of(name, path, known) for name, path in modules.items()}
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ast
+import contextlib
 import gc
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -190,27 +192,41 @@ def test_param_spec_coerce():
     assert spec.coerce(11)[1] == "must be between 1 and 10, got 11"
 
 
-def parse_quietly(path: Path) -> ast.AST:
-    """Parse a file with the garbage collector held off.
+@contextlib.contextmanager
+def collector_held() -> Iterator[None]:
+    """Hold the garbage collector off in the block (after one collection).
 
     CPython 3.11 raises ``SystemError: AST constructor recursion depth
     mismatch`` when a collection inside ``ast.parse`` runs a finalizer that
     calls Python code (an earlier test's pending asyncio task, destroyed).
+    Nested blocks collect once: late in a full pass one collection takes a
+    third of a second, and a walk over the source parses some 200 files.
     """
+    if not gc.isenabled():
+        yield
+        return
     gc.collect()
     gc.disable()
     try:
-        return ast.parse(path.read_text(), str(path))
+        yield
     finally:
         gc.enable()
+
+
+def parse_quietly(path: Path) -> ast.AST:
+    """Parse a file with the garbage collector held off (``collector_held``)."""
+    with collector_held():
+        return ast.parse(path.read_text(), str(path))
 
 
 def test_strategies_package_never_imports_django():
     root = Path(__file__).resolve().parents[1]
     files = sorted(root.rglob("*.py"))
     assert root / "engine.py" in files and Path(__file__) in files
-    for path in files:
-        for node in ast.walk(parse_quietly(path)):
+    with collector_held():
+        trees = {path: parse_quietly(path) for path in files}
+    for path, tree in trees.items():
+        for node in ast.walk(tree):
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom):
