@@ -18,14 +18,21 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from prices.reading import MAX_FILE_BYTES, ReadError, blocks, shown
 from prices.symbols import symbol_problem
 from prices.timeframes import INTERVAL_SECONDS, INTERVALS
 from prices.types import PriceSeries
+
+# pandas is imported by the functions that read a file, on their first call:
+# the web server and the Celery workers import this module (through the admin
+# and the download service) but rarely read a file, and pandas costs each of
+# them about 40 MB of resident memory and a third of a second at start.
+if TYPE_CHECKING:
+    import pandas as pd
 
 HEADER = ["timestamp", "open", "high", "low", "close", "volume"]
 _KLINE_INTERVAL = re.compile(rf"-({'|'.join(INTERVALS)})(?:-|\.|$)")
@@ -93,6 +100,8 @@ def _kind(first_line: str) -> tuple[str, int]:
 
 
 def _read_block(data: bytes, kind: str, skip: int) -> pd.DataFrame:
+    import pandas as pd  # on first use (see the note at the imports)
+
     try:
         return pd.read_csv(
             io.BytesIO(data),
@@ -122,6 +131,8 @@ def _parse_block(
     frame: pd.DataFrame, line_of: np.ndarray, kind: str, interval: str
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return one block's times and (5, n) values, or raise ReadError on a bad row."""
+    import pandas as pd
+
     needed = 6
     if frame.shape[1] < needed or (kind == "csv" and frame.shape[1] != needed):
         raise ReadError(
@@ -183,6 +194,8 @@ def _fast_block(
     as reading text and converting it column by column, and gives the same
     float64 for every decimal as float() does (tests compare them bit for bit).
     """
+    import pandas as pd
+
     try:
         frame = pd.read_csv(
             io.BytesIO(data),
