@@ -131,7 +131,11 @@ class RunDriving:
                 nonlocal loading
                 future = self._warm_share(batch, spec.start, spec.end, spec.interval)
                 if future is None:
-                    future = self._load.submit(self._load_chunk, handle, batch, spec)
+                    # Chunks of one coin (a coin as long as a chunk allows, or
+                    # the first of fine bars) load one at a time on one thread
+                    # of their own: see ``Runner._load_one``.
+                    lane = self._load_one if len(batch) == 1 else self._load
+                    future = lane.submit(self._load_chunk, handle, batch, spec)
                     with handle._lock:
                         handle._futures.append(future)
                 # A warm-up's load is shared: a cancel must not cancel it.

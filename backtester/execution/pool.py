@@ -58,6 +58,12 @@ class Runner(Admission, RunDriving):
         # connections: two batch queries in flight keep two PostgreSQL backends
         # busy while this process parses, computes and stores.
         self._load = ThreadPoolExecutor(max(1, loaders), "backtest-load")
+        # A run's chunks of one coin load here, one at a time on one thread.
+        # A coin-year of minutes (a 25 MB payload from Redis, its reading
+        # buffers) loaded by two threads at once left freed blocks of that
+        # size in both of glibc's arenas (MALLOC_ARENAS): W over 48 such coins
+        # peaked at 715-758 MB with two loaders, 567-621 MB with one, as fast.
+        self._load_one = ThreadPoolExecutor(1, "backtest-load-one")
         self._active: dict[int, RunHandle] = {}
         # Whose each active job is, by (kind, id), and the slots admitted but
         # not yet submitted: a user's jobs are counted from admission, before

@@ -47,7 +47,9 @@ def test_later_chunks_take_as_many_coins_as_their_bars_allow(settings, monkeypat
     # 700 bars a chunk: two coins of 300 bars (600), not three (900).
     settings.BACKTEST_CHUNK_BARS = 700
     loads = loads_of_a_run(monkeypatch)
-    assert [len(chunk) for chunk in loads] == [2, 2, 2, 2, 2, 1]
+    # The last chunk, of one coin, loads on a thread of its own: it may start
+    # before the chunk ahead of it.
+    assert sorted((len(chunk) for chunk in loads), reverse=True) == [2] * 5 + [1]
     assert sorted(s for chunk in loads for s in chunk) == SYMBOLS
 
 

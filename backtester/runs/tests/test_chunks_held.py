@@ -80,3 +80,51 @@ def test_a_run_over_many_coins_holds_at_most_its_chunks_of_bars(
     assert tracked.peak <= held * 3 + 1, tracked.peak
     del handle
     assert not tracked.arrays  # the run keeps no bars once it is over
+
+
+class Overlap:
+    """Record which threads load, and the most loads in flight at once."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.now = self.most = 0
+        self.threads: set[str] = set()
+        self.real = Runner._load_coins
+
+    def load(self, chunk, start, end, interval):
+        with self.lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+            self.threads.add(threading.current_thread().name.rsplit("_", 1)[0])
+        try:
+            # Long enough for a second load to start beside it, if one may.
+            threading.Event().wait(0.05)
+            return self.real(chunk, start, end, interval)
+        finally:
+            with self.lock:
+                self.now -= 1
+
+
+@pytest.mark.parametrize(("chunk", "most", "threads"), [
+    (1, 1, {"backtest-load-one"}),  # one coin a chunk: one at a time, one thread
+    (3, 2, {"backtest-load"}),  # larger chunks: both loaders at once
+])  # fmt: skip
+def test_chunks_of_one_coin_load_one_at_a_time_on_one_thread(
+    settings, monkeypatch, chunk, most, threads
+):
+    settings.BACKTEST_FIRST_CHUNK = settings.BACKTEST_CHUNK = chunk
+    settings.BACKTEST_CHUNKS_HELD = 4
+    make_coins(SYMBOLS[:12], bars=300)
+    overlap = Overlap()
+    monkeypatch.setattr(Runner, "_load_coins", overlap.load)
+    runner = Runner(workers=1, max_runs=2, loaders=2)
+    spec = run_spec({"strategies": ["sma_crossover"], "symbols": SYMBOLS[:12]})
+    handle = runner.submit(
+        run_id=-1, spec=spec, coins=coins_by_symbols(SYMBOLS[:12]),
+        publish=lambda e: None,
+    )  # fmt: skip
+    assert handle.done.wait(60)
+    assert handle.status == "complete"
+    assert len(handle.rows) == 12
+    assert overlap.most == most
+    assert overlap.threads == threads
