@@ -199,7 +199,8 @@ BACKTEST_WORKERS = env.int("BACKTEST_WORKERS", default=0) or None
 # Threads (each with its own database connection) that load price chunks. Two
 # PostgreSQL queries in flight use two server processes; SQLite reads build
 # Python rows under the GIL, so a second reader only slows both down (measured:
-# 48 coins x 5 years, 3.9 s with one, 5.7 s with two).
+# 48 coins x 5 years, 3.9 s with one, 5.7 s with two). A run's chunks of one
+# coin load on one more thread, one at a time (see execution/pool.py).
 BACKTEST_LOADERS = env.int("BACKTEST_LOADERS", default=0) or (
     2 if _db["ENGINE"].endswith("postgresql") else 1
 )
