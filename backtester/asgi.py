@@ -29,6 +29,7 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 
 from backtester.execution.boot import jobs_mark_stale_at_boot  # noqa: E402
 from backtester.portfolio.services import portfolios_mark_stale  # noqa: E402
+from backtester.portfolio.sweep_services import psweeps_mark_stale  # noqa: E402
 from backtester.routing import websocket_urlpatterns  # noqa: E402
 from backtester.runs.services import runs_mark_stale  # noqa: E402
 from backtester.sweeps.services import sweeps_mark_stale  # noqa: E402
@@ -45,16 +46,17 @@ application = ProtocolTypeRouter(
 
 # A server starting after a crash marks the jobs its dead predecessor left
 # running (and their stored counts) at once, not when a page is first read, and
-# stops their pieces still queued for workers.
+# stops their pieces still queued for workers: every kind of job a server
+# process owns (a record with an ``owner``).
+STALE_MARKERS = {
+    "runs": runs_mark_stale,
+    "sweeps": sweeps_mark_stale,
+    "portfolio runs": portfolios_mark_stale,
+    "portfolio sweeps": psweeps_mark_stale,
+}
 threading.Thread(
     target=jobs_mark_stale_at_boot,
-    args=(
-        {
-            "runs": runs_mark_stale,
-            "sweeps": sweeps_mark_stale,
-            "portfolio runs": portfolios_mark_stale,
-        },
-    ),
+    args=(STALE_MARKERS,),
     name="jobs-mark-stale",
     daemon=True,
 ).start()
