@@ -152,11 +152,23 @@ def test_a_portfolio_sweep_fills_its_heatmap_live_then_is_in_history(page, serve
     assert page.csp_violations == []
 
 
+def keep_followed(tab) -> None:
+    """Keep the job the page follows in its session storage until it reloads.
+
+    A warm run of 48 coin-years can end between the page showing it and the
+    reload; the page would then forget it (its end was shown) and the reloaded
+    page follow nothing. The reloaded page attaches to a run still going and
+    to one that has ended (its result at once) alike.
+    """
+    tab.evaluate("() => { Storage.prototype.removeItem = function () {}; }")
+
+
 def test_a_reloaded_page_follows_its_portfolio_run_and_sweep_again(page, server):  # noqa: F811
     page.goto(f"{server}/portfolio/")
     page.wait_for_selector("#connection.ok")
     page.click("#run-button")
     page.wait_for_selector("#progress-text:has-text('/ 48 coins')")
+    keep_followed(page)
     page.reload()  # the run goes on; the page attaches to it again
     page.wait_for_selector("#portfolio-results[data-ready=true]", timeout=120_000)
     assert page.inner_text("#run-link").startswith("Saved as portfolio #")
@@ -168,6 +180,7 @@ def test_a_reloaded_page_follows_its_portfolio_run_and_sweep_again(page, server)
     page.fill("#axis-values", "5,10,15,20")
     page.click("#run-button")
     page.wait_for_selector("#psweep-canvas:not([data-drawn='0'])[data-drawn]")
+    keep_followed(page)
     page.reload()
     page.wait_for_selector("#psweep-best:has-text('Saved as')", timeout=120_000)
     assert page.get_attribute("#psweep-canvas", "data-drawn") == "16"
