@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from backtester.execution.failures import failure_reason
 from backtester.execution.handles import Publish, Slot
+from backtester.execution.remote import send, watch
 from backtester.portfolio import events, remote
 from backtester.portfolio.compute import PortfolioCancelled, portfolio_compute
 from backtester.portfolio.curve import chart_curve, curve_data
@@ -196,8 +197,8 @@ def _watch_remote(run: PortfolioRun, handle: PortfolioHandle, publish: Publish) 
         publish(events.layer_final(run.pk, "failed", elapsed_s=0.0, error=reason))
 
     try:
-        task_id = remote.send(remote.RUN_TASK, run.pk)
-        remote.watch(
+        task_id = send(remote.RUN_TASK, run.pk)
+        watch(
             handle=handle,
             started=lambda: not unfinished.filter(completed=0).exists(),
             finished=lambda: not unfinished.exists(),

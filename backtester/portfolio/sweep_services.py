@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from backtester.execution.failures import failure_reason
 from backtester.execution.handles import Publish, Slot
+from backtester.execution.remote import send, watch
 from backtester.portfolio import remote
 from backtester.portfolio import sweep_events as events
 from backtester.portfolio.jobs import LocalJob, LocalJobs
@@ -172,10 +173,10 @@ def _watch_remote(
 
     try:
         task_ids = [
-            remote.send(remote.SWEEP_TASK, sweep.pk, indexes, block=k)
+            send(remote.SWEEP_TASK, sweep.pk, indexes, block=k)
             for k, indexes in enumerate(remote.sweep_blocks(sweep.combinations))
         ]
-        remote.watch(
+        watch(
             handle=handle,
             started=lambda: PortfolioSweep.objects.filter(
                 pk=sweep.pk, completed__gt=0

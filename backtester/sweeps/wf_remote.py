@@ -3,7 +3,7 @@
 A walk-forward is one task: its folds choose each window's parameters from the
 previous ones, so it is one piece. The web process records it (queued), sends
 the task by name (importing no task module) and watches the record from a
-control thread, as it does a portfolio run (``portfolio.remote``): the job is
+control thread (``execution.remote``, as for a portfolio run): the job is
 counted in admission until the record ends, a cancel (the client's, a closed
 socket's or a shutdown's) revokes the task and ends the record, and the job
 fails when no worker picked it up within BACKTEST_TASK_PICKUP_TIMEOUT and
@@ -19,8 +19,8 @@ from django.db import close_old_connections, connections
 from backtester.execution.failures import failure_reason
 from backtester.execution.handles import JobHandle
 from backtester.execution.pool import get_runner
+from backtester.execution.remote import send, watch
 from backtester.execution.services import group_send
-from backtester.portfolio import remote
 from backtester.sweeps import events
 from backtester.sweeps.models import WalkForwardRun
 from backtester.sweeps.walk_forwards import (
@@ -52,9 +52,9 @@ def walk_forward_watch(walk_forward_id: int, request: dict, handle: JobHandle) -
 
     try:
         if not handle.should_stop():  # a socket closed while this was queued
-            task_id = remote.send(WALK_FORWARD_TASK, walk_forward_id, request)
+            task_id = send(WALK_FORWARD_TASK, walk_forward_id, request)
             walk_forward_task_set(walk_forward_id, task_id)
-            remote.watch(
+            watch(
                 handle=handle,
                 started=lambda: not unfinished.filter(status="queued").exists(),
                 finished=lambda: not unfinished.exists(),
