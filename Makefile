@@ -53,7 +53,7 @@ test-services: venv
 	@if $(PY) -c "import sys; sys.path.insert(0, 'scripts'); import services; \
 		sys.exit(0 if services.postgres_bindir() and services.redis_binary() else 1)"; then \
 		BTLAB_REQUIRE_SERVICES=1 CONN_MAX_AGE=0 $(PY) scripts/services.py -- \
-			$(VENV)/bin/pytest -q --ignore=strategies $(PYTEST_ARGS); \
+			$(VENV)/bin/pytest -q --ignore=strategies/tests $(PYTEST_ARGS); \
 	elif [ -n "$$BTLAB_CI" ]; then \
 		echo "PostgreSQL or Redis server binaries not installed, and BTLAB_CI is set: failing" >&2; \
 		exit 1; \
