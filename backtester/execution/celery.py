@@ -39,6 +39,7 @@ from backtester.execution.handles import (
 )
 from backtester.execution.messages import spec_dump
 from backtester.execution.pool import Runner, get_runner
+from backtester.execution.remote import RUN_PRIORITY, sweep_priority, workers_answer
 from prices.models import Cryptocurrency
 
 logger = logging.getLogger(__name__)
@@ -57,21 +58,8 @@ PUBLISH_GRACE_S = 2.0
 # Seconds beyond the broker's visibility timeout without any piece starting or
 # ending after which the pieces not ended are sent again (see _watch).
 STALL_MARGIN_S = 5.0
-# Task priorities on the Redis broker, where 0 is taken first (the transport's
-# priority_steps in settings). A run's pieces (one coin each: small) go ahead
-# of every queued sweep piece, so a 1-coin run never waits behind a 10,000-
-# combination sweep; a sweep's block k goes at SWEEP_PRIORITY + k, so the first
-# cells of a sweep started later overtake the late blocks of an earlier one.
-RUN_PRIORITY = 0
 # Seconds between looks at the heartbeats of the workers holding a job's pieces.
 LIVENESS_EVERY_S = 1.0
-SWEEP_PRIORITY = 2
-LOWEST_PRIORITY = 9
-
-
-def sweep_priority(block: int) -> int:
-    """Return the task priority of a sweep's ``block``-th block (0 first)."""
-    return min(LOWEST_PRIORITY, SWEEP_PRIORITY + block)
 
 
 class RunFailed(RuntimeError):
@@ -415,7 +403,7 @@ class CeleryExecutor:
                     publish_unsent(missing)
                     return "complete"
             elif not started and now >= deadline:
-                if not self._workers_answer():
+                if not workers_answer(self._tasks.app):
                     raise RunFailed(
                         f"no worker picked up the tasks within {pickup:g} s; "
                         "is a worker running?"
@@ -433,13 +421,6 @@ class CeleryExecutor:
                 feeder.resend(lost)
                 moved_at = now
             state.wait(job, POLL_S)
-
-    def _workers_answer(self) -> bool:
-        try:
-            return bool(self._tasks.app.control.ping(timeout=1.0))
-        except Exception:  # a broker that cannot be reached has no workers
-            logger.warning("could not ping the workers", exc_info=True)
-            return False
 
     def _stop_tasks(self, job: str, feeder: Feeder | None, *, revoke: bool) -> None:
         """Stop a job's remaining tasks: running ones see the flag before

@@ -15,7 +15,7 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 
 from backtester.asgi import application
-from backtester.execution.celery import LOWEST_PRIORITY, sweep_priority
+from backtester.execution.remote import LOWEST_PRIORITY, sweep_priority
 from backtester.runs.tests.factories import make_coins
 from backtester.runs.tests.test_celery import (  # noqa: F401 - fixtures
     celery_settings,
