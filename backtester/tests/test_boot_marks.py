@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 from django.apps import apps
 
 from backtester.asgi import STALE_MARKERS
 from backtester.execution.boot import jobs_mark_stale_at_boot
 from backtester.runs import processes
+from backtester.runs.tests.test_stale_runs import dead_owner  # noqa: F401
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -48,24 +46,13 @@ def required(model) -> dict:
     }
 
 
-def dead_owner() -> str:
-    """Return the owner string of a process on this host that has exited."""
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
-        return processes.identity(child.pid)
-    finally:
-        child.kill()
-        child.wait()
-
-
-def test_every_kind_of_owned_job_left_running_is_failed_at_boot():
+def test_every_kind_of_owned_job_left_running_is_failed_at_boot(dead_owner):  # noqa: F811
     models = owned_job_models()
     # Runs, sweeps, portfolio runs and portfolio sweeps at least.
     assert len(models) >= 4, models
-    owner = dead_owner()
     left = [
         model.objects.create(
-            **{**required(model), "owner": owner, "status": model.Status.RUNNING}
+            **{**required(model), "owner": dead_owner, "status": model.Status.RUNNING}
         )
         for model in models
     ]
